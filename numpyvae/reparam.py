@@ -1,0 +1,64 @@
+"""The reparameterization trick and its backward along the eps-path.
+
+Sampling z ~ N(mu, diag exp(logvar)) directly has no derivative with respect to
+mu and logvar. Writing the sample as a deterministic function of (mu, logvar)
+and an independent noise eps ~ N(0, I) moves the randomness out of the way:
+
+    z = mu + sigma * eps,   sigma = exp(logvar / 2)
+
+Shapes: mu, logvar (B, Z); eps and z (K, B, Z) for K samples per example.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["sample_eps", "reparameterize", "reparameterize_backward"]
+
+
+def sample_eps(rng: np.random.Generator, k: int, batch: int, z_dim: int,
+               dtype=np.float64):
+    """Draw eps ~ N(0, I) of shape (K, B, Z) from ``rng``.
+
+    Derivation: derivations/04_reparameterization.md, eq. (4.3)
+    """
+    for name, v in (("k", k), ("batch", batch), ("z_dim", z_dim)):
+        if int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return rng.standard_normal((int(k), int(batch), int(z_dim)), dtype=dtype)
+
+
+def _check(mu, logvar, eps):
+    if mu.shape != logvar.shape or mu.ndim != 2:
+        raise ValueError(f"mu and logvar must both have shape (B, Z); got "
+                         f"mu {mu.shape}, logvar {logvar.shape}")
+    if eps.ndim != 3 or eps.shape[1:] != mu.shape:
+        raise ValueError(f"eps must have shape (K, {mu.shape[0]}, {mu.shape[1]}), "
+                         f"got {eps.shape}")
+
+
+def reparameterize(mu, logvar, eps):
+    """z = mu + exp(logvar / 2) * eps, broadcast over K samples.
+
+    mu, logvar: (B, Z); eps: (K, B, Z) -> z: (K, B, Z).
+
+    Derivation: derivations/04_reparameterization.md, eq. (4.1)
+    """
+    _check(mu, logvar, eps)
+    sigma = np.exp(0.5 * logvar)
+    return mu + sigma * eps
+
+
+def reparameterize_backward(dz, logvar, eps):
+    """Carry dL/dz back to (dL/dmu, dL/dlogvar) with eps held fixed.
+
+    dz: (K, B, Z) -> dmu, dlogvar: (B, Z), where
+    dmu = sum_k dz_k and dlogvar = sum_k dz_k * eps_k * sigma / 2.
+
+    Derivation: derivations/04_reparameterization.md, eq. (4.2)
+    """
+    if dz.shape != eps.shape:
+        raise ValueError(f"dz must have the shape of eps {eps.shape}, got {dz.shape}")
+    sigma = np.exp(0.5 * logvar)
+    dmu = dz.sum(axis=0)
+    dlogvar = 0.5 * sigma * (dz * eps).sum(axis=0)
+    return dmu, dlogvar
