@@ -111,9 +111,8 @@ class Tanh:
 
 
 def _sigmoid(x):
-    # exp of a non-positive number only, so neither branch overflows
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    # the tanh form is exact algebra, never overflows and needs one transcendental
+    return 0.5 + 0.5 * np.tanh(0.5 * x)
 
 
 class Sigmoid:

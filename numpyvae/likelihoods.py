@@ -17,8 +17,8 @@ LOG_2PI = float(np.log(2 * np.pi))
 
 
 def _sigmoid(a):
-    e = np.exp(-np.abs(a))
-    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+    # the tanh form is exact algebra, never overflows and needs one transcendental
+    return 0.5 + 0.5 * np.tanh(0.5 * a)
 
 
 def bernoulli_log_prob(x, logits):

@@ -121,14 +121,16 @@ class Adam(_Optimizer):
         self.t += 1
         m = self._state(params.shape, params.dtype, "m")
         v = self._state(params.shape, params.dtype, "v")
-        tmp = self._tmp if self._tmp is not None and self._tmp.shape == params.shape \
-            else np.empty_like(params)
-        self._tmp = tmp
+        if self._tmp is None or self._tmp.shape != params.shape:
+            self._tmp = np.empty_like(params)
+        tmp = self._tmp
+        # m <- b1 m + (1 - b1) g, written as m <- b1 (m - g) + g to avoid a temporary
+        m -= g
         m *= self.b1
-        m += (1 - self.b1) * g
-        v *= self.b2
+        m += g
         np.multiply(g, g, out=tmp)
-        tmp *= 1 - self.b2
+        v -= tmp
+        v *= self.b2
         v += tmp
         # fold both bias corrections into one step size and one eps
         c1 = 1 - self.b1 ** self.t
