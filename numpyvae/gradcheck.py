@@ -88,7 +88,10 @@ def directional_check(f, x, grad, rng=None, h=H) -> float:
 
 @dataclass
 class GradcheckReport:
-    """Rows of (name, shape, entries checked, max relative error, passed)."""
+    """Rows of (name, shape, entries checked, max relative error, passed).
+
+    Derivation: derivations/06_backprop_mlp.md, eq. (6.12)
+    """
     rows: list = field(default_factory=list)
     threshold: float = PASS
 
