@@ -39,7 +39,8 @@ def kl_normal_std(mu, logvar):
 
     Derivation: derivations/03_kl.md, eq. (3.3)
     """
-    return 0.5 * np.sum(mu * mu + np.exp(logvar) - logvar - 1, axis=-1)
+    # expm1(v) - v instead of exp(v) - v - 1: no cancellation near v = 0, so KL >= 0 holds
+    return 0.5 * np.sum(mu * mu + (np.expm1(logvar) - logvar), axis=-1)
 
 
 def kl_normal_std_grad(mu, logvar):
@@ -47,7 +48,7 @@ def kl_normal_std_grad(mu, logvar):
 
     Derivation: derivations/03_kl.md, eq. (3.4)
     """
-    return mu.copy(), 0.5 * (np.exp(logvar) - 1)
+    return mu.copy(), 0.5 * np.expm1(logvar)
 
 
 def kl_normal_normal(mu_q, logvar_q, mu_p, logvar_p):

@@ -194,6 +194,10 @@ class MLP:
         return {f"{i}.{k}": v for i, lin in enumerate(self.linears)
                 for k, v in lin.params().items()}
 
+    def grads(self) -> dict:
+        return {f"{i}.{k}": v for i, lin in enumerate(self.linears)
+                for k, v in lin.grads().items()}
+
     def forward(self, x):
         """x: (B, D_0) -> (B, D_L)."""
         for lin, act in zip(self.linears, self.acts):
