@@ -1,0 +1,499 @@
+"""Minibatch training loop for ``numpyvae.VAE`` with reproducible, resumable state.
+
+Everything random in a run comes from generators derived from one integer seed, so two runs
+with the same seed give identical histories, and a run resumed from a checkpoint continues
+exactly where the uninterrupted run would have been:
+
+* ``vae.rng``                 -- the reparameterisation noise of training steps (``eps=None``);
+* the ``"batch"`` generator   -- the shuffling of the training set at the start of each epoch;
+* the ``"binarize"`` generator -- dynamic binarisation of each training minibatch;
+* validation noise and the one-off binarisation of the validation set come from generators
+  rebuilt from the seed at every evaluation, so validation numbers are comparable between
+  epochs and do not depend on how many steps were taken.
+
+"Identical" means bit for bit on the same machine with the same BLAS build and thread count:
+a multi-threaded matrix product may sum in a different order with another thread count
+(e.g. ``OPENBLAS_NUM_THREADS=1`` versus 2 changes float32 results in the last bits).
+
+Non-finite losses or gradients stop the run with ``TrainingDiverged``; the checkpoint of the
+last finished epoch is never overwritten by a diverged state.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from . import checkpoint as _ckpt
+
+__derivation_exempt__ = True
+
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "HISTORY_COLUMNS",
+    "kl_warmup_beta",
+    "train",
+    "evaluate",
+    "binarize_batch",
+]
+
+#: Columns of ``Trainer.history`` (one value per finished epoch, in this order).
+HISTORY_COLUMNS = (
+    "epoch",
+    "step",
+    "beta",
+    "train_loss",
+    "train_neg_elbo",
+    "train_recon",
+    "train_kl",
+    "val_neg_elbo",
+    "val_recon",
+    "val_kl",
+)
+
+# Indices into SeedSequence(seed).spawn(...): fixed so that adding a stream never shifts others.
+_STREAMS = ("batch", "binarize", "val_eps", "val_binarize")
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised when a loss or a gradient becomes NaN/inf during training.
+
+    Attributes: ``epoch`` (1-based epoch in progress), ``step`` (0-based global step),
+    ``parameter`` (name of the first parameter with a non-finite gradient, or None when the
+    loss itself was non-finite), ``checkpoint`` (path of the last good checkpoint, or None).
+    """
+
+    def __init__(self, message: str, *, epoch: int, step: int, parameter: Optional[str], checkpoint: Optional[str]):
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step
+        self.parameter = parameter
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (all JSON-able; stored in checkpoints).
+
+    epochs: number of passes over the training set; batch_size: examples per step;
+    optimizer / lr / optimizer_kwargs: passed to ``numpyvae.optim.make_optimizer``;
+    beta: final weight of the KL term; warmup_epochs: length of the linear KL warm-up from 0 to
+    ``beta`` (0 disables it; may be fractional); k: Monte Carlo samples per example;
+    kl: ``"closed"`` or ``"mc"``; binarize: dynamic binarisation of every minibatch (x ~
+    Bernoulli(pixel intensity)) with the validation set binarised once with a fixed seed;
+    seed: seed of the trainer's generators; progress: show a tqdm bar; val_batch_size: batch
+    size of the (noise-seeded) validation evaluation; val_k: Monte Carlo samples used there.
+    """
+
+    epochs: int = 10
+    batch_size: int = 100
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    optimizer_kwargs: Dict[str, Any] = field(default_factory=dict)
+    beta: float = 1.0
+    warmup_epochs: float = 0.0
+    k: int = 1
+    kl: str = "closed"
+    binarize: bool = False
+    seed: int = 0
+    progress: bool = True
+    val_batch_size: int = 1000
+    val_k: int = 1
+
+    def __post_init__(self) -> None:
+        def _pos_int(name: str) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+
+        for name in ("batch_size", "k", "val_batch_size", "val_k"):
+            _pos_int(name)
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, np.integer)) or self.epochs < 0:
+            raise ValueError(f"epochs: expected a non-negative integer, got {self.epochs!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr: expected a positive finite number, got {self.lr!r}")
+        if not (isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"beta: expected a non-negative finite number, got {self.beta!r}")
+        if not (isinstance(self.warmup_epochs, (int, float)) and math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0):
+            raise ValueError(f"warmup_epochs: expected a non-negative number, got {self.warmup_epochs!r}")
+        if self.kl not in ("closed", "mc"):
+            raise ValueError(f"kl: expected 'closed' or 'mc', got {self.kl!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed: expected a non-negative integer, got {self.seed!r}")
+        self.epochs = int(self.epochs)
+        self.seed = int(self.seed)
+        self.lr = float(self.lr)
+        self.beta = float(self.beta)
+        self.warmup_epochs = float(self.warmup_epochs)
+        self.optimizer_kwargs = dict(self.optimizer_kwargs or {})
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return the config as a plain JSON-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        """Build a config from ``to_dict()`` output (unknown keys are rejected)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"train config: unknown keys {unknown}")
+        return cls(**dict(d))
+
+
+def kl_warmup_beta(step: int, steps_per_epoch: int, warmup_epochs: float, beta: float) -> float:
+    """KL weight used at global step ``step`` (0-based) under a linear warm-up.
+
+    The training objective is the negative beta-weighted ELBO, ``-E_q log p(x|z) + beta_t KL``;
+    during warm-up ``beta_t`` grows linearly with the step count from 0 (at step 0) to ``beta``
+    (reached after ``warmup_epochs * steps_per_epoch`` steps) and stays there afterwards.
+    ``warmup_epochs == 0`` means no warm-up (``beta`` from the first step).
+
+    Derivation: derivations/02_elbo.md, eq. (2.7)
+    """
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch: expected a positive integer, got {steps_per_epoch!r}")
+    if step < 0:
+        raise ValueError(f"step: expected a non-negative integer, got {step!r}")
+    if warmup_epochs <= 0:
+        return float(beta)
+    total = warmup_epochs * steps_per_epoch
+    return float(beta) * min(1.0, step / total)
+
+
+def binarize_batch(x: np.ndarray, rng: np.random.Generator, dtype: Any = None) -> np.ndarray:
+    """Draw binary pixels x_b ~ Bernoulli(x) elementwise; x: (B, D) in [0, 1] -> (B, D) of 0/1.
+
+    Delegates to ``numpyvae.datasets.binarize_dynamic`` (one uniform draw per pixel from
+    ``rng``, so the generator's consumption per batch is fixed and part of the reproducible
+    state); the result is cast to ``dtype`` (default: x's dtype).
+    """
+    from .datasets import binarize_dynamic
+
+    xb = binarize_dynamic(x, rng)
+    return xb if dtype is None else xb.astype(dtype, copy=False)
+
+
+def _seed_streams(seed: int) -> Dict[str, np.random.SeedSequence]:
+    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
+    return dict(zip(_STREAMS, children))
+
+
+def _check_data(name: str, x: Any, x_dim: Optional[int]) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array (N, D), got {type(x).__name__}")
+    if x.ndim != 2:
+        raise ValueError(f"{name}: expected shape (N, D), got {x.shape}")
+    if x_dim is not None and x.shape[1] != x_dim:
+        raise ValueError(f"{name}: expected D = {x_dim} columns (the model's x_dim), got {x.shape[1]}")
+    return x
+
+
+def evaluate(vae: Any, x: np.ndarray, *, seed: int = 0, batch_size: int = 1000, k: int = 1, kl: str = "closed",
+             binarize: bool = False) -> Dict[str, float]:
+    """Negative ELBO (beta = 1) of ``vae`` on ``x`` with its parts, averaged over examples.
+
+    x: (N, D). The reparameterisation noise comes from a generator seeded with ``seed`` (one
+    draw of shape (k, B, Z) per batch), and with ``binarize=True`` the data are binarised once
+    with another generator derived from the same seed, so the result is a deterministic
+    function of (parameters, x, seed). Returns ``{"neg_elbo", "recon", "kl", "n"}`` where
+    ``recon`` is the reconstruction cost ``-E_q log p(x|z)`` (nats, >= 0 for Bernoulli) and
+    ``neg_elbo = recon + kl``.
+    """
+    x = _check_data("x", x, None)
+    streams = _seed_streams(seed)
+    if binarize:
+        x = binarize_batch(x, np.random.default_rng(streams["val_binarize"]))
+    return _evaluate_fixed(vae, x, np.random.default_rng(streams["val_eps"]), batch_size, k, kl)
+
+
+def _model_dtype(vae: Any) -> np.dtype:
+    return np.asarray(vae.flat_params).dtype
+
+
+def _evaluate_fixed(vae: Any, x: np.ndarray, rng: np.random.Generator, batch_size: int, k: int, kl: str) -> Dict[str, float]:
+    n = x.shape[0]
+    if n == 0:
+        return {"neg_elbo": float("nan"), "recon": float("nan"), "kl": float("nan"), "n": 0}
+    dtype = _model_dtype(vae)
+    z_dim = int(vae.config["z_dim"]) if "z_dim" in vae.config else None
+    s_elbo = s_recon = s_kl = 0.0
+    for start in range(0, n, batch_size):
+        xb = np.asarray(x[start:start + batch_size], dtype=dtype)
+        b = xb.shape[0]
+        eps = rng.standard_normal((k, b, z_dim)).astype(dtype, copy=False)
+        t = vae.forward(xb, eps=eps, k=k, beta=1.0, kl=kl)
+        s_elbo += float(t.elbo) * b
+        s_recon += float(t.recon) * b
+        s_kl += float(t.kl) * b
+    return {"neg_elbo": -s_elbo / n, "recon": -s_recon / n, "kl": s_kl / n, "n": n}
+
+
+class Trainer:
+    """Train a ``numpyvae.VAE`` on ``x_train`` and track the negative ELBO on ``x_val``.
+
+    Construction: ``Trainer(vae, x_train, x_val=None, config=TrainConfig(), checkpoint_path=None,
+    optimizer=None)``; x_train: (N, D), x_val: (M, D) or None. When ``checkpoint_path`` is given a
+    checkpoint is written before the first step and after every epoch. ``fit()`` runs up to
+    ``config.epochs`` (or a given total) and returns ``history`` (dict column -> list, see
+    ``HISTORY_COLUMNS``). ``Trainer.resume(path, x_train, x_val)`` continues a saved run
+    exactly. ``on_epoch_end(trainer, row)`` callbacks may be passed to ``fit``.
+    """
+
+    def __init__(self, vae: Any, x_train: np.ndarray, x_val: Optional[np.ndarray] = None,
+                 config: Optional[TrainConfig] = None, *, checkpoint_path: "str | os.PathLike | None" = None,
+                 optimizer: Any = None, extra: Optional[Mapping[str, Any]] = None):
+        self.vae = vae
+        self.config = config if config is not None else TrainConfig()
+        if not isinstance(self.config, TrainConfig):
+            raise TypeError(f"config: expected a TrainConfig, got {type(self.config).__name__}")
+        x_dim = int(vae.config["x_dim"]) if "x_dim" in vae.config else None
+        self.x_train = _check_data("x_train", x_train, x_dim)
+        if self.x_train.shape[0] == 0:
+            raise ValueError("x_train: expected at least one example, got 0")
+        self.x_val = None if x_val is None else _check_data("x_val", x_val, x_dim)
+        self.checkpoint_path = None if checkpoint_path is None else os.fspath(checkpoint_path)
+        self.extra = dict(extra or {})
+        if optimizer is None:
+            from .optim import make_optimizer
+
+            optimizer = make_optimizer(self.config.optimizer, self.config.lr, **self.config.optimizer_kwargs)
+        self.optimizer = optimizer
+        streams = _seed_streams(self.config.seed)
+        self.rngs: Dict[str, np.random.Generator] = {
+            "batch": np.random.default_rng(streams["batch"]),
+            "binarize": np.random.default_rng(streams["binarize"]),
+        }
+        self._val_x = self._prepare_val()
+        self.epoch = 0  # finished epochs
+        self.step = 0  # optimizer steps taken
+        self.history: Dict[str, List[float]] = {c: [] for c in HISTORY_COLUMNS}
+        self.epoch_times: List[float] = []
+        self.last_checkpoint: Optional[str] = None
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int:
+        """Number of optimizer steps per epoch (the last minibatch may be smaller)."""
+        return -(-self.x_train.shape[0] // self.config.batch_size)
+
+    @property
+    def val_data(self) -> Optional[np.ndarray]:
+        """The validation data as evaluated: x_val, binarised once with a seeded draw when
+        ``config.binarize`` is set; None without validation data."""
+        return self._val_x
+
+    def beta_at(self, step: int) -> float:
+        """KL weight at global step ``step`` (see ``kl_warmup_beta``)."""
+        return kl_warmup_beta(step, self.steps_per_epoch, self.config.warmup_epochs, self.config.beta)
+
+    def _prepare_val(self) -> Optional[np.ndarray]:
+        if self.x_val is None or self.x_val.shape[0] == 0:
+            return None
+        if self.config.binarize:
+            rng = np.random.default_rng(_seed_streams(self.config.seed)["val_binarize"])
+            return binarize_batch(self.x_val, rng)
+        return self.x_val
+
+    def trainer_state(self) -> Dict[str, Any]:
+        """The JSON-able trainer state stored in checkpoints (see ``numpyvae.checkpoint.save``)."""
+        return {
+            "train_config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "history": {k: list(v) for k, v in self.history.items()},
+            "optimizer": {"name": self.config.optimizer, "lr": self.config.lr, "kwargs": dict(self.config.optimizer_kwargs)},
+            "rngs": dict(self.rngs),
+            "extra": dict(self.extra),
+        }
+
+    def save_checkpoint(self, path: "str | os.PathLike | None" = None) -> str:
+        """Write the current state atomically to ``path`` (default: ``checkpoint_path``)."""
+        path = self.checkpoint_path if path is None else os.fspath(path)
+        if path is None:
+            raise ValueError("path: no checkpoint path given and the trainer has none")
+        _ckpt.save(path, self.vae, self.optimizer, self.trainer_state())
+        self.last_checkpoint = path
+        return path
+
+    @classmethod
+    def resume(cls, path: "str | os.PathLike", x_train: np.ndarray, x_val: Optional[np.ndarray] = None, *,
+               checkpoint_path: "str | os.PathLike | None" = None, epochs: Optional[int] = None,
+               progress: Optional[bool] = None) -> "Trainer":
+        """Rebuild model, optimizer, generators, counters and history from checkpoint ``path``.
+
+        The returned trainer continues the run exactly (``fit()`` then matches an uninterrupted
+        run with the same seed). ``epochs`` overrides the total epoch count; ``checkpoint_path``
+        defaults to ``path``; ``progress`` overrides the progress-bar setting.
+        """
+        ck = _ckpt.load(path)
+        cfg_d = dict(ck.train_config)
+        if epochs is not None:
+            cfg_d["epochs"] = epochs
+        if progress is not None:
+            cfg_d["progress"] = progress
+        try:
+            config = TrainConfig.from_dict(cfg_d)
+        except (TypeError, ValueError) as exc:
+            raise _ckpt.CheckpointError(f"{ck.path}: invalid train config: {exc}") from exc
+        vae = ck.build_model()
+        opt = ck.build_optimizer()
+        tr = cls(vae, x_train, x_val, config,
+                 checkpoint_path=os.fspath(path) if checkpoint_path is None else checkpoint_path,
+                 optimizer=opt, extra=ck.extra)
+        for name in tr.rngs:
+            if name not in ck.rng_states:
+                raise _ckpt.CheckpointError(f"{ck.path}: rng state {name!r} is missing")
+            _ckpt.set_rng_state(tr.rngs[name], ck.rng_states[name])
+        tr.epoch = ck.epoch
+        tr.step = ck.step
+        tr.history = {c: list(ck.history.get(c, [])) for c in HISTORY_COLUMNS}
+        tr.last_checkpoint = os.fspath(path)
+        return tr
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate_val(self) -> Dict[str, float]:
+        """Validation negative ELBO and parts with the seeded validation noise (NaN if no data)."""
+        if self._val_x is None:
+            return {"neg_elbo": float("nan"), "recon": float("nan"), "kl": float("nan"), "n": 0}
+        rng = np.random.default_rng(_seed_streams(self.config.seed)["val_eps"])
+        return _evaluate_fixed(self.vae, self._val_x, rng, self.config.val_batch_size, self.config.val_k, self.config.kl)
+
+    # -- training -----------------------------------------------------------------------------
+    def _diverged(self, what: str, parameter: Optional[str]) -> TrainingDiverged:
+        where = f"at step {self.step} (epoch {self.epoch + 1})"
+        if self.last_checkpoint is not None:
+            tail = f"last good checkpoint kept at {self.last_checkpoint} (after epoch {self.epoch})"
+        else:
+            tail = "no checkpoint was saved (no checkpoint_path)"
+        return TrainingDiverged(f"training diverged {where}: {what}; {tail}", epoch=self.epoch + 1,
+                                step=self.step, parameter=parameter, checkpoint=self.last_checkpoint)
+
+    def _nonfinite_names(self, arrays: Mapping[str, np.ndarray]) -> List[str]:
+        return [name for name, a in arrays.items() if not np.all(np.isfinite(a))]
+
+    def train_step(self, xb: np.ndarray) -> Any:
+        """One optimizer step on the minibatch xb: (B, D); returns the ``Terms``.
+
+        Raises ``TrainingDiverged`` (before touching the parameters) if the loss or any gradient
+        is not finite.
+        """
+        cfg = self.config
+        beta = self.beta_at(self.step)
+        # overflow warnings would only precede the TrainingDiverged raised below
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._train_step(xb, beta)
+
+    def _train_step(self, xb: np.ndarray, beta: float) -> Any:
+        cfg = self.config
+        t = self.vae.forward(xb, eps=None, k=cfg.k, beta=beta, kl=cfg.kl)
+        if not math.isfinite(float(t.loss)):
+            bad = self._nonfinite_names(self.vae.params)
+            note = f" (non-finite parameters: {', '.join(bad)})" if bad else ""
+            raise self._diverged(f"the loss is non-finite ({float(t.loss)}){note}", bad[0] if bad else None)
+        self.vae.backward()
+        if not np.all(np.isfinite(self.vae.flat_grads)):
+            bad = self._nonfinite_names(self.vae.grads)
+            name = bad[0] if bad else "<unknown>"
+            raise self._diverged(f"non-finite gradient for parameter {name!r}"
+                                 + (f" (also: {', '.join(bad[1:])})" if len(bad) > 1 else ""), name)
+        self.optimizer.step(self.vae.flat_params, self.vae.flat_grads)
+        self.step += 1
+        return t
+
+    def fit(self, epochs: Optional[int] = None, *, callbacks: Sequence[Callable[["Trainer", Dict[str, float]], None]] = ()) -> Dict[str, List[float]]:
+        """Train until ``epochs`` epochs in total are finished (default ``config.epochs``).
+
+        Each epoch: shuffle with the ``"batch"`` generator, optionally binarise each minibatch
+        with the ``"binarize"`` generator, step the optimizer on ``vae.flat_params`` with
+        ``vae.flat_grads``, then evaluate the validation set, append a history row, checkpoint
+        (if a path is set) and call the callbacks. Returns ``history``.
+        """
+        total = self.config.epochs if epochs is None else int(epochs)
+        if total < 0:
+            raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
+        if self.checkpoint_path is not None and self.last_checkpoint is None:
+            self.save_checkpoint()  # so that a divergence in epoch 1 still leaves a good state
+        dtype = _model_dtype(self.vae)
+        cfg = self.config
+        n = self.x_train.shape[0]
+        while self.epoch < total:
+            t0 = time.perf_counter()
+            order = self.rngs["batch"].permutation(n)
+            s_loss = s_elbo = s_recon = s_kl = 0.0
+            seen = 0
+            bar = _progress(self.steps_per_epoch, f"epoch {self.epoch + 1}/{total}", cfg.progress)
+            try:
+                for start in range(0, n, cfg.batch_size):
+                    idx = order[start:start + cfg.batch_size]
+                    xb = self.x_train[idx]
+                    if cfg.binarize:
+                        xb = binarize_batch(xb, self.rngs["binarize"], dtype)
+                    else:
+                        xb = np.asarray(xb, dtype=dtype)
+                    t = self.train_step(xb)
+                    b = xb.shape[0]
+                    seen += b
+                    s_loss += float(t.loss) * b
+                    s_elbo += float(t.elbo) * b
+                    s_recon += float(t.recon) * b
+                    s_kl += float(t.kl) * b
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{s_loss / seen:.2f}", refresh=False)
+            finally:
+                if bar is not None:
+                    bar.close()
+            val = self.evaluate_val()
+            self.epoch += 1
+            row = {
+                "epoch": int(self.epoch),
+                "step": int(self.step),
+                "beta": self.beta_at(max(self.step - 1, 0)),
+                "train_loss": s_loss / seen,
+                "train_neg_elbo": -s_elbo / seen,
+                "train_recon": -s_recon / seen,
+                "train_kl": s_kl / seen,
+                "val_neg_elbo": val["neg_elbo"],
+                "val_recon": val["recon"],
+                "val_kl": val["kl"],
+            }
+            for c in HISTORY_COLUMNS:
+                self.history[c].append(row[c])
+            self.epoch_times.append(time.perf_counter() - t0)
+            if self.checkpoint_path is not None:
+                self.save_checkpoint()
+            for cb in callbacks:
+                cb(self, row)
+        return self.history
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is a declared dependency, but never fail training over a bar
+        return None
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, unit="batch")
+
+
+def train(vae: Any, x_train: np.ndarray, x_val: Optional[np.ndarray] = None, config: Optional[TrainConfig] = None,
+          *, checkpoint_path: "str | os.PathLike | None" = None, **overrides: Any) -> Trainer:
+    """Convenience wrapper: build a ``Trainer`` (``overrides`` update ``config`` fields), run
+    ``fit()`` and return the trainer (``trainer.history``, ``trainer.vae``)."""
+    cfg = config if config is not None else TrainConfig()
+    if overrides:
+        d = cfg.to_dict()
+        d.update(overrides)
+        cfg = TrainConfig.from_dict(d)
+    tr = Trainer(vae, x_train, x_val, cfg, checkpoint_path=checkpoint_path)
+    tr.fit()
+    return tr

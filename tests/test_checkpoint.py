@@ -1,0 +1,196 @@
+"""Checkpoint files: round trip, validation errors, atomic writes, rng state serialisation."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import numpyvae as nv
+from numpyvae import checkpoint as ck
+
+
+def _small_model(seed=0, likelihood="bernoulli", dtype=np.float64):
+    return nv.VAE(x_dim=12, z_dim=3, hidden=(8,), likelihood=likelihood, seed=seed, dtype=dtype)
+
+
+def _trained_state(tmp_path, steps=3):
+    vae = _small_model()
+    opt = nv.optim.make_optimizer("adam", 1e-2)
+    rng = np.random.default_rng(5)
+    x = (rng.random((6, 12)) < 0.5).astype(np.float64)
+    for _ in range(steps):
+        vae.forward(x)
+        vae.backward()
+        opt.step(vae.flat_params, vae.flat_grads)
+    batch_rng = np.random.default_rng(11)
+    batch_rng.random(7)  # advance it: the saved state must be the current one, not the seed's
+    state = {
+        "train_config": {"epochs": 4, "lr": 0.01},
+        "epoch": 2,
+        "step": 17,
+        "history": {"epoch": [1, 2], "val_neg_elbo": [9.5, 0.1 + 0.2]},
+        "optimizer": {"name": "adam", "lr": 1e-2, "kwargs": {}},
+        "rngs": {"batch": batch_rng},
+        "extra": {"dataset": "toy"},
+    }
+    return vae, opt, state, batch_rng
+
+
+def test_round_trip_restores_params_optimizer_and_rngs(tmp_path):
+    vae, opt, state, batch_rng = _trained_state(tmp_path)
+    path = tmp_path / "run" / "checkpoint.npz"
+    assert ck.save(path, vae, opt, state) == str(path)
+    c = ck.load(path)
+    assert c.epoch == 2 and c.step == 17 and c.extra == {"dataset": "toy"}
+    assert c.history["val_neg_elbo"][1] == 0.1 + 0.2  # floats survive JSON exactly
+    assert c.model_config == vae.config
+    vae2 = c.build_model()
+    for name, p in vae.params.items():
+        assert np.array_equal(vae2.params[name], p), name
+        assert vae2.params[name].dtype == p.dtype
+    assert vae2.rng.bit_generator.state == vae.rng.bit_generator.state
+    assert np.array_equal(vae2.rng.standard_normal(5), vae.rng.standard_normal(5))
+    opt2 = c.build_optimizer()
+    s1, s2 = opt.state_dict(), opt2.state_dict()
+    assert set(s1) == set(s2)
+    for k in s1:
+        assert np.array_equal(s1[k], s2[k]), k
+    assert np.array_equal(c.rng("batch").random(4), batch_rng.random(4))
+    # the human-readable side file holds the same configuration
+    side = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert side["format"] == ck.FORMAT and side["model_config"] == vae.config and side["epoch"] == 2
+
+
+def test_parameters_are_stored_under_param_prefix_and_load_without_pickle(tmp_path):
+    vae, opt, state, _ = _trained_state(tmp_path)
+    path = tmp_path / "c.npz"
+    ck.save(path, vae, opt, state)
+    with np.load(path, allow_pickle=False) as z:
+        names = set(z.files)
+        assert {f"param/{n}" for n in vae.params} <= names
+        assert {f"opt/{k}" for k in opt.state_dict()} <= names
+        assert {"rng/vae", "rng/batch", "meta"} <= names
+        st = json.loads(str(z["rng/vae"][()]))
+        assert st["bit_generator"] == type(vae.rng.bit_generator).__name__
+        assert z["rng/vae"].dtype.kind == "U" and z["meta"].dtype.kind == "U"
+
+
+def test_atomic_save_leaves_no_temporary_files(tmp_path):
+    vae, opt, state, _ = _trained_state(tmp_path)
+    for _ in range(3):
+        ck.save(tmp_path / "checkpoint.npz", vae, opt, state)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.json", "checkpoint.npz"]
+
+
+def test_failed_write_keeps_the_previous_file_and_cleans_up(tmp_path):
+    target = tmp_path / "f.bin"
+    ck.atomic_write(target, lambda fh: fh.write(b"good"))
+
+    def boom(fh):
+        fh.write(b"half written")
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        ck.atomic_write(target, boom)
+    assert target.read_bytes() == b"good"
+    assert os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_missing_file_gives_clear_error(tmp_path):
+    with pytest.raises(ck.CheckpointError, match="not found"):
+        ck.load(tmp_path / "nope.npz")
+
+
+def test_garbage_file_is_not_a_checkpoint(tmp_path):
+    p = tmp_path / "junk.npz"
+    p.write_bytes(b"this is not a zip archive at all")
+    with pytest.raises(ck.CheckpointError, match="not a numpyvae checkpoint"):
+        ck.load(p)
+
+
+def test_foreign_npz_is_not_a_checkpoint(tmp_path):
+    p = tmp_path / "other.npz"
+    np.savez(p, weights=np.ones(3))
+    with pytest.raises(ck.CheckpointError, match="not a numpyvae checkpoint"):
+        ck.load(p)
+    q = tmp_path / "other2.npz"
+    np.savez(q, meta=np.array(json.dumps({"format": "something-else"})))
+    with pytest.raises(ck.CheckpointError, match="not a numpyvae checkpoint"):
+        ck.load(q)
+
+
+def test_truncated_checkpoint_gives_clear_error(tmp_path):
+    vae, opt, state, _ = _trained_state(tmp_path)
+    p = tmp_path / "c.npz"
+    ck.save(p, vae, opt, state)
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ck.CheckpointError):
+        ck.load(p)
+
+
+def _rewrite(path, mutate):
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    mutate(arrays)
+    np.savez(path, **arrays)
+
+
+def test_stored_shape_mismatch_names_the_parameter(tmp_path):
+    vae, opt, state, _ = _trained_state(tmp_path)
+    p = tmp_path / "c.npz"
+    ck.save(p, vae, opt, state)
+    _rewrite(p, lambda a: a.__setitem__("param/dec.out.W", np.zeros((3, 3))))
+    with pytest.raises(ck.CheckpointError, match="dec.out.W"):
+        ck.load(p)
+
+
+def test_missing_parameter_is_named(tmp_path):
+    vae, opt, state, _ = _trained_state(tmp_path)
+    p = tmp_path / "c.npz"
+    ck.save(p, vae, opt, state)
+    _rewrite(p, lambda a: a.pop("param/enc.mu.b"))
+    with pytest.raises(ck.CheckpointError, match="enc.mu.b"):
+        ck.load(p)
+
+
+def test_config_that_disagrees_with_the_arrays_names_the_parameter(tmp_path):
+    vae, opt, state, _ = _trained_state(tmp_path)
+    p = tmp_path / "c.npz"
+    ck.save(p, vae, opt, state)
+
+    def widen(a):
+        meta = json.loads(str(a["meta"][()]))
+        meta["model_config"]["z_dim"] = 4  # arrays were saved for z_dim = 3
+        a["meta"] = np.array(json.dumps(meta))
+
+    _rewrite(p, widen)
+    c = ck.load(p)  # the file is self-consistent; the model config is not
+    with pytest.raises(ck.CheckpointError, match=r"shape mismatch for parameter 'enc\.mu\.W'"):
+        c.build_model()
+
+
+def test_rng_state_json_round_trip_for_other_bit_generators():
+    for cls in (np.random.PCG64, np.random.MT19937, np.random.Philox, np.random.SFC64):
+        g = np.random.Generator(cls(3))
+        g.random(10)
+        restored = ck.rng_from_state(ck._from_jsonable(json.loads(json.dumps(ck._to_jsonable(ck.rng_state(g))))))
+        assert np.array_equal(restored.random(5), g.random(5)), cls.__name__
+
+
+def test_save_rejects_unknown_trainer_state_keys(tmp_path):
+    vae = _small_model()
+    with pytest.raises(ValueError, match="trainer_state"):
+        ck.save(tmp_path / "c.npz", vae, None, {"bogus": 1})
+
+
+def test_float32_model_round_trip(tmp_path):
+    vae = _small_model(dtype=np.float32, likelihood="gaussian_learned")
+    ck.save(tmp_path / "c.npz", vae, None, {})
+    c = ck.load(tmp_path / "c.npz")
+    assert c.opt_state is None
+    vae2 = c.build_model()
+    assert vae2.flat_params.dtype == np.float32
+    assert np.array_equal(vae2.flat_params, vae.flat_params)
