@@ -179,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the evaluation noise (default: the run's seed, so K = 1 on the validation split "
                         "reproduces the last validation number of the history)")
     e.add_argument("--max-examples", type=_positive_int, default=None, help="evaluate only the first N examples")
+
+    sub.add_parser("assignment", add_help=False,
+                   help="instructors: 'assignment make DIR' writes student stubs, "
+                        "'assignment grade FILE' grades them by gradient checks")
     return p
 
 
@@ -419,6 +423,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("NUMPYVAE_DEBUG"))
+    if argv[:1] == ["assignment"]:
+        from .assignments import main as assignment_main
+        return assignment_main(argv[1:])
     parser = build_parser()
     try:
         try:
@@ -426,7 +433,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except SystemExit as exc:  # --help / --version
             return int(exc.code or 0) if not isinstance(exc.code, str) else 2
         if a.command is None:
-            raise CLIError("a command is required: train, gradcheck or evaluate (see numpyvae --help)")
+            raise CLIError("a command is required: train, gradcheck, evaluate or assignment (see numpyvae --help)")
         if a.command == "train":
             return _cmd_train(a)
         if a.command == "gradcheck":
