@@ -1,0 +1,181 @@
+"""Numerical demonstrations of the mistakes in the source documents (derivations/10_errata.md).
+
+Each test shows the correct statement holds and the document's version does not.
+"""
+
+import numpy as np
+import pytest
+
+import numpyvae as nv
+from numpyvae.linear_gaussian import LinearGaussian
+
+# numpy >= 2 renamed trapz to trapezoid; the package supports numpy >= 1.23
+trapezoid = getattr(np, "trapezoid", None) or np.trapz
+
+LOG_2PI = np.log(2 * np.pi)
+
+
+def _lg(seed=0, D=4, Z=2, c=0.4):
+    rng = np.random.default_rng(seed)
+    return LinearGaussian(rng.normal(size=(D, Z)), rng.normal(size=D), c), rng
+
+
+def test_gibbs_kl_is_nonnegative():
+    """Shah, after Eq. (8), writes KL <= 0; Gibbs' inequality says KL >= 0 (0 iff equal)."""
+    rng = np.random.default_rng(0)
+    # discrete distributions
+    p = rng.dirichlet(np.ones(6), size=1000)
+    q = rng.dirichlet(np.ones(6), size=1000)
+    kl_discrete = np.sum(q * (np.log(q) - np.log(p)), axis=1)
+    assert np.all(kl_discrete > 0)
+    assert np.allclose(np.sum(q * (np.log(q) - np.log(q)), axis=1), 0.0)
+    # Gaussians, with the package's closed forms
+    mu_q, mu_p = rng.normal(size=(500, 3)), rng.normal(size=(500, 3))
+    lv_q, lv_p = rng.normal(size=(500, 3)), rng.normal(size=(500, 3))
+    assert np.all(nv.kl.kl_normal_normal(mu_q, lv_q, mu_p, lv_p) > 0)
+    np.testing.assert_allclose(nv.kl.kl_normal_normal(mu_q, lv_q, mu_q, lv_q), 0.0, atol=1e-12)
+    A = rng.normal(size=(500, 3, 3))
+    S = A @ np.transpose(A, (0, 2, 1)) + 0.1 * np.eye(3)
+    assert np.all(nv.kl.kl_mvn(mu_q, S, mu_p, np.eye(3)) > 0)
+    # in Shah's Eq. (8): log p(x) - ELBO(q) = KL(q || p(z|x)) >= 0, so the ELBO is a *lower* bound
+    lg, rng = _lg()
+    x = lg.sample(200, rng)
+    gap = lg.log_marginal(x) - lg.elbo(x, rng.normal(size=(200, 2)), rng.normal(size=(200, 2)))
+    assert np.all(gap > 0)
+
+
+def test_shah_chain_bracketing():
+    """E_q[log p(z, x)] - log p(x) = E_q[log p(z | x)]; Shah's E_q[log p(z,x) / log p(x)] is another number."""
+    lg, rng = _lg(1)
+    x = lg.sample(5, rng)
+    q_mu, q_lv = rng.normal(size=(5, 2)), rng.normal(size=(5, 2)) - 1.0
+    lhs = lg.expected_log_joint(x, q_mu, q_lv) - lg.log_marginal(x)
+    # closed form E_q[log N(z; m, C)] for q = N(q_mu, diag s2) and the exact posterior N(m, C)
+    m, C = lg.posterior(x)
+    P = np.linalg.inv(C)
+    d = q_mu - m
+    e_log_post = -0.5 * (2 * LOG_2PI + np.linalg.slogdet(C)[1] + np.exp(q_lv) @ np.diag(P)
+                         + np.einsum("bi,ij,bj->b", d, P, d))
+    np.testing.assert_allclose(lhs, e_log_post, rtol=0, atol=1e-10)
+    # Monte Carlo of the mis-bracketed ratio E_q[log p(z, x) / log p(x)]
+    K = 200_000
+    z = q_mu + np.exp(0.5 * q_lv) * rng.standard_normal((K, 5, 2))
+    ratio = lg.log_joint(x, z) / lg.log_marginal(x)
+    se = ratio.std(axis=0, ddof=1) / np.sqrt(K)
+    # a ratio of logs is dimensionless and positive here (both logs are negative) ...
+    assert np.all(ratio.mean(0) > 0) and np.all(e_log_post < 0)
+    # ... and far (hundreds of standard errors) from the correct value
+    assert np.all(np.abs(ratio.mean(0) - e_log_post) > 100 * se)
+    # the correct expression, by the same Monte Carlo, agrees within its error
+    diff = lg.log_joint(x, z) - lg.log_marginal(x)
+    se_d = diff.std(axis=0, ddof=1) / np.sqrt(K)
+    assert np.all(np.abs(diff.mean(0) - e_log_post) < 4.5 * se_d)
+
+
+def test_liao_kl_sign():
+    """1/2 sum(mu^2 + s^2 - log s^2 - 1) is +KL(q || N(0, I)), not -KL."""
+    rng = np.random.default_rng(2)
+    mu, lv = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    expr = 0.5 * np.sum(mu**2 + np.exp(lv) - lv - 1, axis=1)
+    assert np.all(expr >= 0)
+    assert np.all(-expr <= 0)  # the slide's "-KL" would be this, a non-positive number
+    # Monte Carlo KL = E_q[log q(z) - log p(z)] agrees with +expr
+    K = 100_000
+    eps = rng.standard_normal((K, 50, 3))
+    z = nv.reparam.reparameterize(mu, lv, eps)
+    mc_terms = nv.kl.log_normal_diag(z, mu, lv) - nv.kl.log_std_normal(z)
+    se = mc_terms.std(axis=0, ddof=1) / np.sqrt(K)
+    assert np.all(np.abs(mc_terms.mean(0) - expr) < 4.5 * se)
+    assert np.all(np.abs(mc_terms.mean(0) + expr) > 10 * se)  # -expr is not the KL
+    np.testing.assert_allclose(nv.kl.kl_normal_std(mu, lv), expr, atol=1e-12)
+
+
+def test_liao_decoder_density_argument():
+    """p(x|z) must be a density over x: N(x; mu(z), s^2) integrates to 1 in x; the slide's
+    N(z; mu(z), s^2) does not depend on x at all, so its integral over x is not 1."""
+    vae = nv.VAE(1, 1, hidden=(8,), likelihood="gaussian", activation="tanh", c=0.3, seed=0)
+    grid = np.linspace(-30, 30, 200_001)
+    for z0 in (-1.5, 0.0, 0.7, 2.0):
+        z = np.full((1, grid.size, 1), z0)
+        dens = np.exp(vae.log_px_given_z(grid[:, None], z)[0])  # N(x; mu(z0), c) over x
+        assert abs(trapezoid(dens, grid) - 1.0) < 1e-9
+        mean_z = vae.decode(np.array([[z0]]))[0, 0]
+        wrong = np.exp(-0.5 * (LOG_2PI + np.log(0.3)) - 0.5 * (z0 - mean_z) ** 2 / 0.3)
+        # as a function of x it is a constant, so its integral over [-L, L] is 2 L times it:
+        # it depends on L and cannot be 1 for every range, unlike a density in x
+        for L in (5.0, 30.0):
+            g = np.linspace(-L, L, 1001)
+            assert trapezoid(np.full_like(g, wrong), g) == pytest.approx(2 * L * wrong, rel=1e-12)
+        assert abs(10 * wrong - 60 * wrong) > 1e-3
+
+
+def test_liao_maxent_functional_derivative():
+    """The mean constraint's functional derivative is lambda_2 * x (not lambda_2), making
+    log p quadratic in x at the optimum: true for the Gaussian, false for e.g. the Laplace."""
+    from numpyvae import maxent
+
+    x = np.linspace(-4, 4, 801)
+    dx = x[1] - x[0]
+    p = np.exp(maxent.log_density_at_variance("laplace", x, 1.0))
+    # numerical functional derivative of M[p] = int x p(x) dx at each grid point
+    h = 1e-6
+    deriv = np.empty_like(x)
+    for i in (0, 200, 400, 600, 800):
+        pp = p.copy()
+        pp[i] += h
+        deriv[i] = (np.sum(x * pp) - np.sum(x * p)) * dx / (h * dx)
+    idx = [0, 200, 400, 600, 800]
+    np.testing.assert_allclose(deriv[idx], x[idx], atol=1e-6)  # it is x, which varies
+    assert np.ptp(deriv[idx]) > 7  # not a constant lambda_2
+
+    # stationarity -log p - 1 + l1 + l2 x + l3 (x - mu)^2 = 0: log p must be quadratic
+    design = np.stack([np.ones_like(x), x, x**2], axis=1)
+
+    def quad_residual(logp):
+        coef, *_ = np.linalg.lstsq(design, logp, rcond=None)
+        return np.max(np.abs(design @ coef - logp))
+
+    assert quad_residual(maxent.log_density_at_variance("gaussian", x, 1.0)) < 1e-10
+    for other in ("laplace", "logistic", "mixture"):
+        assert quad_residual(maxent.log_density_at_variance(other, x, 1.0)) > 0.05, other
+    # with the slide's multipliers (mu = 1.3, sigma^2 = 2): l1 = 1 - log(sigma sqrt(2 pi)),
+    # l2 = 0, l3 = -1 / (2 sigma^2) the Gaussian satisfies the corrected condition exactly
+    mu, s2 = 1.3, 2.0
+    logp = -0.5 * (LOG_2PI + np.log(s2)) - 0.5 * (x - mu) ** 2 / s2
+    l1, l2, l3 = 1 - 0.5 * np.log(2 * np.pi * s2), 0.0, -1 / (2 * s2)
+    np.testing.assert_allclose(-logp - 1 + l1 + l2 * x + l3 * (x - mu) ** 2, 0.0, atol=1e-12)
+
+
+def test_prabhu_joint_notation():
+    """The joint is p(x, z) = p(z) p(x | z); integrating out z gives p(x)."""
+    lg = LinearGaussian(np.array([[1.2, -0.4], [0.3, 0.9]]), np.array([0.5, -1.0]), 0.35)
+    x = np.array([[0.2, -0.7], [2.0, 1.0], [-1.5, 0.4]])
+    g = np.linspace(-9, 9, 601)
+    Z1, Z2 = np.meshgrid(g, g, indexing="ij")
+    z = np.stack([Z1.ravel(), Z2.ravel()], axis=-1)  # (G, 2)
+    zk = np.broadcast_to(z[:, None, :], (z.shape[0], 3, 2))
+    joint = np.exp(lg.log_joint(x, zk)).reshape(601, 601, 3)
+    integral = trapezoid(trapezoid(joint, g, axis=1), g, axis=0)
+    np.testing.assert_allclose(np.log(integral), lg.log_marginal(x), atol=1e-8)
+    # and the joint factorises as p(z) p(x|z) = p(x) p(z|x)
+    lj = lg.log_joint(x, zk[:50])
+    np.testing.assert_allclose(lj, lg.log_marginal(x) + lg.log_posterior(zk[:50], x), atol=1e-10)
+
+
+def test_lecture_sampling_average():
+    """p(x) ~ (1/S) sum_s p(x | z_s), z_s ~ p(z); averaging p(x, z_s) is off by the factor p(z_s)."""
+    lg, rng = _lg(3, D=3, Z=2, c=0.8)
+    x = lg.sample(6, rng)
+    S = 400_000
+    z = np.broadcast_to(rng.standard_normal((S, 1, 2)), (S, 6, 2))
+    lik = np.exp(lg.log_px_given_z(x, z))  # p(x | z_s)
+    est = lik.mean(0)
+    se = lik.std(0, ddof=1) / np.sqrt(S)
+    exact = np.exp(lg.log_marginal(x))
+    assert np.all(np.abs(est - exact) < 4.5 * se)
+    joint = np.exp(lg.log_joint(x, z))  # p(x, z_s) = p(z_s) p(x | z_s)
+    wrong = joint.mean(0)
+    se_w = joint.std(0, ddof=1) / np.sqrt(S)
+    assert np.all(np.abs(wrong - exact) > 20 * (se + se_w))
+    # p(z) <= (2 pi)^{-Z/2} makes the wrong average systematically smaller
+    assert np.all(wrong < exact / (2 * np.pi) + 4.5 * se_w)

@@ -1,0 +1,264 @@
+"""The gradient checker itself: it must measure correctly and must catch wrong backwards."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import numpyvae as nv
+from numpyvae import gradcheck as gc
+from numpyvae.layers import Linear
+
+from _helpers import FAST, PASS, batch, dims, seeds
+
+
+# --------------------------------------------------------------- numerical_grad
+@FAST
+@given(n=dims, seed=seeds)
+def test_numerical_grad_quadratic(n, seed):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, n))
+    bvec = rng.standard_normal(n)
+    x = rng.standard_normal(n)
+    x0 = x.copy()
+    g = gc.numerical_grad(lambda: 0.5 * x @ A @ x + bvec @ x, x)
+    # central differences are exact for a quadratic up to round-off
+    assert gc.rel_error(g, 0.5 * (A + A.T) @ x + bvec) < 1e-8
+    np.testing.assert_array_equal(x, x0)            # x restored after perturbation
+
+
+@FAST
+@given(shape=st.tuples(batch, dims), seed=seeds)
+def test_numerical_grad_sin(shape, seed):
+    x = np.random.default_rng(seed).uniform(-3, 3, shape)
+    g = gc.numerical_grad(lambda: np.sum(np.sin(x)), x)
+    assert g.shape == x.shape
+    np.testing.assert_allclose(g, np.cos(x), atol=1e-9)
+    # a larger step has a visibly larger truncation error (h^2 f'''/6): the step matters
+    g_big = gc.numerical_grad(lambda: np.sum(np.sin(x)), x, h=1e-1)
+    assert np.max(np.abs(g_big - np.cos(x))) > 1e-5
+
+
+def test_numerical_grad_index_and_input_checks():
+    x = np.linspace(-1, 1, 6)
+    g = gc.numerical_grad(lambda: np.sum(x ** 3), x, index=[1, 4])
+    assert np.isnan(g[[0, 2, 3, 5]]).all()
+    np.testing.assert_allclose(g[[1, 4]], 3 * x[[1, 4]] ** 2, atol=1e-9)
+    with pytest.raises(TypeError, match="float64"):
+        gc.numerical_grad(lambda: 0.0, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="contiguous"):
+        xf = np.zeros((4, 4))[:, ::2]
+        gc.numerical_grad(lambda: 0.0, xf)
+
+
+# ------------------------------------------------------------------- rel_error
+def test_rel_error_formula():
+    assert gc.rel_error([1.0, 2.0], [1.0, 2.5]) == pytest.approx(0.5 / 2.5)
+    assert gc.rel_error([2.0], [1.0]) == pytest.approx(0.5)         # factor 2 -> 0.5
+    assert gc.rel_error([-3.0, 1.0], [-3.0, 1.0]) == 0.0
+    # both zero: finite and 0, not nan
+    e = gc.rel_error(np.zeros(4), np.zeros(4))
+    assert np.isfinite(e) and e == 0.0
+    # tiny but different: the 1e-12 floor keeps it finite
+    assert gc.rel_error([1e-20], [3e-20]) == pytest.approx(2e-20 / 1e-12)
+    # near-zero entries do not blow the error up (an elementwise ratio would give 0.5)
+    assert gc.rel_error([1e-20, 1.0], [2e-20, 1.0]) < 1e-15
+    assert gc.rel_error(np.zeros((0,)), np.zeros((0,))) == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        gc.rel_error(np.zeros(3), np.zeros(4))
+
+
+@FAST
+@given(n=dims, seed=seeds, scale=st.floats(1e-6, 1e6))
+def test_rel_error_scale_invariant_and_symmetric(n, seed, scale):
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal(n), rng.standard_normal(n)
+    e = gc.rel_error(a, b)
+    assert e == pytest.approx(gc.rel_error(b, a))
+    assert e == pytest.approx(gc.rel_error(scale * a, scale * b), rel=1e-9)
+    assert 0 <= e <= 2
+
+
+# ----------------------------------------------------------- directional_check
+def test_directional_check():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, 20)
+    x0 = x.copy()
+    f = lambda: np.sum(np.sin(x) * x)
+    good = np.sin(x) + x * np.cos(x)
+    assert gc.directional_check(f, x, good) < PASS
+    np.testing.assert_array_equal(x, x0)
+    assert gc.directional_check(f, x, 2 * good) == pytest.approx(0.5, rel=1e-4)
+    assert gc.directional_check(f, x, np.sin(x)) >= 1e-3        # dropped a term
+    bad = good.copy()
+    bad[3] += 1.0                                                # one wrong coordinate
+    assert gc.directional_check(f, x, bad, rng=np.random.default_rng(1)) >= 1e-3
+
+
+def test_check_function_report():
+    x = np.array([0.3, -1.2, 2.0])
+    rep = gc.check_function(lambda: np.sum(np.exp(x)), np.exp(x), x, name="x")
+    assert rep.passed and rep.rows[0][:3] == ("x", (3,), 3)
+    rep = gc.check_function(lambda: np.sum(np.exp(x)), np.exp(x) + 0.01, x)
+    assert not rep.passed
+
+
+# ------------------------------------------------------------ check_layer flags
+class _LinearTimes2(Linear):
+    def backward(self, dy):
+        dx = super().backward(dy)
+        self.dW *= 2
+        return dx
+
+
+class _LinearDbPart(Linear):
+    def backward(self, dy):
+        dx = super().backward(dy)
+        self.db[...] = dy[:1].sum(axis=0)         # ignores all but the first example
+        return dx
+
+
+class _LinearDxNoW(Linear):
+    def backward(self, dy):
+        super().backward(dy)
+        return dy.copy()                          # omits the W^T factor (square layer)
+
+
+class _LinearDWTransposed(Linear):
+    def backward(self, dy):
+        dx = super().backward(dy)
+        self.dW[...] = self.dW.T.copy()           # square layer: shapes still agree
+        return dx
+
+
+@pytest.mark.parametrize("cls, bad_row", [(_LinearTimes2, "W"), (_LinearDbPart, "b"),
+                                          (_LinearDxNoW, "x"), (_LinearDWTransposed, "W")])
+@FAST
+@given(b=st.integers(2, 8), d=st.integers(2, 8), seed=seeds)
+def test_check_layer_flags_wrong_linear(cls, bad_row, b, d, seed):
+    rng = np.random.default_rng(seed)
+    good, bad = Linear(d, d, rng), cls(d, d, np.random.default_rng(0))
+    bad.W[...] = good.W
+    x = rng.standard_normal((b, d))
+    assert gc.check_layer(good, x, seed=seed).passed
+    rep = gc.check_layer(bad, x, seed=seed)
+    errs = rep.errors()
+    assert not rep.passed
+    assert errs[bad_row] >= 1e-3, str(rep)
+    if cls is _LinearTimes2:
+        assert errs["W"] == pytest.approx(0.5, rel=1e-6)
+
+
+# ------------------------------------------------------------------ check_model
+def _small_vae(likelihood="bernoulli", hidden=(5,), activation="tanh", dtype=np.float64, seed=0):
+    vae = nv.VAE(x_dim=6, z_dim=3, hidden=hidden, likelihood=likelihood,
+                 activation=activation, seed=seed, dtype=dtype)
+    rng = np.random.default_rng(seed + 100)
+    for name, p in vae.params.items():
+        if name.endswith(".b"):
+            p[...] = 0.3 * rng.standard_normal(p.shape)
+    x = rng.uniform(0, 1, (4, 6)).astype(dtype)
+    return vae, x
+
+
+def test_check_model_report_rows_and_table():
+    vae, x = _small_vae(hidden=(5, 4))
+    rep = gc.check_model(vae, x, k=2)
+    names = [r[0] for r in rep.rows]
+    assert names[:-1] == list(vae.params)            # one row per parameter, in order
+    assert names[-1] == "(all, random direction)"
+    assert len(rep.rows) == len(vae.params) + 1
+    for (name, shape, n, err, ok) in rep.rows[:-1]:
+        assert shape == vae.params[name].shape and n == vae.params[name].size
+    assert rep.passed and rep.max_error < PASS
+    assert set(rep.errors()) == set(names)
+    text = str(rep)
+    lines = text.splitlines()
+    assert len(lines) == len(rep.rows) + 3
+    assert "parameter" in lines[0] and "max rel err" in lines[0]
+    for name in vae.params:
+        assert any(line.startswith(name + " ") for line in lines)
+    assert text.count("pass") >= len(rep.rows) and "FAIL" not in text
+    assert "all passed" in lines[-1]
+    assert repr(rep) == text
+
+
+def test_check_model_flags_wrong_model_gradients(monkeypatch):
+    vae, x = _small_vae()
+    assert gc.check_model(vae, x).passed
+    # KL gradient off by a factor 2: only the encoder can be wrong
+    real = nv.model.kl_normal_std_grad
+    monkeypatch.setattr(nv.model, "kl_normal_std_grad",
+                        lambda mu, lv: tuple(2 * g for g in real(mu, lv)))
+    rep = gc.check_model(vae, x)
+    errs = rep.errors()
+    assert not rep.passed and "FAIL" in str(rep) and "SOME FAILED" in str(rep)
+    assert errs["enc.mu.W"] >= 1e-3 and errs["enc.logvar.b"] >= 1e-3
+    assert errs["dec.out.W"] < PASS                   # the decoder is untouched
+    monkeypatch.undo()
+    # dropped the eps-path term of dlogvar
+    real_rb = nv.model.reparameterize_backward
+    monkeypatch.setattr(nv.model, "reparameterize_backward",
+                        lambda dz, lv, eps: (real_rb(dz, lv, eps)[0], np.zeros_like(lv)))
+    errs = gc.check_model(vae, x).errors()
+    assert errs["enc.logvar.W"] >= 1e-3 and errs["enc.mu.W"] < PASS
+
+
+def test_check_model_flags_transposed_linear_gradient(monkeypatch):
+    """A transposed dW inside the model (square hidden layer) is caught."""
+    vae = nv.VAE(x_dim=5, z_dim=2, hidden=(5, 5), activation="tanh", seed=1)
+    x = np.random.default_rng(0).uniform(0, 1, (3, 5))
+    real = Linear.backward
+
+    def transposed(self, dy):
+        dx = real(self, dy)
+        if self.dW.shape[0] == self.dW.shape[1]:
+            self.dW[...] = self.dW.T.copy()
+        return dx
+
+    monkeypatch.setattr(Linear, "backward", transposed)
+    rep = gc.check_model(vae, x)
+    assert not rep.passed and rep.errors()["enc.1.W"] >= 1e-3
+
+
+def test_check_model_sparse(monkeypatch):
+    vae, x = _small_vae(hidden=(7,))
+    calls = []
+    real = gc.numerical_grad
+
+    def spy(f, p, h=gc.H, index=None):
+        calls.append((p.size, None if index is None else len(index)))
+        return real(f, p, h, index)
+
+    monkeypatch.setattr(gc, "numerical_grad", spy)
+    rep = gc.check_model(vae, x, sparse=3)
+    assert rep.passed
+    for (name, shape, n, err, ok) in rep.rows[:-1]:
+        assert n == min(3, vae.params[name].size)
+    # only 3 entries are perturbed in every parameter with more than 3 entries
+    assert all((size <= 3 and k is None) or k == 3 for size, k in calls)
+    assert len(calls) == len(vae.params)
+    monkeypatch.undo()
+    # still catches a wrong gradient (factor-2 decoder likelihood gradient)
+    real_grad = nv.likelihoods.bernoulli_log_prob_grad
+    monkeypatch.setattr(nv.likelihoods, "bernoulli_log_prob_grad",
+                        lambda x_, l: 2 * real_grad(x_, l))
+    rep = gc.check_model(vae, x, sparse=3)
+    assert not rep.passed and rep.errors()["dec.out.W"] >= 1e-3
+
+
+def test_check_model_float32_runs_on_float64_copy():
+    vae, x = _small_vae(dtype=np.float32)
+    before = vae.flat_params.copy()
+    x0 = x.copy()
+    rng_state = vae.rng.bit_generator.state
+    rep = gc.check_model(vae, x, k=2, kl="mc")
+    assert rep.passed, str(rep)                  # float64 copy: the 1e-6 bound holds
+    assert vae.dtype == np.float32 and vae.flat_params.dtype == np.float32
+    np.testing.assert_array_equal(vae.flat_params, before)
+    np.testing.assert_array_equal(x, x0)
+    assert x.dtype == np.float32
+    assert vae.rng.bit_generator.state == rng_state
+    # a float32 finite-difference check would be hopeless: the copy is what makes it pass
+    assert isinstance(vae.copy(np.float64).flat_params[0], np.float64)
