@@ -179,3 +179,68 @@ def test_lecture_sampling_average():
     assert np.all(np.abs(wrong - exact) > 20 * (se + se_w))
     # p(z) <= (2 pi)^{-Z/2} makes the wrong average systematically smaller
     assert np.all(wrong < exact / (2 * np.pi) + 4.5 * se_w)
+
+
+def _gaussian_q(rng, B, Z):
+    """A random full-covariance Gaussian q per call: mean (B, Z), shared cov (Z, Z)."""
+    A = rng.normal(size=(Z, Z))
+    return rng.normal(size=(B, Z)), A @ A.T + 0.2 * np.eye(Z)
+
+
+def test_shah_log_evidence_sign():
+    """Shah's chain before Eq. (7) ends with '- log p(x)'; KL(q || p(z|x)) needs '+ log p(x)'."""
+    lg, rng = _lg(seed=3)
+    x = lg.sample(5, rng)
+    q_mu, q_cov = _gaussian_q(rng, 5, 2)
+    # E_q log q for a Gaussian is minus its entropy
+    entropy = 0.5 * (2 * (1 + LOG_2PI) + np.linalg.slogdet(q_cov)[1])
+    e_log_joint = lg.expected_log_joint(x, q_mu, q_cov=q_cov)
+    log_px = lg.log_marginal(x)
+    post_mu, post_cov = lg.posterior(x)
+    kl = nv.kl.kl_mvn(q_mu, q_cov, post_mu, post_cov)
+    correct = -entropy - e_log_joint + log_px
+    shah = -entropy - e_log_joint - log_px
+    np.testing.assert_allclose(correct, kl, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(shah - kl, -2 * log_px, rtol=1e-10)
+    assert np.all(np.abs(shah - kl) > 1.0)
+
+
+def test_liao_prior_is_density():
+    """Liao writes p(z) = log N(z; 0, I); the prior is N(z; 0, I) itself."""
+    z = np.linspace(-12, 12, 20001)[:, None]
+    log_n = nv.kl.log_std_normal(z)
+    assert abs(trapezoid(np.exp(log_n), z[:, 0]) - 1) < 1e-8
+    # the printed 'density' is negative wherever |z| is not tiny, so it is no density
+    assert np.all(log_n < 0)
+    assert trapezoid(log_n, z[:, 0]) < -100
+
+
+def test_liao_encoder_targets_posterior():
+    """Liao's last slide says p(x|z) ~ q(z|x); training makes q(z|x) ~ p(z|x)."""
+    lg, rng = _lg(seed=4)
+    x = lg.sample(6, rng)
+    q_mu, q_cov = _gaussian_q(rng, 6, 2)
+    post_mu, post_cov = lg.posterior(x)
+    gap = lg.log_marginal(x) - lg.elbo(x, q_mu, q_cov=q_cov)
+    np.testing.assert_allclose(gap, nv.kl.kl_mvn(q_mu, q_cov, post_mu, post_cov), rtol=1e-9)
+    assert np.all(gap > 0)
+    # the gap - what training lowers - vanishes exactly when q is the posterior
+    np.testing.assert_allclose(lg.log_marginal(x) - lg.elbo(x, post_mu, q_cov=post_cov), 0,
+                               atol=1e-10)
+
+
+def test_shah_eq9_dropped_constant():
+    """Shah's Eq. (9) keeps -||x - f(z)||^2 / 2c and drops -D/2 log(2 pi c)."""
+    rng = np.random.default_rng(5)
+    D, c = 6, 0.3
+    vae = nv.VAE(D, 2, hidden=(5,), likelihood="gaussian", c=c, activation="tanh", seed=1)
+    x = rng.normal(size=(4, D))
+    z = rng.normal(size=(3, 4, 2))
+    mean = vae.decode(z)
+    shah = -np.sum((x - mean) ** 2, axis=-1) / (2 * c)
+    logp = vae.log_px_given_z(x, z)
+    np.testing.assert_allclose(logp - shah, -0.5 * D * np.log(2 * np.pi * c), rtol=1e-12)
+    # with the constant the density integrates to one (1-D check over x)
+    xs = np.linspace(-8, 8, 40001)
+    dens = np.exp(nv.likelihoods.gaussian_log_prob(xs[:, None], np.zeros((1, 1)), c))
+    assert abs(trapezoid(dens, xs) - 1) < 1e-8

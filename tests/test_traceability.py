@@ -39,8 +39,8 @@ def _modules():
 def _public_objects():
     """(dotted name, object) for every public function/class and each documented method."""
     for mod in _modules():
-        if getattr(mod, "__derivation_exempt__", False):
-            continue
+        # exempt modules need no references, but the references they do give must hold
+        exempt = bool(getattr(mod, "__derivation_exempt__", False))
         names = getattr(mod, "__all__", None)
         if names is None:
             names = [n for n, o in vars(mod).items() if not n.startswith("_")
@@ -50,7 +50,7 @@ def _public_objects():
             obj = getattr(mod, n)
             if not (inspect.isfunction(obj) or inspect.isclass(obj)):
                 continue
-            yield f"{mod.__name__}.{n}", obj, True
+            yield f"{mod.__name__}.{n}", obj, not exempt
             if inspect.isclass(obj):
                 for mn, m in vars(obj).items():
                     if not mn.startswith("_") and inspect.isfunction(m):
@@ -113,6 +113,18 @@ def test_links_from_notes_into_the_code_resolve():
             if not (DERIV / link).resolve().exists():
                 broken.append(f"{path.name}: {link}")
     assert not broken, "\n".join(broken)
+
+
+def test_every_test_named_in_the_notes_exists():
+    defined = set()
+    for path in (ROOT / "tests").glob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)", path.read_text(encoding="utf-8"), re.M))
+    missing = []
+    for path in sorted(DERIV.glob("*.md")):
+        for name in set(re.findall(r"`(test_\w+)`", path.read_text(encoding="utf-8"))):
+            if name not in defined:
+                missing.append(f"{path.name}: `{name}`")
+    assert not missing, "tests named in derivations/ that do not exist:\n" + "\n".join(missing)
 
 
 def test_every_tag_is_unique_within_the_notes():
