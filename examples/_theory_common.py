@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import os
+
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -51,7 +53,7 @@ def load_binary_mnist(source="mnist-embedded", seed=0):
     from numpyvae import datasets as ds
 
     if source == "mnist":
-        shared = HERE.parent.parent / "shared" / "data"
+        shared = os.environ.get("NUMPYVAE_DATA") or HERE.parent.parent / "shared" / "data"
         d = ds.load_dataset("mnist", data_dir=shared, binarize="fixed", seed=seed)
     else:
         d = ds.load_dataset("mnist-embedded", binarize="fixed", seed=seed)

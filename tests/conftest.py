@@ -13,6 +13,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run (a failure there is reproducible, never a fluke);
+# locally hypothesis keeps exploring new ones. Select with HYPOTHESIS_PROFILE=ci|dev.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 _DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
