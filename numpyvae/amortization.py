@@ -21,23 +21,9 @@ import numpy as np
 
 from .optim import Adam
 from .reparam import sample_eps
+from ._validate import positive_int, vae_and_x
 
 __all__ = ["fit_local_posterior", "elbo_common_noise", "amortization_gap"]
-
-
-def _pos_int(name, v):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
-def _check(vae, x):
-    if not hasattr(vae, "forward") or not hasattr(vae, "encode"):
-        raise TypeError(f"vae must be a numpyvae.VAE, got {type(vae).__name__}")
-    x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != vae.x_dim or x.shape[0] < 1:
-        raise ValueError(f"x must have shape (B, {vae.x_dim}) with B >= 1, got {x.shape}")
-    return x
 
 
 def fit_local_posterior(vae, x, steps=300, lr=0.05, k=1, seed=0, init=None, lr_decay=True,
@@ -64,8 +50,8 @@ def fit_local_posterior(vae, x, steps=300, lr=0.05, k=1, seed=0, init=None, lr_d
     Derivation: derivations/02_elbo.md, eq. (2.10)
     Derivation: derivations/02_elbo.md, eq. (2.9)
     """
-    x = _check(vae, x)
-    steps, k = _pos_int("steps", steps), _pos_int("k", k)
+    x = vae_and_x(vae, x)
+    steps, k = positive_int("steps", steps), positive_int("k", k)
     if not (isinstance(lr, numbers.Real) and np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     B, Z = x.shape[0], vae.z_dim
@@ -112,7 +98,7 @@ def elbo_common_noise(vae, x, mu, logvar, eps):
 
     Derivation: derivations/02_elbo.md, eq. (2.8)
     """
-    x = _check(vae, x)
+    x = vae_and_x(vae, x)
     return vae.forward(x, eps=eps, q=(mu, logvar)).elbo_per_example.astype(np.float64)
 
 
@@ -129,8 +115,8 @@ def amortization_gap(vae, x, steps=300, lr=0.05, k_fit=1, k_eval=1000, seed=0, k
 
     Derivation: derivations/02_elbo.md, eq. (2.10)
     """
-    x = _check(vae, x)
-    k_eval = _pos_int("k_eval", k_eval)
+    x = vae_and_x(vae, x)
+    k_eval = positive_int("k_eval", k_eval)
     mu_e, lv_e = vae.encode(x)
     mu_l, lv_l = fit_local_posterior(vae, x, steps=steps, lr=lr, k=k_fit, seed=seed)
     eps = sample_eps(np.random.default_rng([seed, 1]), k_eval, x.shape[0], vae.z_dim, dtype=vae.dtype)
@@ -149,7 +135,7 @@ def amortization_gap(vae, x, steps=300, lr=0.05, k_fit=1, k_eval=1000, seed=0, k
 
         # proposal: the fitted local q's, which are closer to the posterior than the encoder's
         # (with the encoder's q a finite-K estimate can fall below the local ELBO)
-        ll = log_likelihood(vae, x, k=_pos_int("k_ll", k_ll), rng=np.random.default_rng([seed, 2]),
+        ll = log_likelihood(vae, x, k=positive_int("k_ll", k_ll), rng=np.random.default_rng([seed, 2]),
                             q=(mu_l, lv_l))
         out["log_likelihood"] = ll
         out["approximation_gap"] = ll - e_loc

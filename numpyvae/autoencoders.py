@@ -31,6 +31,8 @@ import numpy as np
 from .datasets import iterate_minibatches
 from .layers import ACTIVATIONS, MLP, Linear, make_activation
 from .optim import Adam
+from ._validate import positive_int as _positive_int
+from . import _validate
 
 __all__ = ["pca", "pca_reconstruct", "Autoencoder", "AETerms", "fit"]
 
@@ -38,12 +40,6 @@ _NOTE = "derivations/09_autoencoders.md"
 
 
 # --------------------------------------------------------------------------- helpers
-def _positive_int(name, v):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
 def _nonneg_float(name, v, upper=None):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name} must be a non-negative number, got {v!r}")
@@ -190,11 +186,8 @@ class Autoencoder:
                           ("out_activation", out_activation)):
             if act not in ACTIVATIONS:
                 raise ValueError(f"{name} must be one of {sorted(ACTIVATIONS)}, got {act!r}")
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        dtype = _validate.float_dtype(dtype)
+        seed = _validate.seed(seed)
         if not isinstance(tied, (bool, np.bool_)):
             raise ValueError(f"tied must be True or False, got {tied!r}")
         if tied and hidden:

@@ -299,7 +299,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         return 1
     t_train = time.perf_counter() - t_start
 
-    files = _write_history(history, out)
+    _write_history(history, out)
     fig_x = trainer.val_data if trainer.val_data is not None else x_train
     fig_y = y_val if trainer.val_data is not None else ds.y_train
     figs = plots.make_figures(trainer.vae, fig_x, out, history=history, y_val=fig_y, image_shape=ds.image_shape,

@@ -17,13 +17,13 @@ Derivation: derivations/07_importance_sampling.md, eq. (7.5)
 
 from __future__ import annotations
 
-import numbers
 import time
 
 import numpy as np
 
 from . import kl as _kl
 from .reparam import reparameterize, sample_eps
+from ._validate import as_rng, positive_int, vae_and_x
 
 __all__ = [
     "log_mean_exp",
@@ -46,22 +46,6 @@ DEFAULT_MAX_FLOATS = 2_500_000
 
 
 # ---------------------------------------------------------------------- helpers
-def _as_rng(rng, vae=None):
-    if rng is None:
-        return vae.rng if vae is not None else np.random.default_rng()
-    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    if isinstance(rng, np.random.Generator):
-        return rng
-    raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
-
-
-def _pos_int(name, v):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
 def log_mean_exp(a, axis=0, keepdims=False):
     """log(mean(exp(a), axis)) without overflow or underflow.
 
@@ -94,22 +78,13 @@ def _log_weights(vae, x, mu, logvar, eps):
     return vae.log_px_given_z(x, z) + _kl.log_std_normal(z) - _kl.log_normal_diag(z, mu, logvar)
 
 
-def _check_vae_x(vae, x):
-    if not hasattr(vae, "encode") or not hasattr(vae, "log_px_given_z"):
-        raise TypeError(f"vae must be a numpyvae.VAE, got {type(vae).__name__}")
-    x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != vae.x_dim or x.shape[0] < 1:
-        raise ValueError(f"x must have shape (B, {vae.x_dim}) with B >= 1, got {x.shape}")
-    return x
-
-
 def _chunks(vae, B, k, batch_size, max_floats):
     """Example-chunk and sample-chunk sizes with K_chunk * B_chunk * width <= max_floats."""
     width = _widest(vae)
     if batch_size is None:
         batch_size = max(1, min(B, 100))
-    batch_size = _pos_int("batch_size", batch_size)
-    max_floats = _pos_int("max_floats", max_floats)
+    batch_size = positive_int("batch_size", batch_size)
+    max_floats = positive_int("max_floats", max_floats)
     bc = min(batch_size, B)
     kc = max(1, min(k, max_floats // (bc * width)))
     if kc * bc * width > max_floats:  # a single sample of the chunk is already too big
@@ -137,8 +112,8 @@ def _lse_accumulate(vae, x, k, rng, batch_size, max_floats, with_second_moment, 
     K_chunk and combined with the usual max-shift update, so only (K_chunk, B_chunk, width)
     floats are alive at a time.
     """
-    x = _check_vae_x(vae, x)
-    k = _pos_int("k", k)
+    x = vae_and_x(vae, x)
+    k = positive_int("k", k)
     q = _check_proposal(vae, x, q)
     B = x.shape[0]
     bc, kc = _chunks(vae, B, k, batch_size, max_floats)
@@ -186,7 +161,7 @@ def iwae_bound(vae, x, k, rng=None, batch_size=None, max_floats=DEFAULT_MAX_FLOA
     Derivation: derivations/07_importance_sampling.md, eq. (7.5)
     Derivation: derivations/07_importance_sampling.md, eq. (7.1)
     """
-    out, _ = _lse_accumulate(vae, x, k, _as_rng(rng, vae), batch_size, max_floats, False, q)
+    out, _ = _lse_accumulate(vae, x, k, as_rng(rng, vae.rng), batch_size, max_floats, False, q)
     return out
 
 
@@ -209,7 +184,7 @@ def log_likelihood(vae, x, k=5000, batch_size=None, rng=None, max_floats=DEFAULT
     Derivation: derivations/07_importance_sampling.md, eq. (7.5)
     Derivation: derivations/07_importance_sampling.md, eq. (7.2)
     """
-    l1, l2 = _lse_accumulate(vae, x, k, _as_rng(rng, vae), batch_size, max_floats, return_stderr, q)
+    l1, l2 = _lse_accumulate(vae, x, k, as_rng(rng, vae.rng), batch_size, max_floats, return_stderr, q)
     if not return_stderr:
         return l1
     rel_var = np.maximum(np.exp(l2 - 2 * l1) - 1.0, 0.0)
@@ -230,18 +205,18 @@ def evaluate_bounds(vae, x, ks=(1, 10, 100, 1000, 5000), rng=None, batch_size=No
 
     Derivation: derivations/07_importance_sampling.md, eq. (7.5)
     """
-    x = _check_vae_x(vae, x)
-    g = _as_rng(rng, vae)
-    ks = tuple(_pos_int("ks entries", kk) for kk in ks)
+    x = vae_and_x(vae, x)
+    g = as_rng(rng, vae.rng)
+    ks = tuple(positive_int("ks entries", kk) for kk in ks)
     if not ks:
         raise ValueError("ks must hold at least one K")
     rows = []
     t0 = time.perf_counter()
     elbo = np.empty(x.shape[0])
-    bc = 100 if batch_size is None else _pos_int("batch_size", batch_size)
+    bc = 100 if batch_size is None else positive_int("batch_size", batch_size)
     for s in range(0, x.shape[0], bc):
         xb = x[s:s + bc]
-        eps = sample_eps(g, _pos_int("n_elbo_samples", n_elbo_samples), xb.shape[0], vae.z_dim,
+        eps = sample_eps(g, positive_int("n_elbo_samples", n_elbo_samples), xb.shape[0], vae.z_dim,
                          dtype=vae.dtype)
         elbo[s:s + bc] = vae.forward(xb, eps=eps).elbo_per_example
     n = x.shape[0]
@@ -313,8 +288,8 @@ def score_function_grad(f, mu, logvar, n, rng=None, baseline=False):
     Derivation: derivations/04_reparameterization.md, eq. (4.4)
     """
     mu, logvar = _check_q(mu, logvar)
-    n = _pos_int("n", n)
-    g = _as_rng(rng)
+    n = positive_int("n", n)
+    g = as_rng(rng)
     eps = g.standard_normal((n,) + mu.shape)
     sigma = np.exp(0.5 * logvar)
     fz = np.asarray(f(mu + sigma * eps), dtype=np.float64)
@@ -340,8 +315,8 @@ def pathwise_grad(f_and_grad, mu, logvar, n, rng=None):
     Derivation: derivations/04_reparameterization.md, eq. (4.2)
     """
     mu, logvar = _check_q(mu, logvar)
-    n = _pos_int("n", n)
-    g = _as_rng(rng)
+    n = positive_int("n", n)
+    g = as_rng(rng)
     eps = g.standard_normal((n,) + mu.shape)
     sigma = np.exp(0.5 * logvar)
     _, dfdz = f_and_grad(mu + sigma * eps)
@@ -362,9 +337,9 @@ def elbo_energy_entropy(vae, x, k=1, rng=None):
 
     Derivation: derivations/02_elbo.md, eq. (2.6)
     """
-    x = _check_vae_x(vae, x)
-    k = _pos_int("k", k)
-    g = _as_rng(rng, vae)
+    x = vae_and_x(vae, x)
+    k = positive_int("k", k)
+    g = as_rng(rng, vae.rng)
     mu, logvar = vae.encode(x)
     z = reparameterize(mu, logvar, sample_eps(g, k, x.shape[0], vae.z_dim, dtype=vae.dtype))
     energy = np.mean(vae.log_px_given_z(x, z) + _kl.log_std_normal(z), axis=0)
@@ -387,12 +362,12 @@ def kl_mc_error(mu, logvar, ns=(1, 10, 100, 1000, 10000), n_rep=200, rng=None):
     mu, logvar = _check_q(mu, logvar)
     if mu.ndim != 1:
         raise ValueError(f"mu and logvar must be 1-D (Z,), got shape {mu.shape}")
-    n_rep = _pos_int("n_rep", n_rep)
-    g = _as_rng(rng)
+    n_rep = positive_int("n_rep", n_rep)
+    g = as_rng(rng)
     closed = float(_kl.kl_normal_std(mu, logvar))
     rows = []
     for n in ns:
-        n = _pos_int("ns entries", n)
+        n = positive_int("ns entries", n)
         est = np.empty(n_rep)
         for r in range(n_rep):
             eps = g.standard_normal((n, 1, mu.size))
@@ -416,14 +391,14 @@ def elbo_gradient_variance(vae, x, ks=(1, 5, 50), n_rep=50, rng=None, kl="closed
 
     Derivation: derivations/02_elbo.md, eq. (2.8)
     """
-    x = _check_vae_x(vae, x)
-    n_rep = _pos_int("n_rep", n_rep)
+    x = vae_and_x(vae, x)
+    n_rep = positive_int("n_rep", n_rep)
     if n_rep < 2:
         raise ValueError("n_rep must be >= 2 to estimate a variance")
-    g = _as_rng(rng, vae)
+    g = as_rng(rng, vae.rng)
     rows = []
     for kk in ks:
-        kk = _pos_int("ks entries", kk)
+        kk = positive_int("ks entries", kk)
         t0 = time.perf_counter()
         grads = np.empty((n_rep, vae.flat_grads.size))
         for r in range(n_rep):

@@ -23,17 +23,11 @@ import numbers
 
 import numpy as np
 
+from ._validate import as_rng as _as_rng
+
 __all__ = ["LinearGaussian", "ppca_ml", "ppca_max_log_likelihood"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
-
-
-def _as_rng(rng):
-    if rng is None or isinstance(rng, numbers.Integral):
-        return np.random.default_rng(rng)
-    if isinstance(rng, np.random.Generator):
-        return rng
-    raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
 
 
 class LinearGaussian:

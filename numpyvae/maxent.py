@@ -17,6 +17,8 @@ import numbers
 
 import numpy as np
 
+from ._validate import as_rng as _rng
+
 __all__ = [
     "DISTRIBUTIONS",
     "gaussian_entropy",
@@ -52,14 +54,6 @@ def _check_name(name):
     if name not in DISTRIBUTIONS:
         raise ValueError(f"name must be one of {DISTRIBUTIONS}, got {name!r}")
     return name
-
-
-def _rng(rng):
-    if rng is None or isinstance(rng, numbers.Integral):
-        return np.random.default_rng(rng)
-    if isinstance(rng, np.random.Generator):
-        return rng
-    raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
 
 
 def gaussian_entropy(var):

@@ -14,6 +14,7 @@ from .kl import kl_monte_carlo, kl_normal_std, kl_normal_std_grad
 from .layers import ACTIVATIONS, MLP, Linear
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .reparam import reparameterize, reparameterize_backward, sample_eps
+from . import _validate
 
 __all__ = ["VAE", "Terms"]
 
@@ -46,12 +47,6 @@ class Terms:
     eps: np.ndarray
 
 
-def _positive_int(name, v):
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
 class VAE:
     """A Gaussian-encoder VAE built from hand-written layers.
 
@@ -72,20 +67,17 @@ class VAE:
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli",
                  activation="relu", c=1.0, seed=0, dtype=np.float64):
-        x_dim = _positive_int("x_dim", x_dim)
-        z_dim = _positive_int("z_dim", z_dim)
+        x_dim = _validate.positive_int("x_dim", x_dim)
+        z_dim = _validate.positive_int("z_dim", z_dim)
         if isinstance(hidden, (int, np.integer)):
             hidden = (hidden,)
-        hidden = tuple(_positive_int("hidden sizes", h) for h in hidden)
+        hidden = tuple(_validate.positive_int("hidden sizes", h) for h in hidden)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        dtype = _validate.float_dtype(dtype)
+        seed = _validate.seed(seed)
 
         self.x_dim, self.z_dim, self.hidden = x_dim, z_dim, hidden
         self.activation, self.likelihood_name = activation, likelihood
@@ -272,7 +264,7 @@ class VAE:
 
         Derivation: derivations/01_generative_model.md, eq. (1.5)
         """
-        n = _positive_int("n", n)
+        n = _validate.positive_int("n", n)
         rng = self.rng if rng is None else rng
         z = rng.standard_normal((n, self.z_dim)).astype(self.dtype)
         return self.decode_mean(z)
@@ -328,7 +320,7 @@ class VAE:
                 raise ValueError(f"q must be (mu, logvar), each of shape ({B}, {self.z_dim}); "
                                  f"got {mu.shape} and {logvar.shape}")
         if eps is None:
-            eps = sample_eps(self.rng, _positive_int("k", k), B, self.z_dim, self.dtype)
+            eps = sample_eps(self.rng, _validate.positive_int("k", k), B, self.z_dim, self.dtype)
         else:
             eps = np.asarray(eps, dtype=self.dtype)
             if eps.ndim != 3 or eps.shape[1:] != (B, self.z_dim):

@@ -385,7 +385,6 @@ class Trainer:
         Raises ``TrainingDiverged`` (before touching the parameters) if the loss or any gradient
         is not finite.
         """
-        cfg = self.config
         beta = self.beta_at(self.step)
         # overflow warnings would only precede the TrainingDiverged raised below
         with np.errstate(over="ignore", invalid="ignore"):

@@ -1,0 +1,46 @@
+"""Argument checks shared by the modules: each error names the argument and what was expected."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def positive_int(name, v) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def seed(v) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {v!r}")
+    return int(v)
+
+
+def as_rng(rng, default=None) -> np.random.Generator:
+    """None -> ``default`` (or a fresh generator); an int -> a generator seeded with it."""
+    if rng is None:
+        return default if default is not None else np.random.default_rng()
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, (bool, np.bool_)):
+        return np.random.default_rng(int(rng))
+    if isinstance(rng, np.random.Generator):
+        return rng
+    raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
+
+
+def vae_and_x(vae, x):
+    """Check that ``vae`` looks like a numpyvae.VAE and ``x`` is (B, vae.x_dim) with B >= 1."""
+    if not hasattr(vae, "encode") or not hasattr(vae, "log_px_given_z"):
+        raise TypeError(f"vae must be a numpyvae.VAE, got {type(vae).__name__}")
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != vae.x_dim or x.shape[0] < 1:
+        raise ValueError(f"x must have shape (B, {vae.x_dim}) with B >= 1, got {x.shape}")
+    return x
