@@ -10,6 +10,12 @@ close to zero (where an element-wise ratio would blow up), and the floor keeps
 it finite when both gradients vanish. Thresholds (float64, central differences
 with h = 1e-5): ``PASS = 1e-6``. A gradient off by a factor of 2 scores 0.5; a
 dropped term or a transposed weight gradient scores far above 1e-3.
+
+One limit to know: rounding in the central difference is about 1e-16 * |loss| / h,
+so a parameter whose *whole* gradient is tiny compared with the loss (a dead ReLU
+layer, a saturated tanh, beta close to 0) can score above 1e-6 while being right.
+Look at the analytic and numeric values side by side before blaming the backward;
+a larger h (1e-4) shrinks the rounding part and leaves a correct gradient passing.
 """
 from __future__ import annotations
 
