@@ -341,6 +341,21 @@ def _meta_get(meta: Mapping[str, Any], key: str, types, path: str):
     return value
 
 
+def _read_arrays(npz, files, prefix: str, shapes: Dict[str, Any], what: str,
+                 path: str) -> Dict[str, np.ndarray]:
+    """Read ``{prefix}/{name}`` for every name in ``shapes``, checking presence and shape."""
+    out: Dict[str, np.ndarray] = {}
+    for name, shape in shapes.items():
+        if f"{prefix}/{name}" not in files:
+            raise CheckpointError(f"{path}: {what} {name!r} is listed in the metadata but missing")
+        arr = _read_entry(npz, f"{prefix}/{name}", path)
+        if list(arr.shape) != list(shape):
+            raise CheckpointError(f"{path}: shape mismatch for {what} {name!r}: stored "
+                                  f"{tuple(arr.shape)}, metadata says {tuple(shape)}")
+        out[name] = arr
+    return out
+
+
 def load(path: "str | os.PathLike") -> Checkpoint:
     """Read and validate the checkpoint at ``path``; return a ``Checkpoint``.
 
@@ -376,18 +391,7 @@ def load(path: "str | os.PathLike") -> Checkpoint:
                 raise CheckpointError(f"{path}: unsupported checkpoint version {meta.get('version')!r} (expected {VERSION})")
 
             shapes = _meta_get(meta, "param_shapes", dict, path)
-            params: Dict[str, np.ndarray] = {}
-            for name, shape in shapes.items():
-                key = f"param/{name}"
-                if key not in files:
-                    raise CheckpointError(f"{path}: parameter {name!r} is listed in the metadata but missing")
-                arr = _read_entry(npz, key, path)
-                if list(arr.shape) != list(shape):
-                    raise CheckpointError(
-                        f"{path}: shape mismatch for parameter {name!r}: stored {tuple(arr.shape)}, "
-                        f"metadata says {tuple(shape)}"
-                    )
-                params[name] = arr
+            params = _read_arrays(npz, files, "param", shapes, "parameter", path)
             stray = sorted(f[len("param/"):] for f in files if f.startswith("param/") and f[len("param/"):] not in shapes)
             if stray:
                 raise CheckpointError(f"{path}: parameter(s) not listed in the metadata: {', '.join(stray)}")
@@ -395,18 +399,7 @@ def load(path: "str | os.PathLike") -> Checkpoint:
             opt_shapes = meta.get("opt_shapes")
             opt_state: Optional[Dict[str, np.ndarray]] = None
             if opt_shapes is not None:
-                opt_state = {}
-                for key, shape in opt_shapes.items():
-                    entry = f"opt/{key}"
-                    if entry not in files:
-                        raise CheckpointError(f"{path}: optimizer state {key!r} is missing")
-                    arr = _read_entry(npz, entry, path)
-                    if list(arr.shape) != list(shape):
-                        raise CheckpointError(
-                            f"{path}: shape mismatch for optimizer state {key!r}: stored {tuple(arr.shape)}, "
-                            f"metadata says {tuple(shape)}"
-                        )
-                    opt_state[key] = arr
+                opt_state = _read_arrays(npz, files, "opt", opt_shapes, "optimizer state", path)
 
             rng_states: Dict[str, Dict[str, Any]] = {}
             for name in _meta_get(meta, "rng_names", list, path):
