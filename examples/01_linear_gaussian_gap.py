@@ -11,7 +11,7 @@ towards the probabilistic-PCA maximum likelihood.
 import time
 
 import numpy as np
-from _theory_common import nv, out_dir, parser, save_text
+from _theory_common import nv, out_dir, parser, save_figure, save_text
 
 import matplotlib.pyplot as plt
 from numpyvae.estimators import format_table
@@ -108,9 +108,7 @@ def main():
     ax[1].set_ylabel("mean nats per example")
     ax[1].set_title("linear VAE training reaches the PPCA optimum")
     ax[1].legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out / "01_linear_gaussian_gap.png", dpi=120)
-    print(f"[saved {out / '01_linear_gaussian_gap.png'}]  ({time.perf_counter() - t0:.1f} s)")
+    save_figure(fig, out / "01_linear_gaussian_gap.png", t0)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ log p(x) (Prabhu, "importance sampling"; lecture notes, "Caveats").
 import time
 
 import numpy as np
-from _theory_common import load_binary_mnist, nv, out_dir, parser, save_text, train_vae
+from _theory_common import load_binary_mnist, nv, out_dir, parser, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
 from numpyvae.estimators import evaluate_bounds, format_table
@@ -88,9 +88,7 @@ def main():
         a.set_ylabel(ylabel + " (nats)")
         a.set_title(title)
         a.legend(loc="center right")
-    fig.tight_layout()
-    fig.savefig(out / "02_importance_sampling_k.png", dpi=120)
-    print(f"[saved {out / '02_importance_sampling_k.png'}]  ({time.perf_counter() - t0:.1f} s)")
+    save_figure(fig, out / "02_importance_sampling_k.png", t0)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ q = the encoder's q(z | x). The variance of the n-sample mean is plotted against
 import time
 
 import numpy as np
-from _theory_common import load_binary_mnist, out_dir, parser, save_text, train_vae
+from _theory_common import load_binary_mnist, out_dir, parser, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
 from numpyvae.estimators import format_table, pathwise_grad, score_function_grad
@@ -117,9 +117,7 @@ def main():
         axis.set_ylabel("total variance of the gradient estimate")
         axis.set_title(title)
     ax[0].legend(title="dotted: per-sample variance / n")
-    fig.tight_layout()
-    fig.savefig(out / "03_gradient_estimators.png", dpi=120)
-    print(f"[saved {out / '03_gradient_estimators.png'}]  ({time.perf_counter() - t0:.1f} s)")
+    save_figure(fig, out / "03_gradient_estimators.png", t0)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ is shown for comparison.
 import time
 
 import numpy as np
-from _theory_common import load_binary_mnist, nv, out_dir, parser, save_text, train_vae
+from _theory_common import load_binary_mnist, nv, out_dir, parser, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
 from numpyvae.amortization import amortization_gap, fit_local_posterior
@@ -102,9 +102,7 @@ def main():
     ax[1].set_ylabel("nats above the encoder ELBO")
     ax[1].set_title("per-image gaps above the encoder ELBO")
     ax[1].legend()
-    fig.tight_layout()
-    fig.savefig(out / "04_amortization_gap.png", dpi=120)
-    print(f"[saved {out / '04_amortization_gap.png'}]  ({time.perf_counter() - t0:.1f} s)")
+    save_figure(fig, out / "04_amortization_gap.png", t0)
 
 
 if __name__ == "__main__":

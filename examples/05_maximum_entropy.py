@@ -11,7 +11,7 @@ the legend.
 import time
 
 import numpy as np
-from _theory_common import out_dir, parser, save_text
+from _theory_common import out_dir, parser, save_figure, save_text
 
 import matplotlib.pyplot as plt
 from numpyvae import maxent
@@ -57,9 +57,7 @@ def main():
     ax[1].set_title("log p(x): only the Gaussian's is a parabola in x")
     ax[1].set_xlabel("x")
     ax[1].set_ylabel("log p(x)")
-    fig.tight_layout()
-    fig.savefig(out / "05_maximum_entropy.png", dpi=120)
-    print(f"[saved {out / '05_maximum_entropy.png'}]  ({time.perf_counter() - t0:.1f} s)")
+    save_figure(fig, out / "05_maximum_entropy.png", t0)
 
 
 if __name__ == "__main__":

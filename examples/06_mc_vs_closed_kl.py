@@ -12,7 +12,7 @@ trained MNIST VAE (784-200-10) over fresh eps draws, for K = 1, 5, 50 samples pe
 import time
 
 import numpy as np
-from _theory_common import load_binary_mnist, out_dir, parser, save_text, train_vae
+from _theory_common import load_binary_mnist, out_dir, parser, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
 from numpyvae.estimators import elbo_gradient_variance, format_table, kl_mc_error
@@ -80,9 +80,7 @@ def main():
     ax[1].set_ylabel("total gradient variance")
     ax[1].set_title("MNIST VAE: ELBO gradient variance ~ 1/K (dotted)")
     ax[1].legend()
-    fig.tight_layout()
-    fig.savefig(out / "06_mc_vs_closed_kl.png", dpi=120)
-    print(f"[saved {out / '06_mc_vs_closed_kl.png'}]  ({time.perf_counter() - t0:.1f} s)")
+    save_figure(fig, out / "06_mc_vs_closed_kl.png", t0)
 
 
 if __name__ == "__main__":

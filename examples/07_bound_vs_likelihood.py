@@ -11,7 +11,7 @@ log-likelihood estimate for K = 1, 10, 100, 1000, 5000. Prints the table, the ga
 import time
 
 import numpy as np
-from _theory_common import HERE, load_binary_mnist, out_dir, parser, save_text, train_vae
+from _theory_common import HERE, load_binary_mnist, out_dir, parser, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
 from numpyvae.estimators import evaluate_bounds, format_table
@@ -78,9 +78,7 @@ def main():
     ax[1].set_xlabel("ELBO of the image (nats)")
     ax[1].set_ylabel(f"log p(x) estimate (K={args.ks[-1]}) - ELBO (nats)")
     ax[1].set_title("the bound is looser on images the model fits worse")
-    fig.tight_layout()
-    fig.savefig(out / "07_bound_vs_likelihood.png", dpi=120)
-    print(f"[saved {out / '07_bound_vs_likelihood.png'}]  (total {time.perf_counter() - t0:.1f} s)")
+    save_figure(fig, out / "07_bound_vs_likelihood.png", t0)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,13 @@ def save_text(path, text):
     print(f"[saved {path}]")
 
 
+def save_figure(fig, path, t0):
+    """Lay out and write ``fig`` to ``path``; report the example's time since ``t0``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"[saved {path}]  ({time.perf_counter() - t0:.1f} s in all)")
+
+
 def load_binary_mnist(source="mnist-embedded", seed=0):
     """Fixed-binarized MNIST as float arrays: (x_train, x_val).
 
