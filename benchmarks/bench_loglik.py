@@ -1,4 +1,4 @@
-"""Throughput and memory of the importance-sampled log-likelihood (numpyvae.estimators).
+"""Throughput and memory of the importance-sampled log-likelihood (numpyvae.theory.estimators).
 
 Times ``log_likelihood`` for a 784-400-20 Bernoulli VAE on random binary images, for float32
 and float64 and two memory budgets (``max_floats``), and projects the cost of the standard
@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import numpyvae as nv  # noqa: E402
-from numpyvae.estimators import log_likelihood  # noqa: E402
+from numpyvae.theory.estimators import log_likelihood  # noqa: E402
 
 
 def main():

@@ -14,8 +14,8 @@ import numpy as np
 from _theory_common import nv, out_dir, parser, save_figure, save_text
 
 import matplotlib.pyplot as plt
-from numpyvae.estimators import format_table
-from numpyvae.linear_gaussian import LinearGaussian, ppca_max_log_likelihood
+from numpyvae.theory.estimators import format_table
+from numpyvae.theory.linear_gaussian import LinearGaussian, ppca_max_log_likelihood
 
 
 def part_a(rng):

@@ -14,8 +14,8 @@ import numpy as np
 from _theory_common import load_binary_mnist, nv, out_dir, parser, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
-from numpyvae.estimators import evaluate_bounds, format_table
-from numpyvae.linear_gaussian import LinearGaussian
+from numpyvae.theory.estimators import evaluate_bounds, format_table
+from numpyvae.theory.linear_gaussian import LinearGaussian
 
 KS = (1, 3, 10, 30, 100, 300, 1000, 3000)
 

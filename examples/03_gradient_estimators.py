@@ -14,7 +14,7 @@ import numpy as np
 from _theory_common import load_binary_mnist, out_dir, parser, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
-from numpyvae.estimators import format_table, pathwise_grad, score_function_grad
+from numpyvae.theory.estimators import format_table, pathwise_grad, score_function_grad
 
 NS = (1, 4, 16, 64, 256, 1024)
 REPS = 100

@@ -16,9 +16,9 @@ import numpy as np
 from _theory_common import load_binary_mnist, nv, out_dir, parser, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
-from numpyvae.amortization import amortization_gap, fit_local_posterior
-from numpyvae.estimators import format_table, log_likelihood
-from numpyvae.linear_gaussian import LinearGaussian
+from numpyvae.theory.amortization import amortization_gap, fit_local_posterior
+from numpyvae.theory.estimators import format_table, log_likelihood
+from numpyvae.theory.linear_gaussian import LinearGaussian
 
 
 def linear_case(rng):

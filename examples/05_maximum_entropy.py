@@ -14,8 +14,8 @@ import numpy as np
 from _theory_common import out_dir, parser, save_figure, save_text
 
 import matplotlib.pyplot as plt
-from numpyvae import maxent
-from numpyvae.estimators import format_table
+from numpyvae.theory import maxent
+from numpyvae.theory.estimators import format_table
 
 
 def main():

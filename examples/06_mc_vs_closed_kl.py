@@ -15,7 +15,7 @@ import numpy as np
 from _theory_common import load_binary_mnist, out_dir, parser, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
-from numpyvae.estimators import elbo_gradient_variance, format_table, kl_mc_error
+from numpyvae.theory.estimators import elbo_gradient_variance, format_table, kl_mc_error
 
 NS = (1, 3, 10, 30, 100, 300, 1000, 3000)
 QS = {

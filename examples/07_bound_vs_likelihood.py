@@ -14,7 +14,7 @@ import numpy as np
 from _theory_common import HERE, load_binary_mnist, out_dir, parser, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
-from numpyvae.estimators import evaluate_bounds, format_table
+from numpyvae.theory.estimators import evaluate_bounds, format_table
 
 
 def main():

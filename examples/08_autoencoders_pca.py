@@ -33,8 +33,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout
-from numpyvae.autoencoders import Autoencoder, fit, pca, pca_reconstruct  # noqa: E402
-from numpyvae.datasets import load_dataset  # noqa: E402
+from numpyvae.theory.autoencoders import Autoencoder, fit, pca, pca_reconstruct  # noqa: E402
+from numpyvae.data import load_dataset  # noqa: E402
 
 
 def mse_per_pixel(x, x_hat):

@@ -57,7 +57,7 @@ def load_binary_mnist(source="mnist-embedded", seed=0):
     "mnist-embedded": the packaged 10k t10k images (9000 train / 1000 val), no files needed.
     "mnist": the shared 60k training images (50000 / 10000) if the data folder exists.
     """
-    from numpyvae import datasets as ds
+    from numpyvae import data as ds
 
     if source == "mnist":
         shared = os.environ.get("NUMPYVAE_DATA") or HERE.parent.parent / "shared" / "data"

@@ -4,7 +4,6 @@ import sys
 
 from .cli import main
 
-__derivation_exempt__ = True
 
 if __name__ == "__main__":
     sys.exit(main())

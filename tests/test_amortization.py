@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import numpyvae as nv
-from numpyvae import amortization as am
-from numpyvae.linear_gaussian import LinearGaussian
+from numpyvae.theory import amortization as am
+from numpyvae.theory.linear_gaussian import LinearGaussian
 
 
 def _trained_small_vae():

@@ -1,4 +1,4 @@
-"""Exercise generation and grading (numpyvae.assignments).
+"""Exercise generation and grading (numpyvae.teaching.assignments).
 
 An answer key (``solutions=True``) must grade n / n; untouched stubs 0 / n "not
 attempted"; a key with one planted bug FAIL on exactly that exercise; a crash
@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from numpyvae import assignments as A
+from numpyvae.teaching import assignments as A
 
 ALL = list(A.EXERCISES)
 
@@ -174,7 +174,7 @@ def test_a_subset_assignment_and_its_readme(tmp_path):
     readme = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert "derivations/03_kl.md, eq. (3.4)" in readme
     assert "derivations/06_backprop_mlp.md, eq. (6.2)" in readme
-    assert "python -m numpyvae.assignments grade student_vae.py" in readme
+    assert "python -m numpyvae.teaching.assignments grade student_vae.py" in readme
     manifest = json.loads((tmp_path / "assignment.json").read_text(encoding="utf-8"))
     assert manifest["exercises"] == ["kl_normal_std_grad", "relu_backward"]
 

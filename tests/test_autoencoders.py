@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from numpyvae.autoencoders import AETerms, Autoencoder, fit, pca, pca_reconstruct
+from numpyvae.theory.autoencoders import AETerms, Autoencoder, fit, pca, pca_reconstruct
 from numpyvae.gradcheck import PASS, check_function, numerical_grad
 
 FAST = settings(max_examples=20, deadline=None)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import numpyvae as nv
-from numpyvae import checkpoint as ck
+from numpyvae.training import checkpoint as ck
 
 
 def _small_model(seed=0, likelihood="bernoulli", dtype=np.float64):

@@ -12,9 +12,9 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from numpyvae import checkpoint as ck
+from numpyvae.training import checkpoint as ck
 from numpyvae.cli import main
-from numpyvae.train import HISTORY_COLUMNS
+from numpyvae.training.trainer import HISTORY_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

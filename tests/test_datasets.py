@@ -1,4 +1,4 @@
-"""Tests for numpyvae.datasets: IDX/MAT readers, loaders, splits, binarization, minibatches."""
+"""Tests for numpyvae.data: IDX/MAT readers, loaders, splits, binarization, minibatches."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from numpyvae import datasets as ds
+from numpyvae import data as ds
 
 MNIST_T10K_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -432,16 +432,6 @@ def test_unknown_dataset_lists_names():
     for name in ds.DATASETS:
         assert name in str(info.value)
 
-
-def test_module_is_derivation_exempt():
-    assert ds.__derivation_exempt__ is True
-    for name in ds.__all__:
-        obj = getattr(ds, name)
-        if callable(obj):
-            assert obj.__doc__ and obj.__doc__.strip().splitlines()[0]
-
-
-# ---------------------------------------------------------------- Frey (synthetic and real)
 
 def test_frey_synthetic_roundtrip(tmp_path):
     faces = np.random.default_rng(0).integers(0, 256, size=(1965, 28, 20), dtype=np.uint8)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import numpyvae as nv
-from numpyvae.linear_gaussian import LinearGaussian
+from numpyvae.theory.linear_gaussian import LinearGaussian
 
 # numpy >= 2 renamed trapz to trapezoid; the package supports numpy >= 1.23
 trapezoid = getattr(np, "trapezoid", None) or np.trapz
@@ -112,7 +112,7 @@ def test_liao_decoder_density_argument():
 def test_liao_maxent_functional_derivative():
     """The mean constraint's functional derivative is lambda_2 * x (not lambda_2), making
     log p quadratic in x at the optimum: true for the Gaussian, false for e.g. the Laplace."""
-    from numpyvae import maxent
+    from numpyvae.theory import maxent
 
     x = np.linspace(-4, 4, 801)
     dx = x[1] - x[0]

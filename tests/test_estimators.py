@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import numpyvae as nv
-from numpyvae import estimators as est
-from numpyvae.linear_gaussian import LinearGaussian
+from numpyvae.theory import estimators as est
+from numpyvae.theory.linear_gaussian import LinearGaussian
 
 
 # ----------------------------------------------------------------- fixtures

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import numpyvae as nv
-from numpyvae.linear_gaussian import LinearGaussian, ppca_max_log_likelihood, ppca_ml
+from numpyvae.theory.linear_gaussian import LinearGaussian, ppca_max_log_likelihood, ppca_ml
 
 # numpy >= 2 renamed trapz to trapezoid; the package supports numpy >= 1.23
 trapezoid = getattr(np, "trapezoid", None) or np.trapz

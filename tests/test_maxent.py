@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from numpyvae import maxent
+from numpyvae.theory import maxent
 
 # numpy >= 2 renamed trapz to trapezoid; the package supports numpy >= 1.23
 trapezoid = getattr(np, "trapezoid", None) or np.trapz

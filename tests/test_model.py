@@ -361,7 +361,7 @@ def test_bad_forward_arguments():
 def _training_images():
     """500 binary 784-pixel images: packaged MNIST if available, else generated strokes."""
     try:
-        from numpyvae import datasets
+        from numpyvae import data as datasets
         images, _ = datasets.load_embedded_mnist()
         x = datasets.scale_pixels(images[:500]).reshape(500, -1)
         return datasets.binarize_fixed(x, seed=0).astype(np.float32), "mnist"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import numpyvae as nv
-from numpyvae import plots
+from numpyvae.training import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import numpyvae as nv
-from numpyvae import checkpoint as ck
-from numpyvae.train import (HISTORY_COLUMNS, TrainConfig, Trainer, TrainingDiverged, evaluate,
+from numpyvae.training import checkpoint as ck
+from numpyvae.training.trainer import (HISTORY_COLUMNS, TrainConfig, Trainer, TrainingDiverged, evaluate,
                             kl_warmup_beta, train)
 
 

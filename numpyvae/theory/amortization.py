@@ -19,9 +19,9 @@ import numbers
 
 import numpy as np
 
-from .optim import Adam
-from .reparam import sample_eps
-from ._validate import positive_int, vae_and_x
+from ..optim import Adam
+from ..reparam import sample_eps
+from .._validate import positive_int, vae_and_x
 
 __all__ = ["fit_local_posterior", "elbo_common_noise", "amortization_gap"]
 

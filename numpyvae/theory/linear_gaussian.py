@@ -23,7 +23,7 @@ import numbers
 
 import numpy as np
 
-from ._validate import as_rng as _as_rng
+from .._validate import as_rng as _as_rng
 
 __all__ = ["LinearGaussian", "ppca_ml", "ppca_max_log_likelihood"]
 
@@ -241,7 +241,7 @@ class LinearGaussian:
 
         Derivation: derivations/02_elbo.md, eq. (2.1)
         """
-        from . import kl as _kl  # core module (lead); imported lazily
+        from .. import kl as _kl
 
         x = self._check_x(x)
         q_mu, q_logvar, q_cov = self._check_q(x, q_mu, q_logvar, q_cov)

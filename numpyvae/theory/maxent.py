@@ -17,7 +17,7 @@ import numbers
 
 import numpy as np
 
-from ._validate import as_rng as _rng
+from .._validate import as_rng as _rng
 
 __all__ = [
     "DISTRIBUTIONS",

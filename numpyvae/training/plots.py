@@ -16,7 +16,6 @@ import numpy as np
 
 from .checkpoint import atomic_write
 
-__derivation_exempt__ = True
 
 __all__ = [
     "save_figure",

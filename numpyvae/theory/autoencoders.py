@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .datasets import iterate_minibatches
-from .layers import ACTIVATIONS, MLP, Linear, make_activation
-from .optim import Adam
-from ._validate import positive_int as _positive_int
-from . import _validate
+from ..data import iterate_minibatches
+from ..layers import ACTIVATIONS, MLP, Linear, make_activation
+from ..optim import Adam
+from .._validate import positive_int as _positive_int
+from .. import _validate
 
 __all__ = ["pca", "pca_reconstruct", "Autoencoder", "AETerms", "fit"]
 

@@ -28,7 +28,6 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 import numpy as np
 
-__derivation_exempt__ = True
 
 __all__ = [
     "FORMAT",
@@ -295,7 +294,7 @@ class Checkpoint:
     def build_model(self) -> Any:
         """Rebuild the ``numpyvae.VAE``: fresh model from ``model_config``, then the saved
         parameters (shapes checked name by name) and the saved ``vae.rng`` state."""
-        from .model import VAE  # local import: checkpoint IO itself needs no model code
+        from ..model import VAE  # local import: checkpoint IO itself needs no model code
 
         try:
             vae = VAE.from_config(dict(self.model_config))
@@ -321,7 +320,7 @@ class Checkpoint:
 
     def build_optimizer(self) -> Any:
         """Rebuild the optimizer described in the checkpoint and load its saved state."""
-        from .optim import make_optimizer
+        from ..optim import make_optimizer
 
         desc = self.optimizer
         if not desc or "name" not in desc:

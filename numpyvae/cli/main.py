@@ -20,7 +20,6 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-__derivation_exempt__ = True
 
 __all__ = ["main", "build_parser", "CLIError"]
 
@@ -85,7 +84,7 @@ def _hidden(text: str) -> tuple:
 
 
 def _dataset_names() -> List[str]:
-    from .datasets import DATASETS
+    from ..data import DATASETS
 
     return list(DATASETS)
 
@@ -97,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the ``argparse`` parser of the ``numpyvae`` command (subcommands train,
     gradcheck, evaluate)."""
     p = _Parser(prog=PROG, description="A variational autoencoder in NumPy with hand-written gradients.")
-    from . import __version__
+    from .. import __version__
 
     p.add_argument("--version", action="version", version=f"numpyvae {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -177,7 +176,7 @@ def _data_dir(arg: Optional[str]) -> Optional[str]:
 
 
 def _load_data(name: str, data_dir: Optional[str], seed: int, binarize: Optional[str]):
-    from .datasets import DATASETS, load_dataset
+    from ..data import DATASETS, load_dataset
 
     if name not in DATASETS:
         raise CLIError(f"unknown dataset {name!r} (choose from: {', '.join(DATASETS)})")
@@ -185,8 +184,8 @@ def _load_data(name: str, data_dir: Optional[str], seed: int, binarize: Optional
 
 
 def _write_history(history: Dict[str, List[float]], out: str) -> Dict[str, str]:
-    from .checkpoint import atomic_write
-    from .train import HISTORY_COLUMNS
+    from ..training.checkpoint import atomic_write
+    from ..training.trainer import HISTORY_COLUMNS
 
     cols = [c for c in HISTORY_COLUMNS if c in history]
     n = len(history.get("epoch", []))
@@ -211,9 +210,9 @@ def _fmt(x: float) -> str:
 # train
 # ----------------------------------------------------------------------------------------------
 def _cmd_train(a: argparse.Namespace) -> int:
-    from . import plots
-    from .model import VAE
-    from .train import TrainConfig, Trainer, TrainingDiverged
+    from ..training import plots
+    from ..model import VAE
+    from ..training.trainer import TrainConfig, Trainer, TrainingDiverged
 
     t_start = time.perf_counter()
     data_dir = _data_dir(a.data_dir)
@@ -238,7 +237,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     data_seed, max_train, name = a.seed, a.max_train, a.dataset
     if a.resume:
         # the data must be exactly the run's: take its description from the checkpoint
-        from .checkpoint import load as load_checkpoint
+        from ..training.checkpoint import load as load_checkpoint
 
         if not os.path.exists(ckpt_path):
             raise CLIError(f"--resume: no checkpoint at {ckpt_path}")
@@ -302,8 +301,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
 # gradcheck
 # ----------------------------------------------------------------------------------------------
 def _cmd_gradcheck(a: argparse.Namespace) -> int:
-    from .gradcheck import check_model
-    from .model import VAE
+    from ..gradcheck import check_model
+    from ..model import VAE
 
     names = LIKELIHOOD_CHOICES if a.likelihood == "all" else (a.likelihood,)
     ok_all = True
@@ -332,8 +331,8 @@ def _cmd_gradcheck(a: argparse.Namespace) -> int:
 # evaluate
 # ----------------------------------------------------------------------------------------------
 def _cmd_evaluate(a: argparse.Namespace) -> int:
-    from . import checkpoint as ck
-    from .train import evaluate
+    from ..training import checkpoint as ck
+    from ..training.trainer import evaluate
 
     t0 = time.perf_counter()
     c = ck.load(a.checkpoint)  # CheckpointError -> one line, exit 2
@@ -370,10 +369,10 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     print(f"negative ELBO: {_fmt(res['neg_elbo'])} nats = reconstruction {_fmt(res['recon'])} + KL {_fmt(res['kl'])}")
     if a.iw_k is not None:
         try:
-            from .estimators import log_likelihood
+            from ..theory.estimators import log_likelihood
         except ImportError:
-            raise CLIError("--iw-k needs numpyvae.estimators.log_likelihood, which is not available") from None
-        from .train import _seed_streams, binarize_batch
+            raise CLIError("--iw-k needs numpyvae.theory.estimators.log_likelihood, which is not available") from None
+        from ..training.trainer import _seed_streams, binarize_batch
 
         xi = x
         if dynamic:
@@ -398,12 +397,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     0 success; 1 training diverged or a gradient check failed; 2 bad arguments or inputs (one
     line ``numpyvae: error: ...`` on stderr, no traceback unless ``NUMPYVAE_DEBUG`` is set).
     """
-    from .checkpoint import CheckpointError
+    from ..training.checkpoint import CheckpointError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("NUMPYVAE_DEBUG"))
     if argv[:1] == ["assignment"]:
-        from .assignments import main as assignment_main
+        from ..teaching.assignments import main as assignment_main
         return assignment_main(argv[1:])
     parser = build_parser()
     try:

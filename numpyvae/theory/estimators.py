@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-from . import kl as _kl
-from .reparam import reparameterize, sample_eps
-from ._validate import as_rng, positive_int, vae_and_x
+from .. import kl as _kl
+from ..reparam import reparameterize, sample_eps
+from .._validate import as_rng, positive_int, vae_and_x
 
 __all__ = [
     "log_mean_exp",

@@ -31,7 +31,6 @@ import numpy as np
 
 from . import checkpoint as _ckpt
 
-__derivation_exempt__ = True
 
 __all__ = [
     "TrainConfig",
@@ -171,11 +170,11 @@ def kl_warmup_beta(step: int, steps_per_epoch: int, warmup_epochs: float, beta: 
 def binarize_batch(x: np.ndarray, rng: np.random.Generator, dtype: Any = None) -> np.ndarray:
     """Draw binary pixels x_b ~ Bernoulli(x) elementwise; x: (B, D) in [0, 1] -> (B, D) of 0/1.
 
-    Delegates to ``numpyvae.datasets.binarize_dynamic`` (one uniform draw per pixel from
+    Delegates to ``numpyvae.data.binarize_dynamic`` (one uniform draw per pixel from
     ``rng``, so the generator's consumption per batch is fixed and part of the reproducible
     state); the result is cast to ``dtype`` (default: x's dtype).
     """
-    from .datasets import binarize_dynamic
+    from ..data import binarize_dynamic
 
     xb = binarize_dynamic(x, rng)
     return xb if dtype is None else xb.astype(dtype, copy=False)
@@ -262,7 +261,7 @@ class Trainer:
         self.checkpoint_path = None if checkpoint_path is None else os.fspath(checkpoint_path)
         self.extra = dict(extra or {})
         if optimizer is None:
-            from .optim import make_optimizer
+            from ..optim import make_optimizer
 
             optimizer = make_optimizer(self.config.optimizer, self.config.lr, **self.config.optimizer_kwargs)
         self.optimizer = optimizer
@@ -303,7 +302,7 @@ class Trainer:
         return self.x_val
 
     def trainer_state(self) -> Dict[str, Any]:
-        """The JSON-able trainer state stored in checkpoints (see ``numpyvae.checkpoint.save``)."""
+        """The JSON-able trainer state stored in checkpoints (see ``numpyvae.training.checkpoint.save``)."""
         return {
             "train_config": self.config.to_dict(),
             "epoch": self.epoch,

@@ -14,8 +14,8 @@ way on both sides cannot pass.
 
 Command line (``main(argv) -> int``)::
 
-    python -m numpyvae.assignments make OUT_DIR [--exercises a,b] [--hide-answers]
-    python -m numpyvae.assignments grade STUDENT_FILE [--exercises a,b | --manifest FILE]
+    python -m numpyvae.teaching.assignments make OUT_DIR [--exercises a,b] [--hide-answers]
+    python -m numpyvae.teaching.assignments grade STUDENT_FILE [--exercises a,b | --manifest FILE]
 """
 from __future__ import annotations
 
@@ -34,9 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import gradcheck
+from .. import gradcheck
 
-__derivation_exempt__ = True
 
 __all__ = ["EXERCISES", "Exercise", "ExerciseResult", "GradeReport", "make_assignment",
            "grade", "main"]
@@ -330,7 +329,7 @@ def _render(chunks, imports, ids) -> str:
     head = ['"""Exercises generated from numpyvae: fill in every body that raises\n',
             "NotImplementedError. Do not change the forward passes: the grader differentiates\n",
             "numpyvae's own forward, so only your gradients count. Check yourself with\n",
-            "    python -m numpyvae.assignments grade student_vae.py\n", '"""\n',
+            "    python -m numpyvae.teaching.assignments grade student_vae.py\n", '"""\n',
             "from __future__ import annotations\n\n"]
     head += [p + "\n" for p in plain]
     head += [f"from {b} import {', '.join(sorted(n))}\n" for b, n in sorted(froms.items())]
@@ -399,7 +398,7 @@ def _readme(listing) -> str:
         lines += [f"**{n}. `{ex.id}`** (`{where}`). {ex.task}", ""]
     lines += ["## Checking your work", "",
               "From the folder holding the file (numpyvae must be installed):", "",
-              "```", f"python -m numpyvae.assignments grade {STUDENT_FILE}", "```", "",
+              "```", f"python -m numpyvae.teaching.assignments grade {STUDENT_FILE}", "```", "",
               "Check a single exercise with `--exercises relu_backward` (comma-separated ids).",
               "Each row says `pass`, `FAIL` (wrong gradient or wrong shape), `not attempted`",
               "(still raises NotImplementedError) or `error` (your code raised something else).",
@@ -525,7 +524,7 @@ def _worst(errors) -> float:
 
 
 def _grade_layer(student, ex, rng):
-    from . import layers
+    from .. import layers
     ref_cls = getattr(layers, ex.top)
     fn = _guard(getattr(getattr(student, ex.top), ex.method))
     graded = type(ex.top, (ref_cls,), {ex.method: fn})   # same name: clearer error messages
@@ -567,7 +566,7 @@ def _rand_x01(rng, shape):
 
 def _function_cases(ex_id, rng):
     """(reference scalar f(inputs), inputs, call(student, inputs), wrt names) per random shape."""
-    from . import kl, likelihoods, reparam
+    from .. import kl, likelihoods, reparam
     cases = []
     if ex_id == "reparameterize_backward":
         for K, B, Z in [(1, 1, 1), (1, 3, 2), (3, 4, 5)]:
@@ -630,7 +629,7 @@ _VAE_CASES = [
 
 
 def _grade_vae(student, ex, rng):
-    from . import model
+    from .. import model
     raw = getattr(getattr(student, ex.top), ex.method)
     # the other exercises' functions are the reference ones here, so one mistake in
     # (say) kl_normal_std_grad is not charged a second time on the VAE
@@ -754,7 +753,7 @@ def grade(path, exercises=None, seed=0) -> GradeReport:
 
 # --------------------------------------------------------------------------- command line
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m numpyvae.assignments",
+    p = argparse.ArgumentParser(prog="python -m numpyvae.teaching.assignments",
                                 description="Make gradient exercises from numpyvae and grade them.")
     sub = p.add_subparsers(dest="command", required=True)
     m = sub.add_parser("make", help="write student_vae.py, README.md, assignment.json")
@@ -798,7 +797,7 @@ def main(argv=None) -> int:
                                  f"({type(exc).__name__}: {exc})") from None
         report = grade(args.path, exercises, seed=args.seed)
     except ValueError as exc:
-        print(f"numpyvae.assignments: error: {exc}", file=sys.stderr)
+        print(f"numpyvae.teaching.assignments: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
     return 0 if report.passed else 1
