@@ -14,7 +14,7 @@ from .kl import kl_monte_carlo, kl_normal_std, kl_normal_std_grad
 from .layers import ACTIVATIONS, MLP, Linear
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .reparam import reparameterize, reparameterize_backward, sample_eps
-from . import _validate
+from . import _rng, _validate
 
 __all__ = ["VAE", "Terms"]
 
@@ -23,9 +23,12 @@ __all__ = ["VAE", "Terms"]
 class Terms:
     """What one ``VAE.forward`` computed. Means are over the batch, in nats.
 
-    loss: the differentiated objective, mean of -recon + beta * kl.
-    elbo: the beta = 1 ELBO (reported beside the objective when beta != 1).
-    recon: mean over the batch of the K-sample average of log p(x|z).
+    loss: the differentiated objective, mean of recon + beta * kl.
+    elbo: the beta = 1 ELBO, -(recon + kl) (reported beside the objective when beta != 1).
+    recon: the reconstruction cost -E_q log p(x|z): mean over the batch of the K-sample
+      average of -log p(x|z). A cost, like ``loss`` and ``kl``: lower is better. The same
+      name means the same number in ``history.csv`` (``train_recon``, ``val_recon``), in
+      ``evaluate`` and in the CLI's output.
     kl: mean KL(q(z|x) || p(z)) (closed form or Monte Carlo).
     Per-example arrays: elbo_per_example, recon_per_example, kl_per_example (B,);
     log_px_z (K, B); mu, logvar (B, Z); z, eps (K, B, Z).
@@ -84,9 +87,10 @@ class VAE:
         self.c, self.seed, self.dtype = float(c), int(seed), dtype
         self.lik = make_likelihood(likelihood, c)
 
-        init_rng, sample_rng = (np.random.default_rng(s)
-                                for s in np.random.SeedSequence(seed).spawn(2))
-        self.rng = sample_rng
+        # weights and sampling noise come from their own named streams of `seed`; the
+        # trainer draws its shuffles and binarization from other streams of the same seed
+        init_rng = _rng.generator(seed, "init")
+        self.rng = _rng.generator(seed, "sample")
 
         h_enc = hidden[-1] if hidden else x_dim
         h_dec = hidden[0] if hidden else z_dim
@@ -160,7 +164,7 @@ class VAE:
         cfg = self.config
         if dtype is not None:
             cfg["dtype"] = np.dtype(dtype).name
-        new = VAE.from_config(cfg)
+        new = type(self).from_config(cfg)   # a subclass copies as itself
         new.flat_params[...] = self.flat_params
         new.rng.bit_generator.state = self.rng.bit_generator.state
         return new
@@ -216,9 +220,7 @@ class VAE:
 
         Derivation: derivations/02_elbo.md, eq. (2.5)
         """
-        x = self._check_x(x)
-        h = self.enc.forward(x)
-        return self.enc_mu.forward(h), self.enc_logvar.forward(h)
+        return self._encode(self._check_x(x))
 
     def decode(self, z):
         """p(x|z) parameters for z (..., Z): logits | mean | (mean, logvar), each (..., D).
@@ -305,82 +307,97 @@ class VAE:
         Derivation: derivations/02_elbo.md, eq. (2.5)
         Derivation: derivations/02_elbo.md, eq. (2.8)
         """
-        x = self._check_x(x)
-        B = x.shape[0]
-        if kl not in ("closed", "mc"):
-            raise ValueError(f"kl must be 'closed' or 'mc', got {kl!r}")
-        if not np.isfinite(beta) or beta < 0:
-            raise ValueError(f"beta must be a non-negative number, got {beta!r}")
-        if q is None:
-            h = self.enc.forward(x)
-            mu, logvar = self.enc_mu.forward(h), self.enc_logvar.forward(h)
-        else:
-            mu, logvar = (np.asarray(a, dtype=self.dtype) for a in q)
-            if mu.shape != (B, self.z_dim) or logvar.shape != (B, self.z_dim):
-                raise ValueError(f"q must be (mu, logvar), each of shape ({B}, {self.z_dim}); "
-                                 f"got {mu.shape} and {logvar.shape}")
-        if eps is None:
-            eps = sample_eps(self.rng, _validate.positive_int("k", k), B, self.z_dim, self.dtype)
-        else:
-            eps = np.asarray(eps, dtype=self.dtype)
-            if eps.ndim != 3 or eps.shape[1:] != (B, self.z_dim):
-                raise ValueError(f"eps must have shape (K, {B}, {self.z_dim}), got {eps.shape}")
-        K = eps.shape[0]
+        x, eps, q = self._forward_args(x, eps, k, beta, kl, q)
+        K, B, _ = eps.shape
 
-        z = reparameterize(mu, logvar, eps)
+        mu, logvar = self._encode(x) if q is None else q     # q(z|x) = N(mu, diag e^logvar)
+        z = reparameterize(mu, logvar, eps)                       # z = mu + sigma * eps
         outs = tuple(o.reshape(K, B, self.x_dim)
                      for o in self._decode_flat(z.reshape(K * B, self.z_dim)))
-        log_px_z = self.lik.log_prob(x, *outs)                 # (K, B)
-        recon = log_px_z.mean(axis=0)
+        log_px_z = self.lik.log_prob(x, *outs)                    # (K, B)
+        recon = -log_px_z.mean(axis=0)                            # cost, (B,)
         mc = None
         if kl == "closed":
             kl_pe = kl_normal_std(mu, logvar)
         else:
             mc = kl_monte_carlo(z, mu, logvar)
             kl_pe = mc[0].mean(axis=0)
-        loss = float(np.mean(beta * kl_pe - recon))
+        loss = float(np.mean(recon + beta * kl_pe))
+
         self._cache = dict(x=x, mu=mu, logvar=logvar, eps=eps, outs=outs, beta=float(beta),
                            kl=kl, mc=mc, encoder=q is None)
-        elbo_pe = recon - kl_pe
+        elbo_pe = -(recon + kl_pe)
         return Terms(loss=loss, elbo=float(elbo_pe.mean()), recon=float(recon.mean()),
                      kl=float(kl_pe.mean()), beta=float(beta), elbo_per_example=elbo_pe,
                      recon_per_example=recon, kl_per_example=kl_pe, log_px_z=log_px_z,
                      mu=mu, logvar=logvar, z=z, eps=eps)
 
+    def _encode(self, x):
+        """The encoder on an already checked x (B, D) -> (mu, logvar); keeps its caches."""
+        h = self.enc.forward(x)
+        return self.enc_mu.forward(h), self.enc_logvar.forward(h)
+
+    def _forward_args(self, x, eps, k, beta, kl, q):
+        """Check ``forward``'s arguments; draw eps when none is given. -> (x, eps, q)."""
+        x = self._check_x(x)
+        B = x.shape[0]
+        if kl not in ("closed", "mc"):
+            raise ValueError(f"kl must be 'closed' or 'mc', got {kl!r}")
+        if not np.isfinite(beta) or beta < 0:
+            raise ValueError(f"beta must be a non-negative number, got {beta!r}")
+        if q is not None:
+            mu, logvar = (np.asarray(a, dtype=self.dtype) for a in q)
+            if mu.shape != (B, self.z_dim) or logvar.shape != (B, self.z_dim):
+                raise ValueError(f"q must be (mu, logvar), each of shape ({B}, {self.z_dim}); "
+                                 f"got {mu.shape} and {logvar.shape}")
+            q = (mu, logvar)
+        if eps is None:
+            eps = sample_eps(self.rng, _validate.positive_int("k", k), B, self.z_dim, self.dtype)
+        else:
+            eps = np.asarray(eps, dtype=self.dtype)
+            if eps.ndim != 3 or eps.shape[1:] != (B, self.z_dim):
+                raise ValueError(f"eps must have shape (K, {B}, {self.z_dim}), got {eps.shape}")
+        return x, eps, q
+
     def backward(self):
         """Gradients of the last ``forward``'s loss; overwrites ``grads``, never adds.
 
-        likelihood -> decoder -> z -> (mu, logvar) through the eps-path and the KL
-        -> encoder. Also sets ``self.dmu``, ``self.dlogvar`` (B, Z).
+        The five steps of note 02, eq. (2.9): likelihood -> decoder -> reparameterization
+        -> KL -> encoder. Also sets ``self.dmu``, ``self.dlogvar`` (B, Z).
 
         Derivation: derivations/02_elbo.md, eq. (2.9)
         """
-        c = self._cache
-        if c is None:
+        cache = self._cache
+        if cache is None:
             raise RuntimeError("backward() needs a forward() first")
-        x, mu, logvar, eps, beta = c["x"], c["mu"], c["logvar"], c["eps"], c["beta"]
+        x, mu, logvar, eps, beta = (cache[n] for n in ("x", "mu", "logvar", "eps", "beta"))
         K, B, Z = eps.shape
-        scale = 1.0 / (K * B)
-        # d loss / d outs: the loss holds -log p(x|z) averaged over K and B
-        douts = [(-scale * d).reshape(K * B, self.x_dim) for d in self.lik.grad(x, *c["outs"])]
+        scale = 1.0 / (K * B)            # the loss averages -log p(x|z) over K and B
+
+        # 1. likelihood: d loss / d decoder outputs
+        douts = [(-scale * d).reshape(K * B, self.x_dim) for d in self.lik.grad(x, *cache["outs"])]
+        # 2. decoder: back to z
         dz = self._decode_backward(douts).reshape(K, B, Z)
-        if c["kl"] == "closed":
-            dmu_kl, dlogvar_kl = kl_normal_std_grad(mu, logvar)
-            dmu_kl *= beta / B
-            dlogvar_kl *= beta / B
-        else:
-            _, kdz, kdmu, kdlogvar = c["mc"]
-            dz = dz + (beta * scale) * kdz
-            dmu_kl = (beta * scale) * kdmu.sum(axis=0)
-            dlogvar_kl = (beta * scale) * kdlogvar.sum(axis=0)
+        # the Monte Carlo KL also depends on z, so its z-gradient joins before step 3
+        if cache["kl"] == "mc":
+            _, dz_kl, dmu_kl, dlogvar_kl = cache["mc"]
+            dz = dz + (beta * scale) * dz_kl
+        # 3. reparameterization: z = mu + sigma * eps, eps held fixed
         dmu, dlogvar = reparameterize_backward(dz, logvar, eps)
-        dmu += dmu_kl
-        dlogvar += dlogvar_kl
+        # 4. KL: its direct dependence on (mu, logvar)
+        if cache["kl"] == "closed":
+            dmu_kl, dlogvar_kl = kl_normal_std_grad(mu, logvar)
+            dmu += (beta / B) * dmu_kl
+            dlogvar += (beta / B) * dlogvar_kl
+        else:
+            dmu += (beta * scale) * dmu_kl.sum(axis=0)
+            dlogvar += (beta * scale) * dlogvar_kl.sum(axis=0)
         self.dmu, self.dlogvar = dmu, dlogvar
-        if c["encoder"]:
+        # 5. encoder: both heads, then the shared trunk
+        if cache["encoder"]:
             dh_mu = self.enc_mu.backward(dmu)
             dh_logvar = self.enc_logvar.backward(dlogvar)
-            if self.enc.linears:
+            if self.enc.linears:    # with hidden=() the heads read x itself: nothing further
                 self.enc.backward(dh_mu + dh_logvar)
         else:
             self.flat_grads[self._enc_slice] = 0   # the encoder took no part

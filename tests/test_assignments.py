@@ -101,7 +101,7 @@ BUGS = {
     "kl_normal_std_grad": [("return mu.copy(), 0.5 * np.expm1(logvar)",
                             "return mu.copy(), 0.5 * np.exp(logvar)")],
     "gaussian_learned_log_prob_grad": [("return r, 0.5 * (d * r - 1)", "return r, 0.5 * d * r")],
-    "vae_backward": [("        dlogvar += dlogvar_kl\n", "")],
+    "vae_backward": [("            dlogvar += (beta / B) * dlogvar_kl\n", "")],
     # forward and backward wrong in the same way: the grader uses the reference forward
     "tanh_backward": [("self.y = np.tanh(x)", "self.y = np.tanh(2 * x)"),
                       ("return dy * (1 - self.y * self.y)",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "numpyvae"
-CORE = {"layers", "reparam", "kl", "likelihoods", "model", "optim", "gradcheck", "_validate"}
+CORE = {"layers", "reparam", "kl", "likelihoods", "model", "optim", "gradcheck", "_validate", "_rng"}
 WINGS = {"data", "training", "theory", "teaching", "cli"}
 
 

@@ -147,12 +147,12 @@ def test_objective_identities(likelihood, kl):
     t = vae.forward(x, eps=eps, beta=beta, kl=kl)
     t1 = vae.forward(x, eps=eps, beta=1.0, kl=kl)
     t0 = vae.forward(x, eps=eps, beta=0.0, kl=kl)
-    # loss = mean(-recon + beta * kl), elbo = mean(recon - kl)
-    assert t.loss == pytest.approx(np.mean(-t.recon_per_example + beta * t.kl_per_example),
+    # recon is a cost: loss = mean(recon + beta * kl), elbo = -mean(recon + kl)
+    assert t.loss == pytest.approx(np.mean(t.recon_per_example + beta * t.kl_per_example),
                                    rel=1e-12)
-    assert t.elbo == pytest.approx(np.mean(t.recon_per_example - t.kl_per_example), rel=1e-12)
-    np.testing.assert_allclose(t.elbo_per_example, t.recon_per_example - t.kl_per_example)
-    np.testing.assert_allclose(t.recon_per_example, t.log_px_z.mean(0))
+    assert t.elbo == pytest.approx(-np.mean(t.recon_per_example + t.kl_per_example), rel=1e-12)
+    np.testing.assert_allclose(t.elbo_per_example, -(t.recon_per_example + t.kl_per_example))
+    np.testing.assert_allclose(t.recon_per_example, -t.log_px_z.mean(0))
     assert t.recon == pytest.approx(t.recon_per_example.mean()) and t.kl == pytest.approx(
         t.kl_per_example.mean())
     # beta != 1: the reported ELBO is still the beta = 1 ELBO, the loss is not
@@ -160,9 +160,9 @@ def test_objective_identities(likelihood, kl):
     assert t1.loss == pytest.approx(-t1.elbo, rel=1e-12)
     assert t.loss != pytest.approx(t1.loss)
     # beta = 0: the reconstruction term alone
-    assert t0.loss == pytest.approx(-t0.recon, rel=1e-12)
+    assert t0.loss == pytest.approx(t0.recon, rel=1e-12)
     if likelihood == "bernoulli":
-        assert t.recon <= 0 and np.all(t.log_px_z <= 0)
+        assert t.recon >= 0 and np.all(t.log_px_z <= 0)
     if kl == "closed":
         np.testing.assert_allclose(t.kl_per_example, nv.kl.kl_normal_std(t.mu, t.logvar))
         assert np.all(t.kl_per_example >= 0)

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .. import _rng
 from . import checkpoint as _ckpt
 
 
@@ -57,8 +58,6 @@ HISTORY_COLUMNS = (
     "val_kl",
 )
 
-# Indices into SeedSequence(seed).spawn(...): fixed so that adding a stream never shifts others.
-_STREAMS = ("batch", "binarize", "val_eps", "val_binarize")
 
 
 class TrainingDiverged(RuntimeError):
@@ -181,8 +180,8 @@ def binarize_batch(x: np.ndarray, rng: np.random.Generator, dtype: Any = None) -
 
 
 def _seed_streams(seed: int) -> Dict[str, np.random.SeedSequence]:
-    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
-    return dict(zip(_STREAMS, children))
+    # the same named streams the model draws its weights and noise from (numpyvae._rng)
+    return _rng.streams(seed)
 
 
 def _check_data(name: str, x: Any, x_dim: Optional[int]) -> np.ndarray:
@@ -232,7 +231,7 @@ def _evaluate_fixed(vae: Any, x: np.ndarray, rng: np.random.Generator, batch_siz
         s_elbo += float(t.elbo) * b
         s_recon += float(t.recon) * b
         s_kl += float(t.kl) * b
-    return {"neg_elbo": -s_elbo / n, "recon": -s_recon / n, "kl": s_kl / n, "n": n}
+    return {"neg_elbo": -s_elbo / n, "recon": s_recon / n, "kl": s_kl / n, "n": n}
 
 
 class Trainer:
@@ -457,7 +456,7 @@ class Trainer:
                 "beta": self.beta_at(max(self.step - 1, 0)),
                 "train_loss": s_loss / seen,
                 "train_neg_elbo": -s_elbo / seen,
-                "train_recon": -s_recon / seen,
+                "train_recon": s_recon / seen,
                 "train_kl": s_kl / seen,
                 "val_neg_elbo": val["neg_elbo"],
                 "val_recon": val["recon"],
