@@ -16,18 +16,28 @@ so a parameter whose *whole* gradient is tiny compared with the loss (a dead ReL
 layer, a saturated tanh, beta close to 0) can score above 1e-6 while being right.
 Look at the analytic and numeric values side by side before blaming the backward;
 a larger h (1e-4) shrinks the rounding part and leaves a correct gradient passing.
+
+Cost: every coordinate checked costs two evaluations of f. For a large model check a
+fixed number of random coordinates per parameter (``per_param=N``, seeded), as cs231n's
+sparse gradient check does; a wrong factor or a dropped term shows in any coordinate it
+touches, so a few per parameter catch it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm.auto import tqdm
+
+from . import _validate
 
 __all__ = ["numerical_grad", "rel_error", "directional_check", "check_function",
            "check_layer", "check_model", "GradcheckReport", "PASS", "H"]
 
 PASS = 1e-6
 H = 1e-5
+#: above this many coordinates ``check_model`` shows a progress bar (when ``progress=None``)
+PROGRESS_ABOVE = 2000
 
 
 def rel_error(a, n) -> float:
@@ -44,6 +54,12 @@ def rel_error(a, n) -> float:
     return float(np.max(np.abs(a - n)) / scale)
 
 
+def _require_float64(name, x):
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
+        raise TypeError(f"{name} must be a float64 numpy array (finite differences need "
+                        f"float64), got {type(x).__name__} {getattr(x, 'dtype', '')}")
+
+
 def numerical_grad(f, x, h=H, index=None):
     """Central differences (f(x + h e_i) - f(x - h e_i)) / 2h of a scalar f w.r.t. array x.
 
@@ -52,9 +68,7 @@ def numerical_grad(f, x, h=H, index=None):
 
     Derivation: derivations/06_backprop_mlp.md, eq. (6.12)
     """
-    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
-        raise TypeError("x must be a float64 numpy array (finite differences need float64), "
-                        f"got {type(x).__name__} {getattr(x, 'dtype', '')}")
+    _require_float64("x", x)
     if not x.flags.c_contiguous:
         raise ValueError("x must be C-contiguous so it can be perturbed in place")
     grad = np.full(x.shape, np.nan) if index is not None else np.zeros(x.shape)
@@ -78,6 +92,7 @@ def directional_check(f, x, grad, rng=None, h=H) -> float:
 
     Derivation: derivations/06_backprop_mlp.md, eq. (6.13)
     """
+    _require_float64("x", x)
     rng = np.random.default_rng(0) if rng is None else rng
     v = rng.standard_normal(x.shape)
     v /= np.linalg.norm(v)
@@ -135,21 +150,34 @@ class GradcheckReport:
     __repr__ = __str__
 
 
-def _pick(size, sparse, rng):
-    if sparse is None or sparse >= size:
+def _per_param(per_param, sparse) -> int | None:
+    """The number of coordinates to check per parameter; ``sparse`` is its former name."""
+    if sparse is not None:
+        if per_param is not None:
+            raise ValueError("give per_param or its former name sparse, not both")
+        per_param = sparse
+    return None if per_param is None else _validate.positive_int("per_param", per_param)
+
+
+def _pick(size, per_param, rng):
+    """Sorted random flat indices (per_param of them), or None for every coordinate."""
+    if per_param is None or per_param >= size:
         return None
-    return np.sort(rng.choice(size, size=sparse, replace=False))
+    return np.sort(rng.choice(size, size=per_param, replace=False))
 
 
-def check_function(f, grad, x, name="x", h=H, sparse=None, seed=0) -> GradcheckReport:
+def check_function(f, grad, x, name="x", h=H, per_param=None, seed=0, sparse=None
+                   ) -> GradcheckReport:
     """Check ``grad`` (the analytic gradient array of scalar ``f()`` w.r.t. ``x``).
 
     ``f`` takes no arguments and reads ``x``, which is perturbed in place.
+    ``per_param``: check only this many random entries of x (drawn with ``seed``);
+    ``sparse`` is its former name.
 
     Derivation: derivations/06_backprop_mlp.md, eq. (6.12)
     """
     report = GradcheckReport()
-    index = _pick(x.size, sparse, np.random.default_rng(seed))
+    index = _pick(x.size, _per_param(per_param, sparse), np.random.default_rng(seed))
     report.add(name, grad, numerical_grad(f, x, h, index), index)
     return report
 
@@ -177,6 +205,7 @@ def check_layer(layer, x, seed=0, h=H) -> GradcheckReport:
     params = layer.params() if hasattr(layer, "params") else {}
     grads = layer.grads() if hasattr(layer, "grads") else {}
     for k in params:
+        _require_float64(f"the layer's parameter {k!r}", params[k])
         analytic[k] = np.array(grads[k])
     report = GradcheckReport()
     if analytic["x"] is not None:
@@ -186,18 +215,35 @@ def check_layer(layer, x, seed=0, h=H) -> GradcheckReport:
     return report
 
 
-def check_model(vae, x, eps=None, k=None, beta=1.0, kl="closed", sparse=None, seed=0,
-                h=H) -> GradcheckReport:
+def check_model(vae, x, eps=None, k=None, beta=1.0, kl="closed", per_param=None, seed=0,
+                h=H, progress=None, sparse=None) -> GradcheckReport:
     """Check every parameter gradient of the VAE's loss with eps held fixed.
 
     The model is copied to float64 first (the original is untouched). ``eps``:
     (K, B, Z); if None it is drawn once from ``seed`` with K = k or 1.
-    ``sparse``: check at most this many random entries per parameter.
     Also reports a directional check over all parameters at once.
+
+    Cost: each coordinate checked costs two forward passes of the float64 copy on x.
+    Measured on this project's 2-core machine (one BLAS thread, other jobs running):
+    about 0.2 ms per coordinate for a 12-8-3 model on 5 examples (all 406 coordinates
+    in 0.1 s) and about 2 ms for a 784-400-20 model on 4 examples, so checking all
+    652,824 parameters of the latter takes over 20 minutes. Hence:
+
+    ``per_param=N`` (sampled mode): check N random coordinates of every parameter
+    (all of a parameter with at most N entries), drawn with ``seed``, so the same
+    call checks the same coordinates. ``per_param=10`` checks the 784-400-20 model
+    (100 coordinates) in about half a second, and a wrong factor or a dropped term
+    shows in any coordinate it touches.
+    ``per_param=None`` (default) checks every coordinate. ``sparse`` is the former
+    name of ``per_param``.
+
+    ``progress``: None shows a progress bar (tqdm, on stderr) when more than
+    ``PROGRESS_ABOVE`` coordinates are to be checked; True or False forces it.
 
     Derivation: derivations/06_backprop_mlp.md, eq. (6.12)
     Derivation: derivations/02_elbo.md, eq. (2.9)
     """
+    per_param = _per_param(per_param, sparse)
     model = vae.copy(np.float64)
     x = np.asarray(x, dtype=np.float64)
     rng = np.random.default_rng(seed)
@@ -212,10 +258,23 @@ def check_model(vae, x, eps=None, k=None, beta=1.0, kl="closed", sparse=None, se
     model.backward()
     analytic = model.flat_grads.copy()
     grads = {name: g.copy() for name, g in model.grads.items()}
+    picks = {name: _pick(p.size, per_param, rng) for name, p in model.params.items()}
+    total = sum(p.size if picks[n] is None else len(picks[n]) for n, p in model.params.items())
+    show = total > PROGRESS_ABOVE if progress is None else bool(progress)
     report = GradcheckReport()
-    for name, p in model.params.items():
-        index = _pick(p.size, sparse, rng)
-        report.add(name, grads[name], numerical_grad(f, p, h, index), index)
+    with tqdm(total=total, unit="coord", desc="check_model", disable=not show,
+              leave=False) as bar:
+        calls = [0]
+
+        def f_counted():       # two calls of f per coordinate
+            calls[0] += 1
+            if calls[0] % 2 == 0:
+                bar.update(1)
+            return f()
+
+        for name, p in model.params.items():
+            index = picks[name]
+            report.add(name, grads[name], numerical_grad(f_counted, p, h, index), index)
     err = directional_check(f, model.flat_params, analytic, rng, h)
     report.rows.append(("(all, random direction)", (model.flat_params.size,), 1, err,
                         err < report.threshold))

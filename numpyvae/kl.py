@@ -10,6 +10,8 @@ import numpy as np
 __all__ = ["log_normal_diag", "log_std_normal", "kl_normal_std", "kl_normal_std_grad",
            "kl_normal_normal", "kl_mvn", "kl_monte_carlo"]
 
+#: log(2 pi), the one definition every Gaussian density in the package uses. A Python float:
+#: a NumPy float64 scalar would turn float32 arrays into float64 (NumPy 2, NEP 50).
 LOG_2PI = float(np.log(2 * np.pi))
 
 
@@ -71,8 +73,10 @@ def kl_mvn(mu_q, cov_q, mu_p, cov_p):
 
     Derivation: derivations/03_kl.md, eq. (3.5)
     """
-    mu_q, mu_p = np.asarray(mu_q, float), np.asarray(mu_p, float)
-    cov_q, cov_p = np.asarray(cov_q, float), np.asarray(cov_p, float)
+    mu_q, mu_p, cov_q, cov_p = (np.asarray(a) for a in (mu_q, mu_p, cov_q, cov_p))
+    # float32 in, float32 out; anything else (integers, mixed) is computed in float64
+    dtype = np.result_type(mu_q, mu_p, cov_q, cov_p, np.float32)
+    mu_q, mu_p, cov_q, cov_p = (a.astype(dtype, copy=False) for a in (mu_q, mu_p, cov_q, cov_p))
     d = mu_q.shape[-1]
     if cov_q.shape[-2:] != (d, d) or cov_p.shape[-2:] != (d, d):
         raise ValueError(f"cov_q and cov_p must be ({d}, {d}) to match the means, "

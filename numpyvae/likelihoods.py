@@ -6,20 +6,17 @@ returns d log p / d output with the output's shape.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+from .kl import LOG_2PI, log_normal_diag
+from .layers import _sigmoid
 
 __all__ = ["bernoulli_log_prob", "bernoulli_log_prob_grad", "gaussian_log_prob",
            "gaussian_log_prob_grad", "gaussian_learned_log_prob",
            "gaussian_learned_log_prob_grad", "Bernoulli", "Gaussian", "GaussianLearned",
            "make_likelihood", "LIKELIHOODS"]
-
-LOG_2PI = float(np.log(2 * np.pi))
-
-
-def _sigmoid(a):
-    # the tanh form is exact algebra, never overflows and needs one transcendental
-    return 0.5 + 0.5 * np.tanh(0.5 * a)
-
 
 def bernoulli_log_prob(x, logits):
     """log Bernoulli(x; sigmoid(l)) = x l - softplus(l), summed over the last axis.
@@ -29,8 +26,8 @@ def bernoulli_log_prob(x, logits):
 
     Derivation: derivations/05_likelihoods.md, eq. (5.1)
     """
-    l = logits
-    return -np.sum(np.maximum(l, 0) - l * x + np.log1p(np.exp(-np.abs(l))), axis=-1)
+    return -np.sum(np.maximum(logits, 0) - logits * x + np.log1p(np.exp(-np.abs(logits))),
+                   axis=-1)
 
 
 def bernoulli_log_prob_grad(x, logits):
@@ -41,6 +38,18 @@ def bernoulli_log_prob_grad(x, logits):
     return x - _sigmoid(logits)
 
 
+def _variance(c) -> float:
+    # a Python float, never a NumPy float64 scalar: under NumPy 2 (NEP 50) a float64
+    # scalar turns float32 arrays into float64, a Python float leaves their dtype alone
+    try:
+        v = float(c)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"c (the decoder variance) must be a positive number, got {c!r}")
+    return v
+
+
 def gaussian_log_prob(x, mean, c):
     """log N(x; mean, c I) = -||x - mean||^2 / (2c) - D/2 log(2 pi c).
 
@@ -48,9 +57,10 @@ def gaussian_log_prob(x, mean, c):
 
     Derivation: derivations/05_likelihoods.md, eq. (5.3)
     """
+    c = _variance(c)
     d = x - mean
     D = np.shape(mean)[-1]
-    return -0.5 * np.sum(d * d, axis=-1) / c - 0.5 * D * (LOG_2PI + np.log(c))
+    return -0.5 * np.sum(d * d, axis=-1) / c - 0.5 * D * (LOG_2PI + math.log(c))
 
 
 def gaussian_log_prob_grad(x, mean, c):
@@ -58,16 +68,17 @@ def gaussian_log_prob_grad(x, mean, c):
 
     Derivation: derivations/05_likelihoods.md, eq. (5.4)
     """
-    return (x - mean) / c
+    return (x - mean) / _variance(c)
 
 
 def gaussian_learned_log_prob(x, mean, logvar):
     """log N(x; mean, diag exp(logvar)) = -1/2 sum(log 2pi + v + (x - m)^2 e^-v).
 
+    The same formula as the encoder's log q(z|x), so it is that one function.
+
     Derivation: derivations/05_likelihoods.md, eq. (5.5)
     """
-    d = x - mean
-    return -0.5 * np.sum(LOG_2PI + logvar + d * d * np.exp(-logvar), axis=-1)
+    return log_normal_diag(x, mean, logvar)
 
 
 def gaussian_learned_log_prob_grad(x, mean, logvar):
@@ -109,9 +120,7 @@ class Gaussian:
     n_outputs = 1
 
     def __init__(self, c: float = 1.0):
-        if not np.isfinite(c) or c <= 0:
-            raise ValueError(f"c (the decoder variance) must be a positive number, got {c!r}")
-        self.c = float(c)
+        self.c = _variance(c)
 
     def log_prob(self, x, mean):
         return gaussian_log_prob(x, mean, self.c)

@@ -19,11 +19,12 @@ import numbers
 
 import numpy as np
 
+from .._validate import positive_int, vae_and_x
 from ..optim import Adam
 from ..reparam import sample_eps
-from .._validate import positive_int, vae_and_x
+from .estimators import log_likelihood
 
-__all__ = ["fit_local_posterior", "elbo_common_noise", "amortization_gap"]
+__all__ = ["fit_local_posterior", "amortization_gap"]
 
 
 def fit_local_posterior(vae, x, steps=300, lr=0.05, k=1, seed=0, init=None, lr_decay=True,
@@ -89,19 +90,6 @@ def fit_local_posterior(vae, x, steps=300, lr=0.05, k=1, seed=0, init=None, lr_d
     return (out + (history,)) if return_history else out
 
 
-def elbo_common_noise(vae, x, mu, logvar, eps):
-    """ELBO per example of q = N(mu, diag exp(logvar)) with given noise: (B,).
-
-    E_q[log p(x|z)] is averaged over the K samples z = mu + sigma * eps (eps: (K, B, Z)),
-    the KL is closed form. Using the same eps for two q's (common random numbers) makes
-    their difference far less noisy than either ELBO.
-
-    Derivation: derivations/02_elbo.md, eq. (2.8)
-    """
-    x = vae_and_x(vae, x)
-    return vae.forward(x, eps=eps, q=(mu, logvar)).elbo_per_example.astype(np.float64)
-
-
 def amortization_gap(vae, x, steps=300, lr=0.05, k_fit=1, k_eval=1000, seed=0, k_ll=0):
     """Encoder ELBO, per-example optimised ELBO and their gap, in nats.
 
@@ -131,8 +119,6 @@ def amortization_gap(vae, x, steps=300, lr=0.05, k_fit=1, k_eval=1000, seed=0, k
     out = {"elbo_encoder": e_enc, "elbo_local": e_loc, "amortization_gap": e_loc - e_enc,
            "gap_stderr": se}
     if k_ll:
-        from .estimators import log_likelihood
-
         # proposal: the fitted local q's, which are closer to the posterior than the encoder's
         # (with the encoder's q a finite-K estimate can fall below the local ELBO)
         ll = log_likelihood(vae, x, k=positive_int("k_ll", k_ll), rng=np.random.default_rng([seed, 2]),
