@@ -24,6 +24,7 @@ touches, so a few per parameter catch it.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -237,8 +238,9 @@ def check_model(vae, x, eps=None, k=None, beta=1.0, kl="closed", per_param=None,
     ``per_param=None`` (default) checks every coordinate. ``sparse`` is the former
     name of ``per_param``.
 
-    ``progress``: None shows a progress bar (tqdm, on stderr) when more than
-    ``PROGRESS_ABOVE`` coordinates are to be checked; True or False forces it.
+    ``progress``: None shows a progress bar (tqdm, on stderr; redrawn at most every
+    30 s when stderr is not a terminal) when more than ``PROGRESS_ABOVE`` coordinates
+    are to be checked; True or False forces it.
 
     Derivation: derivations/06_backprop_mlp.md, eq. (6.12)
     Derivation: derivations/02_elbo.md, eq. (2.9)
@@ -262,8 +264,10 @@ def check_model(vae, x, eps=None, k=None, beta=1.0, kl="closed", per_param=None,
     total = sum(p.size if picks[n] is None else len(picks[n]) for n, p in model.params.items())
     show = total > PROGRESS_ABOVE if progress is None else bool(progress)
     report = GradcheckReport()
+    # in a log file (stderr not a terminal) one line every 30 s, not ten a second
+    every = 0.1 if getattr(sys.stderr, "isatty", lambda: False)() else 30.0
     with tqdm(total=total, unit="coord", desc="check_model", disable=not show,
-              leave=False) as bar:
+              leave=False, mininterval=every) as bar:
         calls = [0]
 
         def f_counted():       # two calls of f per coordinate

@@ -85,7 +85,10 @@ def test_directional_check():
     rng = np.random.default_rng(0)
     x = rng.uniform(-2, 2, 20)
     x0 = x.copy()
-    f = lambda: np.sum(np.sin(x) * x)
+
+    def f():
+        return np.sum(np.sin(x) * x)
+
     good = np.sin(x) + x * np.cos(x)
     assert gc.directional_check(f, x, good) < PASS
     np.testing.assert_array_equal(x, x0)
@@ -174,7 +177,7 @@ def test_check_model_report_rows_and_table():
     assert names[:-1] == list(vae.params)            # one row per parameter, in order
     assert names[-1] == "(all, random direction)"
     assert len(rep.rows) == len(vae.params) + 1
-    for (name, shape, n, err, ok) in rep.rows[:-1]:
+    for (name, shape, n, _err, _ok) in rep.rows[:-1]:
         assert shape == vae.params[name].shape and n == vae.params[name].size
     assert rep.passed and rep.max_error < PASS
     assert set(rep.errors()) == set(names)
@@ -227,30 +230,82 @@ def test_check_model_flags_transposed_linear_gradient(monkeypatch):
     assert not rep.passed and rep.errors()["enc.1.W"] >= 1e-3
 
 
-def test_check_model_sparse(monkeypatch):
-    vae, x = _small_vae(hidden=(7,))
+def _spy_numerical_grad(monkeypatch):
     calls = []
     real = gc.numerical_grad
 
     def spy(f, p, h=gc.H, index=None):
-        calls.append((p.size, None if index is None else len(index)))
+        calls.append((p.size, None if index is None else tuple(index)))
         return real(f, p, h, index)
 
     monkeypatch.setattr(gc, "numerical_grad", spy)
-    rep = gc.check_model(vae, x, sparse=3)
+    return calls
+
+
+def test_check_model_per_param_samples_a_fixed_seeded_number_per_parameter(monkeypatch):
+    vae, x = _small_vae(hidden=(7,))
+    calls = _spy_numerical_grad(monkeypatch)
+    rep = gc.check_model(vae, x, per_param=3)
     assert rep.passed
-    for (name, shape, n, err, ok) in rep.rows[:-1]:
+    for (name, _shape, n, _err, _ok) in rep.rows[:-1]:
         assert n == min(3, vae.params[name].size)
     # only 3 entries are perturbed in every parameter with more than 3 entries
-    assert all((size <= 3 and k is None) or k == 3 for size, k in calls)
     assert len(calls) == len(vae.params)
-    monkeypatch.undo()
-    # still catches a wrong gradient (factor-2 decoder likelihood gradient)
-    real_grad = nv.likelihoods.bernoulli_log_prob_grad
-    monkeypatch.setattr(nv.likelihoods, "bernoulli_log_prob_grad",
-                        lambda x_, l: 2 * real_grad(x_, l))
-    rep = gc.check_model(vae, x, sparse=3)
-    assert not rep.passed and rep.errors()["dec.out.W"] >= 1e-3
+    assert all((size <= 3 and idx is None) or len(idx) == 3 for size, idx in calls)
+    # seeded: the same call checks the same coordinates; another seed, others
+    first = list(calls)
+    calls.clear()
+    gc.check_model(vae, x, per_param=3)
+    assert calls == first
+    calls.clear()
+    gc.check_model(vae, x, per_param=3, seed=1)
+    assert calls != first
+    # `sparse` is the former name of per_param: same coordinates
+    calls.clear()
+    gc.check_model(vae, x, sparse=3)
+    assert calls == first
+    with pytest.raises(ValueError, match="not both"):
+        gc.check_model(vae, x, per_param=3, sparse=3)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="per_param must be a positive integer"):
+            gc.check_model(vae, x, per_param=bad)
+
+
+@pytest.mark.parametrize("planted", ["decoder", "encoder"])
+def test_check_model_per_param_catches_a_planted_factor_2(monkeypatch, planted):
+    vae, x = _small_vae(hidden=(7,))
+    if planted == "decoder":   # factor-2 likelihood gradient: every parameter is wrong
+        real = nv.likelihoods.bernoulli_log_prob_grad
+        monkeypatch.setattr(nv.likelihoods, "bernoulli_log_prob_grad",
+                            lambda x_, logits: 2 * real(x_, logits))
+        wrong = ["dec.out.W", "dec.out.b", "dec.0.W"]
+    else:                      # factor-2 KL gradient: only the encoder is wrong
+        real = nv.model.kl_normal_std_grad
+        monkeypatch.setattr(nv.model, "kl_normal_std_grad",
+                            lambda mu, lv: tuple(2 * g for g in real(mu, lv)))
+        wrong = ["enc.mu.W", "enc.logvar.W", "enc.0.W"]
+    rep = gc.check_model(vae, x, per_param=2)
+    assert not rep.passed and "SOME FAILED" in str(rep)
+    errs = rep.errors()
+    assert all(errs[name] >= 1e-3 for name in wrong), str(rep)
+    assert all(n <= 2 for (_name, _shape, n, _err, _ok) in rep.rows)
+
+
+def test_check_model_shows_a_progress_bar_only_when_slow(capsys, monkeypatch):
+    vae, x = _small_vae(hidden=(7,))
+    n_coords = vae.flat_params.size
+    gc.check_model(vae, x)                               # below PROGRESS_ABOVE: quiet
+    assert "check_model" not in capsys.readouterr().err
+    gc.check_model(vae, x, progress=True)                # forced: a bar on stderr
+    err = capsys.readouterr().err
+    assert "check_model" in err and f"/{n_coords}" in err
+    monkeypatch.setattr(gc, "PROGRESS_ABOVE", n_coords - 1)  # "slow": shown by default
+    gc.check_model(vae, x)
+    assert f"/{n_coords}" in capsys.readouterr().err
+    gc.check_model(vae, x, per_param=2)                  # sampled: few coordinates, quiet
+    assert "check_model" not in capsys.readouterr().err
+    gc.check_model(vae, x, progress=False)
+    assert capsys.readouterr().err == ""
 
 
 def test_check_model_float32_runs_on_float64_copy():
