@@ -220,7 +220,7 @@ def test_contractive_penalty_equals_brute_force_jacobian_norm(seed, b, D, d):
     for i in range(b):
         xi = x[i:i + 1].copy()
         # J[:, j] = d h_j / d x by central differences, one code unit at a time
-        J = np.stack([numerical_grad(lambda: ae.encode(xi)[0, j], xi).ravel()
+        J = np.stack([numerical_grad(lambda xi=xi, j=j: ae.encode(xi)[0, j], xi).ravel()
                       for j in range(d)], axis=1)
         brute[i] = np.sum(J ** 2)
     np.testing.assert_allclose(closed, brute, rtol=1e-6, atol=1e-12)

@@ -67,9 +67,9 @@ def test_gaussian_learned_grad_gradcheck(k, b, d, seed):
 def test_log_prob_values_against_direct_formulas():
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (2, 5))
-    l = rng.standard_normal((2, 5))
-    p = 1 / (1 + np.exp(-l))
-    np.testing.assert_allclose(lk.bernoulli_log_prob(x, l),
+    logits = rng.standard_normal((2, 5))
+    p = 1 / (1 + np.exp(-logits))
+    np.testing.assert_allclose(lk.bernoulli_log_prob(x, logits),
                                np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), -1))
     m, c = rng.standard_normal((2, 5)), 0.3
     ref = np.sum(-0.5 * np.log(2 * np.pi * c) - (x - m) ** 2 / (2 * c), -1)
@@ -84,10 +84,10 @@ def test_log_prob_values_against_direct_formulas():
 
 def test_bernoulli_stable_at_huge_logits():
     x = np.array([[1.0, 0.0, 1.0, 0.0]])
-    l = np.array([[800.0, -800.0, -800.0, 800.0]])
+    logits = np.array([[800.0, -800.0, -800.0, 800.0]])
     with np.errstate(over="raise", invalid="raise", divide="raise"):
-        v = lk.bernoulli_log_prob(x, l)
-        g = lk.bernoulli_log_prob_grad(x, l)
+        v = lk.bernoulli_log_prob(x, logits)
+        g = lk.bernoulli_log_prob_grad(x, logits)
     np.testing.assert_allclose(v, [-1600.0])
     np.testing.assert_allclose(g, [[0.0, 0.0, 1.0, -1.0]], atol=1e-300)
     assert np.all(lk.bernoulli_log_prob((np.random.default_rng(0).uniform(size=(3, 7)) > .5)
@@ -104,21 +104,28 @@ def test_likelihood_grad_mutations_are_caught(which):
     v = rng.uniform(-1, 1, (2, 3, 6))
     c = 0.4
     if which.startswith("bernoulli"):
-        f = lambda: float(np.sum(lk.bernoulli_log_prob(x, out)))
+        log_prob = lk.bernoulli_log_prob
+        args = (x, out)
         good = lk.bernoulli_log_prob_grad(x, out)
         bad = 2 * good if which.endswith("x2") else x - 0 * out   # dropped -sigmoid(l)
         target = out
     elif which == "gauss_no_c":
-        f = lambda: float(np.sum(lk.gaussian_log_prob(x, out, c)))
+        log_prob = lk.gaussian_log_prob
+        args = (x, out, c)
         good = lk.gaussian_log_prob_grad(x, out, c)
         bad = x - out                                          # forgot the 1/c
         target = out
     else:
-        f = lambda: float(np.sum(lk.gaussian_learned_log_prob(x, out, v)))
+        log_prob = lk.gaussian_learned_log_prob
+        args = (x, out, v)
         good = lk.gaussian_learned_log_prob_grad(x, out, v)[1]
         d = x - out
         bad = (d * d * np.exp(-v) - 1) if which.endswith("x2") else 0.5 * d * d * np.exp(-v)
         target = v
+
+    def f():
+        return float(np.sum(log_prob(*args)))
+
     n = numerical_grad(f, target)
     assert rel_error(good, n) < PASS
     assert rel_error(bad, n) >= 1e-3

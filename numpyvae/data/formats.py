@@ -14,7 +14,7 @@ import os
 import zlib
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

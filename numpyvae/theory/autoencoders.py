@@ -270,7 +270,7 @@ class Autoencoder:
                 "mask_prob": self.mask_prob, "sparsity": self.sparsity,
                 "contractive": self.contractive}
 
-    def copy(self, dtype=None) -> "Autoencoder":
+    def copy(self, dtype=None) -> Autoencoder:
         """An independent copy (parameters and corruption-RNG state), optionally in ``dtype``.
 
         Derivation: derivations/09_autoencoders.md, eq. (9.1)
