@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validate import positive_int
+
 __all__ = ["sample_eps", "reparameterize", "reparameterize_backward"]
 
 
@@ -21,10 +23,8 @@ def sample_eps(rng: np.random.Generator, k: int, batch: int, z_dim: int,
 
     Derivation: derivations/04_reparameterization.md, eq. (4.3)
     """
-    for name, v in (("k", k), ("batch", batch), ("z_dim", z_dim)):
-        if int(v) != v or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return rng.standard_normal((int(k), int(batch), int(z_dim)), dtype=dtype)
+    shape = tuple(positive_int(name, v) for name, v in (("k", k), ("batch", batch), ("z_dim", z_dim)))
+    return rng.standard_normal(shape, dtype=dtype)
 
 
 def _check(mu, logvar, eps):

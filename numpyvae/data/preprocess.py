@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .toy import check_n as _check_n
+from .._validate import int_in_range, positive_int
 
 
 def scale_pixels(images: np.ndarray) -> np.ndarray:
@@ -82,10 +82,8 @@ def train_val_indices(n: int, val_size: int, seed=0):
 
     Returns: (train_idx int64 (n - val_size,), val_idx int64 (val_size,)).
     """
-    n = _check_n(n)
-    if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)) \
-            or not 0 < val_size < n:
-        raise ValueError(f"val_size must be an integer in 1..{n - 1}, got {val_size!r}")
+    n = positive_int("n", n)
+    val_size = int_in_range("val_size", val_size, 1, n - 1)
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[val_size:]), np.sort(perm[:val_size])
 
@@ -113,9 +111,7 @@ def iterate_minibatches(x: np.ndarray, batch_size: int, rng: np.random.Generator
         if x.ndim == 0:
             raise ValueError("x must be an array with a leading batch axis or an int count")
         n = x.shape[0]
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = positive_int("batch_size", batch_size)
     if shuffle:
         if not isinstance(rng, np.random.Generator):
             raise TypeError("rng must be a numpy.random.Generator when shuffle=True, "

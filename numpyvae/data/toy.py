@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def check_n(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    return int(n)
+from .._validate import int_in_range, positive_int
 
 
 def make_two_moons(n: int, seed=0, noise: float = 0.1):
@@ -22,7 +18,7 @@ def make_two_moons(n: int, seed=0, noise: float = 0.1):
 
     Returns: (x float32 (n, 2), labels uint8 (n,) in {0, 1}).
     """
-    n = check_n(n)
+    n = positive_int("n", n)
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 2, size=n)
     t = rng.uniform(0.0, np.pi, size=n)
@@ -42,9 +38,8 @@ def make_gaussian_mixture(n: int, seed=0, n_components: int = 8, radius: float =
 
     Returns: (x float32 (n, 2), labels uint8 (n,) = component index 0..K-1).
     """
-    n = check_n(n)
-    if not 1 <= n_components <= 255:
-        raise ValueError(f"n_components must be in 1..255, got {n_components}")
+    n = positive_int("n", n)
+    n_components = int_in_range("n_components", n_components, 1, 255)   # labels are uint8
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, n_components, size=n)
     angle = 2.0 * np.pi * labels / n_components
@@ -63,9 +58,8 @@ def make_pinwheel(n: int, seed=0, n_arms: int = 5, radial_std: float = 0.3,
 
     Returns: (x float32 (n, 2), labels uint8 (n,) = arm index 0..n_arms-1).
     """
-    n = check_n(n)
-    if not 1 <= n_arms <= 255:
-        raise ValueError(f"n_arms must be in 1..255, got {n_arms}")
+    n = positive_int("n", n)
+    n_arms = int_in_range("n_arms", n_arms, 1, 255)   # labels are uint8
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, n_arms, size=n)
     pts = rng.standard_normal((n, 2)) * np.array([radial_std, tangential_std])

@@ -28,15 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _validate
 from ..data import iterate_minibatches
 from ..layers import ACTIVATIONS, MLP, Linear, make_activation
 from ..optim import Adam
-from .._validate import positive_int as _positive_int
-from .. import _validate
 
 __all__ = ["pca", "pca_reconstruct", "Autoencoder", "AETerms", "fit"]
 
-_NOTE = "derivations/09_autoencoders.md"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -81,9 +79,7 @@ def pca(x, d):
     """
     x = _real_matrix("x", x).astype(np.float64)
     N, D = x.shape
-    if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) \
-            or not 1 <= d <= min(N, D):
-        raise ValueError(f"d must be an integer in 1..{min(N, D)} (min(N, D)), got {d!r}")
+    d = _validate.int_in_range("d", d, 1, min(N, D))   # at most min(N, D) components
     mean = x.mean(axis=0)
     _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
     comps = vt[:d].T.copy()
@@ -172,15 +168,9 @@ class Autoencoder:
                  code_activation=None, out_activation="identity", seed=0,
                  dtype=np.float64, tied=False, noise_std=0.0, mask_prob=0.0,
                  sparsity=0.0, contractive=0.0):
-        x_dim = _positive_int("x_dim", x_dim)
-        code_dim = _positive_int("code_dim", code_dim)
-        if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
-            hidden = (hidden,)
-        try:
-            hidden = tuple(hidden)
-        except TypeError:
-            raise ValueError(f"hidden must be a tuple of positive integers, got {hidden!r}") from None
-        hidden = tuple(_positive_int("hidden sizes", h) for h in hidden)
+        x_dim = _validate.positive_int("x_dim", x_dim)
+        code_dim = _validate.positive_int("code_dim", code_dim)
+        hidden = _validate.int_sizes("hidden", hidden)
         code_activation = activation if code_activation is None else code_activation
         for name, act in (("activation", activation), ("code_activation", code_activation),
                           ("out_activation", out_activation)):
@@ -469,10 +459,9 @@ def fit(ae, x, epochs=10, batch_size=128, lr=1e-3, seed=0):
     if not isinstance(ae, Autoencoder):
         raise ValueError(f"ae must be an Autoencoder, got {type(ae).__name__}")
     x = ae._check_x(x)
-    epochs = _positive_int("epochs", epochs)
-    batch_size = _positive_int("batch_size", batch_size)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    epochs = _validate.positive_int("epochs", epochs)
+    batch_size = _validate.positive_int("batch_size", batch_size)
+    seed = _validate.seed(seed)
     opt = Adam(lr=lr)
     rng = np.random.default_rng(seed)
     history = []

@@ -22,8 +22,8 @@ import time
 import numpy as np
 
 from .. import kl as _kl
-from ..reparam import reparameterize, sample_eps
 from .._validate import as_rng, positive_int, vae_and_x
+from ..reparam import reparameterize, sample_eps
 
 __all__ = [
     "log_mean_exp",
@@ -38,7 +38,6 @@ __all__ = [
     "elbo_gradient_variance",
 ]
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
 #: default cap on the floats of one decoder chunk (K_chunk * B_chunk * max(D, widest layer)):
 #: 2.5e6 floats = 20 MB in float64. Far below any memory limit, and faster than larger chunks
 #: (benchmarks/bench_loglik.py: about 35% faster than 25e6, which no longer fits in cache).
@@ -274,6 +273,13 @@ def _check_q(mu, logvar):
     return mu, logvar
 
 
+def _q_draws(mu, logvar, n, rng):
+    """Checked (mu, logvar), eps ~ N(0, I) of shape (n, ..., Z), and sigma = exp(logvar / 2)."""
+    mu, logvar = _check_q(mu, logvar)
+    eps = as_rng(rng).standard_normal((n,) + mu.shape)
+    return mu, logvar, eps, np.exp(0.5 * logvar)
+
+
 def score_function_grad(f, mu, logvar, n, rng=None, baseline=False):
     """Score-function (REINFORCE / likelihood-ratio) estimates of d/d(mu, logvar) E_q[f(z)].
 
@@ -287,11 +293,8 @@ def score_function_grad(f, mu, logvar, n, rng=None, baseline=False):
 
     Derivation: derivations/04_reparameterization.md, eq. (4.4)
     """
-    mu, logvar = _check_q(mu, logvar)
     n = positive_int("n", n)
-    g = as_rng(rng)
-    eps = g.standard_normal((n,) + mu.shape)
-    sigma = np.exp(0.5 * logvar)
+    mu, logvar, eps, sigma = _q_draws(mu, logvar, n, rng)
     fz = np.asarray(f(mu + sigma * eps), dtype=np.float64)
     if fz.shape != (n,) + mu.shape[:-1]:
         raise ValueError(f"f must return shape {(n,) + mu.shape[:-1]}, got {fz.shape}")
@@ -314,11 +317,8 @@ def pathwise_grad(f_and_grad, mu, logvar, n, rng=None):
     Derivation: derivations/04_reparameterization.md, eq. (4.5)
     Derivation: derivations/04_reparameterization.md, eq. (4.2)
     """
-    mu, logvar = _check_q(mu, logvar)
     n = positive_int("n", n)
-    g = as_rng(rng)
-    eps = g.standard_normal((n,) + mu.shape)
-    sigma = np.exp(0.5 * logvar)
+    mu, logvar, eps, sigma = _q_draws(mu, logvar, n, rng)
     _, dfdz = f_and_grad(mu + sigma * eps)
     dfdz = np.asarray(dfdz, dtype=np.float64)
     if dfdz.shape != eps.shape:
@@ -343,7 +343,7 @@ def elbo_energy_entropy(vae, x, k=1, rng=None):
     mu, logvar = vae.encode(x)
     z = reparameterize(mu, logvar, sample_eps(g, k, x.shape[0], vae.z_dim, dtype=vae.dtype))
     energy = np.mean(vae.log_px_given_z(x, z) + _kl.log_std_normal(z), axis=0)
-    entropy = 0.5 * np.sum(1.0 + _LOG_2PI + logvar, axis=-1)
+    entropy = 0.5 * np.sum(1.0 + _kl.LOG_2PI + logvar, axis=-1)
     return energy + entropy, energy, entropy
 
 

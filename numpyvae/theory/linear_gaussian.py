@@ -19,15 +19,15 @@ Derivation: derivations/01_generative_model.md, eq. (1.9)
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
 from .._validate import as_rng as _as_rng
+from .._validate import int_in_range, positive_int
+from ..kl import LOG_2PI, kl_mvn, log_std_normal
+from ..likelihoods import gaussian_log_prob
 
 __all__ = ["LinearGaussian", "ppca_ml", "ppca_max_log_likelihood"]
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 class LinearGaussian:
@@ -129,7 +129,7 @@ class LinearGaussian:
         r = (x - self.b).T  # (D, B)
         y = np.linalg.solve(self.chol, r)  # whitened residuals, L y = r
         logdet = 2.0 * np.sum(np.log(np.diag(self.chol)))
-        return -0.5 * (self.x_dim * _LOG_2PI + logdet + np.sum(y * y, axis=0))
+        return -0.5 * (self.x_dim * LOG_2PI + logdet + np.sum(y * y, axis=0))
 
     def log_px_given_z(self, x, z):
         """log p(x | z) = log N(x; W z + b, c I).  x: (B, D), z: (K, B, Z) -> (K, B).
@@ -138,16 +138,14 @@ class LinearGaussian:
         """
         x = self._check_x(x)
         z = self._check_z(z, x.shape[0])
-        r = x - (z @ self.W.T + self.b)
-        return -0.5 * (self.x_dim * (_LOG_2PI + np.log(self.c)) + np.sum(r * r, axis=-1) / self.c)
+        return gaussian_log_prob(x, z @ self.W.T + self.b, self.c)
 
     def log_joint(self, x, z):
         """log p(x, z) = log p(z) + log p(x | z).  x: (B, D), z: (K, B, Z) -> (K, B).
 
         Derivation: derivations/01_generative_model.md, eq. (1.1)
         """
-        lpz = -0.5 * (self.z_dim * _LOG_2PI + np.sum(np.asarray(z, dtype=np.float64) ** 2, axis=-1))
-        return self.log_px_given_z(x, z) + lpz
+        return self.log_px_given_z(x, z) + log_std_normal(self._check_z(z, np.shape(x)[0]))
 
     def posterior(self, x):
         """Exact posterior p(z | x) = N(mean, cov).
@@ -172,7 +170,7 @@ class LinearGaussian:
         d = z - mean
         quad = np.einsum("kbi,ij,kbj->kb", d, self.post_precision, d)
         _, logdet_prec = np.linalg.slogdet(self.post_precision)
-        return -0.5 * (self.z_dim * _LOG_2PI - logdet_prec + quad)
+        return -0.5 * (self.z_dim * LOG_2PI - logdet_prec + quad)
 
     def optimal_diagonal_q(self, x):
         """The diagonal Gaussian q closest to p(z|x) in KL(q || p(z|x)).
@@ -203,7 +201,7 @@ class LinearGaussian:
             tr = np.exp(q_logvar) @ np.diag(WtW)
         else:
             tr = np.einsum("ij,bji->b", WtW, q_cov)
-        return -0.5 * self.x_dim * (_LOG_2PI + np.log(self.c)) - 0.5 * (np.sum(r * r, axis=1) + tr) / self.c
+        return -0.5 * self.x_dim * (LOG_2PI + np.log(self.c)) - 0.5 * (np.sum(r * r, axis=1) + tr) / self.c
 
     def expected_log_joint(self, x, q_mu, q_logvar=None, q_cov=None):
         """Closed-form energy term E_q[log p(x, z)] = E_q[log p(x|z)] + E_q[log p(z)]; -> (B,).
@@ -215,7 +213,7 @@ class LinearGaussian:
         x = self._check_x(x)
         q_mu, q_logvar, q_cov = self._check_q(x, q_mu, q_logvar, q_cov)
         tr_s = np.exp(q_logvar).sum(1) if q_logvar is not None else np.einsum("bii->b", q_cov)
-        e_lpz = -0.5 * (self.z_dim * _LOG_2PI + np.sum(q_mu**2, axis=1) + tr_s)
+        e_lpz = -0.5 * (self.z_dim * LOG_2PI + np.sum(q_mu**2, axis=1) + tr_s)
         return self.expected_log_px_given_z(x, q_mu, q_logvar, q_cov) + e_lpz
 
     def elbo(self, x, q_mu, q_logvar=None, q_cov=None):
@@ -241,15 +239,13 @@ class LinearGaussian:
 
         Derivation: derivations/02_elbo.md, eq. (2.1)
         """
-        from .. import kl as _kl
-
         x = self._check_x(x)
         q_mu, q_logvar, q_cov = self._check_q(x, q_mu, q_logvar, q_cov)
         if q_logvar is not None:
             q_cov = np.exp(q_logvar)[:, :, None] * np.eye(self.z_dim)
         mean, cov = self.posterior(x)
         cov_b = np.broadcast_to(cov, q_cov.shape)
-        return np.asarray(_kl.kl_mvn(q_mu, q_cov, mean, cov_b), dtype=np.float64)
+        return np.asarray(kl_mvn(q_mu, q_cov, mean, cov_b), dtype=np.float64)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n, rng=None, method="cholesky", return_z=False):
@@ -262,8 +258,7 @@ class LinearGaussian:
         Derivation: derivations/01_generative_model.md, eq. (1.7)
         Derivation: derivations/01_generative_model.md, eq. (1.5)
         """
-        if not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        n = positive_int("n", n)
         if method not in ("cholesky", "ancestral"):
             raise ValueError(f"method must be 'cholesky' or 'ancestral', got {method!r}")
         g = _as_rng(rng)
@@ -281,8 +276,7 @@ def _check_data(x, z_dim, c):
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"x must be a 2-D data matrix (N >= 2, D), got shape {x.shape}")
     D = x.shape[1]
-    if not isinstance(z_dim, numbers.Integral) or not (1 <= z_dim <= D):
-        raise ValueError(f"z_dim must be an integer in [1, {D}], got {z_dim!r}")
+    z_dim = int_in_range("z_dim", z_dim, 1, D)
     if c is None and z_dim >= D:
         raise ValueError(f"z_dim must be < x_dim={D} when c is learned (c=None), got {z_dim}")
     if c is not None and (not np.isfinite(c) or c <= 0):
@@ -336,4 +330,4 @@ def ppca_max_log_likelihood(x, z_dim, c=None):
     m = np.full_like(lam, c)
     m[:z_dim] = np.maximum(lam[:z_dim], c)
     D = x.shape[1]
-    return float(-0.5 * (D * _LOG_2PI + np.sum(np.log(m)) + np.sum(lam / m)))
+    return float(-0.5 * (D * LOG_2PI + np.sum(np.log(m)) + np.sum(lam / m)))

@@ -18,6 +18,8 @@ import numbers
 import numpy as np
 
 from .._validate import as_rng as _rng
+from .._validate import positive_int
+from ..kl import LOG_2PI
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -30,9 +32,6 @@ __all__ = [
 
 #: The zero-mean families compared at equal variance.
 DISTRIBUTIONS = ("gaussian", "laplace", "uniform", "logistic", "mixture")
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
-
 
 def _check_var(var, name="var"):
     v = np.asarray(var, dtype=np.float64)
@@ -66,7 +65,7 @@ def gaussian_entropy(var):
     Derivation: derivations/08_maximum_entropy.md, eq. (8.2)
     """
     v = _check_var(var)
-    h = 0.5 * (_LOG_2PI + 1.0 + np.log(v))
+    h = 0.5 * (LOG_2PI + 1.0 + np.log(v))
     return float(h) if h.ndim == 0 else h
 
 
@@ -92,7 +91,7 @@ def log_density_at_variance(name, x, var=1.0, separation=0.9):
     sep = _check_separation(separation)
     x = np.asarray(x, dtype=np.float64)
     if name == "gaussian":
-        return -0.5 * (_LOG_2PI + np.log(v)) - 0.5 * x * x / v
+        return -0.5 * (LOG_2PI + np.log(v)) - 0.5 * x * x / v
     if name == "laplace":
         scale = np.sqrt(v / 2.0)
         return -np.log(2.0 * scale) - np.abs(x) / scale
@@ -104,8 +103,8 @@ def log_density_at_variance(name, x, var=1.0, separation=0.9):
         u = np.abs(x) / s  # the density is symmetric; |u| keeps exp() from overflowing
         return -u - 2.0 * np.log1p(np.exp(-u)) - np.log(s)
     m, s2 = _mixture_params(v, sep)
-    a = -0.5 * (_LOG_2PI + np.log(s2)) - 0.5 * (x - m) ** 2 / s2
-    bb = -0.5 * (_LOG_2PI + np.log(s2)) - 0.5 * (x + m) ** 2 / s2
+    a = -0.5 * (LOG_2PI + np.log(s2)) - 0.5 * (x - m) ** 2 / s2
+    bb = -0.5 * (LOG_2PI + np.log(s2)) - 0.5 * (x + m) ** 2 / s2
     return np.logaddexp(a, bb) - np.log(2.0)
 
 
@@ -117,8 +116,7 @@ def sample_at_variance(name, n, var=1.0, rng=None, separation=0.9):
     Derivation: derivations/08_maximum_entropy.md, eq. (8.3)
     """
     _check_name(name)
-    if not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = positive_int("n", n)
     v = float(_check_var(var))
     sep = _check_separation(separation)
     g = _rng(rng)
