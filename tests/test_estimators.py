@@ -193,8 +193,11 @@ def test_evaluate_bounds_table():
     assert abs(rows[0]["mean"] - elbo) < 0.02  # 100-sample ELBO with the exact KL
     assert rows[4]["mean"] < exact
     assert (exact - rows[4]["mean"]) < 0.01 * (exact - elbo)  # K = 1000 closes > 99% of the gap
-    text = est.format_table(rows)
-    assert "elbo" in text and "stderr" in text
+    lines = est.format_table(rows).splitlines()
+    assert lines[0].split() == ["k", "mean", "stderr", "seconds"]
+    assert len(lines) == len(rows) + 2 and set(lines[1]) == {"-", " "}
+    for line, r in zip(lines[2:], rows, strict=True):
+        assert line.split()[:3] == [str(r["k"]), f"{r['mean']:.4f}", f"{r['stderr']:.4f}"]
 
 
 def test_bad_inputs():
