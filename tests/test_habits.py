@@ -204,3 +204,17 @@ def test_imports_sit_at_the_top_of_the_file(path):
         if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
             inner = [n for n in ast.walk(fn) if isinstance(n, (ast.Import, ast.ImportFrom))]
             assert not inner, f"{path.name}: import inside {fn.name}() at line {inner[0].lineno}"
+
+
+def test_no_unused_private_helpers():
+    """A private function or constant nobody reads (autoencoders' ``_NOTE`` was one) is dead code."""
+    code = "".join(p.read_text(encoding="utf-8") for p in _package_files())
+    unused = []
+    for path in FILES:
+        for n in _tree(path).body:
+            names = [n.name] if isinstance(n, (ast.FunctionDef, ast.ClassDef)) else [
+                t.id for t in getattr(n, "targets", []) if isinstance(t, ast.Name)]
+            unused += [f"{path.name}:{name}" for name in names
+                       if name.startswith("_") and not name.startswith("__")
+                       and len(re.findall(rf"\b{name}\b", code)) < 2]
+    assert not unused, f"defined but never used: {unused}"
