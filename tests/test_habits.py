@@ -48,8 +48,7 @@ def test_root_licence_is_mit():
 
 
 def test_ruff_is_configured_installed_for_tests_and_run_by_ci():
-    import tomllib
-
+    tomllib = pytest.importorskip("tomllib")       # Python >= 3.11
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     ruff = cfg["tool"]["ruff"]
     assert 88 <= ruff["line-length"] <= 120
