@@ -228,7 +228,7 @@ def check_model(vae, x, eps=None, k=None, beta=1.0, kl="closed", per_param=None,
     Measured on this project's 2-core machine (one BLAS thread, other jobs running):
     about 0.2 ms per coordinate for a 12-8-3 model on 5 examples (all 406 coordinates
     in 0.1 s) and about 2 ms for a 784-400-20 model on 4 examples, so checking all
-    652,824 parameters of the latter takes over 20 minutes. Hence:
+    652,824 parameters of the latter would take about 20 minutes. Hence:
 
     ``per_param=N`` (sampled mode): check N random coordinates of every parameter
     (all of a parameter with at most N entries), drawn with ``seed``, so the same
