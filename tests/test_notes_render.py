@@ -88,3 +88,67 @@ def test_lint_passes_clean_text():
 def test_note_renders_on_github(path):
     problems = lint(path.read_text(encoding="utf-8"), path.name)
     assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- answer markers
+#: exercise ids whose result the notes derive (COMMON brief); each must be wrapped somewhere
+DERIVED_EXERCISES = ("linear_backward", "relu_backward", "tanh_backward", "sigmoid_backward",
+                     "softplus_backward", "reparameterize_backward", "kl_normal_std_grad",
+                     "bernoulli_log_prob_grad", "gaussian_log_prob_grad",
+                     "gaussian_learned_log_prob_grad", "vae_backward")
+_OPEN = re.compile(r"^\s*(?:# )?<!-- answer: ([a-z0-9_]+) -->\s*$")
+_CLOSE = re.compile(r"^\s*(?:# )?<!-- /answer -->\s*$")
+
+
+def answer_markers(text, name="<text>"):
+    """(ids wrapped, problems): markers must be on their own lines, paired, never nested or empty."""
+    ids, problems, open_id, open_line, body = [], [], None, 0, 0
+    for no, line in enumerate(text.split("\n"), 1):
+        if "<!-- answer" in line or "<!-- /answer" in line:
+            m_open, m_close = _OPEN.match(line), _CLOSE.match(line)
+            if m_open:
+                if open_id is not None:
+                    problems.append(f"{name}:{no}: answer '{m_open.group(1)}' opened inside '{open_id}' (line {open_line})")
+                open_id, open_line, body = m_open.group(1), no, 0
+                ids.append(open_id)
+            elif m_close:
+                if open_id is None:
+                    problems.append(f"{name}:{no}: '<!-- /answer -->' without an opening marker")
+                elif body == 0:
+                    problems.append(f"{name}:{no}: answer '{open_id}' wraps nothing")
+                open_id = None
+            else:
+                problems.append(f"{name}:{no}: answer marker not on its own line")
+        elif open_id is not None and line.strip():
+            body += 1
+    if open_id is not None:
+        problems.append(f"{name}:{open_line}: answer '{open_id}' never closed")
+    return ids, problems
+
+
+def test_answer_marker_check_catches_broken_markers():
+    broken = "<!-- answer: a -->\n<!-- answer: b -->\nx\n<!-- /answer -->\n<!-- /answer -->\ntext <!-- answer: c -->\n<!-- answer: d -->\n"
+    _, problems = answer_markers(broken, "fixture")
+    found = "\n".join(problems)
+    for needle in ["opened inside", "without an opening", "not on its own line", "never closed"]:
+        assert needle in found, found
+    ids, problems = answer_markers("<!-- answer: relu_backward -->\n```math\ny\n```\n<!-- /answer -->\n")
+    assert ids == ["relu_backward"] and problems == []
+
+
+def test_notes_mark_every_derived_exercise():
+    known = None
+    try:
+        from numpyvae.teaching.assignments import EXERCISES
+        known = set(EXERCISES)
+    except ImportError:  # the teaching wing is optional for the notes
+        pass
+    seen, problems = set(), []
+    for path in NOTES:
+        ids, probs = answer_markers(path.read_text(encoding="utf-8"), path.name)
+        problems += probs
+        seen |= set(ids)
+        if known is not None:
+            problems += [f"{path.name}: unknown exercise id '{i}'" for i in ids if i not in known]
+    problems += [f"no note wraps the result of '{e}'" for e in DERIVED_EXERCISES if e not in seen]
+    assert not problems, "\n".join(problems)
