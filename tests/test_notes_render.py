@@ -152,3 +152,18 @@ def test_notes_mark_every_derived_exercise():
             problems += [f"{path.name}: unknown exercise id '{i}'" for i in ids if i not in known]
     problems += [f"no note wraps the result of '{e}'" for e in DERIVED_EXERCISES if e not in seen]
     assert not problems, "\n".join(problems)
+
+
+def test_graphical_model_figure_script_runs(tmp_path):
+    """examples/10_graphical_model.py draws the figure embedded in the first note."""
+    import importlib.util
+    import matplotlib
+    matplotlib.use("Agg")
+    script = DERIV.parent / "examples" / "10_graphical_model.py"
+    spec = importlib.util.spec_from_file_location("graphical_model_example", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--out", str(tmp_path)])
+    png = tmp_path / "graphical_model.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "graphical_model.png" in (DERIV / "01_generative_model.md").read_text(encoding="utf-8")

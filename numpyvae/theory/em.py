@@ -1,6 +1,6 @@
 """EM on the linear-Gaussian model: ELBO maximisation by coordinate ascent, with an exact E-step.
 
-The ELBO L(q, theta) bounds log p_theta(x) for every q (eq. 2.3). EM climbs it one
+The ELBO L(q, theta) bounds log p_theta(x) for every q (derivations/02_elbo.md, eq. (2.3)). EM climbs it one
 coordinate at a time:
 
     E-step: q <- p_theta(z | x)          (exact posterior; the bound touches log p(x))
@@ -8,7 +8,7 @@ coordinate at a time:
 
 so log p(x) can never go down: after the E-step L = log p_old(x); the M-step raises L;
 and log p_new(x) >= L. A VAE cannot do the E-step exactly (no closed-form posterior);
-in the linear-Gaussian model of note 01 it can, and the fixed point is probabilistic
+in the linear-Gaussian model of derivations/01_generative_model.md it can, and the fixed point is probabilistic
 PCA (Tipping & Bishop 1999). Only numpy.
 
 Derivation: derivations/02_elbo.md, eq. (2.12)
@@ -27,7 +27,7 @@ def e_step(model, x):
     """Exact E-step: the posterior p(z | x_i) = N(m_i, S) for every row of x.
 
     model: a ``LinearGaussian``; x: (N, D). Returns m (N, Z) and S (Z, Z) (shared by all
-    rows, eq. 1.9), i.e. the q that makes the ELBO equal log p(x).
+    rows; derivations/01_generative_model.md, eq. (1.9)), i.e. the q that makes the ELBO equal log p(x).
 
     Derivation: derivations/02_elbo.md, eq. (2.12)
     """
