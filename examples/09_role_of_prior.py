@@ -3,15 +3,15 @@
 Trains three small VAEs (784-200-Z, Z=16 by default) on the packaged MNIST (9000 train /
 1000 validation images, fixed binarization): two Bernoulli VAEs identical except for the KL
 weight schedule (beta = 1 from the first step, and a linear KL warm-up from 0 to 1 over the
-first epochs; derivations/02_elbo.md, "KL warm-up"), and a Gaussian-decoder VAE with a large
+first epochs; derivations/03_elbo.md, "KL warm-up"), and a Gaussian-decoder VAE with a large
 fixed variance c, the setting in which Lucas et al. (2019) show collapse is a property of
 the likelihood itself. For each it measures, on the validation
-images (derivations/22_prior_and_collapse.md):
+images (derivations/09_prior_and_collapse.md):
 
   * the ELBO and its two parts (reconstruction cost, KL to the prior), nats per image;
   * the KL per latent dimension, and the number of *active* dimensions
     (Burda et al. 2016: Cov_x(E_q[z_j]) > 0.01); the others have collapsed onto the prior;
-  * the split (22.2) of the average KL into the mutual information I(x; z) under q and the
+  * the split (9.2) of the average KL into the mutual information I(x; z) under q and the
     KL from the aggregate posterior q(z) = mean_i q(z | x_i) to the prior, by Monte Carlo;
   * how much of the prior's mass the aggregate posterior misses ("holes"): the fraction of
     prior draws z ~ p(z), projected on the two most active dimensions, whose projected
@@ -25,7 +25,7 @@ and images decoded from prior samples.
     python examples/09_role_of_prior.py --epochs 5 --out /tmp/prior
 
 Writes <out>/09_role_of_prior.png and <out>/09_role_of_prior.txt (the table).
-Derivations: derivations/22_prior_and_collapse.md, eqs. (22.1)-(22.3).
+Derivations: derivations/09_prior_and_collapse.md, eqs. (9.1)-(9.3).
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def train(x, z_dim, epochs, warmup_epochs, seed, likelihood="bernoulli", c=1.0, 
 
 
 def log_mixture_density(z, mu, logvar, chunk=256):
-    """log q(z) for the aggregate posterior q(z) = mean_i N(z; mu_i, diag e^{logvar_i}) (22.1).
+    """log q(z) for the aggregate posterior q(z) = mean_i N(z; mu_i, diag e^{logvar_i}) (9.1).
 
     z: (M, Z); mu, logvar: (N, Z) -> (M,). Stable log-mean-exp over the N components.
     """
@@ -90,7 +90,7 @@ def measure(vae, x, rng, n_mc=2000):
     activity = mu.var(0)                                                         # Cov_x(E_q[z_j])
     active = activity > 0.01
     collapsed = kl_dim < 0.05
-    # (22.2): mean_i KL(q(z|x_i) || p) = I_q(x; z) + KL(q(z) || p(z)); the last by Monte Carlo
+    # (9.2): mean_i KL(q(z|x_i) || p) = I_q(x; z) + KL(q(z) || p(z)); the last by Monte Carlo
     comp = rng.integers(len(x), size=n_mc)
     zq = mu[comp] + np.exp(0.5 * logvar[comp]) * rng.normal(size=(n_mc, vae.z_dim))
     log_p = -0.5 * (LOG_2PI + zq ** 2).sum(1)

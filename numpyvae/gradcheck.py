@@ -196,7 +196,7 @@ def check_model(vae, x, eps=None, k=None, beta=1.0, kl="closed", sparse=None, se
     Also reports a directional check over all parameters at once.
 
     Derivation: derivations/06_backprop_mlp.md, eq. (6.12)
-    Derivation: derivations/02_elbo.md, eq. (2.9)
+    Derivation: derivations/07_objective_backward.md, eq. (7.1)
     """
     model = vae.copy(np.float64)
     x = np.asarray(x, dtype=np.float64)

@@ -1,4 +1,4 @@
-"""Numerical demonstrations of the mistakes in the source documents (derivations/10_errata.md).
+"""Numerical demonstrations of the mistakes in the source documents (derivations/13_errata.md).
 
 Each test shows the correct statement holds and the document's version does not.
 """
@@ -247,7 +247,7 @@ def test_shah_eq9_dropped_constant():
 
 
 # ---------------------------------------------------------------------------------------------
-# E13-E17: mistakes the seeds README does not list (derivations/10_errata.md)
+# E13-E17: mistakes the seeds README does not list (derivations/13_errata.md)
 
 
 def test_lecture_kl_term_needs_only_the_encoder():
