@@ -178,7 +178,7 @@ def main(argv=None):
              "Validation numbers in nats per image; K=1 ELBO estimate; active = Cov_x(E_q z_j) > 0.01;",
              "KL<.05 = dimensions whose mean KL to N(0,1) is below 0.05 nats (collapsing onto the prior);",
              "I(x;z) = mean KL - KL(q(z)||p) with KL(q(z)||p) by Monte Carlo (2000 draws, 1000-component "
-             "mixture, so I <= log 1000 = 6.91); holes = share of prior draws (top-2 active dims) where "
+             "mixture, so I is at most about log 1000 = 6.91 up to Monte Carlo noise); holes = share of prior draws (top-2 active dims) where "
              "q(z) < p(z)/10.", "", head, "-" * len(head)]
     for name, r in runs.items():
         lines.append(f"{name:<28}{r['elbo']:>9.2f}{r['recon']:>9.2f}{r['kl']:>8.2f}{r['active']:>8d}{r['collapsed']:>8d}"
