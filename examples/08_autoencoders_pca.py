@@ -14,7 +14,7 @@ shows validation digits next to their three reconstructions for every d.
     python examples/08_autoencoders_pca.py --codes 2 10 --epochs 5 --out /tmp/ae
 
 Writes <out>/08_autoencoders_pca.png and <out>/08_autoencoders_pca.txt (the table).
-Derivations: derivations/09_autoencoders.md, eqs. (9.1) and (9.2).
+Derivations: derivations/11_autoencoders.md, eqs. (11.1) and (11.2).
 """
 from __future__ import annotations
 

@@ -243,7 +243,7 @@ def check_model(vae, x, eps=None, k=None, beta=1.0, kl="closed", per_param=None,
     are to be checked; True or False forces it.
 
     Derivation: derivations/06_backprop_mlp.md, eq. (6.12)
-    Derivation: derivations/02_elbo.md, eq. (2.9)
+    Derivation: derivations/07_objective_backward.md, eq. (7.1)
     """
     per_param = _per_param(per_param, sparse)
     model = vae.copy(np.float64)

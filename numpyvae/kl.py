@@ -18,7 +18,7 @@ LOG_2PI = float(np.log(2 * np.pi))
 def log_normal_diag(z, mu, logvar):
     """log N(z; mu, diag exp(logvar)), summed over the last axis.
 
-    Derivation: derivations/03_kl.md, eq. (3.8)
+    Derivation: derivations/02_kl.md, eq. (2.8)
     """
     d = z - mu
     return -0.5 * np.sum(LOG_2PI + logvar + d * d * np.exp(-logvar), axis=-1)
@@ -28,7 +28,7 @@ def log_std_normal(z):
     """log N(z; 0, I), the prior log p(z), summed over the last axis.
 
     Derivation: derivations/01_generative_model.md, eq. (1.3)
-    Derivation: derivations/03_kl.md, eq. (3.8)
+    Derivation: derivations/02_kl.md, eq. (2.8)
     """
     return -0.5 * np.sum(LOG_2PI + z * z, axis=-1)
 
@@ -39,7 +39,7 @@ def kl_normal_std(mu, logvar):
     0.5 * sum(mu^2 + exp(logvar) - logvar - 1): mu, logvar (..., Z) -> (...).
     (Liao's slide writes this expression as -KL; it is +KL, and it is >= 0.)
 
-    Derivation: derivations/03_kl.md, eq. (3.3)
+    Derivation: derivations/02_kl.md, eq. (2.3)
     """
     # expm1(v) - v instead of exp(v) - v - 1: no cancellation near v = 0, so KL >= 0 holds
     return 0.5 * np.sum(mu * mu + (np.expm1(logvar) - logvar), axis=-1)
@@ -48,7 +48,7 @@ def kl_normal_std(mu, logvar):
 def kl_normal_std_grad(mu, logvar):
     """Gradients of ``kl_normal_std``: dKL/dmu = mu, dKL/dlogvar = (exp(logvar) - 1) / 2.
 
-    Derivation: derivations/03_kl.md, eq. (3.4)
+    Derivation: derivations/02_kl.md, eq. (2.4)
     """
     return mu.copy(), 0.5 * np.expm1(logvar)
 
@@ -58,7 +58,7 @@ def kl_normal_normal(mu_q, logvar_q, mu_p, logvar_p):
 
     Per dimension: 0.5 * (logvar_p - logvar_q + (e^logvar_q + (mu_q - mu_p)^2) / e^logvar_p - 1).
 
-    Derivation: derivations/03_kl.md, eq. (3.6)
+    Derivation: derivations/02_kl.md, eq. (2.6)
     """
     d = mu_q - mu_p
     return 0.5 * np.sum(logvar_p - logvar_q + (np.exp(logvar_q) + d * d) * np.exp(-logvar_p) - 1,
@@ -71,7 +71,7 @@ def kl_mvn(mu_q, cov_q, mu_p, cov_p):
     0.5 * (tr(S_p^-1 S_q) + (m_p - m_q)^T S_p^-1 (m_p - m_q) - d + log det S_p - log det S_q).
     mu_q, mu_p: (..., d); cov_q, cov_p: (d, d) or (..., d, d) -> (...).
 
-    Derivation: derivations/03_kl.md, eq. (3.5)
+    Derivation: derivations/02_kl.md, eq. (2.5)
     """
     mu_q, mu_p, cov_q, cov_p = (np.asarray(a) for a in (mu_q, mu_p, cov_q, cov_p))
     # float32 in, float32 out; anything else (integers, mixed) is computed in float64
@@ -100,7 +100,7 @@ def kl_monte_carlo(z, mu, logvar):
     gradient along the eps-path is dz carried through ``reparameterize_backward``
     plus the partials summed over K.
 
-    Derivation: derivations/03_kl.md, eq. (3.7)
+    Derivation: derivations/02_kl.md, eq. (2.7)
     """
     kl = log_normal_diag(z, mu, logvar) - log_std_normal(z)
     inv_var = np.exp(-logvar)

@@ -33,7 +33,7 @@ class Terms:
     Per-example arrays: elbo_per_example, recon_per_example, kl_per_example (B,);
     log_px_z (K, B); mu, logvar (B, Z); z, eps (K, B, Z).
 
-    Derivation: derivations/02_elbo.md, eq. (2.7)
+    Derivation: derivations/03_elbo.md, eq. (3.7)
     """
     loss: float
     elbo: float
@@ -65,7 +65,7 @@ class VAE:
     Gradients likewise live in ``flat_grads`` / ``grads``.
 
     Derivation: derivations/01_generative_model.md, eq. (1.1)
-    Derivation: derivations/02_elbo.md, eq. (2.5)
+    Derivation: derivations/03_elbo.md, eq. (3.5)
     """
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli",
@@ -218,7 +218,7 @@ class VAE:
     def encode(self, x):
         """q(z|x) parameters: x (B, D) -> (mu, logvar), each (B, Z).
 
-        Derivation: derivations/02_elbo.md, eq. (2.5)
+        Derivation: derivations/03_elbo.md, eq. (3.5)
         """
         return self._encode(self._check_x(x))
 
@@ -304,8 +304,8 @@ class VAE:
         per example:  loss_b = -(1/K) sum_k log p(x_b | z_kb) + beta * KL_b
         returned:     loss = (1/B) sum_b loss_b
 
-        Derivation: derivations/02_elbo.md, eq. (2.5)
-        Derivation: derivations/02_elbo.md, eq. (2.8)
+        Derivation: derivations/03_elbo.md, eq. (3.5)
+        Derivation: derivations/03_elbo.md, eq. (3.8)
         """
         x, eps, q = self._forward_args(x, eps, k, beta, kl, q)
         K, B, _ = eps.shape
@@ -362,10 +362,10 @@ class VAE:
     def backward(self):
         """Gradients of the last ``forward``'s loss; overwrites ``grads``, never adds.
 
-        The five steps of note 02, eq. (2.9): likelihood -> decoder -> reparameterization
+        The five steps of note 07, eq. (7.1): likelihood -> decoder -> reparameterization
         -> KL -> encoder. Also sets ``self.dmu``, ``self.dlogvar`` (B, Z).
 
-        Derivation: derivations/02_elbo.md, eq. (2.9)
+        Derivation: derivations/07_objective_backward.md, eq. (7.1)
         """
         cache = self._cache
         if cache is None:
@@ -405,14 +405,14 @@ class VAE:
     def loss(self, x, eps=None, k=1, beta=1.0, kl="closed") -> float:
         """Negative ELBO (beta-weighted), mean over the batch, in nats.
 
-        Derivation: derivations/02_elbo.md, eq. (2.7)
+        Derivation: derivations/03_elbo.md, eq. (3.7)
         """
         return self.forward(x, eps=eps, k=k, beta=beta, kl=kl).loss
 
     def loss_and_grads(self, x, eps=None, k=1, beta=1.0, kl="closed"):
         """(loss, {name: gradient}) with the gradients copied out of the live buffers.
 
-        Derivation: derivations/02_elbo.md, eq. (2.7)
+        Derivation: derivations/03_elbo.md, eq. (3.7)
         """
         t = self.forward(x, eps=eps, k=k, beta=beta, kl=kl)
         self.backward()

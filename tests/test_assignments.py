@@ -172,7 +172,7 @@ def test_a_subset_assignment_and_its_readme(tmp_path):
     report = A.grade(path)      # defaults to the file's own exercise list
     assert [r.exercise for r in report.results] == ["kl_normal_std_grad", "relu_backward"]
     readme = (tmp_path / "README.md").read_text(encoding="utf-8")
-    assert "derivations/03_kl.md, eq. (3.4)" in readme
+    assert "derivations/02_kl.md, eq. (2.4)" in readme
     assert "derivations/06_backprop_mlp.md, eq. (6.2)" in readme
     assert "python -m numpyvae.teaching.assignments grade student_vae.py" in readme
     manifest = json.loads((tmp_path / "assignment.json").read_text(encoding="utf-8"))
@@ -185,7 +185,7 @@ def test_hide_answers_removes_the_formulas(tmp_path):
     for formula in ("dx = dy", "x - sigmoid(l)", "(exp(logvar) - 1) / 2", "dW = x^T dy",
                     "dlogvar = sum_k", "(x - mean) / c"):
         assert formula not in text
-    assert "Derivation: derivations/03_kl.md, eq. (3.4)" in text
+    assert "Derivation: derivations/02_kl.md, eq. (2.4)" in text
     assert A.grade(path).score == f"0 / {len(ALL)}"
 
 

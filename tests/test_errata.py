@@ -1,4 +1,4 @@
-"""Numerical demonstrations of the mistakes in the source documents (derivations/10_errata.md).
+"""Numerical demonstrations of the mistakes in the source documents (derivations/13_errata.md).
 
 Each test shows the correct statement holds and the document's version does not.
 """
@@ -244,3 +244,99 @@ def test_shah_eq9_dropped_constant():
     xs = np.linspace(-8, 8, 40001)
     dens = np.exp(nv.likelihoods.gaussian_log_prob(xs[:, None], np.zeros((1, 1)), c))
     assert abs(trapezoid(dens, xs) - 1) < 1e-8
+
+
+# ---------------------------------------------------------------------------------------------
+# E13-E17: mistakes the seeds README does not list (derivations/13_errata.md)
+
+
+def test_lecture_kl_term_needs_only_the_encoder():
+    """Lecture notes: the KL term 'requires mu_phi, mu_theta, Sigma_phi, Sigma_theta'; it uses phi only."""
+    rng = np.random.default_rng(0)
+    vae = nv.VAE(x_dim=8, z_dim=3, hidden=(6,), likelihood="gaussian_learned", seed=0, dtype=np.float64)
+    x = rng.normal(size=(5, 8))
+    eps = rng.normal(size=(2, 5, 3))
+    base = vae.forward(x, eps=eps, k=2)
+    dec, enc = vae.copy(), vae.copy()
+    for name in dec.params:
+        if name.startswith("dec."):
+            dec.params[name][...] += rng.normal(size=dec.params[name].shape)
+    for name in enc.params:
+        if name.startswith("enc."):
+            enc.params[name][...] += 0.1 * rng.normal(size=enc.params[name].shape)
+    moved_dec, moved_enc = dec.forward(x, eps=eps, k=2), enc.forward(x, eps=eps, k=2)
+    # the decoder (mu_theta, Sigma_theta) changes the reconstruction term but not the KL ...
+    assert not np.allclose(moved_dec.recon, base.recon)
+    np.testing.assert_array_equal(moved_dec.kl, base.kl)
+    # ... which moves only with the encoder
+    assert not np.allclose(moved_enc.kl, base.kl)
+
+
+def test_lecture_pca_autoencoder_needs_centred_data():
+    """Lecture notes: min ||x - W W^T x||^2 finds the top eigenvectors of cov(x); true only for centred x."""
+    rng = np.random.default_rng(1)
+    # most variance along the second axis, but a large mean along the first
+    x = rng.normal(size=(2000, 2)) * np.array([0.5, 1.5]) + np.array([4.0, 0.0])
+
+    def cost(w, data):
+        w = w / np.linalg.norm(w)
+        return np.mean(np.sum((data - np.outer(data @ w, w)) ** 2, axis=1))
+
+    w_cov = np.linalg.eigh(np.cov(x.T))[1][:, -1]          # top eigenvector of cov(x): ~ (0, 1)
+    w_best = np.linalg.eigh(x.T @ x)[1][:, -1]              # what the uncentred objective picks: ~ (1, 0)
+    assert abs(w_cov[1]) > 0.99 and abs(w_best[0]) > 0.99
+    assert cost(w_cov, x) > 3 * cost(w_best, x)             # the cov(x) direction is far from optimal
+    xc = x - x.mean(0)                                       # centred, the claim holds
+    assert cost(w_cov, xc) <= cost(w_best, xc)
+    np.testing.assert_allclose(abs(np.linalg.eigh(xc.T @ xc)[1][:, -1] @ w_cov), 1.0, atol=1e-12)
+
+
+def test_liao_unsquared_norm_is_not_pca():
+    """Liao's 'PCA vs Autoencoder' loss ||input - output||_2 (unsquared) is not PCA's objective on a data set."""
+    rng = np.random.default_rng(2)
+    inliers = np.column_stack([rng.normal(scale=3.0, size=200), rng.normal(scale=0.2, size=200)])
+    outliers = np.column_stack([rng.normal(scale=0.5, size=12), rng.choice([-25.0, 25.0], size=12)])
+    x = np.vstack([inliers, outliers])
+    x = x - x.mean(0)
+    angles = np.deg2rad(np.arange(0, 180, 0.1))
+    W = np.stack([np.cos(angles), np.sin(angles)], axis=1)          # (A, 2) unit directions
+    resid = np.linalg.norm(x[None] - (x @ W.T).T[:, :, None] * W[:, None, :], axis=2)   # (A, N)
+    best_sq = np.rad2deg(angles[np.argmin((resid ** 2).sum(1))])
+    best_abs = np.rad2deg(angles[np.argmin(resid.sum(1))])
+    w_pca = np.linalg.eigh(x.T @ x)[1][:, -1]
+    pca_deg = np.rad2deg(np.arctan2(w_pca[1], w_pca[0])) % 180
+    assert abs(best_sq - pca_deg) < 0.2                     # squared loss = PCA
+    gap = abs(best_abs - best_sq)
+    assert min(gap, 180 - gap) > 45                          # unsquared loss: another direction
+
+
+def test_liao_sum_of_log_likelihoods():
+    """Liao: 'a sum over the marginal likelihoods'; it is a sum of LOG-likelihoods, with another maximiser."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(-3, 1, size=70), rng.normal(3, 1, size=30)])
+    theta = np.linspace(-6, 6, 12001)
+    logp = -0.5 * (x[None] - theta[:, None]) ** 2 - 0.5 * LOG_2PI   # (T, N)
+    # the log of the product is the sum of the logs ...
+    few = logp[::1000, :5]
+    np.testing.assert_allclose(np.log(np.prod(np.exp(few), axis=1)), few.sum(1), rtol=1e-10)
+    ml = theta[np.argmax(logp.sum(1))]
+    sum_of_lik = theta[np.argmax(np.exp(logp).sum(1))]
+    assert abs(ml - x.mean()) < 1e-3                          # ... maximised at the sample mean
+    assert abs(sum_of_lik - ml) > 1.5                         # the sum of likelihoods picks a cluster
+
+
+def test_shah_lhs_is_constant_only_for_fixed_f():
+    """Shah: 'LHS of (8) is constant, so maximising the ELBO minimises the KL'; not once f is optimised too."""
+    from numpyvae.theory.linear_gaussian import ppca_ml
+    lg_true, rng = _lg(4, D=5, Z=2, c=0.3)
+    x = lg_true.sample(400, rng)
+    poor = LinearGaussian(0.1 * rng.normal(size=(5, 2)), x.mean(0), 1.0)
+    good = LinearGaussian(*ppca_ml(x, 2))
+    m1, S1 = poor.posterior(x)                  # exact posterior: KL = 0
+    m2, S2 = good.posterior(x)
+    S2_loose = 2.0 * S2                          # a worse q for the better model: KL > 0
+    elbo1, kl1 = poor.elbo(x, m1, q_cov=S1).mean(), poor.kl_to_posterior(x, m1, q_cov=S1).mean()
+    elbo2, kl2 = good.elbo(x, m2, q_cov=S2_loose).mean(), good.kl_to_posterior(x, m2, q_cov=S2_loose).mean()
+    assert abs(kl1) < 1e-9 and kl2 > 0.1
+    assert elbo2 > elbo1 + 1.0                   # the ELBO went up while the KL went up too ...
+    assert good.log_marginal(x).mean() > poor.log_marginal(x).mean() + 1.0   # ... because log p(x) moved

@@ -73,25 +73,127 @@ def _note(name):
     return (DERIV / name).read_text(encoding="utf-8")
 
 
-def test_every_public_object_names_its_equation_and_is_named_back():
+def reference_problems(objects, read_note):
+    """Problems with ``Derivation:`` references, as strings (empty list: all hold).
+
+    objects: iterable of (dotted name, docstring, required); read_note(name) returns the text
+    of derivations/<name>, or None when that note does not exist.
+    """
     problems = []
-    for dotted, obj, required in _public_objects():
-        refs = REF.findall(inspect.getdoc(obj) or "")
+    for dotted, doc, required in objects:
+        refs = REF.findall(doc or "")
         if not refs:
             if required:
                 problems.append(f"{dotted}: docstring has no 'Derivation: derivations/…, eq. (N.M)'")
             continue
         for note, tag in refs:
-            path = DERIV / note
-            if not path.is_file():
+            text = read_note(note)
+            if text is None:
                 problems.append(f"{dotted}: cites missing note derivations/{note}")
                 continue
-            text = _note(note)
             if f"\\tag{{{tag}}}" not in text:
                 problems.append(f"{dotted}: derivations/{note} has no \\tag{{{tag}}}")
             if f"`{dotted}`" not in text:
                 problems.append(f"{dotted}: derivations/{note} does not name `{dotted}` back")
+    return problems
+
+
+def _read_real_note(name):
+    path = DERIV / name
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def test_every_public_object_names_its_equation_and_is_named_back():
+    objects = [(dotted, inspect.getdoc(obj), required) for dotted, obj, required in _public_objects()]
+    problems = reference_problems(objects, _read_real_note)
     assert not problems, "\n".join(problems)
+
+
+def test_the_reference_checker_reports_a_broken_fixture():
+    notes = {"01_a.md": "x \\tag{1.1} names `pkg.good` and `pkg.missing_tag`",
+             "02_b.md": "y \\tag{2.1}"}
+    objects = [
+        ("pkg.good", "Derivation: derivations/01_a.md, eq. (1.1)", True),
+        ("pkg.missing_note", "Derivation: derivations/09_none.md, eq. (9.1)", True),
+        ("pkg.missing_tag", "Derivation: derivations/01_a.md, eq. (1.7)", True),
+        ("pkg.not_named", "Derivation: derivations/02_b.md, eq. (2.1)", True),
+        ("pkg.no_line", "A docstring without a reference.", True),
+        ("pkg.exempt", "A docstring without a reference.", False),
+    ]
+    problems = reference_problems(objects, notes.get)
+    assert len(problems) == 4, problems
+    assert not any(p.startswith(("pkg.good", "pkg.exempt")) for p in problems)
+    for who, what in [("pkg.missing_note", "missing note"), ("pkg.missing_tag", "has no \\tag{1.7}"),
+                      ("pkg.not_named", "does not name `pkg.not_named` back"),
+                      ("pkg.no_line", "has no 'Derivation")]:
+        assert any(p.startswith(who) and what in p for p in problems), (who, problems)
+
+
+# ----------------------------------------------------------------- README's equation index
+_ROW = re.compile(r"^\|\s*\((\d+\.\d+)\)\s*\|([^|]*)\|([^|]*)\|([^|]*)\|([^|]*)\|\s*$", re.M)
+_TAG = re.compile(r"\\tag\{(\d+\.\d+)\}")
+
+
+def index_problems(index_text, note_tags, cited):
+    """Problems between README's equation index and the notes (empty list: consistent).
+
+    note_tags: {tag: note file}; cited: {tag: set of dotted names whose docstrings cite it}.
+    Every tag of the notes has one row, every row a tag of the notes, and a row names every
+    function whose docstring cites its tag.
+    """
+    rows = {}
+    problems = []
+    for m in _ROW.finditer(index_text):
+        tag, functions = m.group(1), m.group(4)
+        if tag in rows:
+            problems.append(f"({tag}) has two rows in the index")
+        rows[tag] = set(re.findall(r"`(numpyvae(?:\.\w+)+)`", functions))
+    for tag, note in sorted(note_tags.items()):
+        if tag not in rows:
+            problems.append(f"({tag}) of {note} is missing from the equation index")
+    for tag in sorted(rows):
+        if tag not in note_tags:
+            problems.append(f"index row ({tag}) has no \\tag{{{tag}}} in any note")
+    for tag, names in sorted(cited.items()):
+        for name in sorted(names - rows.get(tag, set())):
+            if tag in rows:
+                problems.append(f"index row ({tag}) does not name `{name}`, whose docstring cites it")
+    return problems
+
+
+def _note_tags():
+    tags = {}
+    for path in sorted(DERIV.glob("[0-9][0-9]_*.md")):
+        for tag in _TAG.findall(path.read_text(encoding="utf-8")):
+            tags[tag] = path.name
+    return tags
+
+
+def _cited_tags():
+    cited = {}
+    for dotted, obj, _ in _public_objects():
+        for _note_name, tag in REF.findall(inspect.getdoc(obj) or ""):
+            cited.setdefault(tag, set()).add(dotted)
+    return cited
+
+
+def test_equation_index_matches_the_notes():
+    readme = DERIV / "README.md"
+    problems = index_problems(readme.read_text(encoding="utf-8"), _note_tags(), _cited_tags())
+    assert not problems, "\n".join(problems)
+
+
+def test_the_index_checker_reports_a_broken_fixture():
+    index = ("| tag | what | source | functions | tests |\n|---|---|---|---|---|\n"
+             "| (1.1) | a | b | `numpyvae.kl.kl_normal_std` | t |\n"
+             "| (1.9) | stale row | b | — | t |\n"
+             "| (1.1) | duplicate | b | — | t |\n")
+    problems = index_problems(index, {"1.1": "01_a.md", "1.2": "01_a.md"},
+                              {"1.1": {"numpyvae.kl.kl_normal_std", "numpyvae.kl.kl_mvn"}})
+    text = "\n".join(problems)
+    for needle in ["(1.1) has two rows", "(1.2) of 01_a.md is missing", "index row (1.9) has no",
+                   "does not name `numpyvae.kl.kl_mvn`"]:
+        assert needle in text, text
 
 
 def _resolve(dotted):
@@ -147,12 +249,3 @@ def test_every_tag_is_unique_within_the_notes():
                 dup.append(f"\\tag{{{tag}}} in {seen[tag]} and {path.name}")
             seen[tag] = path.name
     assert not dup, "\n".join(dup)
-
-
-def test_the_checker_itself_catches_a_dangling_reference(tmp_path):
-    # a docstring citing a tag no note holds must be reported by the same regex path
-    doc = "Derivation: derivations/03_kl.md, eq. (3.999)"
-    (note, tag), = REF.findall(doc)
-    assert (note, tag) == ("03_kl.md", "3.999")
-    if (DERIV / note).is_file():
-        assert f"\\tag{{{tag}}}" not in _note(note)

@@ -10,7 +10,7 @@ each x. Holding the decoder fixed, ``fit_local_posterior`` optimises a separate
     log p(x) - ELBO(q_encoder) = [log p(x) - ELBO(q*)]  +  [ELBO(q*) - ELBO(q_encoder)]
                                   approximation gap         amortization gap
 
-Derivation: derivations/02_elbo.md, eq. (2.10)
+Derivation: derivations/03_elbo.md, eq. (3.10)
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def fit_local_posterior(vae, x, steps=300, lr=0.05, k=1, seed=0, init=None, lr_d
     Returns (mu, logvar), each (B, Z) float64; with ``return_history=True`` also the list
     of the mean K-sample ELBO at each step. Overwrites ``vae.grads`` (not the parameters).
 
-    Derivation: derivations/02_elbo.md, eq. (2.10)
-    Derivation: derivations/02_elbo.md, eq. (2.9)
+    Derivation: derivations/03_elbo.md, eq. (3.10)
+    Derivation: derivations/07_objective_backward.md, eq. (7.1)
     """
     x = vae_and_x(vae, x)
     steps, k = positive_int("steps", steps), positive_int("k", k)
@@ -101,7 +101,7 @@ def amortization_gap(vae, x, steps=300, lr=0.05, k_fit=1, k_eval=1000, seed=0, k
     importance-sampled estimate with ``k_ll`` samples from the fitted local q's as proposals) and
     "approximation_gap" (log_likelihood - elbo_local); plus "summary": a dict of means.
 
-    Derivation: derivations/02_elbo.md, eq. (2.10)
+    Derivation: derivations/03_elbo.md, eq. (3.10)
     """
     x = vae_and_x(vae, x)
     k_eval = positive_int("k_eval", k_eval)

@@ -75,7 +75,7 @@ def pca(x, d):
     By Eckart-Young, x ~ mean + (x - mean) C C^T is the best rank-d affine
     reconstruction in summed squared error.
 
-    Derivation: derivations/09_autoencoders.md, eq. (9.2)
+    Derivation: derivations/11_autoencoders.md, eq. (11.2)
     """
     x = _real_matrix("x", x).astype(np.float64)
     N, D = x.shape
@@ -96,7 +96,7 @@ def pca_reconstruct(x, mean, components):
     x: (B, D); mean: (D,); components C: (D, d) with orthonormal columns
     (as returned by :func:`pca`). Returns (B, D).
 
-    Derivation: derivations/09_autoencoders.md, eq. (9.2)
+    Derivation: derivations/11_autoencoders.md, eq. (11.2)
     """
     mean = np.asarray(mean, dtype=np.float64)
     components = np.asarray(components, dtype=np.float64)
@@ -123,7 +123,7 @@ class AETerms:
     Arrays: recon_per_example (B,), code h (B, d), x_hat (B, D), x_tilde (B, D)
     (the encoder's input: x itself unless the autoencoder is denoising).
 
-    Derivation: derivations/09_autoencoders.md, eq. (9.1)
+    Derivation: derivations/11_autoencoders.md, eq. (11.1)
     """
     loss: float
     recon: float
@@ -160,8 +160,8 @@ class Autoencoder:
     (so ``opt.step(ae.flat_params, ae.flat_grads)`` trains it). ``rng``: the
     generator used for corruption when ``forward`` is given none.
 
-    Derivation: derivations/09_autoencoders.md, eq. (9.1)
-    Derivation: derivations/09_autoencoders.md, eq. (9.2)
+    Derivation: derivations/11_autoencoders.md, eq. (11.1)
+    Derivation: derivations/11_autoencoders.md, eq. (11.2)
     """
 
     def __init__(self, x_dim, code_dim, hidden=(), activation="identity",
@@ -251,7 +251,7 @@ class Autoencoder:
     def config(self) -> dict:
         """JSON-able settings; ``Autoencoder(**cfg)`` rebuilds the architecture (fresh params).
 
-        Derivation: derivations/09_autoencoders.md, eq. (9.1)
+        Derivation: derivations/11_autoencoders.md, eq. (11.1)
         """
         return {"x_dim": self.x_dim, "code_dim": self.code_dim, "hidden": list(self.hidden),
                 "activation": self.activation, "code_activation": self.code_activation,
@@ -263,7 +263,7 @@ class Autoencoder:
     def copy(self, dtype=None) -> Autoencoder:
         """An independent copy (parameters and corruption-RNG state), optionally in ``dtype``.
 
-        Derivation: derivations/09_autoencoders.md, eq. (9.1)
+        Derivation: derivations/11_autoencoders.md, eq. (11.1)
         """
         cfg = self.config
         cfg["hidden"] = tuple(cfg["hidden"])
@@ -281,7 +281,7 @@ class Autoencoder:
     def encode(self, x):
         """The code h = f(x): x (B, D) -> (B, d). Never corrupts x.
 
-        Derivation: derivations/09_autoencoders.md, eq. (9.1)
+        Derivation: derivations/11_autoencoders.md, eq. (11.1)
         """
         x = self._check_x(x)
         return self.code_act.forward(self.enc_code.forward(self.enc.forward(x)))
@@ -289,7 +289,7 @@ class Autoencoder:
     def decode(self, h):
         """x_hat = g(h): h (B, d) -> (B, D).
 
-        Derivation: derivations/09_autoencoders.md, eq. (9.1)
+        Derivation: derivations/11_autoencoders.md, eq. (11.1)
         """
         h = _real_matrix("h", h, cols=self.code_dim).astype(self.dtype, copy=False)
         return self.out_act.forward(self.dec_out.forward(self.dec.forward(h)))
@@ -297,7 +297,7 @@ class Autoencoder:
     def reconstruct(self, x):
         """g(f(x)) for x (B, D) -> (B, D), with no corruption (what a user would deploy).
 
-        Derivation: derivations/09_autoencoders.md, eq. (9.1)
+        Derivation: derivations/11_autoencoders.md, eq. (11.1)
         """
         return self.decode(self.encode(x))
 
@@ -308,7 +308,7 @@ class Autoencoder:
         N(0, noise_std^2) noise is added. Returns x unchanged when both are 0.
         rng: a numpy Generator (default ``self.rng``).
 
-        Derivation: derivations/09_autoencoders.md, eq. (9.4)
+        Derivation: derivations/11_autoencoders.md, eq. (11.4)
         """
         x = self._check_x(x)
         rng = self.rng if rng is None else rng
@@ -328,7 +328,7 @@ class Autoencoder:
         Raises ValueError unless the encoder is that one layer (hidden=(),
         code_activation='sigmoid').
 
-        Derivation: derivations/09_autoencoders.md, eq. (9.5)
+        Derivation: derivations/11_autoencoders.md, eq. (11.5)
         """
         self._require_sigmoid_encoder()
         h = self.encode(x)
@@ -354,10 +354,10 @@ class Autoencoder:
                                  + sparsity * sum_j |h_bj|
                                  + contractive * ||J_f(x_tilde_b)||_F^2 ]
 
-        Derivation: derivations/09_autoencoders.md, eq. (9.1)
-        Derivation: derivations/09_autoencoders.md, eq. (9.3)
-        Derivation: derivations/09_autoencoders.md, eq. (9.4)
-        Derivation: derivations/09_autoencoders.md, eq. (9.5)
+        Derivation: derivations/11_autoencoders.md, eq. (11.1)
+        Derivation: derivations/11_autoencoders.md, eq. (11.3)
+        Derivation: derivations/11_autoencoders.md, eq. (11.4)
+        Derivation: derivations/11_autoencoders.md, eq. (11.5)
         """
         x = self._check_x(x)
         B = x.shape[0]
@@ -396,9 +396,9 @@ class Autoencoder:
                 dL/da += (contractive/B) 2 s^2 (1 - 2h) c   (through h),
                 dL/dW_ij += (contractive/B) 2 W_ij sum_b s_bj^2   (W's explicit role).
 
-        Derivation: derivations/09_autoencoders.md, eq. (9.1)
-        Derivation: derivations/09_autoencoders.md, eq. (9.3)
-        Derivation: derivations/09_autoencoders.md, eq. (9.5)
+        Derivation: derivations/11_autoencoders.md, eq. (11.1)
+        Derivation: derivations/11_autoencoders.md, eq. (11.3)
+        Derivation: derivations/11_autoencoders.md, eq. (11.5)
         """
         c = self._cache
         if c is None:
@@ -424,14 +424,14 @@ class Autoencoder:
     def loss(self, x, rng=None, x_tilde=None) -> float:
         """The objective of ``forward`` as a float.
 
-        Derivation: derivations/09_autoencoders.md, eq. (9.1)
+        Derivation: derivations/11_autoencoders.md, eq. (11.1)
         """
         return self.forward(x, rng=rng, x_tilde=x_tilde).loss
 
     def loss_and_grads(self, x, rng=None, x_tilde=None):
         """(loss, {name: gradient}) with the gradients copied out of the live buffers.
 
-        Derivation: derivations/09_autoencoders.md, eq. (9.1)
+        Derivation: derivations/11_autoencoders.md, eq. (11.1)
         """
         t = self.forward(x, rng=rng, x_tilde=x_tilde)
         self.backward()
@@ -454,7 +454,7 @@ def fit(ae, x, epochs=10, batch_size=128, lr=1e-3, seed=0):
     so a run is reproducible from ``seed``. Returns a list (length ``epochs``)
     of the example-weighted mean training loss of each epoch.
 
-    Derivation: derivations/09_autoencoders.md, eq. (9.1)
+    Derivation: derivations/11_autoencoders.md, eq. (11.1)
     """
     if not isinstance(ae, Autoencoder):
         raise ValueError(f"ae must be an Autoencoder, got {type(ae).__name__}")

@@ -12,7 +12,7 @@
 * ``elbo_energy_entropy``: ELBO = E_q[log p(x, z)] + H[q].
 * ``kl_mc_error`` and ``elbo_gradient_variance``: Monte Carlo versus closed form.
 
-Derivation: derivations/07_importance_sampling.md, eq. (7.5)
+Derivation: derivations/08_importance_sampling.md, eq. (8.5)
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def log_mean_exp(a, axis=0, keepdims=False):
     -inf contribute 0 to the mean; a slice that is all -inf gives -inf; +inf gives +inf.
     a: any shape -> a with ``axis`` removed (kept with size 1 if ``keepdims``).
 
-    Derivation: derivations/07_importance_sampling.md, eq. (7.4)
+    Derivation: derivations/08_importance_sampling.md, eq. (8.4)
     """
     a = np.asarray(a)
     if not np.issubdtype(a.dtype, np.floating):
@@ -157,8 +157,8 @@ def iwae_bound(vae, x, k, rng=None, batch_size=None, max_floats=DEFAULT_MAX_FLOA
     q: None (the encoder's q(z|x)) or a proposal (mu, logvar), each (B, Z), used instead
     (e.g. per-example fitted posteriors; the bound holds for any proposal).
 
-    Derivation: derivations/07_importance_sampling.md, eq. (7.5)
-    Derivation: derivations/07_importance_sampling.md, eq. (7.1)
+    Derivation: derivations/08_importance_sampling.md, eq. (8.5)
+    Derivation: derivations/08_importance_sampling.md, eq. (8.1)
     """
     out, _ = _lse_accumulate(vae, x, k, as_rng(rng, vae.rng), batch_size, max_floats, False, q)
     return out
@@ -180,8 +180,8 @@ def log_likelihood(vae, x, k=5000, batch_size=None, rng=None, max_floats=DEFAULT
     the error when the proposal is poor and the weights are heavy-tailed). q: as in
     ``iwae_bound``, a proposal (mu, logvar) to use instead of the encoder.
 
-    Derivation: derivations/07_importance_sampling.md, eq. (7.5)
-    Derivation: derivations/07_importance_sampling.md, eq. (7.2)
+    Derivation: derivations/08_importance_sampling.md, eq. (8.5)
+    Derivation: derivations/08_importance_sampling.md, eq. (8.2)
     """
     l1, l2 = _lse_accumulate(vae, x, k, as_rng(rng, vae.rng), batch_size, max_floats, return_stderr, q)
     if not return_stderr:
@@ -202,7 +202,7 @@ def evaluate_bounds(vae, x, ks=(1, 10, 100, 1000, 5000), rng=None, batch_size=No
     With ``keep_values=True`` each row also holds "values": the (B,) per-example numbers
     (for paired comparisons between rows). Print with ``format_table``.
 
-    Derivation: derivations/07_importance_sampling.md, eq. (7.5)
+    Derivation: derivations/08_importance_sampling.md, eq. (8.5)
     """
     x = vae_and_x(vae, x)
     g = as_rng(rng, vae.rng)
@@ -240,7 +240,7 @@ def format_table(rows, columns=None, floatfmt="{:.4f}"):
     Columns: the scalar keys of all rows in order of first appearance (array-valued entries
     such as "values" are left out unless named in ``columns``); a missing key prints blank.
 
-    Derivation: derivations/07_importance_sampling.md, eq. (7.5)
+    Derivation: derivations/08_importance_sampling.md, eq. (8.5)
     """
     if not rows:
         return ""
@@ -335,7 +335,7 @@ def elbo_energy_entropy(vae, x, k=1, rng=None):
     x: (B, D) -> (elbo (B,), energy (B,), entropy (B,)). Its expectation equals
     E_q[log p(x|z)] - KL(q || p(z)) (``VAE.forward(...).elbo_per_example``).
 
-    Derivation: derivations/02_elbo.md, eq. (2.6)
+    Derivation: derivations/03_elbo.md, eq. (3.6)
     """
     x = vae_and_x(vae, x)
     k = positive_int("k", k)
@@ -357,7 +357,7 @@ def kl_mc_error(mu, logvar, ns=(1, 10, 100, 1000, 10000), n_rep=200, rng=None):
     "bias" (mc_mean - closed), "rmse" (root mean square error) and "sd" (standard deviation
     of one estimate). The RMSE falls like 1/sqrt(n): the estimator is unbiased.
 
-    Derivation: derivations/03_kl.md, eq. (3.7)
+    Derivation: derivations/02_kl.md, eq. (2.7)
     """
     mu, logvar = _check_q(mu, logvar)
     if mu.ndim != 1:
@@ -389,7 +389,7 @@ def elbo_gradient_variance(vae, x, ks=(1, 5, 50), n_rep=50, rng=None, kl="closed
     (squared norm of the mean gradient), "snr" (mean_grad_sq / total_var) and
     "seconds". The variance falls roughly like 1/K. Leaves ``vae.grads`` overwritten.
 
-    Derivation: derivations/02_elbo.md, eq. (2.8)
+    Derivation: derivations/03_elbo.md, eq. (3.8)
     """
     x = vae_and_x(vae, x)
     n_rep = positive_int("n_rep", n_rep)

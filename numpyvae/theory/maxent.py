@@ -7,8 +7,8 @@ variance, a seeded Monte Carlo estimate for a two-component Gaussian mixture (wh
 has no closed form), and the log densities / samplers used to check every number by Monte
 Carlo.
 
-Derivation: derivations/08_maximum_entropy.md, eq. (8.2)
-Derivation: derivations/08_maximum_entropy.md, eq. (8.3)
+Derivation: derivations/12_maximum_entropy.md, eq. (12.2)
+Derivation: derivations/12_maximum_entropy.md, eq. (12.3)
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def gaussian_entropy(var):
     It does not depend on the mean. This is the largest entropy any density with variance
     ``var`` can have.
 
-    Derivation: derivations/08_maximum_entropy.md, eq. (8.2)
+    Derivation: derivations/12_maximum_entropy.md, eq. (12.2)
     """
     v = _check_var(var)
     h = 0.5 * (LOG_2PI + 1.0 + np.log(v))
@@ -84,7 +84,7 @@ def log_density_at_variance(name, x, var=1.0, separation=0.9):
     sqrt(3 var), logistic scale sqrt(3 var)/pi, mixture 0.5 N(-m, s2) + 0.5 N(m, s2) with
     m = separation * sqrt(var) and s2 = var - m^2.
 
-    Derivation: derivations/08_maximum_entropy.md, eq. (8.3)
+    Derivation: derivations/12_maximum_entropy.md, eq. (12.3)
     """
     _check_name(name)
     v = float(_check_var(var))
@@ -113,7 +113,7 @@ def sample_at_variance(name, n, var=1.0, rng=None, separation=0.9):
 
     rng: None, int seed or np.random.Generator.
 
-    Derivation: derivations/08_maximum_entropy.md, eq. (8.3)
+    Derivation: derivations/12_maximum_entropy.md, eq. (12.3)
     """
     _check_name(name)
     n = positive_int("n", n)
@@ -139,7 +139,7 @@ def entropy_monte_carlo(name, var=1.0, n=200_000, rng=None, separation=0.9):
 
     Returns (estimate, stderr), both floats, in nats.
 
-    Derivation: derivations/08_maximum_entropy.md, eq. (8.3)
+    Derivation: derivations/12_maximum_entropy.md, eq. (12.3)
     """
     x = sample_at_variance(name, n, var, rng=rng, separation=separation)
     nlp = -log_density_at_variance(name, x, var, separation=separation)
@@ -158,8 +158,8 @@ def entropies_at_variance(var=1.0, n_mc=200_000, seed=0, separation=0.9, return_
     With ``return_stderr=True`` returns (entropies, stderrs) where the closed forms have
     stderr 0.0. The Gaussian is the largest (the maximum-entropy property).
 
-    Derivation: derivations/08_maximum_entropy.md, eq. (8.2)
-    Derivation: derivations/08_maximum_entropy.md, eq. (8.3)
+    Derivation: derivations/12_maximum_entropy.md, eq. (12.2)
+    Derivation: derivations/12_maximum_entropy.md, eq. (12.3)
     """
     v = float(_check_var(var))
     sep = _check_separation(separation)
