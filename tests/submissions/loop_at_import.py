@@ -1,0 +1,12 @@
+"""Corpus submission: an endless loop at import"""
+import numpy as np
+while True:
+    pass
+
+class ReLU:
+    def forward(self, x):
+        self.y = np.maximum(x, 0)
+        return self.y
+
+    def backward(self, dy):
+        return dy * (self.y > 0)

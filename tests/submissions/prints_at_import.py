@@ -1,0 +1,11 @@
+"""Corpus submission: correct, but prints while importing"""
+import numpy as np
+print("hello from the student" * 3)
+
+class ReLU:
+    def forward(self, x):
+        self.y = np.maximum(x, 0)
+        return self.y
+
+    def backward(self, dy):
+        return dy * (self.y > 0)

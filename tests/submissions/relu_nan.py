@@ -1,0 +1,10 @@
+"""Corpus submission: a NaN gradient"""
+import numpy as np
+
+class ReLU:
+    def forward(self, x):
+        self.y = np.maximum(x, 0)
+        return self.y
+
+    def backward(self, dy):
+        return dy * np.nan
