@@ -48,7 +48,7 @@ CORPUS = {
     "kl_exp_not_expm1": {K: ("FAIL", "dlogvar is wrong on case")},
     "kl_nan": {K: ("FAIL", "contains NaN")},
     "kl_returns_one_array": {K: ("FAIL", "must return a tuple of 2 arrays (dmu, dlogvar)")},
-    "kl_raises_value_error": {K: ("error", 'ValueError: boom (your line 10: raise ValueError("boom"))')},
+    "kl_raises_value_error": {K: ("error", 'ValueError: boom (your line 11: raise ValueError("boom"))')},
     "linear_transposed_dW": {L: ("FAIL", "dW is wrong on case [Linear(B=3, D_in=4, D_out=4)]")},
     "linear_db_mean": {L: ("FAIL", "a mean over B where a sum belongs")},
     "linear_accumulates": {L: ("FAIL", "(+=)")},
@@ -121,7 +121,13 @@ def key(tmp_path_factory):
 def graded(key, tmp_path_factory):
     """Every corpus submission graded (two at a time), with its wall-clock time."""
     root = tmp_path_factory.mktemp("corpus_vae")
-    jobs = [(name, HERE / f"{name}.py", _exercises(spec)) for name, spec in CORPUS.items()]
+    jobs = []
+    for name, spec in CORPUS.items():
+        path = HERE / f"{name}.py"
+        if not path.exists():          # kept as .txt so linters and compileall skip it
+            path = root / f"{name}.py"
+            path.write_text((HERE / f"{name}.txt").read_text(encoding="utf-8"), encoding="utf-8")
+        jobs.append((name, path, _exercises(spec)))
     text = key.read_text(encoding="utf-8")
     for name, (repl, _) in VAE_VARIANTS.items():
         t = text
@@ -144,7 +150,8 @@ def graded(key, tmp_path_factory):
 
 def test_the_corpus_is_large_enough():
     assert len(CORPUS) + len(VAE_VARIANTS) >= 40
-    assert {p.stem for p in HERE.glob("*.py")} == set(CORPUS)
+    assert {p.stem for p in HERE.glob("*.py")} | {p.stem for p in HERE.glob("*.txt")} \
+        == set(CORPUS)
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
@@ -168,10 +175,19 @@ def test_vae_submission(graded, name):
     assert piece in row.message, f"{name}: {row.message!r} lacks {piece!r}"
 
 
-def test_grading_one_ordinary_submission_takes_about_a_second(graded):
-    slow = {n: round(t, 2) for n, (r, t) in graded.items()
-            if not any(x.status == "timeout" for x in r.results) and t > 3.0}
-    assert not slow, slow       # ~0.5 s each here; 3 s leaves room for a loaded machine
+def test_grading_one_submission_costs_about_a_second(key):
+    """CPU seconds (this process and its children), so a loaded machine does not decide."""
+    import resource
+
+    def cpu():
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), \
+            resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    t0 = cpu()
+    report = grader.grade(key, [V], hidden=True, student_id="timing")
+    spent = cpu() - t0
+    assert report.passed and spent < 2.0, spent      # about 0.5 s here (VAE, hidden cases)
 
 
 def test_huge_prints_are_captured_and_capped(graded):
@@ -192,3 +208,5 @@ def test_patching_the_grader_in_the_child_does_not_reach_the_parent(graded):
     from numpyvae import gradcheck
     assert gradcheck.PASS == 1e-6 and gradcheck.rel_error([1.0], [0.0]) == 1.0
     assert graded["patch_grader"][0].row(R).status == "FAIL"
+    assert "numpyvae" in graded["patch_grader"][0].review       # flagged for a human look
+    assert graded["relu_correct"][0].review == []

@@ -65,6 +65,7 @@ class GradeReport:
     student_output: str = ""
     student_id: str | None = None
     execution_time: float = 0.0
+    review: list = field(default_factory=list)     # words in the file worth a human look
 
     @property
     def n_passed(self) -> int:
@@ -99,6 +100,7 @@ class GradeReport:
         return _finite({"path": self.path, "score": self.score, "points": self.points,
                         "max_points": self.max_points, "threshold": self.threshold,
                         "student_id": self.student_id, "passed": self.passed,
+                        "review": list(self.review),
                         "results": [vars(r) for r in self.results]})
 
     def to_gradescope(self) -> dict:
@@ -126,6 +128,9 @@ class GradeReport:
                          f"{r.message}".rstrip())
         lines.append(f"score {self.score}, {self.points:g} / {self.max_points:g} points "
                      f"(pass: max relative error < {self.threshold:.0e})")
+        if self.review:
+            lines.append("for the instructor: the file mentions " + ", ".join(self.review)
+                         + " (not scored; worth reading)")
         if self.student_output.strip():
             lines += ["", "the submission printed (captured, capped):",
                       _indent(self.student_output[:2000])]
@@ -228,7 +233,8 @@ def _run(job: Path, ids: list, limits: Limits) -> dict:
             if not pending:
                 return problems
             (job / "progress").write_text("", encoding="utf-8")
-            (job / "skip").write_text(" ".join(problems), encoding="utf-8")
+            done = [i for i in ids if i not in pending]
+            (job / "skip").write_text(" ".join(list(problems) + done), encoding="utf-8")
             proc = subprocess.Popen([sys.executable, "-I", str(SANDBOX), "--job", str(job)],
                                     cwd=job, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                     env=_child_env(), preexec_fn=_limit(limits, len(pending)),
@@ -275,7 +281,7 @@ def _run(job: Path, ids: list, limits: Limits) -> dict:
 # --------------------------------------------------------------------------- the reference side
 def _reference_numeric(ex, meta, arrays) -> dict:
     """Central differences of the reference forward for one case: {gradient name: array}."""
-    from .. import kl, layers, likelihoods, model, reparam
+    from .. import layers, model
     a = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
     num = gradcheck.numerical_grad
     if ex.kind == "layer":
@@ -294,8 +300,8 @@ def _reference_numeric(ex, meta, arrays) -> dict:
         return out
     if ex.kind == "function":
         spec = ex.function
-        fwd = getattr({"reparam": reparam, "kl": kl, "likelihoods": likelihoods}[ex.module],
-                      spec.forward)
+        import importlib
+        fwd = getattr(importlib.import_module(f"numpyvae.{ex.module}"), spec.forward)
 
         def f():
             y = fwd(*[float(a[n]) if n in spec.consts else a[n] for n in spec.args])
@@ -374,10 +380,13 @@ def _verdict(ex, metas, record, got, threshold):
     def show(name):
         return f"grads['{name[2:]}']" if name.startswith("g.") else name
 
-    worst, problems, first = 0.0, [], None
+    worst, problems = 0.0, []
     for i, row in enumerate(record.get("cases", [])):
         meta, where = metas[i], _where(metas[i])
         st = row["status"]
+        if problems and st != "ok":
+            problems.append(f"{st} on {where}")
+            break                 # the first problem in case order decides the status
         if st == "not attempted":
             return "not attempted", None, "still raises NotImplementedError", {}
         if st == "error":
@@ -474,6 +483,7 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
             raise ValueError(f"points: unknown exercise {k!r}")
     limits = limits or Limits()
     report = GradeReport(str(path), student_id=student_id)
+    report.review = _review_words(path)
     job = Path(tempfile.mkdtemp(prefix="numpyvae-grade-"))
     try:
         spec_ex, metas = _job_inputs(job, chosen, seed, student_id, hidden)
@@ -535,6 +545,35 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
         shutil.rmtree(job, ignore_errors=True)
     report.execution_time = time.monotonic() - t0
     return report
+
+
+_REVIEW = ("numpyvae", "importlib", "__import__", "modules", "setprofile", "settrace",
+           "sandbox", "__bases__", "__code__", "exec", "eval", "compile", "_exit", "subprocess",
+           "ctypes", "signal", "builtins")
+
+
+def _review_words(path) -> list:
+    """Names in the submission's code (not its docstrings or comments) worth a human look."""
+    import ast
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    words = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name):
+            words.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            words.add(n.attr)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            words.update(p for a in n.names for p in a.name.split("."))
+            words.update((getattr(n, "module", None) or "").split("."))
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs:
+            words.update(w for w in _REVIEW if w in n.value)
+    return [w for w in _REVIEW if w in words]
 
 
 def _listed_exercises(path):

@@ -342,11 +342,13 @@ def _reference_backward(number, ex, solutions, hide):
 # --------------------------------------------------------------------------- the student file
 def _build(exercises, solutions: bool, hide: bool):
     """([(chunk text, exercise id or None)], imports, listing) for the student file."""
-    sources = {m: _Source(m) for m in _MODULE_ORDER}
     numbered = list(enumerate(exercises, start=1))
     vae = [(n, ex) for n, ex in numbered if ex.kind == "vae"]
+    modules = list(_MODULE_ORDER[:-1]) + list(dict.fromkeys(
+        ex.module for ex in exercises if ex.module not in _MODULE_ORDER))
+    sources = {m: _Source(m) for m in modules + ["model"]}
     chunks, defined, imports, listing = [], {}, set(), []
-    for module in _MODULE_ORDER[:-1]:
+    for module in modules:
         src = sources[module]
         mine = [(n, ex) for n, ex in numbered if ex.module == module]
         extra = list(VAE_CONTEXT.get(module, ())) if vae else []
@@ -444,7 +446,7 @@ def hide_note_answers(text, exercises, name="note", tags=None, answer_names=None
     """
     ids = set(exercises)
     lines = text.splitlines(keepends=True)
-    out, how, i, in_code = [], {e: "none" for e in ids}, 0, False
+    out, how, i = [], {e: "none" for e in ids}, 0
     while i < len(lines):
         m = _OPEN.match(lines[i])
         if not m:

@@ -1,4 +1,5 @@
 """Corpus submission: calls the reference through an alias"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 import numpyvae.kl as _k
 from numpyvae.kl import kl_normal_std_grad as _g

@@ -1,4 +1,5 @@
 """Corpus submission: several exercises in one file, all correct"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 class ReLU:

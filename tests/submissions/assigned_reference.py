@@ -1,4 +1,5 @@
 """Corpus submission: assigns the reference method into its own class"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 

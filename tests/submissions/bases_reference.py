@@ -1,4 +1,5 @@
 """Corpus submission: subclasses the reference and calls type(self).__bases__[0].backward"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 import numpyvae.layers
 

@@ -1,4 +1,5 @@
 """Corpus submission: correct KL gradient written with exp"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 def kl_normal_std(mu, logvar):

@@ -1,4 +1,5 @@
 """Corpus submission: returns one array where a tuple of two is asked"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 def kl_normal_std(mu, logvar):

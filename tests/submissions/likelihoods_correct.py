@@ -1,4 +1,5 @@
 """Corpus submission: correct likelihood gradients"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 def _sigmoid(a):

@@ -1,4 +1,5 @@
 """Corpus submission: Bernoulli sign flipped, Gaussian without 1/c, learned without -1/2"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 def _sigmoid(a):

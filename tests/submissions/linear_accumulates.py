@@ -1,4 +1,5 @@
 """Corpus submission: gradients added with += instead of written"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 class Linear:

@@ -1,4 +1,5 @@
 """Corpus submission: db is a mean over the batch instead of a sum"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 class Linear:

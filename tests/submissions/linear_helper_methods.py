@@ -1,4 +1,5 @@
 """Corpus submission: correct Linear whose backward calls helper methods of its own class"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 class Linear:

@@ -1,4 +1,5 @@
 """Corpus submission: always returns dx, even for a first layer"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 class Linear:

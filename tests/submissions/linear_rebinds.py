@@ -1,4 +1,5 @@
 """Corpus submission: the cs231n idiom self.dW = ... (rebinding)"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 class Linear:

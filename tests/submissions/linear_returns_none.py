@@ -1,4 +1,5 @@
 """Corpus submission: forgets to return dx"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 class Linear:

@@ -1,4 +1,5 @@
 """Corpus submission: dW transposed (same shape only when square)"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 class Linear:

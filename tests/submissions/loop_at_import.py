@@ -1,4 +1,5 @@
 """Corpus submission: an endless loop at import"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 while True:
     pass

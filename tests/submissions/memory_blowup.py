@@ -1,4 +1,5 @@
 """Corpus submission: allocates until memory runs out; KL is correct"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 class ReLU:

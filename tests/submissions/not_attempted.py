@@ -1,4 +1,5 @@
 """Corpus submission: untouched stubs"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 def kl_normal_std(mu, logvar):

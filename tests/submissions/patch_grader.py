@@ -1,4 +1,5 @@
 """Corpus submission: patches numpyvae.gradcheck, then returns zeros"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 import numpyvae.gradcheck as _g
 _g.PASS = float('inf')

@@ -1,4 +1,5 @@
 """Corpus submission: correct, but prints while importing"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 print("hello from the student" * 3)
 

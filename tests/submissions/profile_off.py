@@ -1,4 +1,5 @@
 """Corpus submission: switches the grader's tracing off and then calls the reference"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 import sys
 from numpyvae.layers import ReLU as _R

@@ -1,4 +1,5 @@
 """Corpus submission: a NaN gradient"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 class ReLU:

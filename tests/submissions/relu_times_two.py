@@ -1,4 +1,5 @@
 """Corpus submission: ReLU gradient doubled"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 class ReLU:

@@ -1,4 +1,5 @@
 """Corpus submission: dlogvar without the 1/2"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 def reparameterize(mu, logvar, eps):

@@ -1,4 +1,5 @@
 """Corpus submission: returns dL/dsigma where dL/dlogvar is asked"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
 import numpy as np
 
 def reparameterize(mu, logvar, eps):
