@@ -536,6 +536,7 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
                         row.score = round(max_score * sum(grads.values()) / len(grads), 4)
             row.execution_time = time.monotonic() - t_ex
             report.results.append(row)
+        _note_prerequisites(report)
         if (job / "output.txt").exists():
             report.student_output = (job / "output.txt").read_text(
                 encoding="utf-8", errors="replace")[:limits.output_cap + 200]
@@ -550,6 +551,16 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
 _REVIEW = ("numpyvae", "importlib", "__import__", "modules", "setprofile", "settrace",
            "sandbox", "__bases__", "__code__", "exec", "eval", "compile", "_exit", "subprocess",
            "ctypes", "signal", "builtins")
+
+
+def _note_prerequisites(report):
+    """A failing VAE row says which of its building blocks failed too (it uses them)."""
+    blocks = [r.exercise for r in report.results
+              if r.status != "pass" and EXERCISES[r.exercise].kind != "vae"]
+    for r in report.results:
+        if EXERCISES[r.exercise].kind == "vae" and r.status in ("FAIL", "error") and blocks:
+            r.message += (f". Note: your VAE calls code that failed its own exercise "
+                          f"({', '.join(blocks)}); fix that first")
 
 
 def _review_words(path) -> list:

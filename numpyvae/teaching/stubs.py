@@ -540,9 +540,14 @@ def _exercise_notes(listing):
     return notes
 
 
-def _copy_notes(listing, out, hide, notes_dir):
-    """Write the named notes into out/notes; -> {note: {exercise: how}} (empty if no notes)."""
+def _copy_notes(listing, out, hide, notes_dir, also=()):
+    """Write the named notes into out/notes; -> {note: {exercise: how}} (None if no notes).
+
+    also: further note file names the student file cites (copied, markers removed).
+    """
     notes = _exercise_notes(listing)
+    for name in also:
+        notes.setdefault(name, [])
     report = {}
     notes_dir = Path(notes_dir) if notes_dir else NOTES_DIR
     if not notes_dir.is_dir():
@@ -702,7 +707,8 @@ def make_assignment(out_dir, exercises=None, solutions=False, hide_answers=True,
     out.mkdir(parents=True, exist_ok=True)
     path = out / STUDENT_FILE
     path.write_text(text, encoding="utf-8")
-    notes_report = _copy_notes(listing, out, hide_answers, notes_dir)
+    cited = set(re.findall(r"Derivation: notes/(\S+\.md)", text))
+    notes_report = _copy_notes(listing, out, hide_answers, notes_dir, cited)
     (out / "README.md").write_text(_readme(listing, pts, notes_report), encoding="utf-8")
     (out / "cases.json").write_text(json.dumps(_cases_json(chosen, seed, STUDENT_FILE)) + "\n",
                                     encoding="utf-8")
