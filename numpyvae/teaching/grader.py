@@ -591,9 +591,10 @@ def _listed_exercises(path):
     """The ``__exercises__`` list written in the file, read with ``ast`` (never run here)."""
     import ast
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace")) \
-            if path.suffix == ".py" else None
-    except SyntaxError:
+        text = notebook_code(path) if path.suffix == ".ipynb" \
+            else path.read_text(encoding="utf-8", errors="replace")
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, OSError):
         return None
     for node in getattr(tree, "body", []):
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__exercises__"
