@@ -227,7 +227,7 @@ def _run(job: Path, ids: list, limits: Limits) -> dict:
     problems = {}
     out = open(job / "child_stdout.txt", "ab")
     try:
-        while True:
+        for _ in range(len(ids) + 2):      # each child finishes an exercise or loses one
             pending = [i for i in ids if i not in problems
                        and not (job / f"out_{i}.json").exists()]
             if not pending:
@@ -274,6 +274,10 @@ def _run(job: Path, ids: list, limits: Limits) -> dict:
                 for i in pending:
                     if not (job / f"out_{i}.json").exists():
                         problems[i] = ("error", _exit_reason(proc.returncode, limits))
+        for i in ids:
+            if i not in problems and not (job / f"out_{i}.json").exists():
+                problems[i] = ("error", "the grading process never reported this exercise")
+        return problems
     finally:
         out.close()
 
@@ -512,13 +516,19 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
                 row.message = f"cannot import the file: {failed_import['error']}" + (
                     f" ({failed_import['line']})" if failed_import.get("line") else "")
             else:
-                record = json.loads((job / f"out_{ex.id}.json").read_text(encoding="utf-8"))
-                with np.load(job / f"out_{ex.id}.npz", allow_pickle=False) as z:
-                    got = {k: z[k] for k in z.files}
+                try:
+                    record = json.loads((job / f"out_{ex.id}.json").read_text(encoding="utf-8"))
+                    with np.load(job / f"out_{ex.id}.npz", allow_pickle=False) as z:
+                        got = {k: z[k] for k in z.files}
+                    if not isinstance(record, dict) or len(record.get("cases", [])) > len(cases):
+                        raise ValueError("a malformed record")
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    record, got = {"missing": True}, {}
+                    row.message = f"the grading process left no usable result ({exc})"
                 reference = record.get("foreign") or next(
                     (c["reference"] for c in record.get("cases", []) if c.get("reference")), "")
                 if record.get("missing"):
-                    row.message = f"the file has no {ex.qualname}"
+                    row.message = row.message or f"the file has no {ex.qualname}"
                 elif reference:
                     row.status = "reference"
                     row.message = ("scores 0: the graded code does not come from your file ("
