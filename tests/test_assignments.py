@@ -196,6 +196,9 @@ def test_manifest_records_options_seeds_and_version(tmp_path):
 def test_unknown_exercise_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="exercises"):
         stubs.make_assignment(tmp_path, ["softmax_backward"])
+    with pytest.raises(ValueError, match="notes_dir"):
+        stubs.make_assignment(tmp_path, ["relu_backward"], notes_dir=tmp_path / "nope")
+    assert not (tmp_path / "student_vae.py").exists()     # nothing written on bad input
 
 
 # --------------------------------------------------------------------------- notes

@@ -114,7 +114,7 @@ def _exercises(spec):
 @pytest.fixture(scope="module")
 def key(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus_key")
-    return stubs.make_assignment(root / "key", [V], solutions=True, notes_dir=root / "none")
+    return stubs.make_assignment(root / "key", [V], solutions=True)
 
 
 @pytest.fixture(scope="module")

@@ -165,6 +165,9 @@ def main(argv=None) -> int:
                 force=args.force, notes_dir=args.notes, timeout=args.timeout,
                 memory_mb=args.memory_mb)
             print(f"wrote the kit in {path.parent}: {', '.join(sorted(p.name for p in path.parent.iterdir()))}")
+            if json.loads((path.parent / MANIFEST_FILE).read_text(encoding="utf-8"))["notes"] is None:
+                print("note: no derivations/ folder found next to the package, so the kit has no "
+                      "notes/; pass --notes DIR (a clone's derivations/)", file=sys.stderr)
             print(f"give students everything except {MANIFEST_FILE}; grade with\n"
                   f"  numpyvae assignment grade SUBMISSION --manifest {path.parent / MANIFEST_FILE}")
             return 0

@@ -694,6 +694,8 @@ def make_assignment(out_dir, exercises=None, solutions=False, hide_answers=True,
     if out.is_dir() and any(out.iterdir()) and not force:
         raise ValueError(f"out_dir {out} already exists and is not empty; pass --force "
                          "(force=True) to overwrite the kit in it")
+    if notes_dir is not None and not Path(notes_dir).is_dir():
+        raise ValueError(f"notes_dir must be a folder of derivation notes, got {notes_dir}")
     pts = {ex.id: float(ex.points) for ex in chosen}
     for k, v in dict(points or {}).items():
         k = select([k])[0].id
