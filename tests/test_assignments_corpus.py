@@ -72,6 +72,9 @@ CORPUS = {
     "bases_reference": {R: ("reference", "does not come from your file")},
     "assigned_reference": {R: ("reference", "ReLU.backward comes from")},
     "profile_off": {R: ("reference", "tracing was switched off")},
+    "reimport_after_stubs": {R: ("reference", "comes from")},
+    "five_line_answer_key": {e: ("reference", "does not come from your file") for e in
+                             (L, R, *ACT, P, K, *LIK, V)},
     "patch_grader": {R: ("FAIL", "all zeros")},
     "exit_in_backward": {R: ("error", "SystemExit"), K: ("pass", "")},
     "keyboard_interrupt": {R: ("error", "KeyboardInterrupt"), K: ("pass", "")},
