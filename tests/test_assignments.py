@@ -417,3 +417,21 @@ def test_cli_exit_codes_and_old_options(made, tmp_path, capsys):
     capsys.readouterr()
     assert A.main(["grade", str(key), "--json", "--exercises", "relu_backward"]) == 0
     assert json.loads(capsys.readouterr().out)["score"] == "1 / 1"
+
+
+def test_adding_an_exercise_is_a_few_lines(tmp_path):
+    """A new function exercise: one register() call; make and grade need nothing else."""
+    from numpyvae.teaching.exercises import Exercise, FunctionSpec, register
+    ex = register(Exercise(
+        "gaussian_mean_grad_demo", "function", "likelihoods", "gaussian_log_prob_grad",
+        "Return d/dmean of gaussian_log_prob(x, mean, c).", gradients=("dmean",),
+        context=("gaussian_log_prob",),
+        function=FunctionSpec("gaussian_log_prob", ("x", "mean", "c"), ("x", "mean", "c"),
+                              ("mean",), ("dmean",), consts=("c",))))
+    try:
+        key = stubs.make_assignment(tmp_path / "k", [ex.id], solutions=True)
+        stub = stubs.make_assignment(tmp_path / "s", [ex.id])
+        assert grader.grade(key, hidden=True).passed
+        assert grader.grade(stub).status(ex.id) == "not attempted"
+    finally:
+        del EXERCISES[ex.id]

@@ -15,7 +15,7 @@ function is called.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -53,6 +53,8 @@ class Exercise:
     class_doc: replaces the docstring of the class holding a stubbed method when
     answers are hidden. points: default points. answer_names: names whose
     assignment in a note's code states the answer (hidden when a note has no markers).
+    cases: a case builder of its own, for inputs the kind's builder does not draw well
+    (e.g. a lower-triangular factor with a positive diagonal).
     """
     id: str
     kind: str
@@ -65,7 +67,7 @@ class Exercise:
     points: float = 1.0
     function: FunctionSpec | None = None
     answer_names: tuple = ()
-    layer_args: dict = field(default_factory=dict)
+    cases: object = None     # optional (ex, rng, hidden) -> [(meta, arrays)], replacing the kind's
 
     @property
     def top(self) -> str:
@@ -155,7 +157,9 @@ def _function_shapes(ex, rng, hidden):
     dims = [(1, 1), (3, 2), (4, 5)]
     if hidden:
         dims = [tuple(int(v) for v in rng.integers(1, 7, size=2)) for _ in range(2)]
-    return [({a: d for a in spec.args}, f"mu, logvar of shape {d}", {"B": d[0]}) for d in dims]
+    args = [a for a in spec.args if a not in spec.consts]
+    return [({a: d for a in args}, f"{', '.join(args)} of shape {d}", {"B": d[0]})
+            for d in dims]
 
 
 def _function_cases(ex, rng, hidden):
@@ -245,7 +249,7 @@ def build_cases(ex: Exercise, seed: int = 0, student_id: str | None = None,
                 hidden: bool = False) -> list:
     """[(meta, arrays)] for ``ex``: the visible cases, or the hidden ones (random shapes)."""
     rng = np.random.default_rng(case_seed(ex.id, seed, student_id, hidden))
-    cases = _BUILDERS[ex.kind](ex, rng, hidden)
+    cases = (ex.cases or _BUILDERS[ex.kind])(ex, rng, hidden)
     for meta, _ in cases:
         meta["secret"] = bool(hidden)     # a hidden case (VAE metas use "hidden" for layers)
     return cases
