@@ -84,6 +84,7 @@ CORPUS = {
     "loop_at_import": {R: ("timeout", "importing the file did not finish")},
     "exit_at_import": {R: ("error", "cannot import the file: SystemExit")},
     "huge_print": {R: ("pass", "")},
+    "thread_hangs_at_exit": {R: ("pass", "")},
     "memory_blowup": {R: ("error", "MemoryError"), K: ("pass", "")},
 }
 

@@ -240,8 +240,13 @@ def _run(job: Path, ids: list, limits: Limits) -> dict:
                                     env=_child_env(), preexec_fn=_limit(limits, len(pending)),
                                     start_new_session=True)
             t_step, current = time.monotonic(), None
+            # a whole-child deadline too: a thread or an exit handler can hang between steps
+            deadline = t_step + limits.timeout * (len(pending) + 2)
             while proc.poll() is None:
                 time.sleep(0.01)
+                if time.monotonic() > deadline:
+                    _kill(proc)
+                    break
                 words = _progress(job)
                 state = words[-2:] if len(words) >= 2 and words[-2] == "start" else None
                 now_current = state[1] if state else ("import" if not words else None)

@@ -437,7 +437,8 @@ def check(exercise, module=None, cases_file=None, verbose=True) -> bool:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--job"]:
-        return child(argv[1])
+        code = child(argv[1])
+        os._exit(code)      # results are written: skip the submission's threads and atexit hooks
     here = Path(__file__).resolve().parent
     table = json.loads((here / "cases.json").read_text(encoding="utf-8"))
     module = load_student(argv[0] if argv else here / table["file"])
