@@ -22,7 +22,8 @@ _SETUP = """#!/usr/bin/env bash
 set -e
 apt-get update -y && apt-get install -y python3 python3-pip || true
 python3 -m pip install --upgrade pip || true
-python3 -m pip install /autograder/source/numpyvae_src
+python3 -m pip install /autograder/source/numpyvae_src \
+  || python3 -m pip install --break-system-packages /autograder/source/numpyvae_src
 """
 
 _RUN = """#!/usr/bin/env bash
