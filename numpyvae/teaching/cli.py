@@ -86,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     hid.add_argument("--visible-only", dest="hidden", action="store_false",
                      help="grade the visible cases only")
     g.add_argument("--points", action="append", help="points per exercise, e.g. vae_backward=4")
-    g.add_argument("--partial-credit", action="store_true", default=None)
+    g.add_argument("--partial-credit", action="store_true", default=None,
+                   help="split points over gradients (default: the manifest's setting)")
     g.add_argument("--timeout", type=float, default=None, help="seconds per exercise")
     g.add_argument("--memory-mb", type=int, default=None)
     g.add_argument("--json", action="store_true", help="print the report as JSON")
