@@ -378,7 +378,7 @@ def test_the_instructor_commands(tmp_path, capsys, made):
         assert {"setup.sh", "run_autograder", "assignment.json",
                 "numpyvae_src/pyproject.toml", "numpyvae_src/numpyvae/teaching/grader.py"} <= names
         run = z.read("run_autograder").decode()
-        assert "--gradescope /autograder/results/results.json" in run
+        assert '--gradescope "$ROOT/results/results.json"' in run
         assert z.getinfo("run_autograder").external_attr >> 16 & 0o111
         z.extractall(tmp_path / "unzipped")
     assert top(["assignment", "gradescope", str(hw3), "--out", str(zpath)]) == 2   # exists
@@ -391,6 +391,24 @@ def test_the_instructor_commands(tmp_path, capsys, made):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert json.loads((tmp_path / "gs.json").read_text())["score"] == 8.0
+    # run_autograder itself, on a stand-in /autograder (the bundled source on PYTHONPATH
+    # instead of setup.sh's pip install)
+    ag = tmp_path / "autograder"
+    (ag / "submission").mkdir(parents=True)
+    (tmp_path / "unzipped").rename(ag / "source")
+    (ag / "submission" / "student_vae.py").write_text(key.read_text(encoding="utf-8"))
+    (ag / "submission_metadata.json").write_text(json.dumps({"users": [{"sid": "s123"}]}))
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3").symlink_to(sys.executable)
+    env = dict(env, AUTOGRADER_ROOT=str(ag), PATH=f"{bindir}:{os.environ['PATH']}",
+               PYTHONPATH=str(ag / "source" / "numpyvae_src"))
+    out = subprocess.run(["bash", str(ag / "source" / "run_autograder")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "(student s123)" in out.stdout
+    data = json.loads((ag / "results" / "results.json").read_text(encoding="utf-8"))
+    assert data["score"] == 8.0 and len(data["tests"]) == 4
 
 
 def test_a_missing_submission_still_writes_results(tmp_path):

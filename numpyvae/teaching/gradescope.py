@@ -28,16 +28,18 @@ python3 -m pip install /autograder/source/numpyvae_src \
 
 _RUN = """#!/usr/bin/env bash
 # Gradescope runs this for every submission; results.json is always written.
-cd /autograder/source
-SID=$(python3 -c "import json; u = json.load(open('/autograder/submission_metadata.json'))['users']; print(u[0].get('sid') or u[0].get('email') or u[0].get('name') or 'student')" 2>/dev/null || echo student)
-FILE=/autograder/submission/{file}
+# AUTOGRADER_ROOT (default /autograder) lets you try the script on your own machine.
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+cd "$ROOT/source"
+SID=$(python3 -c "import json, sys; u = json.load(open(sys.argv[1]))['users']; print(u[0].get('sid') or u[0].get('email') or u[0].get('name') or 'student')" "$ROOT/submission_metadata.json" 2>/dev/null || echo student)
+FILE="$ROOT/submission/{file}"
 if [ ! -f "$FILE" ]; then
-  NB=$(ls /autograder/submission/*.ipynb 2>/dev/null | head -n 1)
+  NB=$(ls "$ROOT"/submission/*.ipynb 2>/dev/null | head -n 1)
   if [ -n "$NB" ]; then FILE="$NB"; fi
 fi
-mkdir -p /autograder/results
-python3 -m numpyvae assignment grade "$FILE" --manifest /autograder/source/{manifest} \\
-    --gradescope /autograder/results/results.json --student-id "$SID"
+mkdir -p "$ROOT/results"
+python3 -m numpyvae assignment grade "$FILE" --manifest "$ROOT/source/{manifest}" \\
+    --gradescope "$ROOT/results/results.json" --student-id "$SID"
 exit 0
 """
 
