@@ -23,7 +23,7 @@ R, L, K, P = "relu_backward", "linear_backward", "kl_normal_std_grad", "reparame
 LIK = ("bernoulli_log_prob_grad", "gaussian_log_prob_grad", "gaussian_learned_log_prob_grad")
 ACT = ("tanh_backward", "sigmoid_backward", "softplus_backward")
 V = "vae_backward"
-LIMITS = grader.Limits(timeout=2.0, memory_mb=700)
+LIMITS = grader.Limits(timeout=4.0, memory_mb=700)   # 4 s: importing numpyvae under load
 
 # name: ({exercise: (status, piece of the message)})
 CORPUS = {
@@ -80,7 +80,7 @@ CORPUS = {
     "keyboard_interrupt": {R: ("error", "KeyboardInterrupt"), K: ("pass", "")},
     "os_exit_in_backward": {R: ("error", "exit code 0"), K: ("pass", "")},
     "segfault": {R: ("error", "SIGSEGV"), K: ("pass", "")},
-    "loop_in_backward": {R: ("timeout", "did not finish within 2 s"), K: ("pass", "")},
+    "loop_in_backward": {R: ("timeout", "did not finish within 4 s"), K: ("pass", "")},
     "loop_at_import": {R: ("timeout", "importing the file did not finish")},
     "exit_at_import": {R: ("error", "cannot import the file: SystemExit")},
     "huge_print": {R: ("pass", "")},

@@ -174,19 +174,12 @@ def write_gradescope(report: GradeReport, path) -> Path:
 
 
 # --------------------------------------------------------------------------- the child
-def _limit(limits: Limits, n_exercises: int):
-    def apply():     # runs in the child between fork and exec
-        import resource
-        cpu = int(limits.timeout * (n_exercises + 1)) + 5
-        for what, value in ((resource.RLIMIT_CPU, cpu),
-                            (resource.RLIMIT_AS, limits.memory_mb * 2**20),
-                            (resource.RLIMIT_FSIZE, limits.file_mb * 2**20),
-                            (resource.RLIMIT_CORE, 0)):
-            try:
-                resource.setrlimit(what, (value, value))
-            except (ValueError, OSError):
-                pass
-    return apply if sys.platform.startswith("linux") or sys.platform == "darwin" else None
+def _rlimits(limits: Limits, n_exercises: int) -> dict:
+    """The child's resource limits; it sets them on itself before importing the submission
+    (a preexec_fn is unsafe when the grader runs in threads)."""
+    return {"RLIMIT_CPU": int(limits.timeout * (n_exercises + 1)) + 5,
+            "RLIMIT_AS": limits.memory_mb * 2**20, "RLIMIT_FSIZE": limits.file_mb * 2**20,
+            "RLIMIT_CORE": 0}
 
 
 def _child_env():
@@ -237,8 +230,7 @@ def _run(job: Path, ids: list, limits: Limits) -> dict:
             (job / "skip").write_text(" ".join(list(problems) + done), encoding="utf-8")
             proc = subprocess.Popen([sys.executable, "-I", str(SANDBOX), "--job", str(job)],
                                     cwd=job, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                    env=_child_env(), preexec_fn=_limit(limits, len(pending)),
-                                    start_new_session=True)
+                                    env=_child_env(), start_new_session=True)
             t_step, current = time.monotonic(), None
             # a whole-child deadline too: a thread or an exit handler can hang between steps
             deadline = t_step + limits.timeout * (len(pending) + 2)
@@ -503,6 +495,7 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
         (job / "spec.json").write_text(json.dumps({
             "student": str(student), "reference_dir": str(REFERENCE_DIR),
             "allowed": [str(SANDBOX.resolve())], "output_cap": limits.output_cap,
+            "rlimits": _rlimits(limits, len(chosen)),
             "exercises": spec_ex}), encoding="utf-8")
         problems = _run(job, [e.id for e in chosen], limits)
         failed_import = None

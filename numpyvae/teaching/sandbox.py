@@ -434,9 +434,27 @@ def check(exercise, module=None, cases_file=None, verbose=True) -> bool:
     return ok
 
 
+def _apply_limits(rlimits):
+    """Set this process's resource limits (before any student code runs)."""
+    try:
+        import resource
+    except ImportError:          # not on this platform: the wall-clock limit still holds
+        return
+    for name, value in rlimits.items():
+        what = getattr(resource, name, None)
+        if what is None:
+            continue
+        try:
+            resource.setrlimit(what, (int(value), int(value)))
+        except (ValueError, OSError):
+            pass
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--job"]:
+        _apply_limits(json.loads((Path(argv[1]) / "spec.json").read_text(encoding="utf-8"))
+                      .get("rlimits", {}))
         code = child(argv[1])
         os._exit(code)      # results are written: skip the submission's threads and atexit hooks
     here = Path(__file__).resolve().parent
