@@ -402,7 +402,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("NUMPYVAE_DEBUG"))
     if argv[:1] == ["assignment"]:
-        from ..teaching.assignments import main as assignment_main
+        from ..teaching.cli import main as assignment_main
         return assignment_main(argv[1:])
     parser = build_parser()
     try:

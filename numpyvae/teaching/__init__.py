@@ -1,4 +1,8 @@
-"""The teaching wing: exercises cut from this package's source, graded by gradient checks.
+"""The teaching wing: exercises cut from this package's source, graded in an isolated process.
 
-See docs/INSTRUCTORS.md. Bookkeeping rather than mathematics: no ``Derivation:`` lines.
+exercises (the table and the cases), stubs (the student kit, notes with answers hidden,
+notebook), grader (parent side: isolation, reference finite differences, verdicts,
+reports, Gradescope JSON), sandbox (child side), gradescope (autograder zip), cli
+(``numpyvae assignment``). See docs/INSTRUCTORS.md. Bookkeeping rather than
+mathematics: no ``Derivation:`` lines.
 """

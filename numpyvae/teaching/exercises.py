@@ -1,0 +1,364 @@
+"""The exercise table and the cases each exercise is graded on.
+
+An exercise is one function or method of numpyvae whose body the student writes.
+Its cases are plain data: a JSON-able ``meta`` dict (shapes, settings, a label a
+student can read) and named float64 arrays. The same cases go to the child
+process that runs the submission (``sandbox.py``), to the parent that computes
+finite differences of the *reference* forward (``grader.py``) and, for the visible
+ones, into the student's kit for the self-check.
+
+Adding an exercise is a few lines: an ``Exercise(...)`` entry below and, for a new
+kind of object, a case builder in ``_BUILDERS``. Function exercises need no new
+code: ``FunctionSpec`` says which forward is differentiated and how the student's
+function is called.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Exercise", "FunctionSpec", "EXERCISES", "DEFAULT_EXERCISES", "select",
+           "build_cases", "case_seed", "register"]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """How a function exercise is differentiated.
+
+    forward: the numpyvae function whose (weighted) sum is the scalar.
+    args: its argument names, in order. call: the student's argument names, in
+    order ("g" is the upstream gradient, the weight of the forward's output).
+    wrt: the inputs the returned gradients belong to, in the order returned;
+    outputs: their names in messages. consts: arguments passed as Python floats.
+    """
+    forward: str
+    args: tuple
+    call: tuple
+    wrt: tuple
+    outputs: tuple
+    consts: tuple = ()
+    weighted: bool = False
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise: what becomes a stub, how it is graded, what it is worth.
+
+    kind: "layer", "function" or "vae". module/qualname: where the reference lives
+    (``numpyvae.<module>``, "function" or "Class.method"). task: the job in words,
+    without the answer. gradients: the graded gradients (partial credit is split
+    over them). context: further names of the module copied in full (the forward).
+    class_doc: replaces the docstring of the class holding a stubbed method when
+    answers are hidden. points: default points. answer_names: names whose
+    assignment in a note's code states the answer (hidden when a note has no markers).
+    cases: a case builder of its own, for inputs the kind's builder does not draw well
+    (e.g. a lower-triangular factor with a positive diagonal).
+    """
+    id: str
+    kind: str
+    module: str
+    qualname: str
+    task: str
+    gradients: tuple
+    context: tuple = ()
+    class_doc: str | None = None
+    points: float = 1.0
+    function: FunctionSpec | None = None
+    answer_names: tuple = ()
+    cases: object = None     # optional (ex, rng, hidden) -> [(meta, arrays)], replacing the kind's
+
+    @property
+    def top(self) -> str:
+        return self.qualname.split(".")[0]
+
+    @property
+    def method(self) -> str | None:
+        parts = self.qualname.split(".")
+        return parts[1] if len(parts) > 1 else None
+
+
+EXERCISES: dict = {}
+
+
+def register(ex: Exercise) -> Exercise:
+    """Add ``ex`` to ``EXERCISES`` (ids are unique)."""
+    if ex.id in EXERCISES:
+        raise ValueError(f"exercise id {ex.id!r} is registered twice")
+    if ex.kind not in _BUILDERS:
+        raise ValueError(f"exercise kind must be one of {sorted(_BUILDERS)}, got {ex.kind!r}")
+    EXERCISES[ex.id] = ex
+    return ex
+
+
+# --------------------------------------------------------------------------- case builders
+def _rand_x01(rng, shape):
+    x = rng.random(shape)
+    x[..., ::2] = np.round(x[..., ::2])     # binary pixels and grey levels both
+    return x
+
+
+def _away_from_kinks(rng, shape):
+    x = rng.standard_normal(shape)
+    return x + 0.1 * np.sign(x)             # keep finite differences off the ReLU kink
+
+
+def _layer_cases(ex, rng, hidden):
+    linear = ex.top == "Linear"
+    shapes = [(1, 1, 1), (3, 4, 4), (5, 3, 2)] if linear else [(1, 1), (3, 4), (6, 5)]
+    if hidden:
+        shapes = [tuple(int(v) for v in rng.integers(1, 7, size=3 if linear else 2))
+                  for _ in range(2)]
+    cases = []
+    for i, s in enumerate(shapes):
+        arrays = {"x": _away_from_kinks(rng, s[:2])}
+        meta = {"layer": ex.top, "B": s[0], "D_in": s[1], "input_grad": True}
+        if linear:
+            meta["D_out"] = s[2]
+            arrays["W"] = rng.standard_normal((s[1], s[2])) / np.sqrt(s[1])
+            arrays["b"] = rng.standard_normal(s[2])
+            out = s[2]
+        else:
+            out = s[1]
+        arrays["g"] = rng.standard_normal((s[0], out))
+        meta["label"] = (f"{ex.top}(B={s[0]}, D_in={s[1]}" + (f", D_out={s[2]}" if linear else "")
+                         + ")")
+        cases.append((meta, arrays))
+    if linear and not hidden:   # a first layer: dx is not wanted, dW and db still are
+        meta, arrays = cases[1]
+        meta = dict(meta, input_grad=False, label=meta["label"] + " with input_grad=False")
+        cases.append((meta, {k: v.copy() for k, v in arrays.items()}))
+    return cases
+
+
+def _function_shapes(ex, rng, hidden):
+    """(shapes by argument, label) for a function exercise."""
+    spec = ex.function
+    if ex.id == "reparameterize_backward":
+        dims = [(1, 1, 1), (1, 3, 2), (3, 4, 5)]
+        if hidden:
+            dims = [tuple(int(v) for v in rng.integers(1, 6, size=3)) for _ in range(2)]
+        return [({"mu": (B, Z), "logvar": (B, Z), "eps": (K, B, Z), "g": (K, B, Z)},
+                 f"K={K}, B={B}, Z={Z}", {"k": K, "B": B}) for K, B, Z in dims]
+    if spec.args[0] == "x":      # likelihoods: x (B, D) against an output (B, D) or (K, B, D)
+        dims = [(None, 1, 1), (None, 3, 4), (3, 2, 5)]
+        if hidden:
+            dims = [(int(rng.integers(1, 4)) if j else None,) + tuple(int(v) for v in
+                                                                   rng.integers(1, 6, size=2))
+                    for j in range(2)]
+        out = []
+        for K, B, D in dims:
+            o = (B, D) if K is None else (K, B, D)
+            shapes = {a: o for a in spec.args if a != "x" and a not in spec.consts}
+            shapes["x"] = (B, D)
+            out.append((shapes, f"x {(B, D)} against {spec.args[1]} {o}", {"B": B, "k": K}))
+        return out
+    dims = [(1, 1), (3, 2), (4, 5)]
+    if hidden:
+        dims = [tuple(int(v) for v in rng.integers(1, 7, size=2)) for _ in range(2)]
+    args = [a for a in spec.args if a not in spec.consts]
+    return [({a: d for a in args}, f"{', '.join(args)} of shape {d}", {"B": d[0]})
+            for d in dims]
+
+
+def _function_cases(ex, rng, hidden):
+    spec = ex.function
+    cases = []
+    for shapes, label, extra in _function_shapes(ex, rng, hidden):
+        arrays = {}
+        for name, shape in shapes.items():
+            if name == "x":
+                arrays[name] = (_rand_x01(rng, shape) if "bernoulli" in ex.id
+                                else rng.standard_normal(shape))
+            elif name == "logits":
+                arrays[name] = 2 * rng.standard_normal(shape)
+            elif name == "logvar" and ex.id == "gaussian_learned_log_prob_grad":
+                arrays[name] = 0.5 * rng.standard_normal(shape)
+            else:
+                arrays[name] = rng.standard_normal(shape)
+        for c in spec.consts:
+            arrays[c] = np.array(float(rng.choice([0.3, 1.0, 2.5])))
+            label += f", {c}={float(arrays[c]):g}"
+        cases.append((dict(extra, label=label), arrays))
+    return cases
+
+
+_VAE_VISIBLE = [
+    dict(hidden=[5], likelihood="bernoulli", activation="relu", c=1.0, k=1, beta=1.0,
+         kl="closed"),
+    dict(hidden=[], likelihood="gaussian", activation="tanh", c=0.5, k=2, beta=0.7, kl="closed"),
+    dict(hidden=[4, 3], likelihood="gaussian_learned", activation="softplus", c=1.0, k=2,
+         beta=1.0, kl="mc"),
+]
+
+
+def _vae_label(m):
+    s = (f"hidden={tuple(m['hidden'])}, likelihood={m['likelihood']}, "
+         f"activation={m['activation']}, K={m['k']}, beta={m['beta']:g}, kl={m['kl']}")
+    return s + (", q=(mu, logvar) given" if m.get("q") else "")
+
+
+def _vae_cases(ex, rng, hidden):
+    configs = [dict(c) for c in _VAE_VISIBLE]
+    if hidden:
+        configs = []
+        for _ in range(2):
+            configs.append(dict(
+                hidden=[int(h) for h in rng.integers(2, 6, size=int(rng.integers(0, 3)))],
+                likelihood=str(rng.choice(["bernoulli", "gaussian", "gaussian_learned"])),
+                activation=str(rng.choice(["relu", "tanh", "sigmoid", "softplus"])),
+                c=float(rng.choice([0.5, 1.0, 2.0])), k=int(rng.integers(1, 4)),
+                beta=float(rng.choice([0.5, 1.0, 2.0])), kl=str(rng.choice(["closed", "mc"]))))
+    x_dim, z_dim, B = 6, 3, 4
+    cases = []
+    for i, cfg in enumerate(configs):
+        meta = dict(cfg, x_dim=x_dim, z_dim=z_dim, q=False, seed=int(rng.integers(2**31)))
+        arrays = {"x": (_rand_x01(rng, (B, x_dim)) if cfg["likelihood"] == "bernoulli"
+                        else rng.standard_normal((B, x_dim))),
+                  "eps": rng.standard_normal((cfg["k"], B, z_dim))}
+        from ..model import VAE     # only for a parameter layout and a fair initialisation
+        ref = VAE(x_dim, z_dim, hidden=tuple(cfg["hidden"]), likelihood=cfg["likelihood"],
+                  activation=cfg["activation"], c=cfg["c"], seed=meta["seed"])
+        for name, p in ref.params.items():
+            # nonzero biases, so a gradient that forgets a bias term shows up
+            arrays["p." + name] = p + (0.1 * rng.standard_normal(p.shape) if p.ndim == 1 else 0)
+        meta["label"] = _vae_label(meta)
+        cases.append((meta, arrays))
+        if i == 0:      # the q=(mu, logvar) override: a decoder-only objective
+            qm = dict(meta, q=True)
+            qm["label"] = _vae_label(qm)
+            qa = dict(arrays, q_mu=rng.standard_normal((B, z_dim)),
+                      q_logvar=0.5 * rng.standard_normal((B, z_dim)))
+            cases.append((qm, qa))
+    return cases
+
+
+_BUILDERS = {"layer": _layer_cases, "function": _function_cases, "vae": _vae_cases}
+
+
+def case_seed(ex_id: str, seed: int = 0, student_id: str | None = None, hidden=False) -> list:
+    """The entropy for one exercise's cases: the manifest seed, the exercise, the student."""
+    parts = [int(seed), zlib.crc32(ex_id.encode()), int(bool(hidden))]
+    if student_id:
+        parts.append(zlib.crc32(str(student_id).encode()))
+    return parts
+
+
+def build_cases(ex: Exercise, seed: int = 0, student_id: str | None = None,
+                hidden: bool = False) -> list:
+    """[(meta, arrays)] for ``ex``: the visible cases, or the hidden ones (random shapes)."""
+    rng = np.random.default_rng(case_seed(ex.id, seed, student_id, hidden))
+    cases = (ex.cases or _BUILDERS[ex.kind])(ex, rng, hidden)
+    for meta, _ in cases:
+        meta["secret"] = bool(hidden)     # a hidden case (VAE metas use "hidden" for layers)
+    return cases
+
+
+# --------------------------------------------------------------------------- the table
+def _act(name, what, grad_hint):
+    return Exercise(
+        f"{name.lower()}_backward", "layer", "layers", f"{name}.backward",
+        f"Given dy = dL/dy, the gradient of the loss with respect to this layer's output, "
+        f"return dL/dx with the shape of x for y = {what}. Use what forward() stored.",
+        gradients=("dx",), class_doc=f"Element-wise activation y = {what}.",
+        answer_names=("dx",) + grad_hint)
+
+
+for _ex in [
+    Exercise("linear_backward", "layer", "layers", "Linear.backward",
+             "Given dy = dL/dy (B, D_out) for y = x @ W + b, write dL/dW into self.dW and "
+             "dL/db into self.db (overwrite the arrays in place, e.g. self.dW[...] = ..., "
+             "never add to them) and return dL/dx (B, D_in), or None when self.input_grad "
+             "is False.",
+             gradients=("dx", "dW", "db"), points=2.0, answer_names=("dx", "dW", "db")),
+    _act("ReLU", "max(x, 0)", ()),
+    _act("Tanh", "tanh(x)", ()),
+    _act("Sigmoid", "1 / (1 + exp(-x))", ()),
+    _act("Softplus", "log(1 + exp(x))", ()),
+    Exercise("reparameterize_backward", "function", "reparam", "reparameterize_backward",
+             "Given dz = dL/dz (K, B, Z) for z = reparameterize(mu, logvar, eps), return "
+             "(dL/dmu, dL/dlogvar), each (B, Z), with eps held fixed.",
+             gradients=("dmu", "dlogvar"), context=("reparameterize",),
+             function=FunctionSpec("reparameterize", ("mu", "logvar", "eps"),
+                                   ("g", "logvar", "eps"), ("mu", "logvar"), ("dmu", "dlogvar"),
+                                   weighted=True),
+             answer_names=("dmu", "dlogvar", "dv", "dsigma")),
+    Exercise("kl_normal_std_grad", "function", "kl", "kl_normal_std_grad",
+             "Return (dKL/dmu, dKL/dlogvar) for KL = kl_normal_std(mu, logvar), each with the "
+             "shape of mu: the partial derivatives of each example's KL.",
+             gradients=("dmu", "dlogvar"), context=("kl_normal_std",),
+             function=FunctionSpec("kl_normal_std", ("mu", "logvar"), ("mu", "logvar"),
+                                   ("mu", "logvar"), ("dmu", "dlogvar")),
+             answer_names=("dmu", "dlogvar", "dkl_dmu", "dkl_dlogvar")),
+    Exercise("bernoulli_log_prob_grad", "function", "likelihoods", "bernoulli_log_prob_grad",
+             "Return the derivative of bernoulli_log_prob(x, logits) with respect to every "
+             "logit, with the shape of logits (x broadcasts against logits).",
+             gradients=("dlogits",), context=("bernoulli_log_prob",),
+             function=FunctionSpec("bernoulli_log_prob", ("x", "logits"), ("x", "logits"),
+                                   ("logits",), ("dlogits",)),
+             answer_names=("dlogits", "dl", "grad")),
+    Exercise("gaussian_log_prob_grad", "function", "likelihoods", "gaussian_log_prob_grad",
+             "Return the derivative of gaussian_log_prob(x, mean, c) with respect to every "
+             "entry of mean, with the shape of mean (c is a fixed positive number).",
+             gradients=("dmean",), context=("gaussian_log_prob",),
+             function=FunctionSpec("gaussian_log_prob", ("x", "mean", "c"), ("x", "mean", "c"),
+                                   ("mean",), ("dmean",), consts=("c",)),
+             answer_names=("dmean", "dm", "grad")),
+    Exercise("gaussian_learned_log_prob_grad", "function", "likelihoods",
+             "gaussian_learned_log_prob_grad",
+             "Return (d/dmean, d/dlogvar) of gaussian_learned_log_prob(x, mean, logvar), each "
+             "with the shape of mean.",
+             gradients=("dmean", "dlogvar"), context=("gaussian_learned_log_prob",),
+             function=FunctionSpec("gaussian_learned_log_prob", ("x", "mean", "logvar"),
+                                   ("x", "mean", "logvar"), ("mean", "logvar"),
+                                   ("dmean", "dlogvar")),
+             answer_names=("dmean", "dlogvar", "dm", "dv")),
+    Exercise("vae_backward", "vae", "model", "VAE.backward",
+             "Fill self.grads with the gradient of the loss of the last forward() (write into "
+             "the live arrays, never add) and set self.dmu, self.dlogvar: likelihood gradient "
+             "-> decoder -> z -> (mu, logvar) along the eps-path, plus the KL term, -> encoder. "
+             "forward() keeps what you need in self._cache; both kl='closed' and kl='mc' and "
+             "the q=(mu, logvar) override must work.",
+             gradients=("encoder", "decoder"), points=4.0,
+             answer_names=("douts", "dz", "dmu", "dlogvar", "scale")),
+]:
+    register(_ex)
+
+DEFAULT_EXERCISES = tuple(EXERCISES)
+
+# what the VAE exercise's student class needs from the other modules (copied in full)
+VAE_CONTEXT = {
+    "layers": ("Linear", "MLP", "make_activation", "ACTIVATIONS"),
+    "reparam": ("reparameterize", "reparameterize_backward", "sample_eps"),
+    "kl": ("kl_normal_std", "kl_normal_std_grad", "kl_monte_carlo"),
+    "likelihoods": ("make_likelihood", "LIKELIHOODS"),
+}
+
+
+# other names instructors use for an exercise
+ALIASES = {"kl_backward": "kl_normal_std_grad", "kl_grad": "kl_normal_std_grad",
+           "reparam_backward": "reparameterize_backward"}
+
+
+def select(exercises) -> list:
+    """Exercises by id (a list or a comma-separated string; None = all), checked, in order.
+
+    Aliases (``ALIASES``, e.g. kl_backward) name the same exercise.
+    """
+    if exercises is None:
+        return [EXERCISES[i] for i in DEFAULT_EXERCISES]
+    if isinstance(exercises, str):
+        exercises = [e for e in exercises.split(",") if e.strip()]
+    out = []
+    for e in exercises:
+        e = str(e).strip()
+        e = ALIASES.get(e, e)
+        if e not in EXERCISES:
+            raise ValueError(f"exercises: unknown exercise {e!r}; expected names from "
+                             f"{', '.join(EXERCISES)}")
+        if EXERCISES[e] not in out:
+            out.append(EXERCISES[e])
+    if not out:
+        raise ValueError("exercises must name at least one exercise")
+    return out

@@ -1,0 +1,630 @@
+"""Grade a submission: the parent side.
+
+The submission never runs in this process. ``grade`` writes the cases of every
+exercise into a job folder, starts ``sandbox.py`` in a child process (wall-clock
+timeout per exercise, CPU-time, memory and file-size limits, its own process
+group, output captured and capped), and reads back only arrays. Finite
+differences of the *reference* forward are computed here, and the verdict is
+decided here, so nothing the submission patches in its own process (gradcheck's
+threshold, ``rel_error``, ...) reaches it. A child that exits, crashes, hangs or
+runs out of memory costs the exercise it was running; a fresh child grades the rest.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import gradcheck
+from .exercises import EXERCISES, build_cases, select
+
+__all__ = ["ExerciseResult", "GradeReport", "grade", "Limits", "STATUSES", "write_gradescope"]
+
+STATUSES = ("pass", "FAIL", "not attempted", "error", "timeout", "reference")
+SANDBOX = Path(__file__).with_name("sandbox.py")
+REFERENCE_DIR = Path(__file__).resolve().parent.parent     # the numpyvae package
+
+
+@dataclass
+class Limits:
+    """Per-child limits: wall-clock seconds per exercise (and for the import), memory, output."""
+    timeout: float = 10.0
+    memory_mb: int = 2048
+    output_cap: int = 20000
+    file_mb: int = 64
+
+
+@dataclass
+class ExerciseResult:
+    """One graded exercise. status in STATUSES; score out of max_score points."""
+    exercise: str
+    status: str
+    max_error: float | None = None
+    message: str = ""
+    score: float = 0.0
+    max_score: float = 1.0
+    gradients: dict = field(default_factory=dict)     # name -> passed
+    execution_time: float = 0.0
+
+
+@dataclass
+class GradeReport:
+    """All graded exercises. ``passed`` only when every graded row passed."""
+    path: str
+    results: list = field(default_factory=list)
+    threshold: float = gradcheck.PASS
+    student_output: str = ""
+    student_id: str | None = None
+    execution_time: float = 0.0
+    review: list = field(default_factory=list)     # words in the file worth a human look
+
+    @property
+    def n_passed(self) -> int:
+        return sum(r.status == "pass" for r in self.results)
+
+    @property
+    def points(self) -> float:
+        return round(sum(r.score for r in self.results), 6)
+
+    @property
+    def max_points(self) -> float:
+        return round(sum(r.max_score for r in self.results), 6)
+
+    @property
+    def score(self) -> str:
+        return f"{self.n_passed} / {len(self.results)}"
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and self.n_passed == len(self.results)
+
+    def status(self, exercise: str) -> str:
+        return self.row(exercise).status
+
+    def row(self, exercise: str) -> ExerciseResult:
+        for r in self.results:
+            if r.exercise == exercise:
+                return r
+        raise KeyError(f"exercise {exercise!r} was not graded")
+
+    def to_dict(self) -> dict:
+        return _finite({"path": self.path, "score": self.score, "points": self.points,
+                        "max_points": self.max_points, "threshold": self.threshold,
+                        "student_id": self.student_id, "passed": self.passed,
+                        "review": list(self.review),
+                        "results": [vars(r) for r in self.results]})
+
+    def to_gradescope(self) -> dict:
+        """Gradescope's results.json: numeric score, one test per exercise."""
+        tests = [{"name": f"{r.exercise} ({r.status})", "score": r.score,
+                  "max_score": r.max_score, "output": r.message or "passed",
+                  "visibility": "visible", "execution_time": round(r.execution_time, 3)}
+                 for r in self.results]
+        return _finite({"score": self.points, "execution_time": round(self.execution_time, 3),
+                        "output": f"{self.score} exercises passed, {self.points:g} / "
+                                  f"{self.max_points:g} points (a gradient passes when its "
+                                  f"relative error is below {self.threshold:.0e})",
+                        "visibility": "visible", "stdout_visibility": "hidden", "tests": tests})
+
+    def __str__(self):
+        w = max([len(r.exercise) for r in self.results] + [8])
+        lines = [f"grading {self.path}" + (f" (student {self.student_id})"
+                                            if self.student_id else ""),
+                 f"{'exercise':<{w}}  {'status':<13}  {'points':>9}  {'max rel err':>11}  note",
+                 "-" * (w + 52)]
+        for r in self.results:
+            err = "-" if r.max_error is None else f"{r.max_error:.2e}"
+            pts = f"{r.score:g}/{r.max_score:g}"
+            lines.append(f"{r.exercise:<{w}}  {r.status:<13}  {pts:>9}  {err:>11}  "
+                         f"{r.message}".rstrip())
+        lines.append(f"score {self.score}, {self.points:g} / {self.max_points:g} points "
+                     f"(pass: max relative error < {self.threshold:.0e})")
+        if self.review:
+            lines.append("for the instructor: the file mentions " + ", ".join(self.review)
+                         + " (not scored; worth reading)")
+        if self.student_output.strip():
+            lines += ["", "the submission printed (captured, capped):",
+                      _indent(self.student_output[:2000])]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _indent(text):
+    return "\n".join("    " + ln for ln in text.splitlines())
+
+
+def _finite(obj):
+    """obj with every NaN/inf float replaced by None (strict JSON has neither)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def write_json(path, data) -> Path:
+    """Strict JSON (no NaN/Infinity), written atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_finite(data), indent=2, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_gradescope(report: GradeReport, path) -> Path:
+    """Write ``report`` as Gradescope's results.json at ``path``."""
+    return write_json(path, report.to_gradescope())
+
+
+# --------------------------------------------------------------------------- the child
+def _rlimits(limits: Limits, n_exercises: int) -> dict:
+    """The child's resource limits; it sets them on itself before importing the submission
+    (a preexec_fn is unsafe when the grader runs in threads)."""
+    return {"RLIMIT_CPU": int(limits.timeout * (n_exercises + 1)) + 5,
+            "RLIMIT_AS": limits.memory_mb * 2**20, "RLIMIT_FSIZE": limits.file_mb * 2**20,
+            "RLIMIT_CORE": 0}
+
+
+def _child_env():
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "SYSTEMROOT") if k in os.environ}
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONDONTWRITEBYTECODE="1", PYTHONHASHSEED="0", PYTHONIOENCODING="utf-8")
+    return env
+
+
+def _progress(job):
+    try:
+        return (job / "progress").read_text(encoding="utf-8").split()
+    except OSError:
+        return []
+
+
+def _kill(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, AttributeError):
+        proc.kill()
+    proc.wait()
+
+
+def _exit_reason(code, limits):
+    if code is None:
+        return "did not finish"
+    if code < 0:
+        sig = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else -code
+        extra = {"SIGXCPU": " (CPU-time limit)", "SIGKILL": " (killed: memory or time limit)",
+                 "SIGSEGV": " (a crash)", "SIGXFSZ": " (output size limit)"}.get(str(sig), "")
+        return f"the grading process was killed by {sig}{extra}"
+    return f"the grading process ended with exit code {code} (os._exit or a crash?)"
+
+
+def _run(job: Path, ids: list, limits: Limits) -> dict:
+    """Run children until every exercise has a record or a problem. -> {id: (status, msg)}."""
+    problems = {}
+    out = open(job / "child_stdout.txt", "ab")
+    try:
+        for _ in range(len(ids) + 2):      # each child finishes an exercise or loses one
+            pending = [i for i in ids if i not in problems
+                       and not (job / f"out_{i}.json").exists()]
+            if not pending:
+                return problems
+            (job / "progress").write_text("", encoding="utf-8")
+            done = [i for i in ids if i not in pending]
+            (job / "skip").write_text(" ".join(list(problems) + done), encoding="utf-8")
+            proc = subprocess.Popen([sys.executable, "-I", str(SANDBOX), "--job", str(job)],
+                                    cwd=job, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                    env=_child_env(), start_new_session=True)
+            t_step, current = time.monotonic(), None
+            # a whole-child deadline too: a thread or an exit handler can hang between steps
+            deadline = t_step + limits.timeout * (len(pending) + 2)
+            while proc.poll() is None:
+                time.sleep(0.01)
+                if time.monotonic() > deadline:
+                    _kill(proc)
+                    break
+                words = _progress(job)
+                state = words[-2:] if len(words) >= 2 and words[-2] == "start" else None
+                now_current = state[1] if state else ("import" if not words else None)
+                if now_current != current:
+                    current, t_step = now_current, time.monotonic()
+                if current is not None and time.monotonic() - t_step > limits.timeout:
+                    _kill(proc)
+                    break
+            timed_out = proc.returncode is not None and current is not None \
+                and time.monotonic() - t_step > limits.timeout
+            words = _progress(job)
+            if "import-failed" in words or not words:
+                if not words:
+                    msg = (f"importing the file did not finish within {limits.timeout:g} s "
+                           "(an endless loop at import?)" if timed_out
+                           else _exit_reason(proc.returncode, limits) + " while importing the file")
+                    for i in pending:
+                        problems[i] = ("timeout" if timed_out else "error", msg)
+                return problems
+            if len(words) >= 2 and words[-2] == "start":
+                culprit = words[-1]
+                if timed_out:
+                    problems[culprit] = ("timeout", f"did not finish within {limits.timeout:g} s "
+                                                    "(an endless loop?); the other exercises "
+                                                    "were graded")
+                else:
+                    problems[culprit] = ("error", _exit_reason(proc.returncode, limits)
+                                         + f" while running {culprit}")
+            elif proc.returncode != 0:
+                for i in pending:
+                    if not (job / f"out_{i}.json").exists():
+                        problems[i] = ("error", _exit_reason(proc.returncode, limits))
+        for i in ids:
+            if i not in problems and not (job / f"out_{i}.json").exists():
+                problems[i] = ("error", "the grading process never reported this exercise")
+        return problems
+    finally:
+        out.close()
+
+
+# --------------------------------------------------------------------------- the reference side
+def _reference_numeric(ex, meta, arrays) -> dict:
+    """Central differences of the reference forward for one case: {gradient name: array}."""
+    from .. import layers, model
+    a = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
+    num = gradcheck.numerical_grad
+    if ex.kind == "layer":
+        cls = getattr(layers, meta["layer"])
+        if meta["layer"] == "Linear":
+            layer = cls(meta["D_in"], meta["D_out"], np.random.default_rng(0))
+            layer.W[...], layer.b[...] = a["W"], a["b"]
+        else:
+            layer = cls()
+
+        def f():
+            return float(np.sum(layer.forward(a["x"]) * a["g"]))
+        out = {"dx": num(f, a["x"])} if meta.get("input_grad", True) else {}
+        if meta["layer"] == "Linear":
+            out["dW"], out["db"] = num(f, layer.W), num(f, layer.b)
+        return out
+    if ex.kind == "function":
+        spec = ex.function
+        import importlib
+        fwd = getattr(importlib.import_module(f"numpyvae.{ex.module}"), spec.forward)
+
+        def f():
+            y = fwd(*[float(a[n]) if n in spec.consts else a[n] for n in spec.args])
+            return float(np.sum(y * a["g"]) if spec.weighted else np.sum(y))
+        return {o: num(f, a[w]) for w, o in zip(spec.wrt, spec.outputs)}
+    vae = model.VAE(meta["x_dim"], meta["z_dim"], hidden=tuple(meta["hidden"]),
+                    likelihood=meta["likelihood"], activation=meta["activation"], c=meta["c"],
+                    seed=meta["seed"])
+    for k, v in a.items():
+        if k.startswith("p."):
+            vae.params[k[2:]][...] = v
+    kw = dict(eps=a["eps"], beta=meta["beta"], kl=meta["kl"])
+    if meta.get("q"):
+        kw["q"] = (a["q_mu"], a["q_logvar"])
+
+    def f():
+        return vae.forward(a["x"], **kw).loss
+    return {"g." + n: num(f, p) for n, p in vae.params.items()}
+
+
+def _hint(a, n, meta):
+    """A short reason a wrong gradient may be wrong, or ''."""
+    if not np.all(np.isfinite(a)):
+        return "; it contains NaN or inf"
+    if a.shape != n.shape:
+        if a.shape == n.shape[::-1] and a.ndim == 2:
+            return f"; it has shape {a.shape}, the transpose of {n.shape}"
+        return f"; it has shape {a.shape}, expected {n.shape}"
+    if not np.any(a) and np.any(n):
+        return "; it is all zeros"
+    if a.ndim == 2 and a.shape == a.shape[::-1] and gradcheck.rel_error(a, n.T) < 1e-6 \
+            and gradcheck.rel_error(a, n) > 1e-6:
+        return "; it is the transpose of the right answer"
+    nn = float(np.sum(n * n))
+    if nn > 0 and a.size > 1:
+        r = float(np.sum(a * n)) / nn
+        if abs(r - 1) > 1e-3 and r != 0 and gradcheck.rel_error(a, r * n) < 1e-6:
+            known = {2.0: "a factor of 2 too large", 0.5: "half the right value",
+                     -1.0: "the right value with the wrong sign",
+                     -0.5: "minus half the right value", -2.0: "-2 times the right value"}
+            for v, text in known.items():
+                if abs(r - v) < 1e-6:
+                    return f"; it is {text}"
+            for what in ("K", "B"):
+                m = {"K": meta.get("k"), "B": meta.get("B")}[what]
+                if m and m > 1 and (abs(r * m - 1) < 1e-6 or abs(r - m) < 1e-6):
+                    return (f"; it is {r:.3g} times the right value (a mean over {what} where "
+                            f"a sum belongs, or the other way round?)")
+            return f"; it is {r:.4g} times the right value (a missing or extra constant factor)"
+    return ""
+
+
+def _where(meta):
+    return ("hidden case " if meta.get("secret") else "case ") + f"[{meta['label']}]"
+
+
+def _exception_message(ex, meta, row):
+    msg = row["message"] + (f" (your {row['line']})" if row.get("line") else "")
+    if row.get("type") == "TypeError" and "NoneType" in row["message"] and ex.kind == "vae" \
+            and meta.get("hidden") == []:
+        msg += (". With hidden=() the heads enc_mu and enc_logvar read x directly: they are "
+                "first layers (input_grad False), their backward returns None, and there is "
+                "no trunk to pass dh_mu + dh_logvar to")
+    return f"{msg} on {_where(meta)}"
+
+
+def _verdict(ex, metas, record, got, threshold):
+    """(status, max_error, message, {gradient group: passed}), the first problem in case order."""
+    groups = {g: True for g in ex.gradients}
+
+    def group(name):
+        if ex.kind == "vae":
+            return "encoder" if name.startswith("g.enc.") else "decoder"
+        return name
+
+    def show(name):
+        return f"grads['{name[2:]}']" if name.startswith("g.") else name
+
+    worst, problems = 0.0, []
+    for i, row in enumerate(record.get("cases", [])):
+        meta, where = metas[i], _where(metas[i])
+        st = row["status"]
+        if problems and st != "ok":
+            problems.append(f"{st} on {where}")
+            break                 # the first problem in case order decides the status
+        if st == "not attempted":
+            return "not attempted", None, "still raises NotImplementedError", {}
+        if st == "error":
+            return "error", None, _exception_message(ex, meta, row), {}
+        if st == "shape":
+            return "FAIL", None, f"{row['message']} on {where}", {g: False for g in groups}
+        if ex.kind == "layer" and row.get("rebound"):
+            p = row["rebound"][0]
+            return "FAIL", None, (
+                f"backward rebinds self.{p} to a new array (self.{p} = ...); the VAE keeps views "
+                f"of the original array, so write into it instead: self.{p}[...] = ... (or "
+                f"np.matmul(..., out=self.{p}))"), {g: g != p for g in groups}
+        if row.get("dx_not_none"):
+            return "FAIL", None, ("with self.input_grad False (a first layer) backward must "
+                                  "return None, after still writing self.dW and self.db, on "
+                                  f"{where}"), {g: g != "dx" for g in groups}
+        for name, n in record["numeric"][i].items():
+            a = got.get(f"c{i}.{name}")
+            if a is None:
+                err, hint = float("inf"), "; it was not returned"
+            else:
+                err = (gradcheck.rel_error(a, n) if a.shape == n.shape
+                       and np.all(np.isfinite(a)) else float("inf"))
+                hint = "" if err < threshold else _hint(a, n, meta)
+            worst = max(worst, err)
+            if err < threshold:
+                continue
+            groups[group(name)] = False
+            if ex.kind == "vae" and meta.get("q") and name.startswith("g.enc."):
+                problems.append(
+                    f"q=(mu, logvar) check on {where}: the encoder takes no part when q is "
+                    f"given, so every enc.* gradient must be zero; {show(name)} is not "
+                    "(write zeros into the encoder's part of the gradients)")
+            elif a is not None and a.size and a.shape == n.shape and (
+                    np.allclose(a - n, 1.0, rtol=0, atol=1e-6)
+                    or (ex.kind == "vae" and np.all(a == 1.0))):
+                problems.append(f"{show(name)} is wrong on {where}: it still holds the value "
+                                "it had before backward, or adds to it (+=); overwrite it: "
+                                "write with [...] = or out=, never +=, and never rebind it")
+            else:
+                problems.append(f"{show(name)} is wrong on {where}: relative error "
+                                f"{_fmt(err)} (must be below {threshold:.0e}){hint}")
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        best = next((p for p in problems if "; it " in p), problems[0])   # one with a reason
+        return "FAIL", worst, best + more, groups
+    return "pass", worst, "", groups
+
+
+def _fmt(err):
+    return "inf (NaN or inf in your result)" if not np.isfinite(err) else f"{err:.1e}"
+
+
+# --------------------------------------------------------------------------- grade
+def _job_inputs(job, chosen, seed, student_id, hidden):
+    spec_ex, metas = [], {}
+    for ex in chosen:
+        cases = build_cases(ex, seed) + (build_cases(ex, seed, student_id, hidden=True)
+                                         if hidden else [])
+        metas[ex.id] = cases
+        np.savez(job / f"in_{ex.id}.npz",
+                 **{f"c{i}.{k}": v for i, (_, arrs) in enumerate(cases) for k, v in arrs.items()})
+        spec_ex.append({"id": ex.id, "kind": ex.kind, "top": ex.top, "method": ex.method,
+                        "function": None if ex.function is None else {
+                            "forward": ex.function.forward, "args": list(ex.function.args),
+                            "call": list(ex.function.call), "wrt": list(ex.function.wrt),
+                            "outputs": list(ex.function.outputs),
+                            "consts": list(ex.function.consts),
+                            "weighted": ex.function.weighted},
+                        "cases": [m for m, _ in cases]})
+    return spec_ex, metas
+
+
+def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=None,
+          partial_credit=False, limits: Limits | None = None, keep_job=None) -> GradeReport:
+    """Grade the student's file in a child process; one row per exercise.
+
+    exercises: ids (None: the file's ``__exercises__`` list, read without running it,
+    else all). seed / student_id: the cases' values (hidden cases differ per
+    student). hidden: add the hidden cases (random shapes). points: {id: points}
+    (default: the table's). partial_credit: split an exercise's points over its
+    gradients. limits: ``Limits``. The report is always complete.
+    """
+    t0 = time.monotonic()
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path must be an existing student file, got {path}")
+    if exercises is None:
+        exercises = _listed_exercises(path)
+    chosen = select(exercises)
+    points = dict(points or {})
+    for k in points:
+        if k not in EXERCISES:
+            raise ValueError(f"points: unknown exercise {k!r}")
+    limits = limits or Limits()
+    report = GradeReport(str(path), student_id=student_id)
+    report.review = _review_words(path)
+    job = Path(tempfile.mkdtemp(prefix="numpyvae-grade-"))
+    try:
+        spec_ex, metas = _job_inputs(job, chosen, seed, student_id, hidden)
+        student = path.resolve()
+        if path.suffix == ".ipynb":
+            student = job / "notebook_code.py"
+            student.write_text(notebook_code(path), encoding="utf-8")
+        (job / "spec.json").write_text(json.dumps({
+            "student": str(student), "reference_dir": str(REFERENCE_DIR),
+            "allowed": [str(SANDBOX.resolve())], "output_cap": limits.output_cap,
+            "rlimits": _rlimits(limits, len(chosen)),
+            "exercises": spec_ex}), encoding="utf-8")
+        problems = _run(job, [e.id for e in chosen], limits)
+        failed_import = None
+        if (job / "import.json").exists():
+            failed_import = json.loads((job / "import.json").read_text(encoding="utf-8"))
+        for ex in chosen:
+            t_ex = time.monotonic()
+            max_score = float(points.get(ex.id, ex.points))
+            row = ExerciseResult(ex.id, "error", max_score=max_score)
+            cases = metas[ex.id]
+            if ex.id in problems:
+                row.status, row.message = problems[ex.id]
+            elif failed_import is not None:
+                ni = failed_import.get("not_implemented")
+                row.status = "not attempted" if ni else "error"
+                row.message = f"cannot import the file: {failed_import['error']}" + (
+                    f" ({failed_import['line']})" if failed_import.get("line") else "")
+            else:
+                try:
+                    record = json.loads((job / f"out_{ex.id}.json").read_text(encoding="utf-8"))
+                    with np.load(job / f"out_{ex.id}.npz", allow_pickle=False) as z:
+                        got = {k: z[k] for k in z.files}
+                    if not isinstance(record, dict) or len(record.get("cases", [])) > len(cases):
+                        raise ValueError("a malformed record")
+                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    record, got = {"missing": True}, {}
+                    row.message = f"the grading process left no usable result ({exc})"
+                reference = record.get("foreign") or next(
+                    (c["reference"] for c in record.get("cases", []) if c.get("reference")), "")
+                if record.get("missing"):
+                    row.message = row.message or f"the file has no {ex.qualname}"
+                elif reference:
+                    row.status = "reference"
+                    row.message = ("scores 0: the graded code does not come from your file ("
+                                   f"{reference}); write {ex.qualname} yourself instead of "
+                                   "calling, importing or inheriting numpyvae's implementation")
+                else:
+                    with np.errstate(all="ignore"):
+                        record["numeric"] = [_reference_numeric(ex, m, a) for m, a in cases]
+                        row.status, row.max_error, row.message, grads = _verdict(
+                            ex, [m for m, _ in cases], record, got, report.threshold)
+                    row.gradients = grads
+                    if row.status == "pass":
+                        row.score = max_score
+                    elif partial_credit and row.status == "FAIL" and grads:
+                        row.score = round(max_score * sum(grads.values()) / len(grads), 4)
+            row.execution_time = time.monotonic() - t_ex
+            report.results.append(row)
+        _note_prerequisites(report)
+        if (job / "output.txt").exists():
+            report.student_output = (job / "output.txt").read_text(
+                encoding="utf-8", errors="replace")[:limits.output_cap + 200]
+    finally:
+        if keep_job:
+            shutil.copytree(job, keep_job, dirs_exist_ok=True)
+        shutil.rmtree(job, ignore_errors=True)
+    report.execution_time = time.monotonic() - t0
+    return report
+
+
+_REVIEW = ("numpyvae", "importlib", "__import__", "modules", "setprofile", "settrace",
+           "sandbox", "__bases__", "__code__", "exec", "eval", "compile", "_exit", "subprocess",
+           "ctypes", "signal", "builtins")
+
+
+def _note_prerequisites(report):
+    """A failing VAE row says which of its building blocks failed too (it uses them)."""
+    blocks = [r.exercise for r in report.results
+              if r.status != "pass" and EXERCISES[r.exercise].kind != "vae"]
+    for r in report.results:
+        if EXERCISES[r.exercise].kind == "vae" and r.status in ("FAIL", "error") and blocks:
+            r.message += (f". Note: your VAE calls code that failed its own exercise "
+                          f"({', '.join(blocks)}); fix that first")
+
+
+def _review_words(path) -> list:
+    """Names in the submission's code (not its docstrings or comments) worth a human look."""
+    import ast
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    words = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name):
+            words.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            words.add(n.attr)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            words.update(p for a in n.names for p in a.name.split("."))
+            words.update((getattr(n, "module", None) or "").split("."))
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs:
+            words.update(w for w in _REVIEW if w in n.value)
+    return [w for w in _REVIEW if w in words]
+
+
+def _listed_exercises(path):
+    """The ``__exercises__`` list written in the file, read with ``ast`` (never run here)."""
+    import ast
+    try:
+        text = notebook_code(path) if path.suffix == ".ipynb" \
+            else path.read_text(encoding="utf-8", errors="replace")
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, OSError):
+        return None
+    for node in getattr(tree, "body", []):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__exercises__"
+                                                for t in node.targets):
+            try:
+                ids = [e for e in ast.literal_eval(node.value) if e in EXERCISES]
+            except (ValueError, TypeError):
+                return None
+            return ids or None
+    return None
+
+
+def notebook_code(path) -> str:
+    """The code cells of a student notebook as one Python file (check cells left out)."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    cells = []
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        src = "".join(src) if isinstance(src, list) else src
+        if "numpyvae-check" in cell.get("metadata", {}).get("tags", []):
+            continue
+        cells.append(src)
+    return "\n\n".join(cells) + "\n"

@@ -1,0 +1,12 @@
+"""Corpus submission: correct, but prints while importing"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
+import numpy as np
+print("hello from the student" * 3)
+
+class ReLU:
+    def forward(self, x):
+        self.y = np.maximum(x, 0)
+        return self.y
+
+    def backward(self, dy):
+        return dy * (self.y > 0)

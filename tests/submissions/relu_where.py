@@ -1,0 +1,11 @@
+"""Corpus submission: correct ReLU with np.where"""
+# ruff: noqa  (a corpus submission: its mistakes are the point)
+import numpy as np
+
+class ReLU:
+    def forward(self, x):
+        self.y = np.maximum(x, 0)
+        return self.y
+
+    def backward(self, dy):
+        return np.where(self.y > 0, dy, 0.0)
