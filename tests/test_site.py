@@ -127,6 +127,23 @@ def test_formula_check_rejects_what_katex_cannot_parse(tmp_path):
     assert "notacommand" in errors[1] and errors[2]
 
 
+def test_github_math_fences_and_dollars_all_become_math():
+    """```math blocks (GitHub's syntax), $$ ... $$ and $ ... $ are all handed to KaTeX."""
+    import markdown
+    from mkdocs.config import load_config
+
+    cfg = load_config(str(ROOT / "mkdocs.yml"))
+    md = markdown.Markdown(extensions=cfg.markdown_extensions, extension_configs=cfg.mdx_configs)
+    out = md.convert("Inline $a_1 + b$.\n\n```math\n\\mathrm{KL} \\tag{3.3}\n```\n\n"
+                     "$$ x \\tag{2.1} $$\n\n```python\nx = '$not math$'\n```\n")
+    assert out.count('<span class="arithmatex">') == 1
+    assert out.count('<div class="arithmatex">') == 2
+    assert "$not math$" in out
+    hook = _hook()
+    anchored = hook.DISPLAY.sub(hook._anchor_equation, out)
+    assert 'id="eq-3.3"' in anchored and 'id="eq-2.1"' in anchored
+
+
 def test_a_name_that_does_not_exist_fails_the_build(caplog):
     hook = _hook()
     hook.STATE["root"] = ROOT
@@ -205,6 +222,12 @@ def test_every_page_in_the_browser(site, server, browser):
     js_errors = []
     page.on("pageerror", lambda e: js_errors.append(str(e)))
     facts = {}
+    page.goto(server, wait_until="load")
+    # the error-node detector below sees what the bundled KaTeX makes of a broken formula
+    probe = page.evaluate("""() => { const el = document.createElement("span");
+        katex.render("\\frac12 \\notacommand", el, {throwOnError: false});
+        return el.querySelectorAll(".katex-error").length; }""")
+    assert probe == 1
     for rel in pages:
         url = urljoin(server, rel[: -len("index.html")])
         resp = page.goto(url, wait_until="load")

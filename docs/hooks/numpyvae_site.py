@@ -124,10 +124,13 @@ def _navigation():
     top = [m for m in mods if m.count(".") == 1 and m.split(".")[1] not in _packages()]
     core = [f"numpyvae.{c}" for c in CORE_ORDER if f"numpyvae.{c}" in top]
     core += [m for m in top if m not in core]
-    code = [{"Overview": "api/index.md"}, {"Core": [_api_uri("numpyvae")] + [_api_uri(m) for m in core]}]
+    def entry(m):
+        return {m: _api_uri(m)}
+
+    code = [{"Overview": "api/index.md"}, {"Core": [entry("numpyvae")] + [entry(m) for m in core]}]
     for pkg in _packages():
         inside = [m for m in mods if m.startswith(f"numpyvae.{pkg}.")]
-        code.append({f"{pkg}/": [_api_uri(f"numpyvae.{pkg}")] + [_api_uri(m) for m in inside]})
+        code.append({f"{pkg}/": [entry(f"numpyvae.{pkg}")] + [entry(m) for m in inside]})
     notes = [{"Overview and equation index": "derivations/README.md"}]
     notes += [{_title(n): f"derivations/{n}"} for n in STATE["notes"]]
     gallery = ["gallery/index.md"] + [
@@ -281,6 +284,8 @@ def on_page_markdown(markdown, page, config, files):
     markdown = _rewrite_source_links(markdown, uri, files)
     if uri.startswith("derivations/") or uri in ("README.md", "docs/INSTRUCTORS.md"):
         markdown, named = _link_names(markdown, uri)
+        if uri.startswith("derivations/"):
+            markdown = _link_equation_numbers(markdown, uri)
         if uri.startswith("derivations/") and uri != "derivations/README.md" and named:
             markdown = _add_code_box(markdown, uri, named)
     return markdown
@@ -358,6 +363,48 @@ def _link_names(markdown, page_uri):
         return NAME_IN_CODE.sub(repl, line)
 
     return _map_outside_fences(markdown, line_fn), named
+
+
+# the parts of a line that must not change: code spans, math, links, HTML tags
+PROTECTED = re.compile(r"(`+).*?\1|\$\$.*?\$\$|\$[^$]*\$|\[[^\]]*\]\([^)]*\)|\[[^\]]*\]\[[^\]]*\]|<[^>]+>")
+EQ_NUMBER = re.compile(r"(?<![\w\]\[])\((\d+\.\d+)\)(?![\]\(])")
+
+
+def _link_equation_numbers(markdown, page_uri):
+    """A bare "(N.M)" in a note's prose links to the equation tagged N.M, in whichever note."""
+    where = {}
+    for note, tags in STATE["tags"].items():
+        for t in tags:
+            where.setdefault(t, note)
+    here = PurePosixPath(page_uri).name
+
+    def number(m):
+        note = where.get(m.group(1))
+        if note is None:
+            return m.group(0)
+        target = "" if note == here else note
+        return f"[({m.group(1)})]({target}#eq-{m.group(1)})"
+
+    def line_fn(line):
+        out, pos = [], 0
+        for p in PROTECTED.finditer(line):
+            out.append(EQ_NUMBER.sub(number, line[pos:p.start()]))
+            out.append(p.group(0))
+            pos = p.end()
+        out.append(EQ_NUMBER.sub(number, line[pos:]))
+        return "".join(out)
+
+    in_math = False
+    lines = []
+    for line, fenced in _fence_marks(markdown):
+        if not fenced and line.strip().startswith("$$") and line.count("$$") % 2 == 1:
+            in_math = not in_math
+            lines.append(line)
+        elif fenced or in_math:
+            lines.append(line)
+        else:
+            lines.append(line_fn(line))
+    return "\n".join(lines)
 
 
 def _add_code_box(markdown, page_uri, named):
