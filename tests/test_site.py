@@ -275,9 +275,11 @@ def test_every_page_in_the_browser(site, server, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     note = next((u for u in notes if "kl" in u.rsplit("/", 2)[-2]), notes[0])
     page.goto(note, wait_until="load")
+    page.evaluate("() => { const d = document.querySelector('article details'); if (d) d.open = true; }")
+    page.screenshot(path=str(SHOTS / "note.png"))
     first_tag = next(i for i in facts[note]["ids"] if i.startswith("eq-"))
     page.evaluate(f"document.getElementById({first_tag!r}).scrollIntoView({{block: 'center'}})")
-    page.screenshot(path=str(SHOTS / "note.png"))
+    page.screenshot(path=str(SHOTS / "note-equation.png"))
     gallery = next(u for u in facts if "/gallery/" in u and facts[u]["images"]
                    and not u.endswith("/gallery/"))
     page.goto(gallery, wait_until="load")
