@@ -240,8 +240,8 @@ def _api_page(module):
         lines += ["    options:", "      members: false", "      show_source: false", ""]
         inside = [m for m in STATE["modules"] if m.startswith(module + ".")]
         if inside:
-            lines += ["| module | what it holds |", "|---|---|"]
-            lines += [f"| [`{m}`]({PurePosixPath(_api_uri(m)).name}) | {_summary_of_module(m)} |"
+            lines += ["**Modules**", ""]
+            lines += [f"- [`{m}`]({PurePosixPath(_api_uri(m)).name}): {_summary_of_module(m)}"
                       for m in inside]
     else:
         lines += ["    options:", "      heading_level: 1", ""]
@@ -252,7 +252,7 @@ def _summary_of_module(module):
     path = STATE["root"] / Path(*module.split("."))
     path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
     doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-    return doc.strip().split("\n")[0].replace("|", "\\|")
+    return doc.strip().split("\n")[0]
 
 
 def _notes_cited_by(module):
@@ -267,13 +267,21 @@ def _notes_cited_by(module):
 
 def _api_index():
     out = ["# The code", "",
-           "One page per module, generated from the docstrings (with the source of every "
-           "function). Each `Derivation:` line links to the equation it implements; each note "
-           "links back here.", "",
-           "| module | what it holds | derived in |", "|---|---|---|"]
-    for m in STATE["modules"]:
-        notes = ", ".join(f"[{n[:-3]}](../derivations/{n})" for n in _notes_cited_by(m))
-        out.append(f"| [`{m}`]({m}.md) | {_summary_of_module(m)} | {notes} |")
+           "One page per module, generated from the docstrings, with the source of every "
+           "function. Each `Derivation:` line there links to the equation it implements, and "
+           "each note links back to the functions it derives.", ""]
+    groups = {"Core": [m for m in STATE["modules"] if m.count(".") <= 1
+                       and (m == "numpyvae" or m.split(".")[1] not in _packages())]}
+    for pkg in _packages():
+        groups[f"numpyvae.{pkg}"] = [m for m in STATE["modules"]
+                                     if m == f"numpyvae.{pkg}" or m.startswith(f"numpyvae.{pkg}.")]
+    for title, mods in groups.items():
+        out += [f"## {title}", ""]
+        for m in mods:
+            notes = ", ".join(f"[{n[:-3]}](../derivations/{n})" for n in _notes_cited_by(m))
+            line = f"- [`{m}`]({m}.md): {_summary_of_module(m)}"
+            out.append(line + (f" *Derived in* {notes}." if notes else ""))
+        out.append("")
     return "\n".join(out) + "\n"
 
 
@@ -643,9 +651,17 @@ def _example_doc(e):
     doc = ast.get_docstring(ast.parse(src)) or e
     title, _, body = doc.partition("\n")
     # drop the usage lines (indented `python examples/...`): the page shows the command itself
-    body = "\n".join(line for line in body.split("\n")
-                     if not line.strip().startswith("python examples/"))
-    return title.strip(), body.strip(), src
+    lines, prev = [], ""
+    for line in body.split("\n"):
+        if line.strip().startswith("python examples/"):
+            continue
+        # a docstring's "* item" list needs a blank line before it to be a Markdown list
+        if re.match(r"\s*[*-]\s", line) and prev.strip() and not re.match(r"\s*[*-]\s", prev):
+            lines.append("")
+        lines.append(html.escape(line.strip() if re.match(r"\s*[*-]\s", line) else line,
+                                 quote=False))
+        prev = line
+    return title.strip(), "\n".join(lines).strip(), src
 
 
 def _command(e, args):
