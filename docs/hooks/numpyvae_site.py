@@ -164,13 +164,15 @@ def on_files(files: Files, config):
     for p in sorted((root / "docs" / "figures").glob("*")):
         if p.is_file():
             add(p.relative_to(root).as_posix())
-    # a repository file that a page links to and that is no page (a licence, a data README)
+    # a repository file that a page links to and that is no page (a licence, a test file)
     for page_uri in ["README.md", "derivations/README.md", "docs/INSTRUCTORS.md",
                      *(f"derivations/{n}" for n in STATE["notes"])]:
         text = (root / page_uri).read_text(encoding="utf-8")
         for target in _links(text):
             path = _resolve(page_uri, target)
-            if (path and (root / path).is_file() and not path.endswith((".md", ".py"))
+            # (numpyvae/*.py and examples/*.py links go to API and gallery pages instead)
+            if (path and (root / path).is_file() and not path.endswith(".md")
+                    and not (path.endswith(".py") and path.startswith(("numpyvae/", "examples/")))
                     and not path.startswith(("site/", ".cache/"))):
                 add(path)
 
