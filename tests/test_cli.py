@@ -302,7 +302,7 @@ def test_divergence_keeps_history_and_prints_the_resume_command(tmp_path, capsys
     assert main(["train", "--out", str(out), "--lr", "1e3"] + TINY) == 1
     err = capsys.readouterr().err
     assert "diverged at step" in err and "although every parameter is finite" in err
-    assert f"numpyvae train --resume --out {out} --lr 100" in err
+    assert f"numpyvae train --resume --out {out} --lr 0.001" in err
     assert (out / "history.csv").read_text().startswith("epoch,step,beta,lr")
     assert ck.load(out / "checkpoint.npz").epoch == 0
 
@@ -478,3 +478,19 @@ def test_mnist_training_needs_no_test_files(tmp_path, shared_file, capsys):
     # evaluating on the test split does need them, and says which file is missing
     assert main(["evaluate", str(tmp_path / "r" / "checkpoint.npz"), "--data-dir", str(tmp_path / "data")]) == 2
     assert "t10k" in capsys.readouterr().err
+
+
+def test_more_things_a_new_user_tries(tmp_path, tiny_run, capsys):
+    assert main(["train", "--out", ""] + TINY) == 2
+    assert "--out: expected a directory name" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["train", "--out", str(blocker / "sub")] + TINY) == 2
+    err = capsys.readouterr().err
+    assert "cannot create the run directory" in err and len(err.strip().splitlines()) == 1
+    # a 23-digit seed is a valid seed (not "invalid parse value")
+    assert main(["train", "--out", str(tmp_path / "s"), "--seed", "99999999999999999999999"] + TINY) == 0
+    _, out = tiny_run
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--max-examples", "20"]) == 0  # a run directory stands for its checkpoint
+    assert "negative ELBO" in capsys.readouterr().out

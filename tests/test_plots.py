@@ -155,6 +155,9 @@ def test_a_huge_first_epoch_does_not_flatten_the_loss_curves(tmp_path):
     assert hi - lo < 1.2 * (max(later) - min(later))
     assert plots.curve_limits([200.0 / k + 90 for k in range(1, 20)]) is None  # an ordinary curve: untouched
     assert plots.curve_limits([3518.0, -400.0]) is None  # too short to judge
+    # one panel, two curves: the validation curve's first value is near the rest, the training one's is not
+    lo2, hi2 = plots.curve_limits([3518.0] + later, [-300.0] + later)
+    assert lo2 < min(later) and -300.0 < hi2 < 0
     hist = {"epoch": list(range(1, n + 1))}
     for split, shift in (("train", 0.0), ("val", 10.0)):
         hist[f"{split}_neg_elbo"] = [3518.0 + shift] + [v + shift for v in later]

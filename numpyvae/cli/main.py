@@ -20,6 +20,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import shlex
 import sys
@@ -88,7 +89,12 @@ def _number(cast: Callable[[str], Any], lower: float, strict: bool, what: str) -
             v = cast(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not np.isfinite(v) or v < lower or (strict and v == lower):
+        # math.isfinite(float(v)): a 30-digit integer is a valid seed, and too big for np.isfinite
+        try:
+            finite = math.isfinite(float(v))
+        except OverflowError:
+            finite = cast is int
+        if not finite or v < lower or (strict and v == lower):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return v
     return parse
@@ -460,6 +466,8 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         likelihood, mode = _train_mode(a)
         name, data_seed, max_train = a.dataset, a.seed, a.max_train
         out = a.out
+        if out == "":
+            raise CLIError("--out: expected a directory name, got ''")
         if out is not None:
             if os.path.exists(out) and not os.path.isdir(out):
                 raise CLIError(f"--out {out} is an existing file, not a directory; choose another --out")
@@ -493,10 +501,13 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         _check_memory({"--z-dim": a.z_dim, "--hidden": tuple(a.hidden), "--k": a.k, "--batch-size": a.batch_size},
                       need, {"--z-dim": 20, "--hidden": (400,), "--k": 1, "--batch-size": 100})
         fresh_default = out is None
-        if out is None:
-            out = rundir.new_run_dir(RUNS_ROOT, name)
-        else:
-            os.makedirs(out, exist_ok=True)
+        try:
+            if out is None:
+                out = rundir.new_run_dir(RUNS_ROOT, name)
+            else:
+                os.makedirs(out, exist_ok=True)
+        except OSError as exc:
+            raise CLIError(f"--out {out or RUNS_ROOT}: cannot create the run directory ({exc.strerror or exc})") from None
 
     if not held:
         held.append(rundir.RunLock(out, say=_say).acquire())
@@ -585,10 +596,10 @@ def _report_stop(exc: BaseException, trainer: Trainer, out: str) -> int:
     good = "the untrained model" if trainer.epoch == 0 else f"epoch {trainer.epoch} of {trainer.config.epochs}"
     if isinstance(exc, TrainingDiverged):
         _say(f"{PROG}: error: {exc}")
-        lr = trainer.config.lr
+        smaller = min(trainer.config.lr / 10, TRAIN_DEFAULTS["lr"])  # a tenth, or the default if that is less
         _say(f"saved: checkpoint {ckpt_path} ({good}), history.csv"
              + (" and the figures so far" if trainer.epoch else ""))
-        _say(f"to continue with a smaller learning rate: {_resume_command(out, lr=f'{lr / 10:g}')}")
+        _say(f"to continue with a smaller learning rate: {_resume_command(out, lr=f'{smaller:g}')}")
         return 1
     _say(f"{PROG}: interrupted during epoch {trainer.epoch + 1}; the last finished epoch is kept")
     _say(f"saved: checkpoint {ckpt_path} ({good}), history.csv" + (" and the figures so far" if trainer.epoch else ""))
@@ -629,6 +640,8 @@ def _cmd_gradcheck(a: argparse.Namespace) -> int:
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     path = rundir.resolve(a.checkpoint)
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "checkpoint.npz")):
+        path = os.path.join(path, "checkpoint.npz")  # a run directory stands for its checkpoint
     c = ck.load(path)  # CheckpointError -> one line, exit 2 (also for NaN or mistyped parameters)
     name = a.dataset or c.extra.get("dataset")
     if not name:
@@ -713,8 +726,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.command == "gradcheck":
             return _cmd_gradcheck(a)
         return _cmd_evaluate(a)
-    except (CLIError, ck.CheckpointError, rundir.RunLocked, FileNotFoundError, FileExistsError, NotADirectoryError,
-            IsADirectoryError, PermissionError, ValueError, TypeError, MemoryError) as exc:
+    except (CLIError, ck.CheckpointError, rundir.RunLocked, OSError, ValueError, TypeError, MemoryError) as exc:
         if debug:
             raise
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)

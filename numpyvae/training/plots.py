@@ -135,26 +135,32 @@ def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------------
 # figures from arrays
 # ----------------------------------------------------------------------------------------------
-def curve_limits(values: Sequence[float], skip: int = 1, pad: float = 0.08) -> tuple[float, float] | None:
-    """y-limits that show a training curve's progress, or None to let matplotlib choose.
+def curve_limits(*curves: Sequence[float], skip: int = 1, pad: float = 0.08) -> tuple[float, float] | None:
+    """y-limits for one panel of training curves that show their progress, or None to let
+    matplotlib choose.
 
     The first epoch of a VAE is often far above the rest (Frey Face: about 3500 nats, then
-    near -500), and on a linear axis it flattens everything after it. When the first ``skip``
-    values lie more than twice the others' range away from them (so that the others would
-    fill less than a third of the axis), return the others' range padded by
-    ``pad`` of it on each side; the caller notes the clipped points. Needs at least 3 finite
-    values after ``skip``.
+    near -500), and on a linear axis it flattens everything after it. When a curve's first
+    ``skip`` values lie more than twice the range of all later values away from that range
+    (so the later epochs would fill less than a third of the axis), return the later values'
+    range (widened to any first values that are not that far), padded by ``pad`` of it on each
+    side; the caller notes the values left out. Each curve needs 3 finite values after ``skip``.
     """
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    rest = v[skip:]
-    if rest.size < 3:
+    arrs = [np.asarray(c, dtype=float) for c in curves]
+    if not arrs or any(np.isfinite(a[skip:]).sum() < 3 for a in arrs):
         return None
+    rest = np.concatenate([a[skip:] for a in arrs])
+    rest = rest[np.isfinite(rest)]
+    heads = np.concatenate([a[:skip] for a in arrs])
+    heads = heads[np.isfinite(heads)]
     lo, hi = float(rest.min()), float(rest.max())
     span = max(hi - lo, 1e-9 * max(1.0, abs(hi)))
-    head = v[:skip]
-    if head.size == 0 or np.all((head >= lo - 2 * span) & (head <= hi + 2 * span)):
+    far = (heads < lo - 2 * span) | (heads > hi + 2 * span)
+    if not far.any():
         return None
+    if (~far).any():
+        lo, hi = min(lo, float(heads[~far].min())), max(hi, float(heads[~far].max()))
+        span = max(hi - lo, span)
     return lo - pad * span, hi + pad * span
 
 
@@ -188,10 +194,9 @@ def plot_loss_curves(history: Mapping[str, Sequence[float]], path: str | os.Path
             if betas.size and np.any(betas != 1.0):
                 ax.plot(epochs, np.asarray(history["train_loss"], dtype=float), "--", color="grey", label="train objective (beta-weighted)")
                 shown["objective"] = np.asarray(history["train_loss"], dtype=float)
-        limits = [curve_limits(v) for v in shown.values() if v.size]
-        if limits and all(lim is not None for lim in limits):
-            lo = min(lim[0] for lim in limits)
-            hi = max(lim[1] for lim in limits)
+        limits = curve_limits(*[v for v in shown.values() if v.size])
+        if limits is not None:
+            lo, hi = limits
             ax.set_ylim(lo, hi)
             first = ", ".join(f"{name} {v[0]:.4g}" for name, v in shown.items() if v.size and not lo <= v[0] <= hi)
             ax.text(0.98, 0.97, f"epoch 1 off scale: {first}", transform=ax.transAxes, ha="right", va="top",
