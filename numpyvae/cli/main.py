@@ -38,8 +38,15 @@ from ..teaching.assignments import main as assignment_main
 from ..theory.estimators import log_likelihood
 from ..training import checkpoint as ck
 from ..training import memory, plots, rundir, threads
-from ..training.trainer import (HISTORY_COLUMNS, TrainConfig, Trainer, TrainingDiverged, _seed_streams,
-                                binarize_batch, evaluate)
+from ..training.trainer import (
+    HISTORY_COLUMNS,
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    _seed_streams,
+    binarize_batch,
+    evaluate,
+)
 
 __all__ = ["main", "build_parser", "build_model", "CLIError", "TRAIN_DEFAULTS"]
 
@@ -424,6 +431,97 @@ def _cmd_train(a: argparse.Namespace) -> int:
             lock.release()
 
 
+def _open_run_to_resume(a: argparse.Namespace, given: set[str],
+                        held: list[rundir.RunLock]) -> tuple[str, ck.Checkpoint, int] | None:
+    """Lock and read the run ``--resume`` continues; check the options against it.
+
+    Returns (run directory, checkpoint, epochs in total), or None when the run has finished its
+    epochs already (after saying so and how to train further).
+    """
+    if a.force:
+        raise CLIError("--force and --resume contradict each other: --resume continues the run in --out, "
+                       "--force replaces it")
+    out = rundir.resolve(a.out or DEFAULT_OUT)
+    if os.path.islink(out.rstrip(os.sep)):  # name the run itself, not the moving runs/latest
+        out = os.path.join(os.path.dirname(out.rstrip(os.sep)), os.readlink(out.rstrip(os.sep)))
+    ckpt_path = os.path.join(out, "checkpoint.npz")
+    if not os.path.exists(ckpt_path):
+        where = "" if a.out else " (the newest run; pass --out DIR for another)"
+        raise CLIError(f"--resume: no checkpoint at {ckpt_path}{where}")
+    held.append(rundir.RunLock(out, say=_say).acquire())  # before reading: no one else is writing it
+    saved = ck.load(ckpt_path)  # validated: finite, dtypes and shapes as recorded
+    conflicts = _resume_conflicts(a, given, saved)
+    if conflicts:
+        raise CLIError(f"--resume: {len(conflicts)} option(s) contradict the checkpoint {ckpt_path}: "
+                       + "; ".join(conflicts) + ". Drop them to continue the run (only --epochs, --lr and "
+                       "--threads may change), or start a new run without --resume")
+    total = a.epochs if "epochs" in given else int(saved.train_config.get("epochs", saved.epoch))
+    if saved.epoch >= total:
+        if saved.epoch > total:
+            raise CLIError(f"--resume: --epochs {total} is fewer than the {saved.epoch} epochs the run in {out} "
+                           f"has already finished; to train further: {_resume_command(out, epochs=saved.epoch + 10)}")
+        print(f"nothing to do: the run in {out} has finished its {saved.epoch} epochs; to train further: "
+              f"{_resume_command(out, epochs=saved.epoch + 10)}")
+        return None
+    return out, saved, total
+
+
+def _check_out_is_free(out: str, force: bool, held: list[rundir.RunLock]) -> None:
+    """Refuse an ``--out`` that is a file, is in use, or holds a run (unless ``--force``)."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CLIError(f"--out {out} is an existing file, not a directory; choose another --out")
+    if os.path.isdir(out):  # a training in progress there is the first thing to report
+        held.append(rundir.RunLock(out, say=_say).acquire())
+    state, done, planned = _run_dir_state(out) if os.path.isdir(out) else ("empty", None, None)
+    if state != "empty" and not force:
+        if state == "files":
+            what = "holds the files of a run (figures or history, no checkpoint)"
+        elif done is not None and planned is not None and done >= planned:
+            what = f"holds a finished run ({done} epochs)"
+        elif done is not None:
+            what = f"holds an unfinished run ({done} of {planned} epochs)"
+        else:
+            what = "holds a run whose checkpoint cannot be read"
+        raise CLIError(f"--out {out} {what}; continue it with --resume (and --epochs N for more epochs), "
+                       "replace it with --force, or choose another --out")
+
+
+def _check_train_memory(a: argparse.Namespace, x_dim: int, likelihood: str) -> None:
+    """Refuse a model whose training would not fit in this machine's memory."""
+    itemsize = np.dtype(a.dtype).itemsize
+
+    def need(**v: Any) -> int:
+        return memory.run_bytes(x_dim, v["--z-dim"], v["--hidden"], likelihood, batch_size=v["--batch-size"],
+                                k=v["--k"], itemsize=itemsize)
+
+    d = TRAIN_DEFAULTS
+    _check_memory({"--z-dim": a.z_dim, "--hidden": tuple(a.hidden), "--k": a.k, "--batch-size": a.batch_size},
+                  need, {"--z-dim": d["z_dim"], "--hidden": d["hidden"], "--k": d["k"], "--batch-size": d["batch_size"]})
+
+
+def _resumed_trainer(a: argparse.Namespace, given: set[str], saved: ck.Checkpoint, total: int,
+                     x_train: np.ndarray, x_val: np.ndarray | None, progress: bool,
+                     blas_record: dict[str, Any]) -> Trainer:
+    """The trainer continuing ``saved`` up to ``total`` epochs, with --lr applied and every
+    change recorded in the checkpoint (``extra["resumes"]``)."""
+    ckpt_path = saved.path
+    extra = dict(saved.extra)
+    changed = {}
+    if "lr" in given and not np.isclose(a.lr, float(saved.train_config.get("lr", a.lr)), rtol=1e-12, atol=0):
+        changed["lr"] = [saved.train_config.get("lr"), a.lr]
+    if total != int(saved.train_config.get("epochs", saved.epoch)):
+        changed["epochs"] = [saved.train_config.get("epochs"), total]
+    extra["blas"] = blas_record
+    extra["resumes"] = list(extra.get("resumes") or []) + [
+        {"at_epoch": saved.epoch, "changed": changed, "blas": blas_record,
+         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
+    trainer = Trainer.resume(ckpt_path, x_train, x_val, epochs=total, progress=progress,
+                             lr=a.lr if "lr" in changed else None, extra=extra)
+    for k, (old, new) in changed.items():
+        _say(f"--resume: {k} {old} -> {new} (recorded in {sidecar(ckpt_path)})")
+    return trainer
+
+
 def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     t_start = time.perf_counter()
     given = _parse_train(a)
@@ -432,31 +530,11 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     data_dir = _data_dir(a.data_dir)
 
     if a.resume:
-        if a.force:
-            raise CLIError("--force and --resume contradict each other: --resume continues the run in --out, "
-                           "--force replaces it")
-        out = rundir.resolve(a.out or DEFAULT_OUT)
-        if os.path.islink(out.rstrip(os.sep)):  # name the run itself, not the moving runs/latest
-            out = os.path.join(os.path.dirname(out.rstrip(os.sep)), os.readlink(out.rstrip(os.sep)))
+        found = _open_run_to_resume(a, given, held)
+        if found is None:
+            return 0  # the run has finished its epochs: nothing to do, and it said so
+        out, saved, total = found
         ckpt_path = os.path.join(out, "checkpoint.npz")
-        if not os.path.exists(ckpt_path):
-            where = "" if a.out else " (the newest run; pass --out DIR for another)"
-            raise CLIError(f"--resume: no checkpoint at {ckpt_path}{where}")
-        held.append(rundir.RunLock(out, say=_say).acquire())  # before reading: no one else is writing it
-        saved = ck.load(ckpt_path)  # validated: finite, dtypes and shapes as recorded
-        conflicts = _resume_conflicts(a, given, saved)
-        if conflicts:
-            raise CLIError(f"--resume: {len(conflicts)} option(s) contradict the checkpoint {ckpt_path}: "
-                           + "; ".join(conflicts) + ". Drop them to continue the run (only --epochs, --lr and "
-                           "--threads may change), or start a new run without --resume")
-        total = a.epochs if "epochs" in given else int(saved.train_config.get("epochs", saved.epoch))
-        if saved.epoch >= total:
-            if saved.epoch > total:
-                raise CLIError(f"--resume: --epochs {total} is fewer than the {saved.epoch} epochs the run in {out} "
-                               f"has already finished; to train further: {_resume_command(out, epochs=saved.epoch + 10)}")
-            print(f"nothing to do: the run in {out} has finished its {saved.epoch} epochs; to train further: "
-                  f"{_resume_command(out, epochs=saved.epoch + 10)}")
-            return 0
         if "dataset" not in saved.extra:
             raise CLIError(f"--resume: {ckpt_path} does not record its data set")
         name, mode = saved.extra["dataset"], saved.extra.get("binarize")
@@ -469,22 +547,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         if out == "":
             raise CLIError("--out: expected a directory name, got ''")
         if out is not None:
-            if os.path.exists(out) and not os.path.isdir(out):
-                raise CLIError(f"--out {out} is an existing file, not a directory; choose another --out")
-            if os.path.isdir(out):  # a training in progress there is the first thing to report
-                held.append(rundir.RunLock(out, say=_say).acquire())
-            state, done, planned = _run_dir_state(out) if os.path.isdir(out) else ("empty", None, None)
-            if state != "empty" and not a.force:
-                if state == "files":
-                    what = "holds the files of a run (figures or history, no checkpoint)"
-                elif done is not None and planned is not None and done >= planned:
-                    what = f"holds a finished run ({done} epochs)"
-                elif done is not None:
-                    what = f"holds an unfinished run ({done} of {planned} epochs)"
-                else:
-                    what = "holds a run whose checkpoint cannot be read"
-                raise CLIError(f"--out {out} {what}; continue it with --resume (and --epochs N for more epochs), "
-                               "replace it with --force, or choose another --out")
+            _check_out_is_free(out, a.force, held)
 
     # training never reads a test split: the test files need not exist
     ds = _load_data(name, data_dir, data_seed, mode, test=False,
@@ -492,14 +555,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     x_train = ds.x_train if max_train is None else ds.x_train[: max_train]
     x_val, y_val = ds.x_val, ds.y_val
     if not a.resume:
-        itemsize = np.dtype(a.dtype).itemsize
-
-        def need(**v: Any) -> int:
-            return memory.run_bytes(ds.x_dim, v["--z-dim"], v["--hidden"], likelihood, batch_size=v["--batch-size"],
-                                    k=v["--k"], itemsize=itemsize)
-
-        _check_memory({"--z-dim": a.z_dim, "--hidden": tuple(a.hidden), "--k": a.k, "--batch-size": a.batch_size},
-                      need, {"--z-dim": 20, "--hidden": (400,), "--k": 1, "--batch-size": 100})
+        _check_train_memory(a, ds.x_dim, likelihood)
         fresh_default = out is None
         try:
             if out is None:
@@ -513,20 +569,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         held.append(rundir.RunLock(out, say=_say).acquire())
     rundir.remove_stale_tmp(out)
     if a.resume:
-        extra = dict(saved.extra)
-        changed = {}
-        if "lr" in given and not np.isclose(a.lr, float(saved.train_config.get("lr", a.lr)), rtol=1e-12, atol=0):
-            changed["lr"] = [saved.train_config.get("lr"), a.lr]
-        if total != int(saved.train_config.get("epochs", saved.epoch)):
-            changed["epochs"] = [saved.train_config.get("epochs"), total]
-        extra["blas"] = blas_record
-        extra["resumes"] = list(extra.get("resumes") or []) + [
-            {"at_epoch": saved.epoch, "changed": changed, "blas": blas_record,
-             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
-        trainer = Trainer.resume(ckpt_path, x_train, x_val, epochs=total, progress=progress,
-                                 lr=a.lr if "lr" in changed else None, extra=extra)
-        for k, (old, new) in changed.items():
-            _say(f"--resume: {k} {old} -> {new} (recorded in {sidecar(ckpt_path)})")
+        trainer = _resumed_trainer(a, given, saved, total, x_train, x_val, progress, blas_record)
     else:
         if a.force:
             removed = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]

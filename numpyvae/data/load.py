@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .formats import load_binarized_mnist, load_embedded_mnist, load_fashion_mnist, load_frey, load_mnist
+from .formats import (
+    load_binarized_mnist,
+    load_embedded_mnist,
+    load_fashion_mnist,
+    load_frey,
+    load_mnist,
+)
 from .preprocess import binarize_fixed, scale_pixels, train_val_indices
 from .toy import TOY_MAKERS
 

@@ -33,7 +33,6 @@ from ..model import VAE
 from ..optim import make_optimizer
 from .rundir import remove_stale_tmp
 
-
 __all__ = [
     "FORMAT",
     "VERSION",
@@ -160,7 +159,7 @@ def _from_jsonable(obj: Any) -> Any:
     return obj
 
 
-def rng_state(rng: "np.random.Generator | Mapping[str, Any]") -> dict[str, Any]:
+def rng_state(rng: np.random.Generator | Mapping[str, Any]) -> dict[str, Any]:
     """Return the ``bit_generator.state`` dict of ``rng`` (a Generator, or already a state dict)."""
     if isinstance(rng, np.random.Generator):
         return rng.bit_generator.state

@@ -20,7 +20,6 @@ from matplotlib.figure import Figure
 
 from .checkpoint import atomic_write
 
-
 __all__ = [
     "save_figure",
     "image_grid",
@@ -75,7 +74,7 @@ def image_grid(images: np.ndarray, image_shape: Sequence[int], ncol: int, pad: i
     return np.clip(out, 0.0, 1.0)
 
 
-def norm_ppf(p: "float | np.ndarray") -> np.ndarray:
+def norm_ppf(p: float | np.ndarray) -> np.ndarray:
     """Quantile function (inverse CDF) of N(0, 1) for probabilities in (0, 1).
 
     Solves Phi(z) = p by Newton's method, Phi(z) = (1 + erf(z / sqrt 2)) / 2. Started from

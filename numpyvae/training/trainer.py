@@ -40,7 +40,6 @@ from ..data import binarize_dynamic
 from ..optim import make_optimizer
 from . import checkpoint as _ckpt
 
-
 __all__ = [
     "TrainConfig",
     "Trainer",
