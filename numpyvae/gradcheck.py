@@ -187,36 +187,47 @@ def check_layer(layer, x, seed=0, h=H) -> GradcheckReport:
 
 
 def check_model(vae, x, eps=None, k=None, beta=1.0, kl="closed", sparse=None, seed=0,
-                h=H) -> GradcheckReport:
+                h=H, **forward_kwargs) -> GradcheckReport:
     """Check every parameter gradient of the VAE's loss with eps held fixed.
 
     The model is copied to float64 first (the original is untouched). ``eps``:
     (K, B, Z); if None it is drawn once from ``seed`` with K = k or 1.
     ``sparse``: check at most this many random entries per parameter.
-    Also reports a directional check over all parameters at once.
+    ``forward_kwargs`` go to ``forward`` as they are (``objective="iwae"``, ``y=labels``,
+    a VQ-VAE's ``part=...``). A model without sampling noise (``stochastic = False``,
+    the VQ-VAE) gets no eps, beta or kl; a model with ``checkable_params(**forward_kwargs)``
+    is checked on those parameters only (where its gradient is a true derivative).
+    Also reports a directional check over all parameters at once (when all are checked).
 
     Derivation: derivations/06_backprop_mlp.md, eq. (6.12)
     Derivation: derivations/02_elbo.md, eq. (2.9)
+    Derivation: derivations/11_model_family.md, eq. (11.16)
     """
     model = vae.copy(np.float64)
     x = np.asarray(x, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    if eps is None:
-        eps = rng.standard_normal((k or 1, x.shape[0], model.z_dim))
-    eps = np.asarray(eps, dtype=np.float64)
+    kwargs = dict(forward_kwargs)
+    if getattr(model, "stochastic", True):
+        if eps is None:
+            eps = rng.standard_normal((k or 1, x.shape[0], model.z_dim))
+        kwargs.update(eps=np.asarray(eps, dtype=np.float64), beta=beta, kl=kl)
 
     def f():
-        return model.forward(x, eps=eps, beta=beta, kl=kl).loss
+        return model.forward(x, **kwargs).loss
 
-    model.forward(x, eps=eps, beta=beta, kl=kl)
+    model.forward(x, **kwargs)
     model.backward()
     analytic = model.flat_grads.copy()
     grads = {name: g.copy() for name, g in model.grads.items()}
+    names = (list(model.checkable_params(**forward_kwargs))
+             if hasattr(model, "checkable_params") else list(model.params))
     report = GradcheckReport()
-    for name, p in model.params.items():
+    for name in names:
+        p = model.params[name]
         index = _pick(p.size, sparse, rng)
         report.add(name, grads[name], numerical_grad(f, p, h, index), index)
-    err = directional_check(f, model.flat_params, analytic, rng, h)
-    report.rows.append(("(all, random direction)", (model.flat_params.size,), 1, err,
-                        err < report.threshold))
+    if len(names) == len(model.params):
+        err = directional_check(f, model.flat_params, analytic, rng, h)
+        report.rows.append(("(all, random direction)", (model.flat_params.size,), 1, err,
+                            err < report.threshold))
     return report
