@@ -86,7 +86,7 @@ class VAE:
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli",
                  activation="relu", c=1.0, seed=0, dtype=np.float64, posterior="diag",
-                 n_classes=None):
+                 n_classes=None, objective="elbo"):
         x_dim = _validate.positive_int("x_dim", x_dim)
         z_dim = _validate.positive_int("z_dim", z_dim)
         if isinstance(hidden, (int, np.integer)):
@@ -101,7 +101,10 @@ class VAE:
         if posterior not in POSTERIORS:
             raise ValueError(f"posterior must be one of {POSTERIORS}, got {posterior!r}")
         n_classes = None if n_classes is None else _validate.positive_int("n_classes", n_classes)
-        self.posterior, self.n_classes = posterior, n_classes
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        # posterior, labels and the training objective are part of the model's record
+        self.posterior, self.n_classes, self.objective = posterior, n_classes, objective
         n_y = n_classes or 0     # the one-hot label widens the encoder's and decoder's inputs
 
         self.x_dim, self.z_dim, self.hidden = x_dim, z_dim, hidden
@@ -180,12 +183,20 @@ class VAE:
         return {"x_dim": self.x_dim, "z_dim": self.z_dim, "hidden": list(self.hidden),
                 "likelihood": self.likelihood_name, "activation": self.activation,
                 "c": self.c, "seed": self.seed, "dtype": self.dtype.name,
-                "posterior": self.posterior, "n_classes": self.n_classes}
+                "posterior": self.posterior, "n_classes": self.n_classes,
+                "objective": self.objective}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "VAE":
-        """A freshly initialised VAE with the settings in ``cfg`` (see ``config``)."""
+        """A freshly initialised VAE with the settings in ``cfg`` (see ``config``).
+
+        A VQ-VAE's config (``"model": "vqvae"``) builds a ``numpyvae.vqvae.VQVAE``, so code
+        that rebuilds models from a checkpoint's record needs no case of its own.
+        """
         cfg = dict(cfg)
+        if cfg.get("model") == "vqvae":
+            from .vqvae import VQVAE
+            return VQVAE.from_config(cfg)
         cfg["hidden"] = tuple(cfg.get("hidden", ()))
         return cls(**cfg)
 
@@ -337,7 +348,7 @@ class VAE:
 
     # ------------------------------------------------------------- objective
     def forward(self, x, eps=None, k=1, beta=1.0, kl="closed", q=None, y=None,
-                objective="elbo") -> Terms:
+                objective=None) -> Terms:
         """Negative ELBO with K Monte Carlo samples; keeps what ``backward`` needs.
 
         x: (B, D). eps: (K, B, Z) or None (drawn from ``self.rng``; then k sets K).
@@ -349,7 +360,8 @@ class VAE:
         per example:  loss_b = -(1/K) sum_k log p(x_b | z_kb) + beta * KL_b
         returned:     loss = (1/B) sum_b loss_b
 
-        objective="iwae" trains -log (1/K) sum_k w_k instead (note 11, eq. 11.1); y: labels
+        objective="iwae" trains -log (1/K) sum_k w_k instead (note 11, eq. 11.1); None uses the
+        model's own ``objective`` (set at construction, kept in ``config``); y: labels
         (B,) for a conditional model. Those, and posterior="full", take ``_family_forward``;
         the diagonal ELBO below is the plain path (a test proves the two paths agree).
 
@@ -357,6 +369,7 @@ class VAE:
         Derivation: derivations/02_elbo.md, eq. (2.8)
         Derivation: derivations/11_model_family.md, eq. (11.1)
         """
+        objective = self.objective if objective is None else objective
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         if objective != "elbo" or self.posterior != "diag" or self.n_classes or y is not None:
@@ -458,7 +471,7 @@ class VAE:
         else:
             self.flat_grads[self._enc_slice] = 0   # the encoder took no part
 
-    def loss(self, x, eps=None, k=1, beta=1.0, kl="closed", y=None, objective="elbo") -> float:
+    def loss(self, x, eps=None, k=1, beta=1.0, kl="closed", y=None, objective=None) -> float:
         """Negative ELBO (beta-weighted) or negative IWAE bound, mean over the batch, in nats.
 
         Derivation: derivations/02_elbo.md, eq. (2.7)
@@ -466,7 +479,7 @@ class VAE:
         """
         return self.forward(x, eps=eps, k=k, beta=beta, kl=kl, y=y, objective=objective).loss
 
-    def loss_and_grads(self, x, eps=None, k=1, beta=1.0, kl="closed", y=None, objective="elbo"):
+    def loss_and_grads(self, x, eps=None, k=1, beta=1.0, kl="closed", y=None, objective=None):
         """(loss, {name: gradient}) with the gradients copied out of the live buffers.
 
         Derivation: derivations/02_elbo.md, eq. (2.7)
@@ -660,6 +673,7 @@ class VAE:
     def __repr__(self):
         extra = "" if self.posterior == "diag" else f", posterior={self.posterior!r}"
         extra += f", n_classes={self.n_classes}" if self.n_classes else ""
+        extra += f", objective={self.objective!r}" if self.objective != "elbo" else ""
         return (f"VAE(x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
                 f"likelihood={self.likelihood_name!r}, activation={self.activation!r}{extra}, "
                 f"dtype={self.dtype.name}, n_params={self.flat_params.size})")

@@ -127,3 +127,19 @@ def test_iwae_argument_errors():
         vae.forward(x, objective="iwae", beta=0.5)
     with pytest.raises(ValueError, match="q="):
         vae.forward(x, objective="iwae", q=(np.zeros((2, 2)), np.zeros((2, 2))))
+
+
+def test_the_model_records_its_training_objective():
+    """VAE(..., objective="iwae") makes forward's default the IWAE; config keeps it, so a
+    model rebuilt from a checkpoint's record trains the same objective."""
+    rng = np.random.default_rng(8)
+    vae = nv.VAE(5, 2, hidden=(3,), objective="iwae", seed=8)
+    x = model_x(vae, rng, 2)
+    eps = rng.standard_normal((3, 2, 2))
+    assert vae.forward(x, eps=eps).loss == vae.forward(x, eps=eps, objective="iwae").loss
+    assert vae.forward(x, eps=eps).loss != vae.forward(x, eps=eps, objective="elbo").loss
+    again = nv.VAE.from_config(vae.config)
+    assert again.objective == "iwae"
+    assert isinstance(nv.VAE.from_config(nv.VQVAE(5, hidden=(3,)).config), nv.VQVAE)
+    with pytest.raises(ValueError, match="objective"):
+        nv.VAE(5, 2, objective="rws")
