@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _rng, _validate
 from .layers import ACTIVATIONS, MLP, Linear
 from .likelihoods import LIKELIHOODS, make_likelihood
-from . import _rng, _validate
 
-__all__ = ["VQVAE", "VQTerms", "PARTS", "perplexity"]
+__all__ = ["PARTS", "VQVAE", "VQTerms", "perplexity"]
 
 PARTS = ("loss", "recon", "codebook", "commitment")
 
@@ -166,14 +166,14 @@ class VQVAE:
                 "seed": self.seed, "dtype": self.dtype.name}
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "VQVAE":
+    def from_config(cls, cfg: dict) -> VQVAE:
         """A freshly initialised VQVAE with the settings in ``cfg`` (see ``config``)."""
         cfg = dict(cfg)
         cfg.pop("model", None)
         cfg["hidden"] = tuple(cfg.get("hidden", ()))
         return cls(**cfg)
 
-    def copy(self, dtype=None) -> "VQVAE":
+    def copy(self, dtype=None) -> VQVAE:
         """An independent copy (parameters and RNG state), optionally in ``dtype``."""
         cfg = self.config
         if dtype is not None:
@@ -183,7 +183,7 @@ class VQVAE:
         new.rng.bit_generator.state = self.rng.bit_generator.state
         return new
 
-    def astype(self, dtype) -> "VQVAE":
+    def astype(self, dtype) -> VQVAE:
         """A copy whose parameters and computations use ``dtype``."""
         return self.copy(dtype)
 

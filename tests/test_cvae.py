@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import FAST, model_x, seeds
 from hypothesis import given
 from hypothesis import strategies as st
 
 import numpyvae as nv
 from numpyvae.gradcheck import check_model
-
-from _helpers import FAST, model_x, seeds
 
 
 @FAST

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import FAST, seeds
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import numpyvae as nv
 from numpyvae.gradcheck import check_model, numerical_grad, rel_error
 from numpyvae.vqvae import perplexity
-
-from _helpers import FAST, PASS, seeds
 
 
 def _vq(seed, x_dim=6, M=2, d=2, K=5, hidden=(5,), likelihood="bernoulli", beta=0.25):
