@@ -85,6 +85,7 @@ class VQVAE:
     Derivation: derivations/11_model_family.md, eq. (11.12)
     """
     stochastic = False      # no sampling noise: gradcheck.check_model passes no eps
+    checkpoint_model = "vqvae"  # the checkpoint's "model" field (training.checkpoint.MODEL_BUILDERS)
 
     def __init__(self, x_dim, n_codes=4, code_dim=2, codebook_size=16, hidden=(256,),
                  likelihood="bernoulli", activation="relu", beta=0.25, c=1.0, seed=0,

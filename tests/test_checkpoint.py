@@ -194,3 +194,88 @@ def test_float32_model_round_trip(tmp_path):
     vae2 = c.build_model()
     assert vae2.flat_params.dtype == np.float32
     assert np.array_equal(vae2.flat_params, vae.flat_params)
+
+
+# ------------------------------------------------------------------------------ validation on load
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_parameter_is_refused_on_load(tmp_path, bad):
+    vae, opt, state, _ = _trained_state(tmp_path)
+    p = tmp_path / "c.npz"
+    ck.save(p, vae, opt, state)
+
+    def poison(a):
+        w = a["param/enc.mu.W"].copy()
+        w[1, 2] = bad
+        a["param/enc.mu.W"] = w
+
+    _rewrite(p, poison)
+    with pytest.raises(ck.CheckpointError, match=r"'enc.mu.W' has 1 non-finite value"):
+        ck.load(p)
+
+
+def test_non_finite_optimizer_state_is_refused_on_load(tmp_path):
+    vae, opt, state, _ = _trained_state(tmp_path)
+    p = tmp_path / "c.npz"
+    ck.save(p, vae, opt, state)
+    key = next(k for k in opt.state_dict() if np.asarray(opt.state_dict()[k]).ndim == 1)
+
+    def poison(a):
+        m = a[f"opt/{key}"].copy()
+        m[0] = np.nan
+        a[f"opt/{key}"] = m
+
+    _rewrite(p, poison)
+    with pytest.raises(ck.CheckpointError, match=f"optimizer state '{key}'"):
+        ck.load(p)
+
+
+def test_parameter_dtype_must_match_the_metadata(tmp_path):
+    vae = _small_model(dtype=np.float32)
+    p = tmp_path / "c.npz"
+    ck.save(p, vae, None, {"optimizer": {"name": "adam", "lr": 1e-3}})
+    assert json.loads((tmp_path / "c.json").read_text())["param_dtypes"]["dec.out.b"] == "float32"
+    _rewrite(p, lambda a: a.__setitem__("param/dec.out.b", a["param/dec.out.b"].astype(np.int32)))
+    with pytest.raises(ck.CheckpointError, match=r"'dec.out.b' is stored as int32 but the metadata says float32"):
+        ck.load(p)
+    _rewrite(p, lambda a: a.__setitem__("param/dec.out.b", a["param/dec.out.b"].astype(np.float64)))
+    with pytest.raises(ck.CheckpointError, match="float64 but the metadata says float32"):
+        ck.load(p)
+
+
+@pytest.mark.parametrize("content,says", [
+    (b"hello\n", "a text file (6 bytes, beginning 'hello')"),
+    (b"", "empty"),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "a PNG image"),
+    (b"\x00\x01\x02\xff\xfe" * 10, "50-byte binary file"),
+])
+def test_a_file_that_is_not_an_archive_is_named_for_what_it_is(tmp_path, content, says):
+    p = tmp_path / "checkpoint.npz"
+    p.write_bytes(content)
+    with pytest.raises(ck.CheckpointError) as info:
+        ck.load(p)
+    assert says in str(info.value) and "allow_pickle" not in str(info.value)
+
+
+def test_a_single_npy_array_is_named(tmp_path):
+    p = tmp_path / "checkpoint.npz"
+    with open(p, "wb") as fh:
+        np.save(fh, np.zeros(3))
+    with pytest.raises(ck.CheckpointError, match=r"single NumPy array \(.npy"):
+        ck.load(p)
+
+
+def test_model_type_is_recorded_and_unknown_types_are_refused(tmp_path):
+    vae, opt, state, _ = _trained_state(tmp_path)
+    p = tmp_path / "c.npz"
+    ck.save(p, vae, opt, state)
+    c = ck.load(p)
+    assert c.meta["model"] == "vae" and np.array_equal(c.build_model().flat_params, vae.flat_params)
+
+    def relabel(a):
+        meta = json.loads(str(a["meta"][()]))
+        meta["model"] = "flow"
+        a["meta"] = np.array(json.dumps(meta))
+
+    _rewrite(p, relabel)
+    with pytest.raises(ck.CheckpointError, match="unknown model type 'flow'"):
+        ck.load(p).build_model()

@@ -1,20 +1,25 @@
 """The numpyvae command: an end-to-end tiny run, evaluate, gradcheck, and clean argument errors."""
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from numpyvae.training import checkpoint as ck
 from numpyvae.cli import main
-from numpyvae.training.trainer import HISTORY_COLUMNS
+from numpyvae.cli.main import build_parser
+from numpyvae.data import load_dataset
+from numpyvae.training import checkpoint as ck
+from numpyvae.training.trainer import HISTORY_COLUMNS, Trainer, TrainingDiverged
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -180,3 +185,296 @@ def test_python_dash_m_and_help():
     assert r.returncode == 2
     assert r.stderr.strip().startswith("numpyvae: error:") and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------ no run is ever lost
+def test_each_run_gets_a_fresh_directory_and_latest_points_at_the_newest(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--seed", "1"] + TINY) == 0
+    assert main(["train", "--seed", "2"] + TINY) == 0
+    runs = sorted(p for p in os.listdir("runs") if p != "latest")
+    assert len(runs) == 2 and all(r.endswith("-mnist-embedded") for r in runs)
+    assert all((tmp_path / "runs" / r / "checkpoint.npz").is_file() for r in runs)
+    newest = ck.load("runs/latest/checkpoint.npz")  # the README's path, literally
+    assert newest.train_config["seed"] == 2
+    capsys.readouterr()
+    assert main(["evaluate", "runs/latest/checkpoint.npz", "--max-examples", "50"]) == 0
+    assert main(["train", "--resume", "--epochs", "2", "--no-progress"]) == 0  # resumes the newest run
+    assert ck.load("runs/latest/checkpoint.npz").epoch == 2
+    assert ck.load(f"runs/{runs[0]}/checkpoint.npz").epoch == 1  # the other run untouched
+
+
+def test_out_on_a_finished_run_needs_force_or_resume(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--out", str(out)] + TINY) == 0
+    before = (out / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--seed", "5"] + TINY) == 2
+    err = capsys.readouterr().err
+    assert "finished run (1 epochs)" in err and "--force" in err and "--resume" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (out / "checkpoint.npz").read_bytes() == before
+    assert main(["train", "--out", str(out), "--seed", "5", "--force"] + TINY) == 0
+    assert ck.load(out / "checkpoint.npz").train_config["seed"] == 5
+    assert "removed the previous run's files" in capsys.readouterr().err
+
+
+def test_a_directory_in_use_is_locked(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".lock").write_text(f"{sleeper.pid}\n")
+        assert main(["train", "--out", str(out)] + TINY) == 2
+        err = capsys.readouterr().err
+        assert "in use by another numpyvae process" in err and str(sleeper.pid) in err
+        assert not (out / "checkpoint.npz").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert main(["train", "--out", str(out)] + TINY) == 0  # the owner died: stale lock taken over
+    assert "taking over the stale lock" in capsys.readouterr().err
+    assert not (out / ".lock").exists()
+
+
+def test_two_concurrent_trainings_into_one_out(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OPENBLAS_NUM_THREADS="1")
+    out = tmp_path / "r"
+    argv = [sys.executable, "-m", "numpyvae", "train", "--out", str(out), "--max-train", "200", "--hidden", "8",
+            "--no-progress"]
+    first = subprocess.Popen(argv + ["--epochs", "200"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        deadline = time.time() + 60
+        while not (out / "checkpoint.npz").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        second = subprocess.run(argv + ["--epochs", "1"], env=env, capture_output=True, text=True)
+        assert second.returncode == 2
+        assert "in use by another numpyvae process" in second.stderr and str(first.pid) in second.stderr
+    finally:
+        first.kill()
+        first.communicate()
+
+
+def test_resume_refuses_options_that_contradict_the_checkpoint(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--out", str(out)] + TINY) == 0
+    capsys.readouterr()
+    rc = main(["train", "--out", str(out), "--resume", "--epochs", "3", "--z-dim", "5", "--seed", "4",
+               "--hidden", "16", "--likelihood", "gaussian"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    for piece in ("--z-dim 5 (the run has 20)", "--seed 4 (the run has 0)", "--hidden 16 (the run has 32)",
+                  "--likelihood gaussian (the run has bernoulli)", "4 option(s)"):
+        assert piece in err, piece
+    assert ck.load(out / "checkpoint.npz").epoch == 1
+    # options equal to the run's are not conflicts
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--z-dim", "20", "--hidden", "32",
+                 "--no-progress"]) == 0
+
+
+def test_resume_applies_and_records_a_new_learning_rate(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--out", str(out)] + TINY) == 0
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--lr", "0.01", "--no-progress"]) == 0
+    assert "lr 0.001 -> 0.01" in capsys.readouterr().err
+    c = ck.load(out / "checkpoint.npz")
+    assert c.train_config["lr"] == 0.01 and c.history["lr"] == [0.001, 0.01]
+    assert c.extra["resumes"][-1]["changed"] == {"lr": [0.001, 0.01], "epochs": [1, 2]}
+    with open(out / "history.csv", newline="") as fh:
+        assert [float(r["lr"]) for r in csv.DictReader(fh)] == [0.001, 0.01]
+
+
+def test_resume_on_a_finished_run_says_there_is_nothing_to_do(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--out", str(out)] + TINY) == 0
+    before = (out / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume"]) == 0
+    text = capsys.readouterr().out
+    assert "nothing to do" in text and "--epochs 11" in text and f"--out {out}" in text
+    assert (out / "checkpoint.npz").read_bytes() == before
+
+
+def test_divergence_keeps_history_and_prints_the_resume_command(tmp_path, capsys):
+    out = tmp_path / "d"
+    assert main(["train", "--out", str(out), "--lr", "1e3"] + TINY) == 1
+    err = capsys.readouterr().err
+    assert "diverged at step" in err and "although every parameter is finite" in err
+    assert f"numpyvae train --resume --out {out} --lr 100" in err
+    assert (out / "history.csv").read_text().startswith("epoch,step,beta,lr")
+    assert ck.load(out / "checkpoint.npz").epoch == 0
+
+
+def _stop_in_epoch(monkeypatch, epoch, exc):
+    orig = Trainer._train_step
+
+    def step(self, xb, beta):
+        if self.epoch + 1 == epoch:
+            if exc is KeyboardInterrupt:
+                raise KeyboardInterrupt
+            self.vae.params["dec.out.W"][0, 0] = np.nan
+        return orig(self, xb, beta)
+
+    monkeypatch.setattr(Trainer, "_train_step", step)
+
+
+@pytest.mark.parametrize("exc,code", [(KeyboardInterrupt, 130), (TrainingDiverged, 1)])
+def test_interrupt_or_divergence_saves_the_last_finished_epoch(tmp_path, monkeypatch, capsys, exc, code):
+    out = tmp_path / "r"
+    _stop_in_epoch(monkeypatch, 2, exc)
+    assert main(["train", "--out", str(out), "--max-train", "300", "--epochs", "3", "--hidden", "32",
+                 "--no-progress"]) == code
+    err = capsys.readouterr().err
+    assert f"numpyvae train --resume --out {out}" in err and str(out / "checkpoint.npz") in err
+    assert "epoch 1 of 3" in err
+    assert ck.load(out / "checkpoint.npz").epoch == 1
+    with open(out / "history.csv", newline="") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == [1]
+    assert _is_png(out / "loss_curves.png") and _is_png(out / "samples.png")
+    if exc is TrainingDiverged:
+        assert "'dec.out.W'" in err
+    monkeypatch.undo()
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert ck.load(out / "checkpoint.npz").epoch == 3
+
+
+def test_sigint_in_a_real_process_exits_130_and_saves(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OPENBLAS_NUM_THREADS="1")
+    out = tmp_path / "r"
+    p = subprocess.Popen([sys.executable, "-m", "numpyvae", "train", "--out", str(out), "--max-train", "300",
+                          "--hidden", "8", "--epochs", "100000", "--no-progress"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if ck.load(out / "checkpoint.npz").epoch >= 1:
+                break
+        except ck.CheckpointError:
+            pass
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and f"numpyvae train --resume --out {out}" in err
+    assert ck.load(out / "checkpoint.npz").epoch >= 1 and (out / "history.csv").is_file()
+    assert not (out / ".lock").exists()
+
+
+# ------------------------------------------------------------------------ no raw tracebacks
+@pytest.mark.parametrize("argv,says", [
+    (["--z-dim", "1000000000"], "--z-dim up to"),
+    (["--hidden", "1000000000"], "hidden layers of up to"),
+    (["--hidden", "400,1000000000"], "hidden layers of up to"),
+    (["--k", "1000000"], "--k up to"),
+])
+def test_a_model_too_large_for_this_machine_is_refused_before_allocating(tmp_path, capsys, argv, says):
+    rc = main(["train", "--out", str(tmp_path / "o"), "--no-progress"] + argv)
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("numpyvae: error: ") and "available" in err and says in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_with_a_huge_k_is_refused(tiny_run, capsys):
+    _, out = tiny_run
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "checkpoint.npz"), "--k", "10000000"]) == 2
+    assert "--k up to" in capsys.readouterr().err
+
+
+def test_out_naming_an_existing_file(tmp_path, capsys):
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    assert main(["train", "--out", str(f)] + TINY) == 2
+    err = capsys.readouterr().err
+    assert "existing file, not a directory" in err and len(err.strip().splitlines()) == 1
+    assert f.read_text() == "mine"
+
+
+def test_evaluate_refuses_a_checkpoint_with_a_nan_parameter(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--out", str(out)] + TINY) == 0
+    path = out / "checkpoint.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    w = arrays["param/enc.0.W"].copy()
+    w[3, 4] = np.nan
+    arrays["param/enc.0.W"] = w
+    np.savez(path, **arrays)
+    capsys.readouterr()
+    assert main(["evaluate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "'enc.0.W' has 1 non-finite value" in err and "nats" not in err
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2"]) == 2
+    assert "non-finite" in capsys.readouterr().err
+
+
+def test_a_text_file_as_checkpoint_says_what_it_is(tmp_path, capsys):
+    p = tmp_path / "checkpoint.npz"
+    p.write_text("hello\n")
+    assert main(["evaluate", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "a text file (6 bytes" in err and "allow_pickle" not in err
+
+
+# ------------------------------------------------------------------------ what a new user sees
+def test_epoch_lines_stay_with_no_progress_and_no_bar_off_a_terminal(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "a")] + TINY) == 0
+    err = capsys.readouterr().err
+    assert "epoch   1/1" in err
+    # without --no-progress, stderr here is not a terminal: still only the epoch lines, no bar
+    assert main(["train", "--out", str(tmp_path / "b"), "--max-train", "300", "--epochs", "1", "--hidden", "32"]) == 0
+    err = capsys.readouterr().err
+    assert "epoch   1/1" in err and "\r" not in err and "batch/s" not in err and "it/s" not in err
+
+
+def test_the_blas_choice_is_printed_and_recorded(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "a"), "--threads", "1"] + TINY) == 0
+    err = capsys.readouterr().err
+    assert "BLAS: " in err and "1 thread (--threads)" in err
+    blas = ck.load(tmp_path / "a" / "checkpoint.npz").extra["blas"]
+    assert blas["threads"] == 1 and blas["request"] == 1
+    assert main(["train", "--out", str(tmp_path / "b"), "--threads", "0"] + TINY) == 2
+
+
+def test_help_lists_commands_options_and_data_sets():
+    text = build_parser().format_help()
+    for piece in ("train", "evaluate", "gradcheck", "assignment", "--epochs", "--resume", "--force", "--threads",
+                  "--iw-k", "two-moons", "fashion-mnist", "frey", "binarized-mnist", "mnist-embedded"):
+        assert piece in text, piece
+
+
+def test_every_option_has_help():
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("train", "gradcheck", "evaluate"):
+        for action in subs.choices[name]._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest}"
+
+
+def test_evaluate_without_a_data_directory_speaks_cli(tiny_run, monkeypatch, capsys):
+    _, out = tiny_run
+    monkeypatch.delenv("NUMPYVAE_DATA", raising=False)
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "checkpoint.npz"), "--dataset", "mnist"]) == 2
+    err = capsys.readouterr().err
+    assert "--data-dir" in err and "NUMPYVAE_DATA" in err and "data_dir=" not in err
+
+
+def test_mnist_training_needs_no_test_files(tmp_path, shared_file, capsys):
+    data = tmp_path / "data" / "mnist"
+    data.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        os.symlink(shared_file(f"mnist/{name}"), data / name)
+    ds = load_dataset("mnist", data_dir=str(tmp_path / "data"), test=False)
+    assert ds.x_test is None and "test split not loaded" in ds.description
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "r"),
+                 "--max-train", "200", "--epochs", "1", "--hidden", "8", "--no-progress"]) == 0
+    capsys.readouterr()
+    # evaluating on the test split does need them, and says which file is missing
+    assert main(["evaluate", str(tmp_path / "r" / "checkpoint.npz"), "--data-dir", str(tmp_path / "data")]) == 2
+    assert "t10k" in capsys.readouterr().err

@@ -143,3 +143,21 @@ def test_make_figures_from_models(tmp_path):
     for p in paths.values():
         assert_png(p)
     assert img_vae.rng.bit_generator.state == rng_state  # figures never consume vae.rng
+
+
+def test_a_huge_first_epoch_does_not_flatten_the_loss_curves(tmp_path):
+    # Frey Face in Gaussian-decoder nats: epoch 1 near 3500, then around -400 ... -500
+    n = 40
+    later = [-400.0 - 100.0 * (1 - np.exp(-k / 8)) for k in range(1, n)]
+    assert plots.curve_limits([3518.0] + later) is not None
+    lo, hi = plots.curve_limits([3518.0] + later)
+    assert lo < min(later) and max(later) < hi < 0  # the later epochs fill the axis; epoch 1 is off it
+    assert hi - lo < 1.2 * (max(later) - min(later))
+    assert plots.curve_limits([200.0 / k + 90 for k in range(1, 20)]) is None  # an ordinary curve: untouched
+    assert plots.curve_limits([3518.0, -400.0]) is None  # too short to judge
+    hist = {"epoch": list(range(1, n + 1))}
+    for split, shift in (("train", 0.0), ("val", 10.0)):
+        hist[f"{split}_neg_elbo"] = [3518.0 + shift] + [v + shift for v in later]
+        hist[f"{split}_recon"] = [3500.0 + shift] + [v - 10 + shift for v in later]
+        hist[f"{split}_kl"] = [18.0] + [10.0] * (n - 1)
+    assert_png(plots.plot_loss_curves(hist, tmp_path / "frey_loss.png"))

@@ -247,3 +247,78 @@ def test_progress_bar_can_be_enabled(capsys):
     Trainer(_vae(), xt, xv, _cfg(epochs=1, progress=True)).fit()
     err = capsys.readouterr().err
     assert "epoch 1/1" in err and "batch" in err
+
+
+# ------------------------------------------------------------------ last good state, named cause
+def test_divergence_returns_to_the_end_of_the_last_finished_epoch(tmp_path):
+    xt, xv = _data()
+    path = tmp_path / "ck.npz"
+    tr = Trainer(_vae(), xt, xv, _cfg(epochs=3), checkpoint_path=path)
+    tr.fit(2)
+    good = tr.vae.flat_params.copy()
+    good_opt = {k: np.array(v, copy=True) for k, v in tr.optimizer.state_dict().items()}
+    good_batch = tr.rngs["batch"].bit_generator.state
+    orig, calls = tr.vae.backward, {"n": 0}
+
+    def poisoned():
+        orig()
+        calls["n"] += 1
+        if calls["n"] == 3:  # third step of epoch 3: two good updates already applied in memory
+            tr.vae.grads["dec.0.W"][0, 0] = np.nan
+
+    tr.vae.backward = poisoned
+    with pytest.raises(TrainingDiverged) as info:
+        tr.fit()
+    assert info.value.good_epoch == 2 and info.value.quantity == "gradient"
+    assert "after epoch 2" in str(info.value)
+    # in memory: the epoch-2 state, not the two updates of epoch 3, not the untrained model
+    assert tr.epoch == 2 and tr.step == 2 * tr.steps_per_epoch and len(tr.history["epoch"]) == 2
+    assert np.array_equal(tr.vae.flat_params, good)
+    assert all(np.array_equal(v, good_opt[k]) for k, v in tr.optimizer.state_dict().items())
+    assert tr.rngs["batch"].bit_generator.state == good_batch
+    assert np.array_equal(ck.load(path).build_model().flat_params, good)
+
+
+def test_overflow_from_finite_parameters_names_the_quantity_and_the_parameter():
+    xt, xv = _data()
+    tr = Trainer(_vae(), xt, xv, _cfg(epochs=1))
+    tr.vae.params["enc.logvar.b"][:] = 1000.0  # finite, but exp(logvar / 2) overflows in float32
+    with pytest.raises(TrainingDiverged) as info:
+        tr.fit()
+    err = info.value
+    msg = str(err)
+    assert err.quantity == "loss" and err.parameter == "enc.logvar.b"
+    assert "every parameter is finite" in msg and "'enc.logvar.b'" in msg and "1e+03" in msg
+    assert "sigma = exp(logvar / 2) overflowed" in msg or "the KL term" in msg
+    assert "untrained model" in msg
+
+
+def test_keyboard_interrupt_returns_to_the_last_good_state():
+    xt, xv = _data()
+    tr = Trainer(_vae(), xt, xv, _cfg(epochs=3))
+    tr.fit(1)
+    good = tr.vae.flat_params.copy()
+    orig, calls = tr._train_step, {"n": 0}
+
+    def interrupted(xb, beta):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return orig(xb, beta)
+
+    tr._train_step = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit()
+    assert tr.epoch == 1 and np.array_equal(tr.vae.flat_params, good) and len(tr.history["lr"]) == 1
+
+
+def test_resume_may_change_the_learning_rate_and_records_it(tmp_path):
+    xt, xv = _data()
+    path = tmp_path / "ck.npz"
+    Trainer(_vae(), xt, xv, _cfg(epochs=1), checkpoint_path=path).fit()
+    tr = Trainer.resume(path, xt, xv, epochs=3, lr=1e-4)
+    assert tr.optimizer.lr == 1e-4 and tr.config.lr == 1e-4
+    tr.fit()
+    assert tr.history["lr"] == [3e-3, 1e-4, 1e-4]
+    c = ck.load(path)
+    assert c.train_config["lr"] == 1e-4 and c.history["lr"] == [3e-3, 1e-4, 1e-4]

@@ -1,10 +1,17 @@
-"""Command line interface: ``numpyvae train | gradcheck | evaluate``.
+"""Command line interface: ``numpyvae train | gradcheck | evaluate | assignment``.
 
 ``main(argv)`` is the console-script entry point (and ``python -m numpyvae``); it returns the
 exit code instead of calling ``sys.exit``. Bad arguments or inputs (unknown data set,
-non-positive sizes, missing data directory, unreadable checkpoint, ...) end with a single line
-``numpyvae: error: ...`` on stderr and exit code 2; a diverged training run exits with 1, as
-does a failed gradient check. Set ``NUMPYVAE_DEBUG=1`` to see full tracebacks instead.
+non-positive sizes, missing data directory, unreadable checkpoint, a model too large for this
+machine, an existing run in the way, ...) end with a single line ``numpyvae: error: ...`` on
+stderr and exit code 2; a diverged training run exits with 1, as does a failed gradient check;
+Ctrl-C exits with 130 after saving what there is. Set ``NUMPYVAE_DEBUG=1`` to see full
+tracebacks instead.
+
+A run never replaces another one unless asked: without ``--out`` each run gets a fresh
+directory ``runs/<timestamp>-<dataset>`` and ``runs/latest`` points at the newest; ``--out``
+on a directory that holds a run needs ``--resume`` (continue it) or ``--force`` (replace it);
+a directory in use by another training is locked.
 """
 
 from __future__ import annotations
@@ -14,22 +21,51 @@ import csv
 import io
 import json
 import os
+import shlex
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from .. import __version__
+from ..data import DATASETS, load_dataset
+from ..gradcheck import check_model
+from ..model import VAE
+from ..teaching.assignments import main as assignment_main
+from ..theory.estimators import log_likelihood
+from ..training import checkpoint as ck
+from ..training import memory, plots, rundir, threads
+from ..training.trainer import (HISTORY_COLUMNS, TrainConfig, Trainer, TrainingDiverged, _seed_streams,
+                                binarize_batch, evaluate)
 
-__all__ = ["main", "build_parser", "CLIError"]
+__all__ = ["main", "build_parser", "build_model", "CLIError", "TRAIN_DEFAULTS"]
 
 PROG = "numpyvae"
-DEFAULT_OUT = os.path.join("runs", "latest")
+RUNS_ROOT = "runs"
+DEFAULT_OUT = os.path.join(RUNS_ROOT, rundir.LATEST)
 DEFAULT_EPOCHS = 30
 TOY_SETS = ("two-moons", "gaussian-mixture", "pinwheel")
 LIKELIHOOD_CHOICES = ("bernoulli", "gaussian", "gaussian_learned")
 ACTIVATION_CHOICES = ("relu", "leaky_relu", "tanh", "sigmoid", "softplus", "identity")
 OPTIMIZER_CHOICES = ("sgd", "momentum", "adagrad", "adam")
+# the files a training run writes; --force removes exactly these before starting over
+RUN_FILES = ("checkpoint.npz", "checkpoint.json", "history.csv", "history.json", "loss_curves.png",
+             "reconstructions.png", "samples.png", "latent.png", "manifold.png", "toy.png")
+# share of the machine's available memory a run may plan to use
+MEMORY_SHARE = 0.8
+
+#: ``numpyvae train`` defaults. The parser's defaults are None so that ``--resume`` can tell
+#: an option the user typed from one left at its default.
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "dataset": "mnist-embedded", "z_dim": 20, "hidden": (400,), "activation": "relu", "likelihood": None,
+    "c": 1.0, "k": 1, "kl": "closed", "beta": 1.0, "warmup_epochs": 0.0, "epochs": DEFAULT_EPOCHS,
+    "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "seed": 0, "dtype": "float32", "binarize": "auto",
+    "max_train": None, "threads": "auto", "out": None, "data_dir": None,
+}
+# options that may differ from the checkpoint on --resume (applied and recorded)
+RESUME_MAY_CHANGE = ("epochs", "lr", "threads", "out", "data_dir")
 
 
 class CLIError(Exception):
@@ -45,9 +81,9 @@ class _Parser(argparse.ArgumentParser):
 # ----------------------------------------------------------------------------------------------
 # argument types
 # ----------------------------------------------------------------------------------------------
-def _number(cast, lower: float, strict: bool, what: str):
+def _number(cast: Callable[[str], Any], lower: float, strict: bool, what: str) -> Callable[[str], Any]:
     """An argparse type: ``cast(text)``, finite and above ``lower`` (or at least it if not strict)."""
-    def parse(text: str):
+    def parse(text: str) -> Any:
         try:
             v = cast(text)
         except ValueError:
@@ -64,7 +100,7 @@ _positive_float = _number(float, 0.0, True, "a positive number")
 _nonneg_float = _number(float, 0.0, False, "a non-negative number")
 
 
-def _hidden(text: str) -> tuple:
+def _hidden(text: str) -> tuple[int, ...]:
     text = text.strip()
     if text == "":
         return ()
@@ -83,81 +119,118 @@ def _hidden(text: str) -> tuple:
     return tuple(out)
 
 
-def _dataset_names() -> List[str]:
-    from ..data import DATASETS
-
-    return list(DATASETS)
+def _threads(text: str) -> str | int:
+    if text == "auto":
+        return "auto"
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
+    return v
 
 
 # ----------------------------------------------------------------------------------------------
 # parser
 # ----------------------------------------------------------------------------------------------
+def _overview() -> str:
+    sets = "\n".join(f"  {name:<17} {desc}" for name, desc in DATASETS.items())
+    return f"""commands (numpyvae COMMAND --help shows every option):
+  train       train a VAE; each run writes to a fresh runs/<time>-<dataset>/ (runs/latest points
+              at the newest): checkpoint, history.csv and figures
+              main options: --dataset NAME --data-dir DIR --epochs N --z-dim Z --hidden 400,200
+              --likelihood {{{','.join(LIKELIHOOD_CHOICES)}}} --lr LR --seed S --out DIR
+              --resume --force --threads N|auto --no-progress
+  evaluate    negative ELBO (and with --iw-k K the importance-sampled log-likelihood) of a
+              checkpoint: numpyvae evaluate runs/latest/checkpoint.npz [--iw-k 5000]
+  gradcheck   central-difference check of every gradient of a small float64 model
+  assignment  instructors: 'assignment make DIR' writes student stubs, 'assignment grade FILE'
+              grades them by gradient checks
+
+data sets (--dataset):
+{sets}
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``argparse`` parser of the ``numpyvae`` command (subcommands train,
-    gradcheck, evaluate)."""
-    p = _Parser(prog=PROG, description="A variational autoencoder in NumPy with hand-written gradients.")
-    from .. import __version__
-
+    gradcheck, evaluate, assignment)."""
+    p = _Parser(prog=PROG, description="A variational autoencoder in NumPy with hand-written gradients.",
+                epilog=_overview(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"numpyvae {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    d = TRAIN_DEFAULTS
     t = sub.add_parser("train", help="train a VAE and write checkpoint, history and figures",
-                       description="Train a VAE; writes checkpoint.npz (+ .json), history.csv/.json and PNG figures to --out.")
-    t.add_argument("--dataset", default="mnist-embedded", help="data set name (default: mnist-embedded, shipped with the package)")
-    t.add_argument("--data-dir", default=None, help="directory with real data sets (default: $NUMPYVAE_DATA)")
-    t.add_argument("--z-dim", type=_positive_int, default=20, help="latent dimension (default 20)")
-    t.add_argument("--hidden", type=_hidden, default=(400,), help="hidden layer sizes, e.g. '400' or '200,200'; '' for none (default 400)")
-    t.add_argument("--activation", choices=ACTIVATION_CHOICES, default="relu")
-    t.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES, default=None,
+                       description="Train a VAE; writes checkpoint.npz (+ .json), history.csv/.json and PNG figures "
+                                   "to a fresh directory runs/<time>-<dataset>/ (runs/latest points at the newest) "
+                                   "or to --out.")
+    t.add_argument("--dataset", help=f"data set name (default: {d['dataset']}, shipped with the package): "
+                                     + ", ".join(DATASETS))
+    t.add_argument("--data-dir", help="directory with real data sets (default: $NUMPYVAE_DATA)")
+    t.add_argument("--z-dim", type=_positive_int, help=f"latent dimension (default {d['z_dim']})")
+    t.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. '400' or '200,200'; '' for none (default 400)")
+    t.add_argument("--activation", choices=ACTIVATION_CHOICES, help=f"hidden activation (default {d['activation']})")
+    t.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES,
                    help="decoder likelihood (default: bernoulli for images, gaussian for 2-D toy data)")
-    t.add_argument("--c", type=_positive_float, default=1.0, help="variance of the fixed-variance Gaussian decoder (default 1)")
-    t.add_argument("--k", type=_positive_int, default=1, help="Monte Carlo samples per example (default 1)")
-    t.add_argument("--kl", choices=("closed", "mc"), default="closed", help="closed-form or Monte Carlo KL (default closed)")
-    t.add_argument("--beta", type=_nonneg_float, default=1.0, help="weight of the KL term (default 1)")
-    t.add_argument("--warmup-epochs", type=_nonneg_float, default=0.0, help="linear KL warm-up length in epochs (default 0: none)")
-    t.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS, help=f"epochs (default {DEFAULT_EPOCHS})")
-    t.add_argument("--batch-size", type=_positive_int, default=100, help="minibatch size (default 100)")
-    t.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adam")
-    t.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate (default 1e-3)")
-    t.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the data split, the model and the trainer (default 0)")
-    t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    t.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
-    t.add_argument("--binarize", choices=("auto", "dynamic", "fixed", "none"), default="auto",
+    t.add_argument("--c", type=_positive_float, help="variance of the fixed-variance Gaussian decoder (default 1)")
+    t.add_argument("--k", type=_positive_int, help="Monte Carlo samples per example (default 1)")
+    t.add_argument("--kl", choices=("closed", "mc"), help="closed-form or Monte Carlo KL (default closed)")
+    t.add_argument("--beta", type=_nonneg_float, help="weight of the KL term (default 1)")
+    t.add_argument("--warmup-epochs", type=_nonneg_float, help="linear KL warm-up length in epochs (default 0: none)")
+    t.add_argument("--epochs", type=_positive_int, help=f"epochs in total (default {DEFAULT_EPOCHS})")
+    t.add_argument("--batch-size", type=_positive_int, help=f"minibatch size (default {d['batch_size']})")
+    t.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, help="optimizer (default adam)")
+    t.add_argument("--lr", type=_positive_float, help="learning rate (default 1e-3; may change on --resume)")
+    t.add_argument("--seed", type=_nonneg_int, help="seed of the data split, the model and the trainer (default 0)")
+    t.add_argument("--dtype", choices=("float32", "float64"), help="floating-point type of the model (default float32)")
+    t.add_argument("--out", help="output directory (default: a fresh runs/<time>-<dataset>/; with --resume: "
+                                 "runs/latest)")
+    t.add_argument("--force", action="store_true", help="replace the run already in --out")
+    t.add_argument("--binarize", choices=("auto", "dynamic", "fixed", "none"),
                    help="binarisation of grey-level images (default auto: dynamic for the Bernoulli likelihood)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--max-train", type=_positive_int, default=None, help="use only the first N training examples")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none anyway when stderr is not a terminal); the per-epoch "
+                        "lines stay")
+    t.add_argument("--max-train", type=_positive_int, help="use only the first N training examples")
+    t.add_argument("--threads", type=_threads,
+                   help="BLAS threads: a number, or auto (default): 1 when the other cores are busy, else the idle "
+                        "physical cores up to 4; an OPENBLAS_NUM_THREADS/OMP_NUM_THREADS setting wins")
     _add_family_flags(t)
     t.add_argument("--resume", action="store_true",
-                   help="continue the run saved in --out/checkpoint.npz up to --epochs total (model, data and "
-                        "training options come from the checkpoint)")
+                   help="continue the run in --out (default runs/latest) up to --epochs in total; model, data and "
+                        "training options come from the checkpoint (only --epochs, --lr, --threads may change)")
 
     g = sub.add_parser("gradcheck", help="finite-difference check of every gradient of a small model",
                        description="Build a small float64 VAE (12-8-3 by default), fix eps, and compare the analytic "
                                    "gradient of the loss with central differences for every parameter.")
-    g.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES + ("all",), default="all")
-    g.add_argument("--activation", choices=ACTIVATION_CHOICES, default="tanh")
-    g.add_argument("--x-dim", type=_positive_int, default=12)
-    g.add_argument("--hidden", type=_hidden, default=(8,))
-    g.add_argument("--z-dim", type=_positive_int, default=3)
-    g.add_argument("--batch-size", type=_positive_int, default=5)
-    g.add_argument("--k", type=_positive_int, default=2)
-    g.add_argument("--kl", choices=("closed", "mc"), default="closed")
-    g.add_argument("--beta", type=_nonneg_float, default=1.0)
-    g.add_argument("--seed", type=_nonneg_int, default=0)
+    g.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES + ("all",), default="all",
+                   help="decoder likelihood to check (default all three, one after the other)")
+    g.add_argument("--activation", choices=ACTIVATION_CHOICES, default="tanh", help="hidden activation (default tanh)")
+    g.add_argument("--x-dim", type=_positive_int, default=12, help="data dimension D (default 12)")
+    g.add_argument("--hidden", type=_hidden, default=(8,), help="hidden layer sizes, e.g. '8' or '8,6' (default 8)")
+    g.add_argument("--z-dim", type=_positive_int, default=3, help="latent dimension (default 3)")
+    g.add_argument("--batch-size", type=_positive_int, default=5, help="examples in the checked batch (default 5)")
+    g.add_argument("--k", type=_positive_int, default=2, help="Monte Carlo samples per example, eps held fixed (default 2)")
+    g.add_argument("--kl", choices=("closed", "mc"), default="closed", help="closed-form or Monte Carlo KL (default closed)")
+    g.add_argument("--beta", type=_nonneg_float, default=1.0, help="weight of the KL term (default 1)")
+    g.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the weights, data and eps (default 0)")
 
     e = sub.add_parser("evaluate", help="negative ELBO (and optionally importance-sampled log-likelihood) of a checkpoint",
                        description="Evaluate a checkpoint on the test split (the validation split when the data set has no test split).")
-    e.add_argument("checkpoint", help="path of a checkpoint.npz written by 'numpyvae train'")
+    e.add_argument("checkpoint", help="path of a checkpoint.npz written by 'numpyvae train' (e.g. runs/latest/checkpoint.npz)")
     e.add_argument("--dataset", default=None, help="override the data set recorded in the checkpoint")
     e.add_argument("--data-dir", default=None, help="directory with real data sets (default: $NUMPYVAE_DATA)")
     e.add_argument("--split", choices=("auto", "test", "val"), default="auto", help="default auto: test if present, else val")
     e.add_argument("--k", type=_positive_int, default=1, help="Monte Carlo samples for the ELBO (default 1)")
     e.add_argument("--iw-k", type=_positive_int, default=None, help="also estimate log p(x) by importance sampling with K samples")
-    e.add_argument("--batch-size", type=_positive_int, default=500)
+    e.add_argument("--batch-size", type=_positive_int, default=500, help="examples per batch (default 500)")
     e.add_argument("--seed", type=_nonneg_int, default=None,
                    help="seed of the evaluation noise (default: the run's seed, so K = 1 on the validation split "
                         "reproduces the last validation number of the history)")
     e.add_argument("--max-examples", type=_positive_int, default=None, help="evaluate only the first N examples")
+    e.add_argument("--threads", type=_threads, default="auto", help="BLAS threads: a number or auto (default; see train)")
 
     sub.add_parser("assignment", add_help=False,
                    help="instructors: 'assignment make DIR' writes student stubs, "
@@ -168,7 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
-def _data_dir(arg: Optional[str]) -> Optional[str]:
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _data_dir(arg: str | None) -> str | None:
     d = arg if arg is not None else os.environ.get("NUMPYVAE_DATA") or None
     if d is not None and not os.path.isdir(os.path.expanduser(d)):
         src = "--data-dir" if arg is not None else "$NUMPYVAE_DATA"
@@ -176,18 +253,19 @@ def _data_dir(arg: Optional[str]) -> Optional[str]:
     return d
 
 
-def _load_data(name: str, data_dir: Optional[str], seed: int, binarize: Optional[str]):
-    from ..data import DATASETS, load_dataset
-
+def _load_data(name: str, data_dir: str | None, seed: int, binarize: str | None, *, test: bool,
+               who: str = "") -> Any:
+    """The data set ``name``; ``who`` names where the name came from in the error for a missing
+    data directory (default ``--dataset NAME``)."""
     if name not in DATASETS:
         raise CLIError(f"unknown dataset {name!r} (choose from: {', '.join(DATASETS)})")
-    return load_dataset(name, data_dir=data_dir, seed=seed, binarize=binarize)
+    if data_dir is None and name != "mnist-embedded" and name not in TOY_SETS:
+        raise CLIError(f"{who or '--dataset ' + name} is read from a data directory: pass --data-dir DIR or set "
+                       "NUMPYVAE_DATA (the default data set mnist-embedded ships with the package and needs none)")
+    return load_dataset(name, data_dir=data_dir, seed=seed, binarize=binarize, test=test)
 
 
-def _write_history(history: Dict[str, List[float]], out: str) -> Dict[str, str]:
-    from ..training.checkpoint import atomic_write
-    from ..training.trainer import HISTORY_COLUMNS
-
+def _write_history(history: dict[str, list[float]], out: str) -> dict[str, str]:
     cols = [c for c in HISTORY_COLUMNS if c in history]
     n = len(history.get("epoch", []))
     buf = io.StringIO()
@@ -195,11 +273,11 @@ def _write_history(history: Dict[str, List[float]], out: str) -> Dict[str, str]:
     w.writerow(cols)
     for i in range(n):
         w.writerow([history[c][i] if isinstance(history[c][i], int) else repr(float(history[c][i])) for c in cols])
-    csv_path = atomic_write(os.path.join(out, "history.csv"), lambda fh: fh.write(buf.getvalue().encode("utf-8")))
+    csv_path = ck.atomic_write(os.path.join(out, "history.csv"), lambda fh: fh.write(buf.getvalue().encode("utf-8")))
     # strict JSON: a missing value (e.g. no validation set) is null, not NaN
     clean = {c: [v if isinstance(v, int) or np.isfinite(v) else None for v in history[c]] for c in cols}
     js = json.dumps(clean, indent=1)
-    json_path = atomic_write(os.path.join(out, "history.json"), lambda fh: fh.write((js + "\n").encode("utf-8")))
+    json_path = ck.atomic_write(os.path.join(out, "history.json"), lambda fh: fh.write((js + "\n").encode("utf-8")))
     return {"history_csv": csv_path, "history_json": json_path}
 
 
@@ -207,21 +285,88 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}"
 
 
+def _threads_choice(request: str | int) -> tuple[int, str, dict[str, Any]]:
+    """Apply nothing; return (threads, the line to print, the record for the run's config)."""
+    n, reason = threads.choose_threads(request)
+    name = threads.blas_name()
+    line = f"BLAS: {name}, {n} thread{'s' if n != 1 else ''} ({reason})"
+    return n, line, {"library": name, "threads": n, "choice": reason, "request": request}
+
+
+def _check_memory(what: dict[str, Any], need: Callable[..., int], defaults: dict[str, Any]) -> None:
+    """Refuse, in one line, a model that cannot fit in this machine's available memory.
+
+    ``what`` maps option names (``--z-dim``, ...) to their values; ``need(**values)`` gives the
+    bytes; ``defaults`` the values to try when looking for the option to blame.
+    """
+    avail = memory.available_bytes()
+    if avail is None:
+        return
+    budget = int(MEMORY_SHARE * avail)
+    total = need(**what)
+    if total <= budget:
+        return
+    # blame the option whose default value saves the most, then find its largest value that fits
+    culprit = min(defaults, key=lambda opt: need(**{**what, opt: defaults[opt]}))
+    cur = what[culprit]
+    if culprit == "--hidden":
+        hi = max(cur) if cur else 1
+        best = memory.largest_fitting(lambda v: need(**{**what, "--hidden": tuple(min(h, v) for h in cur)}), budget, hi)
+        fits = f"hidden layers of up to {best} units" if best else "no hidden layer size"
+        shown = ",".join(str(h) for h in cur)
+    else:
+        best = memory.largest_fitting(lambda v: need(**{**what, culprit: v}), budget, int(cur))
+        fits = f"{culprit} up to {best}" if best else f"no value of {culprit}"
+        shown = str(cur)
+    raise CLIError(f"{culprit} {shown} needs about {memory.fmt_bytes(total)} of memory (parameters, optimizer state "
+                   f"and one batch of activations) but this machine has {memory.fmt_bytes(avail)} available; with "
+                   f"the other options as given, {fits} {'fit' if culprit == '--hidden' and best else 'fits'}")
+
+
+def _run_dir_state(out: str) -> tuple[str, int | None, int | None]:
+    """('empty' | 'files' | 'run', finished epochs, planned epochs) of a would-be --out."""
+    names = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
+    if not names:
+        return "empty", None, None
+    path = os.path.join(out, "checkpoint.npz")
+    if not os.path.exists(path):
+        return "files", None, None
+    try:
+        c = ck.load(path)
+    except ck.CheckpointError:
+        return "run", None, None
+    return "run", c.epoch, int(c.train_config.get("epochs", c.epoch))
+
+
+def _resume_command(out: str, **more: Any) -> str:
+    tail = "".join(f" --{k.replace('_', '-')} {v}" for k, v in more.items())
+    return f"numpyvae train --resume --out {shlex.quote(out)}{tail}"
+
+
 # ----------------------------------------------------------------------------------------------
 # train
 # ----------------------------------------------------------------------------------------------
-def _cmd_train(a: argparse.Namespace) -> int:
-    from ..training import plots
-    from ..model import VAE
-    from ..training.trainer import TrainConfig, Trainer, TrainingDiverged
+def build_model(a: argparse.Namespace, x_dim: int, likelihood: str) -> VAE:
+    """The model a fresh ``numpyvae train`` run trains, from its options (the one place to add a
+    model type: it must have ``config``, ``params`` and a ``checkpoint_model`` name known to
+    ``numpyvae.training.checkpoint.MODEL_BUILDERS``)."""
+    return VAE(x_dim=x_dim, z_dim=a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation,
+               c=a.c, seed=a.seed, dtype=np.dtype(a.dtype), **_family_vae_kwargs(a))
 
-    _check_family_flags(a)
-    if a.conditional or a.model == "vqvae":
-        return _cmd_train_family(a)
-    t_start = time.perf_counter()
-    data_dir = _data_dir(a.data_dir)
-    if a.dataset not in _dataset_names():
-        raise CLIError(f"unknown dataset {a.dataset!r} (choose from: {', '.join(_dataset_names())})")
+
+def _parse_train(a: argparse.Namespace) -> set[str]:
+    """Fill in the train defaults; return the names of the options given on the command line."""
+    given = {k for k in TRAIN_DEFAULTS if getattr(a, k, None) is not None}
+    for k, v in TRAIN_DEFAULTS.items():
+        if getattr(a, k, None) is None:
+            setattr(a, k, v)
+    return given
+
+
+def _train_mode(a: argparse.Namespace) -> tuple[str, str | None]:
+    """(likelihood, binarisation mode) of a fresh run, or CLIError."""
+    if a.dataset not in DATASETS:
+        raise CLIError(f"unknown dataset {a.dataset!r} (choose from: {', '.join(DATASETS)})")
     toy = a.dataset in TOY_SETS
     likelihood = a.likelihood or ("gaussian" if toy else "bernoulli")
     if toy and likelihood == "bernoulli":
@@ -235,57 +380,189 @@ def _cmd_train(a: argparse.Namespace) -> int:
         mode = None if a.binarize == "none" else a.binarize
     if already_binary and mode is not None:
         raise CLIError("--binarize: binarized-mnist is already binary (use --binarize none or auto)")
+    return likelihood, mode
 
-    out = a.out
-    ckpt_path = os.path.join(out, "checkpoint.npz")
-    data_seed, max_train, name = a.seed, a.max_train, a.dataset
+
+def _resume_conflicts(a: argparse.Namespace, given: set[str], c: ck.Checkpoint) -> list[str]:
+    """Every option typed on the command line that contradicts the checkpoint ``c``."""
+    m, tc, ex = c.model_config, c.train_config, c.extra
+    saved: dict[str, Any] = {
+        "dataset": ex.get("dataset"), "z_dim": m.get("z_dim"), "hidden": tuple(m.get("hidden", ())),
+        "activation": m.get("activation"), "likelihood": m.get("likelihood"), "c": m.get("c"),
+        "dtype": m.get("dtype"), "seed": tc.get("seed"), "k": tc.get("k"), "kl": tc.get("kl"),
+        "beta": tc.get("beta"), "warmup_epochs": tc.get("warmup_epochs"), "batch_size": tc.get("batch_size"),
+        "optimizer": tc.get("optimizer"), "max_train": ex.get("max_train"),
+        "binarize": ex.get("binarize") or "none",
+    }
+    out = []
+    for key in sorted(given - set(RESUME_MAY_CHANGE)):
+        have, want = saved.get(key), getattr(a, key)
+        if key == "binarize" and want == "auto":
+            continue
+        if key == "likelihood" and want is None:
+            continue
+        same = (np.isclose(float(have), float(want), rtol=1e-12, atol=0)
+                if isinstance(want, float) and have is not None else have == want)
+        if not same:
+            shown = ",".join(map(str, want)) if key == "hidden" else want
+            had = ",".join(map(str, have)) if key == "hidden" and have is not None else have
+            out.append(f"--{key.replace('_', '-')} {shown} (the run has {had})")
+    return out
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    held: list[rundir.RunLock] = []  # the lock of the run directory, once taken
+    try:
+        return _train(a, held)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
+    t_start = time.perf_counter()
+    given = _parse_train(a)
+    _check_family_flags(a)
+    if a.conditional or a.model == "vqvae":
+        return _cmd_train_family(a, held)
+    progress = not a.no_progress and sys.stderr.isatty()
+    n_threads, blas_line, blas_record = _threads_choice(a.threads)
+    data_dir = _data_dir(a.data_dir)
+
     if a.resume:
-        # the data must be exactly the run's: take its description from the checkpoint
-        from ..training.checkpoint import load as load_checkpoint
-
+        if a.force:
+            raise CLIError("--force and --resume contradict each other: --resume continues the run in --out, "
+                           "--force replaces it")
+        out = rundir.resolve(a.out or DEFAULT_OUT)
+        if os.path.islink(out.rstrip(os.sep)):  # name the run itself, not the moving runs/latest
+            out = os.path.join(os.path.dirname(out.rstrip(os.sep)), os.readlink(out.rstrip(os.sep)))
+        ckpt_path = os.path.join(out, "checkpoint.npz")
         if not os.path.exists(ckpt_path):
-            raise CLIError(f"--resume: no checkpoint at {ckpt_path}")
-        saved = load_checkpoint(ckpt_path).extra
-        if "dataset" not in saved:
+            where = "" if a.out else " (the newest run; pass --out DIR for another)"
+            raise CLIError(f"--resume: no checkpoint at {ckpt_path}{where}")
+        held.append(rundir.RunLock(out, say=_say).acquire())  # before reading: no one else is writing it
+        saved = ck.load(ckpt_path)  # validated: finite, dtypes and shapes as recorded
+        conflicts = _resume_conflicts(a, given, saved)
+        if conflicts:
+            raise CLIError(f"--resume: {len(conflicts)} option(s) contradict the checkpoint {ckpt_path}: "
+                           + "; ".join(conflicts) + ". Drop them to continue the run (only --epochs, --lr and "
+                           "--threads may change), or start a new run without --resume")
+        total = a.epochs if "epochs" in given else int(saved.train_config.get("epochs", saved.epoch))
+        if saved.epoch >= total:
+            if saved.epoch > total:
+                raise CLIError(f"--resume: --epochs {total} is fewer than the {saved.epoch} epochs the run in {out} "
+                               f"has already finished; to train further: {_resume_command(out, epochs=saved.epoch + 10)}")
+            print(f"nothing to do: the run in {out} has finished its {saved.epoch} epochs; to train further: "
+                  f"{_resume_command(out, epochs=saved.epoch + 10)}")
+            return 0
+        if "dataset" not in saved.extra:
             raise CLIError(f"--resume: {ckpt_path} does not record its data set")
-        name, mode = saved["dataset"], saved.get("binarize")
-        data_seed, max_train = int(saved.get("data_seed", 0)), saved.get("max_train")
-    ds = _load_data(name, data_dir, data_seed, mode)
+        name, mode = saved.extra["dataset"], saved.extra.get("binarize")
+        data_seed, max_train = int(saved.extra.get("data_seed", 0)), saved.extra.get("max_train")
+        likelihood = str(saved.model_config.get("likelihood"))
+    else:
+        likelihood, mode = _train_mode(a)
+        name, data_seed, max_train = a.dataset, a.seed, a.max_train
+        out = a.out
+        if out is not None:
+            if os.path.exists(out) and not os.path.isdir(out):
+                raise CLIError(f"--out {out} is an existing file, not a directory; choose another --out")
+            if os.path.isdir(out):  # a training in progress there is the first thing to report
+                held.append(rundir.RunLock(out, say=_say).acquire())
+            state, done, planned = _run_dir_state(out) if os.path.isdir(out) else ("empty", None, None)
+            if state != "empty" and not a.force:
+                if state == "files":
+                    what = "holds the files of a run (figures or history, no checkpoint)"
+                elif done is not None and planned is not None and done >= planned:
+                    what = f"holds a finished run ({done} epochs)"
+                elif done is not None:
+                    what = f"holds an unfinished run ({done} of {planned} epochs)"
+                else:
+                    what = "holds a run whose checkpoint cannot be read"
+                raise CLIError(f"--out {out} {what}; continue it with --resume (and --epochs N for more epochs), "
+                               "replace it with --force, or choose another --out")
+
+    # training never reads a test split: the test files need not exist
+    ds = _load_data(name, data_dir, data_seed, mode, test=False,
+                    who=f"the run's data set {name}" if a.resume else "")
     x_train = ds.x_train if max_train is None else ds.x_train[: max_train]
     x_val, y_val = ds.x_val, ds.y_val
+    if not a.resume:
+        itemsize = np.dtype(a.dtype).itemsize
 
+        def need(**v: Any) -> int:
+            return memory.run_bytes(ds.x_dim, v["--z-dim"], v["--hidden"], likelihood, batch_size=v["--batch-size"],
+                                    k=v["--k"], itemsize=itemsize)
+
+        _check_memory({"--z-dim": a.z_dim, "--hidden": tuple(a.hidden), "--k": a.k, "--batch-size": a.batch_size},
+                      need, {"--z-dim": 20, "--hidden": (400,), "--k": 1, "--batch-size": 100})
+        fresh_default = out is None
+        if out is None:
+            out = rundir.new_run_dir(RUNS_ROOT, name)
+        else:
+            os.makedirs(out, exist_ok=True)
+
+    if not held:
+        held.append(rundir.RunLock(out, say=_say).acquire())
+    rundir.remove_stale_tmp(out)
     if a.resume:
-        trainer = Trainer.resume(ckpt_path, x_train, x_val, epochs=a.epochs, progress=not a.no_progress)
+        extra = dict(saved.extra)
+        changed = {}
+        if "lr" in given and not np.isclose(a.lr, float(saved.train_config.get("lr", a.lr)), rtol=1e-12, atol=0):
+            changed["lr"] = [saved.train_config.get("lr"), a.lr]
+        if total != int(saved.train_config.get("epochs", saved.epoch)):
+            changed["epochs"] = [saved.train_config.get("epochs"), total]
+        extra["blas"] = blas_record
+        extra["resumes"] = list(extra.get("resumes") or []) + [
+            {"at_epoch": saved.epoch, "changed": changed, "blas": blas_record,
+             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
+        trainer = Trainer.resume(ckpt_path, x_train, x_val, epochs=total, progress=progress,
+                                 lr=a.lr if "lr" in changed else None, extra=extra)
+        for k, (old, new) in changed.items():
+            _say(f"--resume: {k} {old} -> {new} (recorded in {sidecar(ckpt_path)})")
     else:
-        vae = VAE(x_dim=ds.x_dim, z_dim=a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation,
-                  c=a.c, seed=a.seed, dtype=np.dtype(a.dtype), **_family_vae_kwargs(a))
+        if a.force:
+            removed = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
+            for f in removed:
+                os.unlink(os.path.join(out, f))
+            if removed:
+                _say(f"--force: removed the previous run's files from {out} ({', '.join(removed)})")
+        if fresh_default:
+            note = rundir.point_latest(RUNS_ROOT, out)
+            if note:
+                _say(note)
+        ckpt_path = os.path.join(out, "checkpoint.npz")
+        vae = build_model(a, ds.x_dim, likelihood)
         cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, beta=a.beta,
                           warmup_epochs=a.warmup_epochs, k=a.k, kl=a.kl, binarize=(mode == "dynamic"),
-                          seed=a.seed, progress=not a.no_progress)
-        extra = {"dataset": a.dataset, "binarize": mode, "data_seed": a.seed, "max_train": a.max_train,
-                 "n_train": int(x_train.shape[0])}
-        os.makedirs(out, exist_ok=True)
+                          seed=a.seed, progress=progress)
+        extra = {"dataset": name, "binarize": mode, "data_seed": a.seed, "max_train": a.max_train,
+                 "n_train": int(x_train.shape[0]), "blas": blas_record}
         trainer = Trainer(vae, x_train, x_val, cfg, checkpoint_path=ckpt_path, extra=extra)
+    _say(f"run directory: {out}")
+    _say(blas_line)
 
-    def report(tr: Any, row: Dict[str, float]) -> None:
-        if a.no_progress:
-            return
+    def report(tr: Trainer, row: dict[str, float]) -> None:
         print(f"epoch {row['epoch']:>3}/{tr.config.epochs}  train -ELBO {row['train_neg_elbo']:8.2f}  "
               f"val -ELBO {row['val_neg_elbo']:8.2f} (recon {row['val_recon']:7.2f} + KL {row['val_kl']:6.2f})  "
               f"beta {row['beta']:.3g}  {tr.epoch_times[-1]:.1f}s", file=sys.stderr, flush=True)
 
-    try:
-        history = trainer.fit(callbacks=[report])
-    except TrainingDiverged as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    t_train = time.perf_counter() - t_start
-
-    _write_history(history, out)
-    fig_x = trainer.val_data if trainer.val_data is not None else x_train
-    fig_y = y_val if trainer.val_data is not None else ds.y_train
-    figs = plots.make_figures(trainer.vae, fig_x, out, history=history, y_val=fig_y, image_shape=ds.image_shape,
-                              seed=a.seed)
+    stopped: BaseException | None = None
+    with threads.blas_threads(n_threads):
+        try:
+            history = trainer.fit(callbacks=[report])
+        except (TrainingDiverged, KeyboardInterrupt) as exc:
+            stopped, history = exc, trainer.history  # the trainer is back at its last good state
+        t_train = time.perf_counter() - t_start
+        _write_history(history, out)
+        figs: dict[str, str] = {}
+        if trainer.epoch > 0:
+            fig_x = trainer.val_data if trainer.val_data is not None else x_train
+            fig_y = y_val if trainer.val_data is not None else ds.y_train
+            figs = plots.make_figures(trainer.vae, fig_x, out, history=history, y_val=fig_y,
+                                      image_shape=ds.image_shape, seed=data_seed)
+    if stopped is not None:
+        return _report_stop(stopped, trainer, out)
     t_total = time.perf_counter() - t_start
 
     last = {c: history[c][-1] for c in history}
@@ -301,13 +578,32 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def sidecar(path: str) -> str:
+    """The checkpoint's human-readable JSON twin (``checkpoint.json``)."""
+    return ck.sidecar_path(path)
+
+
+def _report_stop(exc: BaseException, trainer: Trainer, out: str) -> int:
+    """After a divergence or Ctrl-C: say what is kept and how to continue; return the exit code."""
+    ckpt_path = os.path.join(out, "checkpoint.npz")
+    good = "the untrained model" if trainer.epoch == 0 else f"epoch {trainer.epoch} of {trainer.config.epochs}"
+    if isinstance(exc, TrainingDiverged):
+        _say(f"{PROG}: error: {exc}")
+        lr = trainer.config.lr
+        _say(f"saved: checkpoint {ckpt_path} ({good}), history.csv"
+             + (" and the figures so far" if trainer.epoch else ""))
+        _say(f"to continue with a smaller learning rate: {_resume_command(out, lr=f'{lr / 10:g}')}")
+        return 1
+    _say(f"{PROG}: interrupted during epoch {trainer.epoch + 1}; the last finished epoch is kept")
+    _say(f"saved: checkpoint {ckpt_path} ({good}), history.csv" + (" and the figures so far" if trainer.epoch else ""))
+    _say(f"to continue: {_resume_command(out)}")
+    return 130
+
+
 # ----------------------------------------------------------------------------------------------
 # gradcheck
 # ----------------------------------------------------------------------------------------------
 def _cmd_gradcheck(a: argparse.Namespace) -> int:
-    from ..gradcheck import check_model
-    from ..model import VAE
-
     names = LIKELIHOOD_CHOICES if a.likelihood == "all" else (a.likelihood,)
     ok_all = True
     for lik in names:
@@ -335,22 +631,27 @@ def _cmd_gradcheck(a: argparse.Namespace) -> int:
 # evaluate
 # ----------------------------------------------------------------------------------------------
 def _cmd_evaluate(a: argparse.Namespace) -> int:
-    from ..training import checkpoint as ck
-    from ..training.trainer import evaluate
-
     t0 = time.perf_counter()
-    c = ck.load(a.checkpoint)  # CheckpointError -> one line, exit 2
-    vae = c.build_model()
-    if c.model_config.get("model") == "vqvae" or c.model_config.get("n_classes"):
-        return _cmd_evaluate_family(a, c, vae)
+    path = rundir.resolve(a.checkpoint)
+    c = ck.load(path)  # CheckpointError -> one line, exit 2 (also for NaN or mistyped parameters)
     name = a.dataset or c.extra.get("dataset")
     if not name:
         raise CLIError(f"{a.checkpoint}: the checkpoint does not record its data set; pass --dataset")
     mode = c.extra.get("binarize")
     if a.dataset and a.dataset != c.extra.get("dataset"):
         mode = None if a.dataset in TOY_SETS or a.dataset == "binarized-mnist" else mode
+    m = c.model_config
+    _check_memory({"--k": a.k, "--batch-size": a.batch_size},
+                  lambda **v: memory.run_bytes(int(m.get("x_dim", 1)), int(m.get("z_dim", 1)), list(m.get("hidden", ())),
+                                               str(m.get("likelihood")), batch_size=v["--batch-size"], k=v["--k"],
+                                               itemsize=np.dtype(m.get("dtype", "float32")).itemsize, eval_batch=0),
+                  {"--k": 1, "--batch-size": 500})
+    vae = c.build_model()
+    if c.model_config.get("model") == "vqvae" or c.model_config.get("n_classes"):
+        return _cmd_evaluate_family(a, c, vae)
     data_seed = int(c.extra.get("data_seed", 0))
-    ds = _load_data(name, _data_dir(a.data_dir), data_seed, mode)
+    ds = _load_data(name, _data_dir(a.data_dir), data_seed, mode, test=a.split in ("auto", "test"),
+                    who="" if a.dataset else f"the checkpoint's data set {name}")
     if ds.x_dim != int(vae.config["x_dim"]):
         raise CLIError(f"data set {name} has D = {ds.x_dim} but the model expects x_dim = {vae.config['x_dim']}")
     split = a.split
@@ -368,24 +669,21 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     dynamic = mode == "dynamic"
     seed = a.seed if a.seed is not None else int(c.train_config.get("seed", 0))
     kl = c.train_config.get("kl", "closed")
-    res = evaluate(vae, x, seed=seed, batch_size=a.batch_size, k=a.k, kl=kl, binarize=dynamic)
-    note = " (binarised once with a fixed seed)" if dynamic else ""
-    print(f"checkpoint {a.checkpoint}: epoch {c.epoch}, step {c.step}")
-    print(f"{name} {split} split, {res['n']} examples{note}, K = {a.k}:")
-    print(f"negative ELBO: {_fmt(res['neg_elbo'])} nats = reconstruction {_fmt(res['recon'])} + KL {_fmt(res['kl'])}")
-    if a.iw_k is not None:
-        try:
-            from ..theory.estimators import log_likelihood
-        except ImportError:
-            raise CLIError("--iw-k needs numpyvae.theory.estimators.log_likelihood, which is not available") from None
-        from ..training.trainer import _seed_streams, binarize_batch
-
-        xi = x
-        if dynamic:
-            xi = binarize_batch(x, np.random.default_rng(_seed_streams(seed)["val_binarize"]))
-        ll = np.asarray(log_likelihood(vae, xi, k=a.iw_k, rng=np.random.default_rng(seed + 12345)))
-        print(f"importance-sampled log p(x), K = {a.iw_k}: {_fmt(float(ll.mean()))} nats "
-              f"(negative: {_fmt(-float(ll.mean()))})")
+    n_threads, blas_line, _ = _threads_choice(a.threads)
+    _say(blas_line)
+    with threads.blas_threads(n_threads):
+        res = evaluate(vae, x, seed=seed, batch_size=a.batch_size, k=a.k, kl=kl, binarize=dynamic)
+        note = " (binarised once with a fixed seed)" if dynamic else ""
+        print(f"checkpoint {a.checkpoint}: epoch {c.epoch}, step {c.step}")
+        print(f"{name} {split} split, {res['n']} examples{note}, K = {a.k}:")
+        print(f"negative ELBO: {_fmt(res['neg_elbo'])} nats = reconstruction {_fmt(res['recon'])} + KL {_fmt(res['kl'])}")
+        if a.iw_k is not None:
+            xi = x
+            if dynamic:
+                xi = binarize_batch(x, np.random.default_rng(_seed_streams(seed)["val_binarize"]))
+            ll = np.asarray(log_likelihood(vae, xi, k=a.iw_k, rng=np.random.default_rng(seed + 12345)))
+            print(f"importance-sampled log p(x), K = {a.iw_k}: {_fmt(float(ll.mean()))} nats "
+                  f"(negative: {_fmt(-float(ll.mean()))})")
     print(f"time: {time.perf_counter() - t0:.1f}s")
     return 0
 
@@ -462,7 +760,7 @@ def _family_eval(model: Any, x: np.ndarray, y: Optional[np.ndarray], seed: int, 
     return dict(zip(("neg_elbo", "recon", "kl"), tot / n))
 
 
-def _cmd_train_family(a: argparse.Namespace) -> int:
+def _cmd_train_family(a: argparse.Namespace, held: list) -> int:
     """``train --conditional`` and ``train --model vqvae``: Adam (or --optimizer) over minibatches,
     validation after each epoch, then checkpoint.npz and history.csv in --out."""
     from ..model import VAE
@@ -471,18 +769,23 @@ def _cmd_train_family(a: argparse.Namespace) -> int:
     from ..vqvae import VQVAE
 
     t0 = time.perf_counter()
-    if a.dataset not in _dataset_names() or a.dataset in TOY_SETS:
+    if a.dataset not in DATASETS or a.dataset in TOY_SETS:
         raise CLIError(f"--conditional / --model vqvae train on image data sets, got {a.dataset!r}")
     likelihood = a.likelihood or "bernoulli"
     if a.binarize == "dynamic":
         raise CLIError("--binarize dynamic is not available here; use fixed (the default for these models)")
     mode = None if a.binarize == "none" or a.dataset == "binarized-mnist" or likelihood != "bernoulli" else "fixed"
-    ds = _load_data(a.dataset, _data_dir(a.data_dir), a.seed, mode)
+    ds = _load_data(a.dataset, _data_dir(a.data_dir), a.seed, mode, test=False)
     x_train = ds.x_train if a.max_train is None else ds.x_train[: a.max_train]
     y_train = None if ds.y_train is None else ds.y_train[: x_train.shape[0]].astype(np.int64)
     if a.conditional and (y_train is None or ds.y_val is None):
         raise CLIError(f"--conditional needs labels; data set {a.dataset} has none")
     dtype = np.dtype(a.dtype)
+    out = a.out or rundir.new_run_dir(RUNS_ROOT, a.dataset)
+    if os.path.exists(os.path.join(out, "checkpoint.npz")) and not a.force:
+        raise CLIError(f"--out {out} already holds a run; pass --force to replace it")
+    os.makedirs(out, exist_ok=True)
+    held.append(rundir.RunLock(out, say=_say).acquire())
     if a.model == "vqvae":
         model = VQVAE(ds.x_dim, n_codes=a.n_codes, code_dim=a.code_dim, codebook_size=a.codebook_size,
                       hidden=a.hidden, likelihood=likelihood, activation=a.activation, beta=a.commitment,
@@ -523,20 +826,21 @@ def _cmd_train_family(a: argparse.Namespace) -> int:
             print(f"epoch {epoch:>3}/{a.epochs}  train loss {s_loss / x_train.shape[0]:8.2f}  val -ELBO "
                   f"{val['neg_elbo']:8.2f} (recon {val['recon']:7.2f} + KL {val['kl']:6.2f}){more}",
                   file=sys.stderr, flush=True)
-    os.makedirs(a.out, exist_ok=True)
     extra = {"dataset": a.dataset, "binarize": mode, "data_seed": a.seed, "max_train": a.max_train,
              "n_train": int(x_train.shape[0])}
-    ck.save(os.path.join(a.out, "checkpoint.npz"), model, opt,
+    ck.save(os.path.join(out, "checkpoint.npz"), model, opt,
             {"epoch": a.epochs, "step": step, "history": history, "extra": extra,
              "train_config": {"seed": a.seed, "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr,
                               "optimizer": a.optimizer}})
-    _write_history(history, a.out)
+    _write_history(history, out)
+    if a.out is None:
+        rundir.point_latest(RUNS_ROOT, out)
     what = "VQ-VAE" if a.model == "vqvae" else "conditional VAE"
     print(f"finished {a.epochs} epochs ({step} steps) of the {what} on {a.dataset} "
           f"[{x_train.shape[0]} train / {x_val.shape[0]} val] in {time.perf_counter() - t0:.1f}s")
     print(f"validation negative ELBO: {_fmt(val['neg_elbo'])} nats = reconstruction {_fmt(val['recon'])} "
           f"+ KL {_fmt(val['kl'])}" + more)
-    print(f"files in {os.path.abspath(a.out)}: checkpoint.npz, checkpoint.json, history.csv, history.json")
+    print(f"files in {os.path.abspath(out)}: checkpoint.npz, checkpoint.json, history.csv, history.json")
     return 0
 
 
@@ -546,7 +850,8 @@ def _cmd_evaluate_family(a: argparse.Namespace, c: Any, model: Any) -> int:
     name = a.dataset or c.extra.get("dataset")
     if not name:
         raise CLIError(f"{a.checkpoint}: the checkpoint does not record its data set; pass --dataset")
-    ds = _load_data(name, _data_dir(a.data_dir), int(c.extra.get("data_seed", 0)), c.extra.get("binarize"))
+    ds = _load_data(name, _data_dir(a.data_dir), int(c.extra.get("data_seed", 0)), c.extra.get("binarize"),
+                    test=a.split in ("auto", "test"))
     split = ("test" if ds.x_test is not None else "val") if a.split == "auto" else a.split
     x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_val, ds.y_val)
     if x is None:
@@ -583,22 +888,20 @@ def _cmd_evaluate_family(a: argparse.Namespace, c: Any, model: Any) -> int:
 # ----------------------------------------------------------------------------------------------
 # entry point
 # ----------------------------------------------------------------------------------------------
-def _one_line(msg: str) -> str:
+def _one_line(msg: object) -> str:
     return " ".join(str(msg).split())
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``numpyvae`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code.
 
     0 success; 1 training diverged or a gradient check failed; 2 bad arguments or inputs (one
-    line ``numpyvae: error: ...`` on stderr, no traceback unless ``NUMPYVAE_DEBUG`` is set).
+    line ``numpyvae: error: ...`` on stderr, no traceback unless ``NUMPYVAE_DEBUG`` is set);
+    130 interrupted (Ctrl-C).
     """
-    from ..training.checkpoint import CheckpointError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("NUMPYVAE_DEBUG"))
     if argv[:1] == ["assignment"]:
-        from ..teaching.assignments import main as assignment_main
         return assignment_main(argv[1:])
     parser = build_parser()
     try:
@@ -613,7 +916,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if a.command == "gradcheck":
             return _cmd_gradcheck(a)
         return _cmd_evaluate(a)
-    except (CLIError, CheckpointError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError, TypeError) as exc:
+    except (CLIError, ck.CheckpointError, rundir.RunLocked, FileNotFoundError, FileExistsError, NotADirectoryError,
+            IsADirectoryError, PermissionError, ValueError, TypeError, MemoryError) as exc:
         if debug:
             raise
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)

@@ -74,7 +74,7 @@ def _flat(images: np.ndarray) -> np.ndarray:
 
 def load_dataset(name: str = "mnist-embedded", data_dir: str | os.PathLike | None = None,
                  seed: int = 0, binarize: str | None = None,
-                 val_size: int | None = None) -> Dataset:
+                 val_size: int | None = None, test: bool = True) -> Dataset:
     """Load a data set by name as a :class:`Dataset` of flattened float32 rows.
 
     name: one of :data:`DATASETS`:
@@ -99,6 +99,9 @@ def load_dataset(name: str = "mnist-embedded", data_dir: str | os.PathLike | Non
       applied here) or "dynamic" (recorded only; redraw per minibatch with
       :func:`binarize_dynamic`). Image sets only.
     val_size: size of the validation split (default per data set, see above).
+    test: read the official test split of "mnist" / "fashion-mnist" (default True). With
+      False the t10k files are not opened (they need not exist), x_test = y_test = None and
+      the description says so; training never uses them.
     Returns: Dataset with x_* float32 (N, D) and y_* uint8 (N,) or None.
     """
     if name not in DATASETS:
@@ -136,8 +139,11 @@ def load_dataset(name: str = "mnist-embedded", data_dir: str | os.PathLike | Non
     elif name in ("mnist", "fashion-mnist"):
         loader = load_mnist if name == "mnist" else load_fashion_mnist
         images, labels = loader(data_dir, "train")
-        test_images, y_test = loader(data_dir, "test")
-        x_test = _flat(test_images)
+        if test:
+            test_images, y_test = loader(data_dir, "test")
+            x_test = _flat(test_images)
+        else:
+            desc += " (test split not loaded: test=False)"
         default_val = 10000
     else:  # frey
         images, labels = load_frey(data_dir), None

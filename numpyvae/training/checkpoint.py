@@ -23,15 +23,22 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any
 
 import numpy as np
+
+from ..model import VAE
+from ..vqvae import VQVAE
+from ..optim import make_optimizer
+from .rundir import remove_stale_tmp
 
 
 __all__ = [
     "FORMAT",
     "VERSION",
+    "MODEL_BUILDERS",
     "CheckpointError",
     "Checkpoint",
     "atomic_write",
@@ -46,6 +53,11 @@ __all__ = [
 FORMAT = "numpyvae-checkpoint"
 VERSION = 1
 
+#: The ``"model"`` field of a checkpoint's metadata -> a function rebuilding that model from its
+#: ``model_config``. Checkpoints written before the field existed are ``"vae"``. A new model
+#: type registers its builder here (and its ``checkpoint_model`` attribute names it on save).
+MODEL_BUILDERS: dict[str, Callable[[dict], Any]] = {"vae": VAE.from_config, "vqvae": VQVAE.from_config}
+
 
 class CheckpointError(ValueError):
     """Raised when a checkpoint is missing, unreadable, not ours, or inconsistent.
@@ -57,19 +69,23 @@ class CheckpointError(ValueError):
 # ----------------------------------------------------------------------------------------------
 # atomic file writing
 # ----------------------------------------------------------------------------------------------
-def atomic_write(path: "str | os.PathLike", write: Callable[[Any], None]) -> str:
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> str:
     """Write a file atomically and return its path as a string.
 
     ``write(fileobj)`` receives a binary file object opened on a temporary file created in the
     destination directory (so the final ``os.replace`` is a same-filesystem rename). After it
     returns, the data is flushed and fsync'ed and the temporary file replaces ``path``. If
     ``write`` raises, the temporary file is removed and ``path`` is left exactly as it was.
+    The temporary name carries the writer's pid (``.<name>.pid<N>.<random>.tmp``), so that the
+    leftovers of a killed writer are recognised and removed by the next write in the directory
+    (``rundir.remove_stale_tmp``); a file whose writer is alive is never touched.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    remove_stale_tmp(directory)
     base = os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.pid{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -103,7 +119,7 @@ def _umask() -> int:
     return mask
 
 
-def sidecar_path(path: "str | os.PathLike") -> str:
+def sidecar_path(path: str | os.PathLike) -> str:
     """Return the path of the human-readable JSON file written next to checkpoint ``path``.
 
     ``runs/x/checkpoint.npz`` -> ``runs/x/checkpoint.json``.
@@ -145,7 +161,7 @@ def _from_jsonable(obj: Any) -> Any:
     return obj
 
 
-def rng_state(rng: "np.random.Generator | Mapping[str, Any]") -> Dict[str, Any]:
+def rng_state(rng: "np.random.Generator | Mapping[str, Any]") -> dict[str, Any]:
     """Return the ``bit_generator.state`` dict of ``rng`` (a Generator, or already a state dict)."""
     if isinstance(rng, np.random.Generator):
         return rng.bit_generator.state
@@ -188,7 +204,7 @@ def _json_array(obj: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # save
 # ----------------------------------------------------------------------------------------------
-def save(path: "str | os.PathLike", vae: Any, optimizer: Any, trainer_state: Optional[Mapping[str, Any]] = None) -> str:
+def save(path: str | os.PathLike, vae: Any, optimizer: Any, trainer_state: Mapping[str, Any] | None = None) -> str:
     """Write ``vae``, ``optimizer`` and ``trainer_state`` to the checkpoint ``path`` atomically.
 
     Arguments:
@@ -209,16 +225,16 @@ def save(path: "str | os.PathLike", vae: Any, optimizer: Any, trainer_state: Opt
     if unknown:
         raise ValueError(f"trainer_state: unexpected keys {sorted(unknown)}")
 
-    arrays: Dict[str, np.ndarray] = {}
-    param_shapes: Dict[str, list] = {}
-    param_dtypes: Dict[str, str] = {}
+    arrays: dict[str, np.ndarray] = {}
+    param_shapes: dict[str, list] = {}
+    param_dtypes: dict[str, str] = {}
     for name, value in vae.params.items():
         a = np.array(value, copy=True)
         arrays[f"param/{name}"] = a
         param_shapes[name] = list(a.shape)
         param_dtypes[name] = str(a.dtype)
 
-    opt_shapes: Dict[str, list] = {}
+    opt_shapes: dict[str, list] = {}
     if optimizer is not None:
         for key, value in optimizer.state_dict().items():
             a = np.array(value, copy=True)
@@ -227,7 +243,7 @@ def save(path: "str | os.PathLike", vae: Any, optimizer: Any, trainer_state: Opt
             arrays[f"opt/{key}"] = a
             opt_shapes[key] = list(a.shape)
 
-    rngs: Dict[str, Any] = {"vae": rng_state(vae.rng)}
+    rngs: dict[str, Any] = {"vae": rng_state(vae.rng)}
     for name, gen in dict(ts.get("rngs") or {}).items():
         if name == "vae":
             raise ValueError("trainer_state['rngs']: the name 'vae' is reserved for vae.rng")
@@ -238,6 +254,7 @@ def save(path: "str | os.PathLike", vae: Any, optimizer: Any, trainer_state: Opt
     meta = {
         "format": FORMAT,
         "version": VERSION,
+        "model": str(getattr(vae, "checkpoint_model", "vae")),
         "model_config": vae.config,
         "train_config": ts.get("train_config") or {},
         "optimizer": ts.get("optimizer"),
@@ -273,17 +290,17 @@ class Checkpoint:
     """
 
     path: str
-    meta: Dict[str, Any]
-    params: Dict[str, np.ndarray]
-    opt_state: Optional[Dict[str, np.ndarray]]
-    rng_states: Dict[str, Dict[str, Any]]
-    model_config: Dict[str, Any] = field(default_factory=dict)
-    train_config: Dict[str, Any] = field(default_factory=dict)
-    optimizer: Optional[Dict[str, Any]] = None
+    meta: dict[str, Any]
+    params: dict[str, np.ndarray]
+    opt_state: dict[str, np.ndarray] | None
+    rng_states: dict[str, dict[str, Any]]
+    model_config: dict[str, Any] = field(default_factory=dict)
+    train_config: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, Any] | None = None
     epoch: int = 0
     step: int = 0
-    history: Dict[str, Any] = field(default_factory=dict)
-    extra: Dict[str, Any] = field(default_factory=dict)
+    history: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def rng(self, name: str) -> np.random.Generator:
         """Return a new Generator in the saved state ``name`` (e.g. ``"vae"``, ``"batch"``)."""
@@ -292,12 +309,15 @@ class Checkpoint:
         return rng_from_state(self.rng_states[name])
 
     def build_model(self) -> Any:
-        """Rebuild the ``numpyvae.VAE``: fresh model from ``model_config``, then the saved
-        parameters (shapes checked name by name) and the saved ``vae.rng`` state."""
-        from ..model import VAE  # local import: checkpoint IO itself needs no model code
-
+        """Rebuild the model (``MODEL_BUILDERS[meta["model"]]``, a ``numpyvae.VAE`` by default):
+        fresh model from ``model_config``, then the saved parameters (shapes checked name by
+        name) and the saved ``vae.rng`` state."""
+        kind = str(self.meta.get("model", "vae"))
+        if kind not in MODEL_BUILDERS:
+            raise CheckpointError(f"{self.path}: unknown model type {kind!r} (this numpyvae knows: "
+                                  f"{', '.join(sorted(MODEL_BUILDERS))})")
         try:
-            vae = VAE.from_config(dict(self.model_config))
+            vae = MODEL_BUILDERS[kind](dict(self.model_config))
         except (TypeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{self.path}: cannot rebuild the model from its config: {exc}") from exc
         want = {k: tuple(np.shape(v)) for k, v in vae.params.items()}
@@ -320,8 +340,6 @@ class Checkpoint:
 
     def build_optimizer(self) -> Any:
         """Rebuild the optimizer described in the checkpoint and load its saved state."""
-        from ..optim import make_optimizer
-
         desc = self.optimizer
         if not desc or "name" not in desc:
             raise CheckpointError(f"{self.path}: checkpoint does not describe its optimizer")
@@ -340,10 +358,10 @@ def _meta_get(meta: Mapping[str, Any], key: str, types, path: str):
     return value
 
 
-def _read_arrays(npz, files, prefix: str, shapes: Dict[str, Any], what: str,
-                 path: str) -> Dict[str, np.ndarray]:
+def _read_arrays(npz, files, prefix: str, shapes: dict[str, Any], what: str,
+                 path: str) -> dict[str, np.ndarray]:
     """Read ``{prefix}/{name}`` for every name in ``shapes``, checking presence and shape."""
-    out: Dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {}
     for name, shape in shapes.items():
         if f"{prefix}/{name}" not in files:
             raise CheckpointError(f"{path}: {what} {name!r} is listed in the metadata but missing")
@@ -355,7 +373,7 @@ def _read_arrays(npz, files, prefix: str, shapes: Dict[str, Any], what: str,
     return out
 
 
-def load(path: "str | os.PathLike") -> Checkpoint:
+def load(path: str | os.PathLike) -> Checkpoint:
     """Read and validate the checkpoint at ``path``; return a ``Checkpoint``.
 
     Raises ``CheckpointError`` (a ``ValueError``) with a one-line message when the file is
@@ -368,6 +386,9 @@ def load(path: "str | os.PathLike") -> Checkpoint:
         raise CheckpointError(f"checkpoint not found: {path}")
     if os.path.isdir(path):
         raise CheckpointError(f"checkpoint path is a directory, not a file: {path}")
+    kind = _file_kind(path)
+    if kind is not None:
+        raise CheckpointError(f"{path}: not a numpyvae checkpoint: {kind}")
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as exc:  # zipfile.BadZipFile, OSError, ValueError, EOFError ...
@@ -395,12 +416,26 @@ def load(path: "str | os.PathLike") -> Checkpoint:
             if stray:
                 raise CheckpointError(f"{path}: parameter(s) not listed in the metadata: {', '.join(stray)}")
 
+            dtypes = meta.get("param_dtypes") or {}
+            for name, arr in params.items():
+                want = dtypes.get(name)
+                if want is not None and str(arr.dtype) != str(want):
+                    raise CheckpointError(f"{path}: parameter {name!r} is stored as {arr.dtype} but the "
+                                          f"metadata says {want}")
+                if arr.dtype.kind != "f":
+                    raise CheckpointError(f"{path}: parameter {name!r} is stored as {arr.dtype}, expected "
+                                          "a floating-point array")
+                _check_finite(arr, f"parameter {name!r}", path)
+
             opt_shapes = meta.get("opt_shapes")
-            opt_state: Optional[Dict[str, np.ndarray]] = None
+            opt_state: dict[str, np.ndarray] | None = None
             if opt_shapes is not None:
                 opt_state = _read_arrays(npz, files, "opt", opt_shapes, "optimizer state", path)
+                for key, arr in opt_state.items():
+                    if arr.dtype.kind == "f":
+                        _check_finite(arr, f"optimizer state {key!r}", path)
 
-            rng_states: Dict[str, Dict[str, Any]] = {}
+            rng_states: dict[str, dict[str, Any]] = {}
             for name in _meta_get(meta, "rng_names", list, path):
                 entry = f"rng/{name}"
                 if entry not in files:
@@ -432,6 +467,38 @@ def load(path: "str | os.PathLike") -> Checkpoint:
         history=dict(meta.get("history") or {}),
         extra=dict(meta.get("extra") or {}),
     )
+
+
+def _check_finite(arr: np.ndarray, what: str, path: str) -> None:
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        n_nan = int(np.isnan(arr).sum())
+        raise CheckpointError(f"{path}: {what} has {int(bad.sum())} non-finite value(s) of {arr.size} "
+                              f"({n_nan} NaN, {int(bad.sum()) - n_nan} inf); the checkpoint is damaged "
+                              "and cannot be evaluated or resumed")
+
+
+def _file_kind(path: str) -> str | None:
+    """None for a zip archive (an .npz); else a short description of what the file is."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return None
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    if head.startswith(b"\x93NUMPY"):
+        return f"a single NumPy array (.npy, {size} bytes), not an .npz archive"
+    if head.startswith(b"\x89PNG"):
+        return f"a PNG image ({size} bytes)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(ch.isprintable() or ch in "\r\n\t" for ch in text):
+        first = " ".join(text.split())[:40]
+        return f"a text file ({size} bytes, beginning {first!r}), not an .npz archive"
+    return f"a {size}-byte binary file that is not an .npz (zip) archive"
 
 
 def _read_entry(npz: Any, key: str, path: str) -> np.ndarray:

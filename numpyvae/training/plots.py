@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+import matplotlib
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from .checkpoint import atomic_write
 
@@ -23,6 +27,7 @@ __all__ = [
     "norm_ppf",
     "manifold_z",
     "pca_2d",
+    "curve_limits",
     "plot_loss_curves",
     "plot_reconstructions",
     "plot_samples",
@@ -33,16 +38,13 @@ __all__ = [
 ]
 
 
-def _figure(figsize: Tuple[float, float]):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+def _figure(figsize: tuple[float, float]) -> Figure:
     fig = Figure(figsize=figsize, dpi=100)
     FigureCanvasAgg(fig)  # attach the Agg canvas explicitly: independent of any pyplot backend
     return fig
 
 
-def save_figure(fig: Any, path: "str | os.PathLike") -> str:
+def save_figure(fig: Any, path: str | os.PathLike) -> str:
     """Render ``fig`` to PNG at ``path`` atomically (temp file + fsync + rename); return the path."""
     path = os.fspath(path)
     atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
@@ -109,7 +111,7 @@ def manifold_z(n: int = 20, p_lo: float = 0.05, p_hi: float = 0.95) -> np.ndarra
     return np.stack([z1.ravel(), z2.ravel()], axis=1)
 
 
-def pca_2d(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Project rows of x (N, Z) on their two leading principal axes.
 
     Returns ``(proj (N, 2), explained (2,))`` where ``explained`` is the fraction of the total
@@ -133,7 +135,30 @@ def pca_2d(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------------
 # figures from arrays
 # ----------------------------------------------------------------------------------------------
-def plot_loss_curves(history: Mapping[str, Sequence[float]], path: "str | os.PathLike", title: Optional[str] = None) -> str:
+def curve_limits(values: Sequence[float], skip: int = 1, pad: float = 0.08) -> tuple[float, float] | None:
+    """y-limits that show a training curve's progress, or None to let matplotlib choose.
+
+    The first epoch of a VAE is often far above the rest (Frey Face: about 3500 nats, then
+    near -500), and on a linear axis it flattens everything after it. When the first ``skip``
+    values lie more than twice the others' range away from them (so that the others would
+    fill less than a third of the axis), return the others' range padded by
+    ``pad`` of it on each side; the caller notes the clipped points. Needs at least 3 finite
+    values after ``skip``.
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    rest = v[skip:]
+    if rest.size < 3:
+        return None
+    lo, hi = float(rest.min()), float(rest.max())
+    span = max(hi - lo, 1e-9 * max(1.0, abs(hi)))
+    head = v[:skip]
+    if head.size == 0 or np.all((head >= lo - 2 * span) & (head <= hi + 2 * span)):
+        return None
+    return lo - pad * span, hi + pad * span
+
+
+def plot_loss_curves(history: Mapping[str, Sequence[float]], path: str | os.PathLike, title: str | None = None) -> str:
     """Three panels (negative ELBO, reconstruction cost, KL) of train and validation curves.
 
     ``history`` has per-epoch lists ``epoch``, ``train_neg_elbo``, ``train_recon``,
@@ -156,10 +181,21 @@ def plot_loss_curves(history: Mapping[str, Sequence[float]], path: "str | os.Pat
             v = np.asarray(vals, dtype=float)
             if v.size and np.any(np.isfinite(v)):
                 ax.plot(epochs[: v.size], v, style, marker=marker, ms=3, label=split if split == "train" else "validation")
+        shown = {name: np.asarray(history[f"{sp}_{key}"], dtype=float)
+                 for sp, name in (("train", "train"), ("val", "validation")) if f"{sp}_{key}" in history}
         if key == "neg_elbo" and "train_loss" in history:
             betas = np.asarray(history.get("beta", []), dtype=float)
             if betas.size and np.any(betas != 1.0):
                 ax.plot(epochs, np.asarray(history["train_loss"], dtype=float), "--", color="grey", label="train objective (beta-weighted)")
+                shown["objective"] = np.asarray(history["train_loss"], dtype=float)
+        limits = [curve_limits(v) for v in shown.values() if v.size]
+        if limits and all(lim is not None for lim in limits):
+            lo = min(lim[0] for lim in limits)
+            hi = max(lim[1] for lim in limits)
+            ax.set_ylim(lo, hi)
+            first = ", ".join(f"{name} {v[0]:.4g}" for name, v in shown.items() if v.size and not lo <= v[0] <= hi)
+            ax.text(0.98, 0.97, f"epoch 1 off scale: {first}", transform=ax.transAxes, ha="right", va="top",
+                    fontsize=8, color="dimgrey")
         ax.set_xlabel("epoch")
         ax.set_title(label, fontsize=10)
         ax.grid(True, alpha=0.3)
@@ -170,8 +206,8 @@ def plot_loss_curves(history: Mapping[str, Sequence[float]], path: "str | os.Pat
     return save_figure(fig, path)
 
 
-def plot_reconstructions(x: np.ndarray, x_rec: np.ndarray, image_shape: Sequence[int], path: "str | os.PathLike",
-                         n: int = 32, pairs_per_row: int = 8, title: Optional[str] = None) -> str:
+def plot_reconstructions(x: np.ndarray, x_rec: np.ndarray, image_shape: Sequence[int], path: str | os.PathLike,
+                         n: int = 32, pairs_per_row: int = 8, title: str | None = None) -> str:
     """Grid of inputs beside their reconstructions: each cell pair is (input | reconstruction).
 
     x, x_rec: (N, H*W) in [0, 1]; the first ``min(n, N)`` rows are drawn. Returns the PNG path.
@@ -199,8 +235,8 @@ def plot_reconstructions(x: np.ndarray, x_rec: np.ndarray, image_shape: Sequence
     return save_figure(fig, path)
 
 
-def plot_samples(samples: np.ndarray, image_shape: Sequence[int], path: "str | os.PathLike", ncol: int = 10,
-                 title: Optional[str] = None) -> str:
+def plot_samples(samples: np.ndarray, image_shape: Sequence[int], path: str | os.PathLike, ncol: int = 10,
+                 title: str | None = None) -> str:
     """Grid of decoded samples (N, H*W), ``ncol`` per row. Returns the PNG path."""
     grid = image_grid(samples, image_shape, ncol=ncol)
     aspect = grid.shape[0] / grid.shape[1]
@@ -213,7 +249,7 @@ def plot_samples(samples: np.ndarray, image_shape: Sequence[int], path: "str | o
     return save_figure(fig, path)
 
 
-def plot_latent(mu: np.ndarray, labels: Optional[np.ndarray], path: "str | os.PathLike", title: Optional[str] = None) -> str:
+def plot_latent(mu: np.ndarray, labels: np.ndarray | None, path: str | os.PathLike, title: str | None = None) -> str:
     """Scatter of latent means mu (N, Z) coloured by ``labels`` (N,) or one colour if None.
 
     Z = 1: mu against a small deterministic jitter; Z = 2: the means themselves; Z > 2: the
@@ -255,14 +291,12 @@ def plot_latent(mu: np.ndarray, labels: Optional[np.ndarray], path: "str | os.Pa
     return save_figure(fig, path)
 
 
-def _colormap(name: str):
-    import matplotlib
-
+def _colormap(name: str) -> Any:
     return matplotlib.colormaps[name]
 
 
-def plot_manifold(decode: Callable[[np.ndarray], np.ndarray], image_shape: Sequence[int], path: "str | os.PathLike",
-                  n: int = 20, title: Optional[str] = None) -> str:
+def plot_manifold(decode: Callable[[np.ndarray], np.ndarray], image_shape: Sequence[int], path: str | os.PathLike,
+                  n: int = 20, title: str | None = None) -> str:
     """Decoded images over an n x n grid of 2-D latent points on N(0,1) quantiles.
 
     ``decode(z)`` maps z (n*n, 2) to images (n*n, H*W) (e.g. ``vae.decode_mean``); the grid is
@@ -287,8 +321,8 @@ def plot_manifold(decode: Callable[[np.ndarray], np.ndarray], image_shape: Seque
     return save_figure(fig, path)
 
 
-def plot_toy(x: np.ndarray, x_rec: np.ndarray, samples: np.ndarray, path: "str | os.PathLike",
-             labels: Optional[np.ndarray] = None, title: Optional[str] = None) -> str:
+def plot_toy(x: np.ndarray, x_rec: np.ndarray, samples: np.ndarray, path: str | os.PathLike,
+             labels: np.ndarray | None = None, title: str | None = None) -> str:
     """Three scatter panels for 2-D data: data, reconstructions, samples; each (N, 2).
 
     The panels share their axis limits so that shapes can be compared. Returns the PNG path.
@@ -322,9 +356,9 @@ def plot_toy(x: np.ndarray, x_rec: np.ndarray, samples: np.ndarray, path: "str |
 # ----------------------------------------------------------------------------------------------
 # glue for a trained model
 # ----------------------------------------------------------------------------------------------
-def make_figures(vae: Any, x_val: np.ndarray, out_dir: "str | os.PathLike", *, history: Optional[Mapping[str, Sequence[float]]] = None,
-                 y_val: Optional[np.ndarray] = None, image_shape: Optional[Sequence[int]] = None, seed: int = 0,
-                 n_samples: int = 100, n_recon: int = 32, manifold_n: int = 20) -> Dict[str, str]:
+def make_figures(vae: Any, x_val: np.ndarray, out_dir: str | os.PathLike, *, history: Mapping[str, Sequence[float]] | None = None,
+                 y_val: np.ndarray | None = None, image_shape: Sequence[int] | None = None, seed: int = 0,
+                 n_samples: int = 100, n_recon: int = 32, manifold_n: int = 20) -> dict[str, str]:
     """Write the standard figures of a run to ``out_dir`` and return ``{name: path}``.
 
     Names: ``loss_curves`` (if ``history``), ``reconstructions`` and ``samples`` (image data,
@@ -336,7 +370,7 @@ def make_figures(vae: Any, x_val: np.ndarray, out_dir: "str | os.PathLike", *, h
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     rng = np.random.default_rng(seed)
-    paths: Dict[str, str] = {}
+    paths: dict[str, str] = {}
     x_val = np.asarray(x_val)
     if history is not None and len(history.get("epoch", [])) > 0:
         paths["loss_curves"] = plot_loss_curves(history, os.path.join(out_dir, "loss_curves.png"))

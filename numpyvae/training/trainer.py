@@ -15,8 +15,12 @@ exactly where the uninterrupted run would have been:
 a multi-threaded matrix product may sum in a different order with another thread count
 (e.g. ``OPENBLAS_NUM_THREADS=1`` versus 2 changes float32 results in the last bits).
 
-Non-finite losses or gradients stop the run with ``TrainingDiverged``; the checkpoint of the
-last finished epoch is never overwritten by a diverged state.
+Non-finite losses or gradients stop the run with ``TrainingDiverged``, which names the step and
+the quantity that went non-finite (the loss and which of its parts, a gradient, a parameter).
+The trainer keeps an in-memory copy of the state at the end of the last finished epoch
+(parameters, optimizer, generators, counters, history); on divergence or ``KeyboardInterrupt``
+it returns to that state before re-raising, so ``trainer.vae`` is the last good model and the
+checkpoint of the last finished epoch is never overwritten by a diverged state.
 """
 
 from __future__ import annotations
@@ -24,12 +28,16 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .. import _rng
+from ..data import binarize_dynamic
+from ..optim import make_optimizer
 from . import checkpoint as _ckpt
 
 
@@ -49,6 +57,7 @@ HISTORY_COLUMNS = (
     "epoch",
     "step",
     "beta",
+    "lr",
     "train_loss",
     "train_neg_elbo",
     "train_recon",
@@ -64,16 +73,22 @@ class TrainingDiverged(RuntimeError):
     """Raised when a loss or a gradient becomes NaN/inf during training.
 
     Attributes: ``epoch`` (1-based epoch in progress), ``step`` (0-based global step),
-    ``parameter`` (name of the first parameter with a non-finite gradient, or None when the
-    loss itself was non-finite), ``checkpoint`` (path of the last good checkpoint, or None).
+    ``quantity`` (what went non-finite first: ``"loss"``, ``"gradient"`` or ``"parameter"``),
+    ``parameter`` (name of the parameter whose value or gradient is non-finite, or the
+    largest parameter when the loss overflowed from finite parameters; None if unknown),
+    ``checkpoint`` (path of the last good checkpoint, or None), ``good_epoch`` (the finished
+    epochs of the last good state the trainer returned to).
     """
 
-    def __init__(self, message: str, *, epoch: int, step: int, parameter: Optional[str], checkpoint: Optional[str]):
+    def __init__(self, message: str, *, epoch: int, step: int, parameter: str | None, checkpoint: str | None,
+                 quantity: str = "loss", good_epoch: int = 0):
         super().__init__(message)
         self.epoch = epoch
         self.step = step
         self.parameter = parameter
         self.checkpoint = checkpoint
+        self.quantity = quantity
+        self.good_epoch = good_epoch
 
 
 @dataclass
@@ -94,7 +109,7 @@ class TrainConfig:
     batch_size: int = 100
     optimizer: str = "adam"
     lr: float = 1e-3
-    optimizer_kwargs: Dict[str, Any] = field(default_factory=dict)
+    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
     beta: float = 1.0
     warmup_epochs: float = 0.0
     k: int = 1
@@ -132,12 +147,12 @@ class TrainConfig:
         self.warmup_epochs = float(self.warmup_epochs)
         self.optimizer_kwargs = dict(self.optimizer_kwargs or {})
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain JSON-able dict."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
         """Build a config from ``to_dict()`` output (unknown keys are rejected)."""
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
@@ -173,18 +188,16 @@ def binarize_batch(x: np.ndarray, rng: np.random.Generator, dtype: Any = None) -
     ``rng``, so the generator's consumption per batch is fixed and part of the reproducible
     state); the result is cast to ``dtype`` (default: x's dtype).
     """
-    from ..data import binarize_dynamic
-
     xb = binarize_dynamic(x, rng)
     return xb if dtype is None else xb.astype(dtype, copy=False)
 
 
-def _seed_streams(seed: int) -> Dict[str, np.random.SeedSequence]:
+def _seed_streams(seed: int) -> dict[str, np.random.SeedSequence]:
     # the same named streams the model draws its weights and noise from (numpyvae._rng)
     return _rng.streams(seed)
 
 
-def _check_data(name: str, x: Any, x_dim: Optional[int]) -> np.ndarray:
+def _check_data(name: str, x: Any, x_dim: int | None) -> np.ndarray:
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name}: expected a numpy array (N, D), got {type(x).__name__}")
     if x.ndim != 2:
@@ -195,7 +208,7 @@ def _check_data(name: str, x: Any, x_dim: Optional[int]) -> np.ndarray:
 
 
 def evaluate(vae: Any, x: np.ndarray, *, seed: int = 0, batch_size: int = 1000, k: int = 1, kl: str = "closed",
-             binarize: bool = False) -> Dict[str, float]:
+             binarize: bool = False) -> dict[str, float]:
     """Negative ELBO (beta = 1) of ``vae`` on ``x`` with its parts, averaged over examples.
 
     x: (N, D). The reparameterisation noise comes from a generator seeded with ``seed`` (one
@@ -216,7 +229,7 @@ def _model_dtype(vae: Any) -> np.dtype:
     return np.asarray(vae.flat_params).dtype
 
 
-def _evaluate_fixed(vae: Any, x: np.ndarray, rng: np.random.Generator, batch_size: int, k: int, kl: str) -> Dict[str, float]:
+def _evaluate_fixed(vae: Any, x: np.ndarray, rng: np.random.Generator, batch_size: int, k: int, kl: str) -> dict[str, float]:
     n = x.shape[0]
     if n == 0:
         return {"neg_elbo": float("nan"), "recon": float("nan"), "kl": float("nan"), "n": 0}
@@ -245,9 +258,9 @@ class Trainer:
     exactly. ``on_epoch_end(trainer, row)`` callbacks may be passed to ``fit``.
     """
 
-    def __init__(self, vae: Any, x_train: np.ndarray, x_val: Optional[np.ndarray] = None,
-                 config: Optional[TrainConfig] = None, *, checkpoint_path: "str | os.PathLike | None" = None,
-                 optimizer: Any = None, extra: Optional[Mapping[str, Any]] = None):
+    def __init__(self, vae: Any, x_train: np.ndarray, x_val: np.ndarray | None = None,
+                 config: TrainConfig | None = None, *, checkpoint_path: str | os.PathLike | None = None,
+                 optimizer: Any = None, extra: Mapping[str, Any] | None = None):
         self.vae = vae
         self.config = config if config is not None else TrainConfig()
         if not isinstance(self.config, TrainConfig):
@@ -260,21 +273,20 @@ class Trainer:
         self.checkpoint_path = None if checkpoint_path is None else os.fspath(checkpoint_path)
         self.extra = dict(extra or {})
         if optimizer is None:
-            from ..optim import make_optimizer
-
             optimizer = make_optimizer(self.config.optimizer, self.config.lr, **self.config.optimizer_kwargs)
         self.optimizer = optimizer
         streams = _seed_streams(self.config.seed)
-        self.rngs: Dict[str, np.random.Generator] = {
+        self.rngs: dict[str, np.random.Generator] = {
             "batch": np.random.default_rng(streams["batch"]),
             "binarize": np.random.default_rng(streams["binarize"]),
         }
         self._val_x = self._prepare_val()
         self.epoch = 0  # finished epochs
         self.step = 0  # optimizer steps taken
-        self.history: Dict[str, List[float]] = {c: [] for c in HISTORY_COLUMNS}
-        self.epoch_times: List[float] = []
-        self.last_checkpoint: Optional[str] = None
+        self.history: dict[str, list[float]] = {c: [] for c in HISTORY_COLUMNS}
+        self.epoch_times: list[float] = []
+        self.last_checkpoint: str | None = None
+        self._good: dict[str, Any] | None = None  # state at the end of the last finished epoch
 
     # -- bookkeeping --------------------------------------------------------------------------
     @property
@@ -283,7 +295,7 @@ class Trainer:
         return -(-self.x_train.shape[0] // self.config.batch_size)
 
     @property
-    def val_data(self) -> Optional[np.ndarray]:
+    def val_data(self) -> np.ndarray | None:
         """The validation data as evaluated: x_val, binarised once with a seeded draw when
         ``config.binarize`` is set; None without validation data."""
         return self._val_x
@@ -292,7 +304,7 @@ class Trainer:
         """KL weight at global step ``step`` (see ``kl_warmup_beta``)."""
         return kl_warmup_beta(step, self.steps_per_epoch, self.config.warmup_epochs, self.config.beta)
 
-    def _prepare_val(self) -> Optional[np.ndarray]:
+    def _prepare_val(self) -> np.ndarray | None:
         if self.x_val is None or self.x_val.shape[0] == 0:
             return None
         if self.config.binarize:
@@ -300,7 +312,7 @@ class Trainer:
             return binarize_batch(self.x_val, rng)
         return self.x_val
 
-    def trainer_state(self) -> Dict[str, Any]:
+    def trainer_state(self) -> dict[str, Any]:
         """The JSON-able trainer state stored in checkpoints (see ``numpyvae.training.checkpoint.save``)."""
         return {
             "train_config": self.config.to_dict(),
@@ -312,7 +324,7 @@ class Trainer:
             "extra": dict(self.extra),
         }
 
-    def save_checkpoint(self, path: "str | os.PathLike | None" = None) -> str:
+    def save_checkpoint(self, path: str | os.PathLike | None = None) -> str:
         """Write the current state atomically to ``path`` (default: ``checkpoint_path``)."""
         path = self.checkpoint_path if path is None else os.fspath(path)
         if path is None:
@@ -322,14 +334,17 @@ class Trainer:
         return path
 
     @classmethod
-    def resume(cls, path: "str | os.PathLike", x_train: np.ndarray, x_val: Optional[np.ndarray] = None, *,
-               checkpoint_path: "str | os.PathLike | None" = None, epochs: Optional[int] = None,
-               progress: Optional[bool] = None) -> "Trainer":
+    def resume(cls, path: str | os.PathLike, x_train: np.ndarray, x_val: np.ndarray | None = None, *,
+               checkpoint_path: str | os.PathLike | None = None, epochs: int | None = None,
+               progress: bool | None = None, lr: float | None = None,
+               extra: Mapping[str, Any] | None = None) -> Trainer:
         """Rebuild model, optimizer, generators, counters and history from checkpoint ``path``.
 
         The returned trainer continues the run exactly (``fit()`` then matches an uninterrupted
-        run with the same seed). ``epochs`` overrides the total epoch count; ``checkpoint_path``
-        defaults to ``path``; ``progress`` overrides the progress-bar setting.
+        run with the same seed). ``epochs`` overrides the total epoch count; ``lr`` the
+        optimizer's learning rate from here on (recorded in the config and, per epoch, in the
+        history's ``lr`` column); ``checkpoint_path`` defaults to ``path``; ``progress``
+        overrides the progress-bar setting; ``extra`` replaces the checkpoint's free-form dict.
         """
         ck = _ckpt.load(path)
         cfg_d = dict(ck.train_config)
@@ -337,27 +352,34 @@ class Trainer:
             cfg_d["epochs"] = epochs
         if progress is not None:
             cfg_d["progress"] = progress
+        if lr is not None:
+            cfg_d["lr"] = lr
         try:
             config = TrainConfig.from_dict(cfg_d)
         except (TypeError, ValueError) as exc:
             raise _ckpt.CheckpointError(f"{ck.path}: invalid train config: {exc}") from exc
         vae = ck.build_model()
         opt = ck.build_optimizer()
+        if lr is not None:
+            opt.lr = config.lr
         tr = cls(vae, x_train, x_val, config,
                  checkpoint_path=os.fspath(path) if checkpoint_path is None else checkpoint_path,
-                 optimizer=opt, extra=ck.extra)
+                 optimizer=opt, extra=ck.extra if extra is None else extra)
         for name in tr.rngs:
             if name not in ck.rng_states:
                 raise _ckpt.CheckpointError(f"{ck.path}: rng state {name!r} is missing")
             _ckpt.set_rng_state(tr.rngs[name], ck.rng_states[name])
         tr.epoch = ck.epoch
         tr.step = ck.step
-        tr.history = {c: list(ck.history.get(c, [])) for c in HISTORY_COLUMNS}
+        n_rows = len(ck.history.get("epoch", []))
+        old_lr = float(ck.train_config.get("lr", config.lr))
+        # a checkpoint older than the lr column: every earlier epoch ran at the recorded lr
+        tr.history = {c: list(ck.history.get(c, [old_lr] * n_rows if c == "lr" else [])) for c in HISTORY_COLUMNS}
         tr.last_checkpoint = os.fspath(path)
         return tr
 
     # -- evaluation ---------------------------------------------------------------------------
-    def evaluate_val(self) -> Dict[str, float]:
+    def evaluate_val(self) -> dict[str, float]:
         """Validation negative ELBO and parts with the seeded validation noise (NaN if no data)."""
         if self._val_x is None:
             return {"neg_elbo": float("nan"), "recon": float("nan"), "kl": float("nan"), "n": 0}
@@ -365,17 +387,66 @@ class Trainer:
         return _evaluate_fixed(self.vae, self._val_x, rng, self.config.val_batch_size, self.config.val_k, self.config.kl)
 
     # -- training -----------------------------------------------------------------------------
-    def _diverged(self, what: str, parameter: Optional[str]) -> TrainingDiverged:
+    def _diverged(self, what: str, parameter: str | None, quantity: str) -> TrainingDiverged:
         where = f"at step {self.step} (epoch {self.epoch + 1})"
+        good = "the untrained model" if self.epoch == 0 else f"the model after epoch {self.epoch}"
         if self.last_checkpoint is not None:
-            tail = f"last good checkpoint kept at {self.last_checkpoint} (after epoch {self.epoch})"
+            tail = f"the last good state is {good}, kept at {self.last_checkpoint}"
         else:
-            tail = "no checkpoint was saved (no checkpoint_path)"
+            tail = f"the trainer is back at {good} (no checkpoint_path)"
         return TrainingDiverged(f"training diverged {where}: {what}; {tail}", epoch=self.epoch + 1,
-                                step=self.step, parameter=parameter, checkpoint=self.last_checkpoint)
+                                step=self.step, parameter=parameter, checkpoint=self.last_checkpoint,
+                                quantity=quantity, good_epoch=self.epoch)
 
-    def _nonfinite_names(self, arrays: Mapping[str, np.ndarray]) -> List[str]:
+    def _nonfinite_names(self, arrays: Mapping[str, np.ndarray]) -> list[str]:
         return [name for name, a in arrays.items() if not np.all(np.isfinite(a))]
+
+    def _loss_diagnosis(self, t: Any) -> tuple[str, str | None, str]:
+        """(message, parameter, quantity) for a non-finite loss: which part, from what."""
+        bad = self._nonfinite_names(self.vae.params)
+        if bad:
+            more = f" (also: {', '.join(bad[1:])})" if len(bad) > 1 else ""
+            return (f"parameter {bad[0]!r} is non-finite{more}, so the loss is {float(t.loss)}", bad[0], "parameter")
+        parts = [name for name in ("mu", "logvar", "z", "recon_per_example", "kl_per_example")
+                 if not np.all(np.isfinite(getattr(t, name)))]
+        labels = {"mu": "the encoder mean mu", "logvar": "the encoder log-variance logvar",
+                  "z": "the sample z", "recon_per_example": "the reconstruction cost",
+                  "kl_per_example": "the KL term"}
+        first = labels[parts[0]] if parts else "the loss"
+        if parts and parts[0] == "z":
+            first += f" (sigma = exp(logvar / 2) overflowed: logvar up to {float(np.max(t.logvar)):.3g})"
+        big = max(self.vae.params, key=lambda n: float(np.max(np.abs(self.vae.params[n]), initial=0.0)))
+        size = float(np.max(np.abs(self.vae.params[big]), initial=0.0))
+        return (f"the loss is {float(t.loss)}: {first} went non-finite"
+                + (f" (then: {', '.join(labels[p] for p in parts[1:])})" if len(parts) > 1 else "")
+                + f" although every parameter is finite (largest: {big!r}, |value| up to {size:.3g}; "
+                  "the learning rate is probably too large)", big, "loss")
+
+    def _snapshot(self) -> None:
+        """Keep the current (good) state in memory: parameters, optimizer, generators, counters."""
+        self._good = {
+            "params": self.vae.flat_params.copy(),
+            "opt": {k: np.array(v, copy=True) for k, v in self.optimizer.state_dict().items()},
+            "rngs": {name: g.bit_generator.state for name, g in self.rngs.items()},
+            "vae_rng": self.vae.rng.bit_generator.state,
+            "epoch": self.epoch,
+            "step": self.step,
+            "history": {k: list(v) for k, v in self.history.items()},
+        }
+
+    def restore_last_good(self) -> bool:
+        """Return to the state at the end of the last finished epoch (False if none was kept)."""
+        g = self._good
+        if g is None:
+            return False
+        self.vae.flat_params[...] = g["params"]
+        self.optimizer.load_state_dict({k: v.copy() for k, v in g["opt"].items()})
+        for name, state in g["rngs"].items():
+            self.rngs[name].bit_generator.state = state
+        self.vae.rng.bit_generator.state = g["vae_rng"]
+        self.epoch, self.step = g["epoch"], g["step"]
+        self.history = {k: list(v) for k, v in g["history"].items()}
+        return True
 
     def train_step(self, xb: np.ndarray) -> Any:
         """One optimizer step on the minibatch xb: (B, D); returns the ``Terms``.
@@ -392,32 +463,43 @@ class Trainer:
         cfg = self.config
         t = self.vae.forward(xb, eps=None, k=cfg.k, beta=beta, kl=cfg.kl)
         if not math.isfinite(float(t.loss)):
-            bad = self._nonfinite_names(self.vae.params)
-            note = f" (non-finite parameters: {', '.join(bad)})" if bad else ""
-            raise self._diverged(f"the loss is non-finite ({float(t.loss)}){note}", bad[0] if bad else None)
+            raise self._diverged(*self._loss_diagnosis(t))
         self.vae.backward()
         if not np.all(np.isfinite(self.vae.flat_grads)):
             bad = self._nonfinite_names(self.vae.grads)
             name = bad[0] if bad else "<unknown>"
-            raise self._diverged(f"non-finite gradient for parameter {name!r}"
-                                 + (f" (also: {', '.join(bad[1:])})" if len(bad) > 1 else ""), name)
+            raise self._diverged(f"the gradient of parameter {name!r} is non-finite (the loss was {float(t.loss):.4g})"
+                                 + (f" (also: {', '.join(bad[1:])})" if len(bad) > 1 else ""), name, "gradient")
         self.optimizer.step(self.vae.flat_params, self.vae.flat_grads)
         self.step += 1
         return t
 
-    def fit(self, epochs: Optional[int] = None, *, callbacks: Sequence[Callable[["Trainer", Dict[str, float]], None]] = ()) -> Dict[str, List[float]]:
+    def fit(self, epochs: int | None = None, *,
+            callbacks: Sequence[Callable[[Trainer, dict[str, float]], None]] = ()) -> dict[str, list[float]]:
         """Train until ``epochs`` epochs in total are finished (default ``config.epochs``).
 
         Each epoch: shuffle with the ``"batch"`` generator, optionally binarise each minibatch
         with the ``"binarize"`` generator, step the optimizer on ``vae.flat_params`` with
         ``vae.flat_grads``, then evaluate the validation set, append a history row, checkpoint
         (if a path is set) and call the callbacks. Returns ``history``.
+
+        On ``TrainingDiverged`` or ``KeyboardInterrupt`` the trainer first returns to the state
+        at the end of the last finished epoch (``restore_last_good``), then re-raises.
         """
+        try:
+            return self._fit(epochs, callbacks)
+        except (TrainingDiverged, KeyboardInterrupt):
+            self.restore_last_good()
+            raise
+
+    def _fit(self, epochs: int | None, callbacks: Sequence[Callable[[Trainer, dict[str, float]], None]]
+             ) -> dict[str, list[float]]:
         total = self.config.epochs if epochs is None else int(epochs)
         if total < 0:
             raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
         if self.checkpoint_path is not None and self.last_checkpoint is None:
             self.save_checkpoint()  # so that a divergence in epoch 1 still leaves a good state
+        self._snapshot()
         dtype = _model_dtype(self.vae)
         cfg = self.config
         n = self.x_train.shape[0]
@@ -454,6 +536,7 @@ class Trainer:
                 "epoch": int(self.epoch),
                 "step": int(self.step),
                 "beta": self.beta_at(max(self.step - 1, 0)),
+                "lr": float(cfg.lr),
                 "train_loss": s_loss / seen,
                 "train_neg_elbo": -s_elbo / seen,
                 "train_recon": s_recon / seen,
@@ -467,23 +550,20 @@ class Trainer:
             self.epoch_times.append(time.perf_counter() - t0)
             if self.checkpoint_path is not None:
                 self.save_checkpoint()
+            self._snapshot()
             for cb in callbacks:
                 cb(self, row)
         return self.history
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def _progress(total: int, desc: str, enabled: bool) -> Any:
     if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is a declared dependency, but never fail training over a bar
         return None
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, unit="batch")
 
 
-def train(vae: Any, x_train: np.ndarray, x_val: Optional[np.ndarray] = None, config: Optional[TrainConfig] = None,
-          *, checkpoint_path: "str | os.PathLike | None" = None, **overrides: Any) -> Trainer:
+def train(vae: Any, x_train: np.ndarray, x_val: np.ndarray | None = None, config: TrainConfig | None = None,
+          *, checkpoint_path: str | os.PathLike | None = None, **overrides: Any) -> Trainer:
     """Convenience wrapper: build a ``Trainer`` (``overrides`` update ``config`` fields), run
     ``fit()`` and return the trainer (``trainer.history``, ``trainer.vae``)."""
     cfg = config if config is not None else TrainConfig()
