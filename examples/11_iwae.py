@@ -37,7 +37,7 @@ def main():
           f"test subset {x_test.shape}; 784-{args.hidden}-{args.z}, {args.epochs} epochs, "
           f"Adam 1e-3, batch 100, float32, seed {args.seed}")
     runs = [("VAE", "elbo", 1), ("VAE", "elbo", 5), ("IWAE", "iwae", 5)]
-    rows, acts = [], {}
+    rows, acts, lls = [], {}, {}
     for name, objective, k in runs:
         vae = nv.VAE(784, args.z, hidden=(args.hidden,), seed=args.seed, dtype=np.float32)
         label = f"{name} K={k}"
@@ -48,12 +48,20 @@ def main():
         elbo = vae.forward(x_test, k=1, eps=None).elbo
         au, v = active_units(vae, x_test)
         acts[label] = v
+        lls[label] = ll
         rows.append({"model": label, "train loss": f"{losses[-1]:.2f}",
                      "test ELBO": f"{elbo:.2f}", f"log p(x), K={args.k_eval}": f"{ll.mean():.2f}",
                      "+-": f"{ll.std() / np.sqrt(len(ll)):.2f}", "active units": f"{au}/{args.z}",
                      "train s": f"{secs:.0f}", "eval s": f"{time.perf_counter() - t1:.0f}"})
         print(f"  {label}: log p(x) {ll.mean():.2f}, active units {au}", flush=True)
-    txt = table(rows, list(rows[0]))
+    base = lls["VAE K=1"]
+    pairs = [{"difference": f"{lab} - VAE K=1", "mean log p(x) gain": f"{(ll - base).mean():.2f}",
+              "paired s.e.": f"{(ll - base).std() / np.sqrt(len(ll)):.2f}"}
+             for lab, ll in lls.items() if lab != "VAE K=1"]
+    d = lls["IWAE K=5"] - lls["VAE K=5"]
+    pairs.append({"difference": "IWAE K=5 - VAE K=5", "mean log p(x) gain": f"{d.mean():.2f}",
+                  "paired s.e.": f"{d.std() / np.sqrt(len(d)):.2f}"})
+    txt = table(rows, list(rows[0])) + "\n\n" + table(pairs, list(pairs[0]))
     txt += ("\n(+- : standard error of the mean over the test images; the same images and the "
             "same evaluation seed for every model)")
     print(txt)

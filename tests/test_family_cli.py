@@ -51,3 +51,15 @@ def test_conditional_and_vqvae_train_and_evaluate(tmp_path, capsys, flags, what)
 def test_contradicting_family_flags_exit_2(tmp_path, capsys, flags, message):
     assert main(["train", *SMALL, *flags, "--out", str(tmp_path / "x")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_resume_refuses_a_different_objective_or_posterior(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--objective", "iwae", "--k", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "--epochs", "2", "--objective", "elbo", "--no-progress",
+                 "--out", str(out)]) == 2
+    assert "--objective elbo (the run has iwae)" in capsys.readouterr().err
+    assert main(["train", "--resume", "--epochs", "2", "--posterior", "full", "--no-progress",
+                 "--out", str(out)]) == 2
+    assert "--posterior full (the run has diag)" in capsys.readouterr().err

@@ -63,6 +63,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "c": 1.0, "k": 1, "kl": "closed", "beta": 1.0, "warmup_epochs": 0.0, "epochs": DEFAULT_EPOCHS,
     "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "seed": 0, "dtype": "float32", "binarize": "auto",
     "max_train": None, "threads": "auto", "out": None, "data_dir": None,
+    "objective": "elbo", "posterior": "diag",   # the model family (derivations/11_model_family.md)
 }
 # options that may differ from the checkpoint on --resume (applied and recorded)
 RESUME_MAY_CHANGE = ("epochs", "lr", "threads", "out", "data_dir")
@@ -393,6 +394,7 @@ def _resume_conflicts(a: argparse.Namespace, given: set[str], c: ck.Checkpoint) 
         "beta": tc.get("beta"), "warmup_epochs": tc.get("warmup_epochs"), "batch_size": tc.get("batch_size"),
         "optimizer": tc.get("optimizer"), "max_train": ex.get("max_train"),
         "binarize": ex.get("binarize") or "none",
+        "objective": m.get("objective", "elbo"), "posterior": m.get("posterior", "diag"),
     }
     out = []
     for key in sorted(given - set(RESUME_MAY_CHANGE)):
@@ -694,9 +696,9 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 def _add_family_flags(t: argparse.ArgumentParser) -> None:
     f = t.add_argument_group("model family (derivations/11_model_family.md)")
     f.add_argument("--model", choices=("vae", "vqvae"), default="vae", help="the VAE (default) or a VQ-VAE")
-    f.add_argument("--objective", choices=("elbo", "iwae"), default="elbo",
+    f.add_argument("--objective", choices=("elbo", "iwae"),
                    help="training objective: the ELBO (default) or the importance-weighted bound with --k samples")
-    f.add_argument("--posterior", choices=("diag", "full"), default="diag",
+    f.add_argument("--posterior", choices=("diag", "full"),
                    help="encoder covariance: diagonal (default) or full (Cholesky factor)")
     f.add_argument("--conditional", action="store_true",
                    help="conditional VAE: the one-hot label joins the encoder input and z (labelled data sets)")
