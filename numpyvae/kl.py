@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["log_normal_diag", "log_std_normal", "kl_normal_std", "kl_normal_std_grad",
-           "kl_normal_normal", "kl_mvn", "kl_monte_carlo"]
+           "kl_normal_normal", "kl_mvn", "kl_monte_carlo", "kl_full_std", "kl_full_std_grad"]
 
 #: log(2 pi), the one definition every Gaussian density in the package uses. A Python float:
 #: a NumPy float64 scalar would turn float32 arrays into float64 (NumPy 2, NEP 50).
@@ -109,3 +109,23 @@ def kl_monte_carlo(z, mu, logvar):
     dmu = r                                  # d log q / dmu at fixed z
     dlogvar = -0.5 + 0.5 * (z - mu) * r      # d log q / dlogvar at fixed z
     return kl, dz, dmu, dlogvar
+
+
+def kl_full_std(mu, logvar, off):
+    """KL(N(mu, L L^T) || N(0, I)) for L = ``reparam.tril_factor(logvar, off)``.
+
+    0.5 * (sum_ij L_ij^2 + |mu|^2 - Z) - sum_i log L_ii, which is the diagonal KL
+    ``kl_normal_std(mu, logvar)`` plus 0.5 * sum(off^2). mu, logvar (B, Z); off (B, Z(Z-1)/2).
+
+    Derivation: derivations/10_model_family.md, eq. (10.7)
+    """
+    return kl_normal_std(mu, logvar) + 0.5 * np.sum(off * off, axis=-1)
+
+
+def kl_full_std_grad(mu, logvar, off):
+    """Gradients of ``kl_full_std``: (mu, (exp(logvar) - 1) / 2, off).
+
+    Derivation: derivations/10_model_family.md, eq. (10.8)
+    """
+    dmu, dlogvar = kl_normal_std_grad(mu, logvar)
+    return dmu, dlogvar, off.copy()

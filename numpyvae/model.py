@@ -10,13 +10,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kl import kl_monte_carlo, kl_normal_std, kl_normal_std_grad
+from .kl import (kl_full_std, kl_full_std_grad, kl_monte_carlo, kl_normal_std,
+                 kl_normal_std_grad, log_std_normal)
 from .layers import ACTIVATIONS, MLP, Linear
 from .likelihoods import LIKELIHOODS, make_likelihood
-from .reparam import reparameterize, reparameterize_backward, sample_eps
+from .reparam import (reparameterize, reparameterize_backward, reparameterize_full,
+                      reparameterize_full_backward, sample_eps, tril_factor)
 from . import _rng, _validate
 
-__all__ = ["VAE", "Terms"]
+__all__ = ["VAE", "Terms", "POSTERIORS", "OBJECTIVES"]
+
+POSTERIORS = ("diag", "full")
+OBJECTIVES = ("elbo", "iwae")
 
 
 @dataclass
@@ -48,6 +53,9 @@ class Terms:
     logvar: np.ndarray
     z: np.ndarray
     eps: np.ndarray
+    objective: str = "elbo"
+    log_w: np.ndarray = None   # (K, B) log importance weights (the model-family path)
+    off: np.ndarray = None     # (B, Z(Z-1)/2) strictly lower entries of L (posterior="full")
 
 
 class VAE:
@@ -60,16 +68,25 @@ class VAE:
     ``hidden=()`` makes every map linear; with likelihood="gaussian" that is the
     linear-Gaussian (probabilistic PCA) model.
 
+    The model family (note 10): ``posterior="full"`` adds a head for the strictly
+    lower entries of a Cholesky factor L (q = N(mu, L L^T), diagonal L_ii = exp(logvar/2));
+    ``n_classes=C`` makes a conditional VAE, q(z|x, y) and p(x|z, y), with the one-hot
+    label concatenated to the encoder's input and to z; ``forward(..., objective="iwae")``
+    trains the importance-weighted bound.
+
     Parameters live in one flat buffer ``flat_params``; ``params[name]`` are views
     into it, so editing ``vae.params["enc.0.W"]`` in place edits the model.
     Gradients likewise live in ``flat_grads`` / ``grads``.
 
     Derivation: derivations/01_generative_model.md, eq. (1.1)
     Derivation: derivations/03_elbo.md, eq. (3.5)
+    Derivation: derivations/10_model_family.md, eq. (10.5)
+    Derivation: derivations/10_model_family.md, eq. (10.9)
     """
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli",
-                 activation="relu", c=1.0, seed=0, dtype=np.float64):
+                 activation="relu", c=1.0, seed=0, dtype=np.float64, posterior="diag",
+                 n_classes=None, objective="elbo"):
         x_dim = _validate.positive_int("x_dim", x_dim)
         z_dim = _validate.positive_int("z_dim", z_dim)
         if isinstance(hidden, (int, np.integer)):
@@ -81,6 +98,14 @@ class VAE:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         dtype = _validate.float_dtype(dtype)
         seed = _validate.seed(seed)
+        if posterior not in POSTERIORS:
+            raise ValueError(f"posterior must be one of {POSTERIORS}, got {posterior!r}")
+        n_classes = None if n_classes is None else _validate.positive_int("n_classes", n_classes)
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        # posterior, labels and the training objective are part of the model's record
+        self.posterior, self.n_classes, self.objective = posterior, n_classes, objective
+        n_y = n_classes or 0     # the one-hot label widens the encoder's and decoder's inputs
 
         self.x_dim, self.z_dim, self.hidden = x_dim, z_dim, hidden
         self.activation, self.likelihood_name = activation, likelihood
@@ -92,18 +117,24 @@ class VAE:
         init_rng = _rng.generator(seed, "init")
         self.rng = _rng.generator(seed, "sample")
 
-        h_enc = hidden[-1] if hidden else x_dim
-        h_dec = hidden[0] if hidden else z_dim
-        self.enc = MLP((x_dim,) + hidden, activation, init_rng, dtype)
+        h_enc = hidden[-1] if hidden else x_dim + n_y
+        h_dec = hidden[0] if hidden else z_dim + n_y
+        self.enc = MLP((x_dim + n_y,) + hidden, activation, init_rng, dtype)
         self.enc_mu = Linear(h_enc, z_dim, init_rng, "glorot", dtype)
         self.enc_logvar = Linear(h_enc, z_dim, init_rng, "glorot", dtype)
-        self.dec = MLP((z_dim,) + hidden[::-1], activation, init_rng, dtype)
+        # posterior="full": the strictly lower triangle of L, started at zero (= diagonal q)
+        self.enc_off = (Linear(h_enc, z_dim * (z_dim - 1) // 2, init_rng, "glorot", dtype)
+                        if posterior == "full" else None)
+        if self.enc_off is not None:
+            self.enc_off.W[...] = 0
+        self.dec = MLP((z_dim + n_y,) + hidden[::-1], activation, init_rng, dtype)
         self.dec_out = Linear(h_dec, x_dim, init_rng, "glorot", dtype)
         self.dec_logvar = (Linear(h_dec, x_dim, init_rng, "glorot", dtype)
                            if likelihood == "gaussian_learned" else None)
         # the encoder never needs dL/dx: skip that matmul on the first layer(s)
-        for lin in (self.enc.linears[:1] or [self.enc_mu, self.enc_logvar]):
-            lin.input_grad = False
+        for lin in (self.enc.linears[:1] or [self.enc_mu, self.enc_logvar, self.enc_off]):
+            if lin is not None:
+                lin.input_grad = False
 
         self._bind_flat_buffers()
         self._cache = None
@@ -113,6 +144,7 @@ class VAE:
     def _named_linears(self):
         named = [(f"enc.{n}", lin) for n, lin in self.enc.layers()]
         named += [("enc.mu", self.enc_mu), ("enc.logvar", self.enc_logvar)]
+        named += [("enc.off", self.enc_off)] if self.enc_off is not None else []
         named += [(f"dec.{n}", lin) for n, lin in self.dec.layers()]
         named += [("dec.out", self.dec_out)]
         if self.dec_logvar is not None:
@@ -150,12 +182,21 @@ class VAE:
         """JSON-able settings that rebuild this architecture with ``VAE.from_config``."""
         return {"x_dim": self.x_dim, "z_dim": self.z_dim, "hidden": list(self.hidden),
                 "likelihood": self.likelihood_name, "activation": self.activation,
-                "c": self.c, "seed": self.seed, "dtype": self.dtype.name}
+                "c": self.c, "seed": self.seed, "dtype": self.dtype.name,
+                "posterior": self.posterior, "n_classes": self.n_classes,
+                "objective": self.objective}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "VAE":
-        """A freshly initialised VAE with the settings in ``cfg`` (see ``config``)."""
+        """A freshly initialised VAE with the settings in ``cfg`` (see ``config``).
+
+        A VQ-VAE's config (``"model": "vqvae"``) builds a ``numpyvae.vqvae.VQVAE``, so code
+        that rebuilds models from a checkpoint's record needs no case of its own.
+        """
         cfg = dict(cfg)
+        if cfg.get("model") == "vqvae":
+            from .vqvae import VQVAE
+            return VQVAE.from_config(cfg)
         cfg["hidden"] = tuple(cfg.get("hidden", ()))
         return cls(**cfg)
 
@@ -215,20 +256,31 @@ class VAE:
         return z
 
     # ---------------------------------------------------------------- pieces
-    def encode(self, x):
+    def encode(self, x, y=None):
         """q(z|x) parameters: x (B, D) -> (mu, logvar), each (B, Z).
+
+        A conditional model needs the labels y (B,) and encodes [x, onehot(y)]. With
+        posterior="full" this is the mean and the diagonal part; ``encode_full`` gives L.
 
         Derivation: derivations/03_elbo.md, eq. (3.5)
         """
-        return self._encode(self._check_x(x))
+        x = self._check_x(x)
+        return self._encode(self._with_labels(x, y))
 
-    def decode(self, z):
+    def decode(self, z, y=None):
         """p(x|z) parameters for z (..., Z): logits | mean | (mean, logvar), each (..., D).
+
+        A conditional model needs y: one label, or one per row of z's last batch axis.
 
         Derivation: derivations/01_generative_model.md, eq. (1.5)
         """
         z = self._check_z(z)
-        outs = self._decode_flat(z.reshape(-1, self.z_dim))
+        zf = z.reshape(-1, self.z_dim)
+        if self.n_classes or y is not None:
+            yh = self._one_hot(np.broadcast_to(np.asarray(y), z.shape[:-1]).reshape(-1)
+                               if y is not None else None, zf.shape[0])
+            zf = np.concatenate([zf, yh], axis=1)
+        outs = self._decode_flat(zf)
         outs = tuple(o.reshape(z.shape[:-1] + (self.x_dim,)) for o in outs)
         return outs if len(outs) > 1 else outs[0]
 
@@ -245,33 +297,35 @@ class VAE:
             dh = dh + self.dec_logvar.backward(douts[1])
         return self.dec.backward(dh)
 
-    def decode_mean(self, z):
+    def decode_mean(self, z, y=None):
         """Mean of p(x|z): sigmoid(logits) for Bernoulli, the Gaussian mean otherwise.
 
         Derivation: derivations/01_generative_model.md, eq. (1.5)
         """
-        out = self.decode(z)
+        out = self.decode(z, y)
         return self.lik.mean(*out) if isinstance(out, tuple) else self.lik.mean(out)
 
-    def reconstruct(self, x):
+    def reconstruct(self, x, y=None):
         """Deterministic reconstruction: the decoder mean at z = mu(x). x (B, D) -> (B, D).
 
         Derivation: derivations/01_generative_model.md, eq. (1.5)
         """
-        mu, _ = self.encode(x)
-        return self.decode_mean(mu)
+        mu, _ = self.encode(x, y)
+        return self.decode_mean(mu, y)
 
-    def sample(self, n, rng=None):
+    def sample(self, n, rng=None, y=None):
         """Ancestral sampling: z ~ N(0, I), then the decoder mean. -> (n, D).
+
+        A conditional model samples p(x|z, y) for the given label(s) y.
 
         Derivation: derivations/01_generative_model.md, eq. (1.5)
         """
         n = _validate.positive_int("n", n)
         rng = self.rng if rng is None else rng
         z = rng.standard_normal((n, self.z_dim)).astype(self.dtype)
-        return self.decode_mean(z)
+        return self.decode_mean(z, y)
 
-    def log_px_given_z(self, x, z, grad=False):
+    def log_px_given_z(self, x, z, grad=False, y=None):
         """log p(x|z) for x (B, D), z (K, B, Z) -> (K, B); with grad=True also d/dz (K, B, Z).
 
         The gradient pass reuses the decoder's backward, so it overwrites the
@@ -284,15 +338,17 @@ class VAE:
         if z.ndim != 3 or z.shape[1] != x.shape[0]:
             raise ValueError(f"z must have shape (K, {x.shape[0]}, {self.z_dim}), got {z.shape}")
         K, B, _ = z.shape
-        outs = tuple(o.reshape(K, B, self.x_dim) for o in self._decode_flat(z.reshape(K * B, -1)))
+        zin = self._decoder_input(z, self._labels_or_none(y, B))
+        outs = tuple(o.reshape(K, B, self.x_dim) for o in self._decode_flat(zin))
         logp = self.lik.log_prob(x, *outs)
         if not grad:
             return logp
         douts = [d.reshape(K * B, -1) for d in self.lik.grad(x, *outs)]
-        return logp, self._decode_backward(douts).reshape(K, B, self.z_dim)
+        return logp, self._decode_backward(douts)[:, :self.z_dim].reshape(K, B, self.z_dim)
 
     # ------------------------------------------------------------- objective
-    def forward(self, x, eps=None, k=1, beta=1.0, kl="closed", q=None) -> Terms:
+    def forward(self, x, eps=None, k=1, beta=1.0, kl="closed", q=None, y=None,
+                objective=None) -> Terms:
         """Negative ELBO with K Monte Carlo samples; keeps what ``backward`` needs.
 
         x: (B, D). eps: (K, B, Z) or None (drawn from ``self.rng``; then k sets K).
@@ -304,9 +360,20 @@ class VAE:
         per example:  loss_b = -(1/K) sum_k log p(x_b | z_kb) + beta * KL_b
         returned:     loss = (1/B) sum_b loss_b
 
+        objective="iwae" trains -log (1/K) sum_k w_k instead (note 10, eq. 10.1); None uses the
+        model's own ``objective`` (set at construction, kept in ``config``); y: labels
+        (B,) for a conditional model. Those, and posterior="full", take ``_family_forward``;
+        the diagonal ELBO below is the plain path (a test proves the two paths agree).
+
         Derivation: derivations/03_elbo.md, eq. (3.5)
         Derivation: derivations/03_elbo.md, eq. (3.8)
+        Derivation: derivations/10_model_family.md, eq. (10.1)
         """
+        objective = self.objective if objective is None else objective
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        if objective != "elbo" or self.posterior != "diag" or self.n_classes or y is not None:
+            return self._family_forward(x, eps, k, beta, kl, q, y, objective)
         x, eps, q = self._forward_args(x, eps, k, beta, kl, q)
         K, B, _ = eps.shape
 
@@ -370,6 +437,8 @@ class VAE:
         cache = self._cache
         if cache is None:
             raise RuntimeError("backward() needs a forward() first")
+        if cache.get("family"):
+            return self._family_backward()
         x, mu, logvar, eps, beta = (cache[n] for n in ("x", "mu", "logvar", "eps", "beta"))
         K, B, Z = eps.shape
         scale = 1.0 / (K * B)            # the loss averages -log p(x|z) over K and B
@@ -402,23 +471,208 @@ class VAE:
         else:
             self.flat_grads[self._enc_slice] = 0   # the encoder took no part
 
-    def loss(self, x, eps=None, k=1, beta=1.0, kl="closed") -> float:
-        """Negative ELBO (beta-weighted), mean over the batch, in nats.
+    def loss(self, x, eps=None, k=1, beta=1.0, kl="closed", y=None, objective=None) -> float:
+        """Negative ELBO (beta-weighted) or negative IWAE bound, mean over the batch, in nats.
 
         Derivation: derivations/03_elbo.md, eq. (3.7)
+        Derivation: derivations/10_model_family.md, eq. (10.1)
         """
-        return self.forward(x, eps=eps, k=k, beta=beta, kl=kl).loss
+        return self.forward(x, eps=eps, k=k, beta=beta, kl=kl, y=y, objective=objective).loss
 
-    def loss_and_grads(self, x, eps=None, k=1, beta=1.0, kl="closed"):
+    def loss_and_grads(self, x, eps=None, k=1, beta=1.0, kl="closed", y=None, objective=None):
         """(loss, {name: gradient}) with the gradients copied out of the live buffers.
 
         Derivation: derivations/03_elbo.md, eq. (3.7)
         """
-        t = self.forward(x, eps=eps, k=k, beta=beta, kl=kl)
+        t = self.forward(x, eps=eps, k=k, beta=beta, kl=kl, y=y, objective=objective)
         self.backward()
         return t.loss, {k_: g.copy() for k_, g in self.grads.items()}
 
+    # ------------------------------------------------- the model family (note 10)
+    def _one_hot(self, y, B):
+        """Labels y (B,) -> one-hot rows (B, C) in the model's dtype, with clear errors."""
+        if not self.n_classes:
+            raise ValueError("y (labels) is only for a conditional model; build it with "
+                             "VAE(..., n_classes=C)")
+        if y is None:
+            raise ValueError(f"this conditional VAE (n_classes={self.n_classes}) needs the "
+                             f"labels y, shape ({B},)")
+        y = np.asarray(y)
+        if y.shape != (B,):
+            raise ValueError(f"y must have shape ({B},), got {y.shape}")
+        if not np.issubdtype(y.dtype, np.integer):
+            if not (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y))):
+                raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+            y = y.astype(np.int64)
+        if y.min() < 0 or y.max() >= self.n_classes:
+            raise ValueError(f"y must hold labels in 0..{self.n_classes - 1}, "
+                             f"got values in [{y.min()}, {y.max()}]")
+        return np.eye(self.n_classes, dtype=self.dtype)[y]
+
+    def _labels_or_none(self, y, B):
+        return self._one_hot(y, B) if (self.n_classes or y is not None) else None
+
+    def _with_labels(self, x, y):
+        """The encoder's input: x (B, D), or [x, onehot(y)] (B, D + C) for a conditional model.
+
+        Derivation: derivations/10_model_family.md, eq. (10.9)
+        """
+        yh = self._labels_or_none(y, x.shape[0])
+        return x if yh is None else np.concatenate([x, yh], axis=1)
+
+    def _decoder_input(self, z, yh):
+        """z (K, B, Z) and yh (B, C) or None -> the decoder's input (K*B, Z [+ C])."""
+        K, B, Z = z.shape
+        zf = z.reshape(K * B, Z)
+        if yh is None:
+            return zf
+        return np.concatenate([zf, np.broadcast_to(yh, (K,) + yh.shape).reshape(K * B, -1)], axis=1)
+
+    def _encode_family(self, xin):
+        """Trunk and heads on the checked encoder input -> (mu, logvar, off or None)."""
+        h = self.enc.forward(xin)
+        off = self.enc_off.forward(h) if self.enc_off is not None else None
+        return self.enc_mu.forward(h), self.enc_logvar.forward(h), off
+
+    def _encode_family_backward(self, dmu, dlogvar, doff):
+        """Backward of ``_encode_family``: the heads, then the shared trunk."""
+        dh = self.enc_mu.backward(dmu)
+        dh_logvar = self.enc_logvar.backward(dlogvar)
+        dh_off = self.enc_off.backward(doff) if self.enc_off is not None else None
+        if self.enc.linears:    # with hidden=() the heads read the input itself
+            self.enc.backward(dh + dh_logvar + (0 if dh_off is None else dh_off))
+
+    def encode_full(self, x, y=None):
+        """q(z|x) = N(mu, L L^T): x (B, D) -> mu (B, Z), L (B, Z, Z) lower-triangular.
+
+        For posterior="diag" L is diagonal, exp(logvar / 2).
+
+        Derivation: derivations/10_model_family.md, eq. (10.5)
+        """
+        x = self._check_x(x)
+        mu, logvar, off = self._encode_family(self._with_labels(x, y))
+        if off is None:
+            off = np.zeros((x.shape[0], self.z_dim * (self.z_dim - 1) // 2), self.dtype)
+        return mu, tril_factor(logvar, off)
+
+    def log_weights(self, x, eps, y=None):
+        """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) at z_k = mu + L eps_k. -> (K, B).
+
+        Works for every posterior and for conditional models (q(z|x, y), p(x|z, y)).
+
+        Derivation: derivations/10_model_family.md, eq. (10.1)
+        """
+        return self._family_forward(x, eps, 1, 1.0, "mc", None, y, "iwae").log_w
+
+    def _family_forward(self, x, eps, k, beta, kl, q, y, objective):
+        """ELBO or IWAE loss for any posterior, conditional or not; keeps the backward's cache.
+
+        log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), where at z = mu + L eps the
+        density is log q = log N(eps; 0, I) - log det L and log det L = sum(logvar) / 2.
+        IWAE:  loss_b = -(logsumexp_k log w_kb - log K), computed stably.
+        ELBO:  loss_b = -(1/K) sum_k log p(x|z_kb) + beta * KL_b (closed form or Monte Carlo).
+        For the IWAE, ``Terms.recon``, ``kl`` and ``elbo`` are the K-sample ELBO's pieces
+        (Monte Carlo KL) from the same samples, reported beside the bound.
+
+        Derivation: derivations/10_model_family.md, eq. (10.1)
+        Derivation: derivations/10_model_family.md, eq. (10.5)
+        """
+        if q is not None:
+            raise ValueError("q= (a fixed diagonal proposal) works with the diagonal, "
+                             "unconditional ELBO only")
+        x, eps, _ = self._forward_args(x, eps, k, beta, kl, None)
+        if objective == "iwae" and beta != 1.0:
+            raise ValueError(f"beta weights the ELBO's KL; objective='iwae' needs beta=1, got {beta!r}")
+        K, B, Z = eps.shape
+        yh = self._labels_or_none(y, B)
+        mu, logvar, off = self._encode_family(x if yh is None else np.concatenate([x, yh], axis=1))
+        z = (reparameterize(mu, logvar, eps) if off is None          # z = mu + sigma * eps
+             else reparameterize_full(mu, logvar, off, eps))          # z = mu + L eps
+        outs = tuple(o.reshape(K, B, self.x_dim)
+                     for o in self._decode_flat(self._decoder_input(z, yh)))
+        log_px_z = self.lik.log_prob(x, *outs)                        # (K, B)
+        log_qz = log_std_normal(eps) - 0.5 * logvar.sum(axis=-1)      # log N(eps) - log det L
+        log_pz = log_std_normal(z)
+        log_w = log_px_z + log_pz - log_qz                            # (K, B)
+        recon = -log_px_z.mean(axis=0)
+        kl_mc = (log_qz - log_pz).mean(axis=0)
+        w_tilde = None
+        if objective == "iwae":
+            m = log_w.max(axis=0)                                     # stable log-sum-exp
+            lse = m + np.log(np.sum(np.exp(log_w - m), axis=0))
+            w_tilde = np.exp(log_w - lse)                             # softmax over k
+            kl_pe = kl_mc
+            loss_pe = -(lse - np.log(K))
+        else:
+            if kl == "closed":
+                kl_pe = kl_normal_std(mu, logvar) if off is None else kl_full_std(mu, logvar, off)
+            else:
+                kl_pe = kl_mc
+            loss_pe = recon + beta * kl_pe
+        self._cache = dict(family=True, x=x, mu=mu, logvar=logvar, off=off, eps=eps, z=z,
+                           outs=outs, beta=float(beta), kl=kl, objective=objective,
+                           w_tilde=w_tilde)
+        elbo_pe = -(recon + kl_pe)
+        return Terms(loss=float(loss_pe.mean()), elbo=float(elbo_pe.mean()),
+                     recon=float(recon.mean()), kl=float(kl_pe.mean()), beta=float(beta),
+                     elbo_per_example=elbo_pe, recon_per_example=recon, kl_per_example=kl_pe,
+                     log_px_z=log_px_z, mu=mu, logvar=logvar, z=z, eps=eps,
+                     objective=objective, log_w=log_w, off=off)
+
+    def _family_backward(self):
+        """Backward of ``_family_forward``, in the five steps of note 02.
+
+        One form covers every case: loss = sum_kb [a_kb (-log p(x|z_kb))
+        + c_kb (log q(z_kb|x) - log p(z_kb))] (+ beta/B * closed-form KL), with
+        ELBO: a = 1/(KB), c = 0 (closed KL) or beta/(KB) (Monte Carlo KL);
+        IWAE: a = c = w~_kb / B, the normalized importance weights.
+
+        Derivation: derivations/10_model_family.md, eq. (10.2)
+        Derivation: derivations/10_model_family.md, eq. (10.6)
+        Derivation: derivations/10_model_family.md, eq. (10.10)
+        """
+        cache = self._cache
+        x, mu, logvar, off, eps, z = (cache[n] for n in ("x", "mu", "logvar", "off", "eps", "z"))
+        beta = cache["beta"]
+        K, B, Z = eps.shape
+        if cache["objective"] == "iwae":
+            a = c = cache["w_tilde"] / B
+        else:
+            a = np.full((K, B), 1.0 / (K * B), dtype=self.dtype)
+            c = a * beta if cache["kl"] == "mc" else np.zeros_like(a)
+
+        # 1. likelihood, each sample weighted by a_kb
+        douts = [(-a[..., None] * d).reshape(K * B, self.x_dim)
+                 for d in self.lik.grad(x, *cache["outs"])]
+        # 2. decoder, back to its input [z, y]; the label columns are data, not parameters:
+        #    their gradient is computed by the first layer and dropped here
+        dz = self._decode_backward(douts)[:, :Z].reshape(K, B, Z)
+        # the sampled -log p(z) also depends on z: d/dz (z^2 / 2) = z
+        dz = dz + c[..., None] * z
+        # 3. reparameterization, eps held fixed
+        if off is None:
+            dmu, dlogvar = reparameterize_backward(dz, logvar, eps)
+            doff = None
+        else:
+            dmu, dlogvar, doff = reparameterize_full_backward(dz, logvar, off, eps)
+        # 4. KL: log q = log N(eps) - sum(logvar) / 2 depends on logvar directly ...
+        dlogvar = dlogvar - 0.5 * c.sum(axis=0)[:, None]
+        if cache["objective"] == "elbo" and cache["kl"] == "closed":   # ... or the closed form
+            if off is None:
+                dmu_kl, dlogvar_kl = kl_normal_std_grad(mu, logvar)
+            else:
+                dmu_kl, dlogvar_kl, doff_kl = kl_full_std_grad(mu, logvar, off)
+                doff = doff + (beta / B) * doff_kl
+            dmu = dmu + (beta / B) * dmu_kl
+            dlogvar = dlogvar + (beta / B) * dlogvar_kl
+        self.dmu, self.dlogvar, self.doff = dmu, dlogvar, doff
+        # 5. encoder
+        self._encode_family_backward(dmu, dlogvar, doff)
+
     def __repr__(self):
+        extra = "" if self.posterior == "diag" else f", posterior={self.posterior!r}"
+        extra += f", n_classes={self.n_classes}" if self.n_classes else ""
+        extra += f", objective={self.objective!r}" if self.objective != "elbo" else ""
         return (f"VAE(x_dim={self.x_dim}, z_dim={self.z_dim}, hidden={self.hidden}, "
-                f"likelihood={self.likelihood_name!r}, activation={self.activation!r}, "
+                f"likelihood={self.likelihood_name!r}, activation={self.activation!r}{extra}, "
                 f"dtype={self.dtype.name}, n_params={self.flat_params.size})")

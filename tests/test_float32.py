@@ -59,6 +59,8 @@ def _value(name, rng):
         return (0.5 * g((B, Z))).astype(F32)
     if name in ("z", "eps", "dz"):
         return g((K, B, Z)).astype(F32)
+    if name == "off":            # strictly-lower entries of a Cholesky factor, (B, Z(Z-1)/2)
+        return (0.3 * g((B, Z * (Z - 1) // 2))).astype(F32)
     if name in ("cov_q", "cov_p"):
         a = g((Z, Z))
         return (a @ a.T / Z + np.eye(Z)).astype(F32)
@@ -151,6 +153,7 @@ def _model_calls(vae, rng):
         "loss": (x,), "loss_and_grads": (x,), "copy": (), "astype": (F32,),
         "state_dict": (), "load_state_dict": (vae.state_dict(),),
         "from_config": (vae.config,), "forward": (x,), "backward": (),
+        "encode_full": (x,), "log_weights": (x, _value("eps", rng)),
     }
 
 

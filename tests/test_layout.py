@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "numpyvae"
-CORE = {"layers", "reparam", "kl", "likelihoods", "model", "optim", "gradcheck", "_validate", "_rng"}
+CORE = {"layers", "reparam", "kl", "likelihoods", "model", "optim", "gradcheck", "_validate", "_rng",
+        "vqvae"}
 WINGS = {"data", "training", "theory", "teaching", "cli"}
 
 

@@ -168,7 +168,7 @@ def test_a_name_that_does_not_exist_fails_the_build(caplog):
     hook.STATE["root"] = ROOT
     md = "See `numpyvae.kl.kl_normal_std` and `numpyvae.kl.no_such_function`.\n```python\n`numpyvae.x`\n```"
     with caplog.at_level(logging.WARNING, logger="mkdocs.hooks.numpyvae_site"):
-        out, named = hook._link_names(md, "derivations/03_kl.md")
+        out, named = hook._link_names(md, "derivations/02_kl.md")
     assert named == ["numpyvae.kl.kl_normal_std"]
     assert "[`numpyvae.kl.kl_normal_std`][numpyvae.kl.kl_normal_std]" in out
     assert "`numpyvae.x`" in out.split("```python")[1]  # code blocks are left alone

@@ -71,6 +71,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "c": 1.0, "k": 1, "kl": "closed", "beta": 1.0, "warmup_epochs": 0.0, "epochs": DEFAULT_EPOCHS,
     "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "seed": 0, "dtype": "float32", "binarize": "auto",
     "max_train": None, "threads": "auto", "out": None, "data_dir": None,
+    "objective": "elbo", "posterior": "diag",   # the model family (derivations/10_model_family.md)
 }
 # options that may differ from the checkpoint on --resume (applied and recorded)
 RESUME_MAY_CHANGE = ("epochs", "lr", "threads", "out", "data_dir")
@@ -210,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=_threads,
                    help="BLAS threads: a number, or auto (default): 1 when the other cores are busy, else the idle "
                         "physical cores up to 4; an OPENBLAS_NUM_THREADS/OMP_NUM_THREADS setting wins")
+    _add_family_flags(t)
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out (default runs/latest) up to --epochs in total; model, data and "
                         "training options come from the checkpoint (only --epochs, --lr, --threads may change)")
@@ -363,7 +365,7 @@ def build_model(a: argparse.Namespace, x_dim: int, likelihood: str) -> VAE:
     model type: it must have ``config``, ``params`` and a ``checkpoint_model`` name known to
     ``numpyvae.training.checkpoint.MODEL_BUILDERS``)."""
     return VAE(x_dim=x_dim, z_dim=a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation,
-               c=a.c, seed=a.seed, dtype=np.dtype(a.dtype))
+               c=a.c, seed=a.seed, dtype=np.dtype(a.dtype), **_family_vae_kwargs(a))
 
 
 def _parse_train(a: argparse.Namespace) -> set[str]:
@@ -405,6 +407,7 @@ def _resume_conflicts(a: argparse.Namespace, given: set[str], c: ck.Checkpoint) 
         "beta": tc.get("beta"), "warmup_epochs": tc.get("warmup_epochs"), "batch_size": tc.get("batch_size"),
         "optimizer": tc.get("optimizer"), "max_train": ex.get("max_train"),
         "binarize": ex.get("binarize") or "none",
+        "objective": m.get("objective", "elbo"), "posterior": m.get("posterior", "diag"),
     }
     out = []
     for key in sorted(given - set(RESUME_MAY_CHANGE)):
@@ -525,6 +528,9 @@ def _resumed_trainer(a: argparse.Namespace, given: set[str], saved: ck.Checkpoin
 def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     t_start = time.perf_counter()
     given = _parse_train(a)
+    _check_family_flags(a)
+    if a.conditional or a.model == "vqvae":
+        return _cmd_train_family(a, held)
     progress = not a.no_progress and sys.stderr.isatty()
     n_threads, blas_line, blas_record = _threads_choice(a.threads)
     data_dir = _data_dir(a.data_dir)
@@ -699,6 +705,8 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
                                                itemsize=np.dtype(m.get("dtype", "float32")).itemsize, eval_batch=0),
                   {"--k": 1, "--batch-size": 500})
     vae = c.build_model()
+    if c.model_config.get("model") == "vqvae" or c.model_config.get("n_classes"):
+        return _cmd_evaluate_family(a, c, vae)
     data_seed = int(c.extra.get("data_seed", 0))
     ds = _load_data(name, _data_dir(a.data_dir), data_seed, mode, test=a.split in ("auto", "test"),
                     who="" if a.dataset else f"the checkpoint's data set {name}")
@@ -734,6 +742,203 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
             ll = np.asarray(log_likelihood(vae, xi, k=a.iw_k, rng=np.random.default_rng(seed + 12345)))
             print(f"importance-sampled log p(x), K = {a.iw_k}: {_fmt(float(ll.mean()))} nats "
                   f"(negative: {_fmt(-float(ll.mean()))})")
+    print(f"time: {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# the model family (note 10): flags, and the loop for the models the Trainer does not feed
+# ----------------------------------------------------------------------------------------------
+def _add_family_flags(t: argparse.ArgumentParser) -> None:
+    f = t.add_argument_group("model family (derivations/10_model_family.md)")
+    f.add_argument("--model", choices=("vae", "vqvae"), default="vae", help="the VAE (default) or a VQ-VAE")
+    f.add_argument("--objective", choices=("elbo", "iwae"),
+                   help="training objective: the ELBO (default) or the importance-weighted bound with --k samples")
+    f.add_argument("--posterior", choices=("diag", "full"),
+                   help="encoder covariance: diagonal (default) or full (Cholesky factor)")
+    f.add_argument("--conditional", action="store_true",
+                   help="conditional VAE: the one-hot label joins the encoder input and z (labelled data sets)")
+    f.add_argument("--n-codes", type=_positive_int, default=8, help="VQ-VAE: code vectors per image (default 8)")
+    f.add_argument("--code-dim", type=_positive_int, default=4, help="VQ-VAE: dimension of each code vector (default 4)")
+    f.add_argument("--codebook-size", type=_positive_int, default=32, help="VQ-VAE: codebook entries K (default 32)")
+    f.add_argument("--commitment", type=_nonneg_float, default=0.25, help="VQ-VAE: commitment weight (default 0.25)")
+
+
+def _check_family_flags(a: argparse.Namespace) -> None:
+    """Reject family flags that would otherwise be ignored or contradict each other."""
+    vq = a.model == "vqvae"
+    if a.objective == "iwae" and (a.beta != 1.0 or a.warmup_epochs > 0):
+        raise CLIError("--objective iwae: the bound has no KL weight; leave --beta 1 and --warmup-epochs 0")
+    if a.objective == "iwae" and a.kl != "closed":
+        raise CLIError("--objective iwae: --kl does not apply (the bound uses log q - log p at each sample)")
+    if vq and (a.objective != "elbo" or a.posterior != "diag" or a.conditional):
+        raise CLIError("--model vqvae takes none of --objective, --posterior, --conditional")
+    if vq and (a.beta != 1.0 or a.k != 1 or a.kl != "closed" or a.warmup_epochs > 0):
+        raise CLIError("--model vqvae has no KL term or samples: use --commitment, not --beta/--k/--kl/--warmup-epochs")
+    if not vq and (a.n_codes, a.code_dim, a.codebook_size, a.commitment) != (8, 4, 32, 0.25):
+        raise CLIError("--n-codes, --code-dim, --codebook-size and --commitment need --model vqvae")
+    if (a.conditional or vq) and a.resume:
+        raise CLIError("--resume is not available for --conditional or --model vqvae runs")
+
+
+def _family_vae_kwargs(a: argparse.Namespace) -> Dict[str, Any]:
+    """The VAE's family settings; recorded in its config, so checkpoints and --resume keep them."""
+    return {"posterior": a.posterior, "objective": a.objective}
+
+
+def _family_batches(model: Any, x: np.ndarray, y: Optional[np.ndarray], batch: int, **kw: Any):
+    """Yield forward's Terms over x in order (labels y when the model is conditional)."""
+    for s in range(0, x.shape[0], batch):
+        extra = dict(kw)
+        if y is not None:
+            extra["y"] = y[s:s + batch]
+        yield x[s:s + batch].shape[0], model.forward(x[s:s + batch], **extra)
+
+
+def _family_eval(model: Any, x: np.ndarray, y: Optional[np.ndarray], seed: int, batch: int = 500) -> Dict[str, float]:
+    """Validation numbers for a conditional VAE (ELBO with the labels) or a VQ-VAE."""
+    from ..vqvae import VQVAE, perplexity
+
+    n = x.shape[0]
+    if isinstance(model, VQVAE):
+        tot, idx = np.zeros(3), []
+        for b, t in _family_batches(model, x, None, batch):
+            tot += b * np.array([t.recon, t.kl, t.codebook])
+            idx.append(t.indices)
+        recon, kl, cb = tot / n
+        return {"neg_elbo": recon + kl, "recon": recon, "kl": kl, "codebook": cb,
+                "perplexity": perplexity(np.concatenate(idx), model.codebook_size)}
+    rng = np.random.default_rng(seed)
+    tot = np.zeros(3)
+    for s in range(0, n, batch):
+        xb, yb = x[s:s + batch], y[s:s + batch]
+        eps = rng.standard_normal((1, xb.shape[0], model.z_dim)).astype(model.dtype)
+        t = model.forward(xb, eps=eps, y=yb, objective="elbo")
+        tot += xb.shape[0] * np.array([-t.elbo, t.recon, t.kl])
+    return dict(zip(("neg_elbo", "recon", "kl"), tot / n))
+
+
+def _cmd_train_family(a: argparse.Namespace, held: list) -> int:
+    """``train --conditional`` and ``train --model vqvae``: Adam (or --optimizer) over minibatches,
+    validation after each epoch, then checkpoint.npz and history.csv in --out."""
+    from ..model import VAE
+    from ..optim import make_optimizer
+    from ..training import checkpoint as ck
+    from ..vqvae import VQVAE
+
+    t0 = time.perf_counter()
+    if a.dataset not in DATASETS or a.dataset in TOY_SETS:
+        raise CLIError(f"--conditional / --model vqvae train on image data sets, got {a.dataset!r}")
+    likelihood = a.likelihood or "bernoulli"
+    if a.binarize == "dynamic":
+        raise CLIError("--binarize dynamic is not available here; use fixed (the default for these models)")
+    mode = None if a.binarize == "none" or a.dataset == "binarized-mnist" or likelihood != "bernoulli" else "fixed"
+    ds = _load_data(a.dataset, _data_dir(a.data_dir), a.seed, mode, test=False)
+    x_train = ds.x_train if a.max_train is None else ds.x_train[: a.max_train]
+    y_train = None if ds.y_train is None else ds.y_train[: x_train.shape[0]].astype(np.int64)
+    if a.conditional and (y_train is None or ds.y_val is None):
+        raise CLIError(f"--conditional needs labels; data set {a.dataset} has none")
+    dtype = np.dtype(a.dtype)
+    out = a.out or rundir.new_run_dir(RUNS_ROOT, a.dataset)
+    if os.path.exists(os.path.join(out, "checkpoint.npz")) and not a.force:
+        raise CLIError(f"--out {out} already holds a run; pass --force to replace it")
+    os.makedirs(out, exist_ok=True)
+    held.append(rundir.RunLock(out, say=_say).acquire())
+    if a.model == "vqvae":
+        model = VQVAE(ds.x_dim, n_codes=a.n_codes, code_dim=a.code_dim, codebook_size=a.codebook_size,
+                      hidden=a.hidden, likelihood=likelihood, activation=a.activation, beta=a.commitment,
+                      c=a.c, seed=a.seed, dtype=dtype)
+        kw: Dict[str, Any] = {}
+        y_train = None
+    else:
+        model = VAE(ds.x_dim, a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation, c=a.c,
+                    seed=a.seed, dtype=dtype, n_classes=10, **_family_vae_kwargs(a))
+        kw = {"k": a.k, "kl": a.kl, "beta": a.beta}
+    y_val = ds.y_val.astype(np.int64) if model.__class__ is VAE else None
+    opt = make_optimizer(a.optimizer, lr=a.lr)
+    rng = np.random.default_rng(a.seed)
+    x_train = np.asarray(x_train, dtype=dtype)
+    x_val = np.asarray(ds.x_val, dtype=dtype)
+    history: Dict[str, List[float]] = {c: [] for c in ("epoch", "step", "train_loss", "val_neg_elbo", "val_recon", "val_kl")}
+    step = 0
+    for epoch in range(1, a.epochs + 1):
+        order = rng.permutation(x_train.shape[0])
+        s_loss = 0.0
+        for s in range(0, x_train.shape[0], a.batch_size):
+            idx = order[s:s + a.batch_size]
+            extra = dict(kw, y=y_train[idx]) if y_train is not None else kw
+            t = model.forward(x_train[idx], **extra)
+            if not np.isfinite(t.loss):
+                print(f"{PROG}: error: the loss is non-finite at epoch {epoch}", file=sys.stderr)
+                return 1
+            model.backward()
+            opt.step(model.flat_params, model.flat_grads)
+            s_loss += float(t.loss) * idx.size
+            step += 1
+        val = _family_eval(model, x_val, y_val, a.seed)
+        for c, v in (("epoch", epoch), ("step", step), ("train_loss", s_loss / x_train.shape[0]),
+                     ("val_neg_elbo", val["neg_elbo"]), ("val_recon", val["recon"]), ("val_kl", val["kl"])):
+            history[c].append(v)
+        more = (f"  codebook {val['codebook']:.3f}  perplexity {val['perplexity']:.1f}" if "perplexity" in val else "")
+        if not a.no_progress:
+            print(f"epoch {epoch:>3}/{a.epochs}  train loss {s_loss / x_train.shape[0]:8.2f}  val -ELBO "
+                  f"{val['neg_elbo']:8.2f} (recon {val['recon']:7.2f} + KL {val['kl']:6.2f}){more}",
+                  file=sys.stderr, flush=True)
+    extra = {"dataset": a.dataset, "binarize": mode, "data_seed": a.seed, "max_train": a.max_train,
+             "n_train": int(x_train.shape[0])}
+    ck.save(os.path.join(out, "checkpoint.npz"), model, opt,
+            {"epoch": a.epochs, "step": step, "history": history, "extra": extra,
+             "train_config": {"seed": a.seed, "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr,
+                              "optimizer": a.optimizer}})
+    _write_history(history, out)
+    if a.out is None:
+        rundir.point_latest(RUNS_ROOT, out)
+    what = "VQ-VAE" if a.model == "vqvae" else "conditional VAE"
+    print(f"finished {a.epochs} epochs ({step} steps) of the {what} on {a.dataset} "
+          f"[{x_train.shape[0]} train / {x_val.shape[0]} val] in {time.perf_counter() - t0:.1f}s")
+    print(f"validation negative ELBO: {_fmt(val['neg_elbo'])} nats = reconstruction {_fmt(val['recon'])} "
+          f"+ KL {_fmt(val['kl'])}" + more)
+    print(f"files in {os.path.abspath(out)}: checkpoint.npz, checkpoint.json, history.csv, history.json")
+    return 0
+
+
+def _cmd_evaluate_family(a: argparse.Namespace, c: Any, model: Any) -> int:
+    """``evaluate`` for a conditional VAE (with the data set's labels) or a VQ-VAE."""
+    t0 = time.perf_counter()
+    name = a.dataset or c.extra.get("dataset")
+    if not name:
+        raise CLIError(f"{a.checkpoint}: the checkpoint does not record its data set; pass --dataset")
+    ds = _load_data(name, _data_dir(a.data_dir), int(c.extra.get("data_seed", 0)), c.extra.get("binarize"),
+                    test=a.split in ("auto", "test"))
+    split = ("test" if ds.x_test is not None else "val") if a.split == "auto" else a.split
+    x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_val, ds.y_val)
+    if x is None:
+        raise CLIError(f"data set {name} has no {split} split")
+    if a.max_examples is not None:
+        x, y = x[: a.max_examples], (None if y is None else y[: a.max_examples])
+    conditional = bool(c.model_config.get("n_classes"))
+    if conditional and y is None:
+        raise CLIError(f"the conditional model needs labels; data set {name} has none")
+    if a.k != 1 or (a.iw_k is not None and not conditional):
+        raise CLIError("evaluate --k / --iw-k: only K = 1 here (and --iw-k for a conditional VAE)")
+    x = np.asarray(x, dtype=model.dtype)
+    y = None if y is None else np.asarray(y, dtype=np.int64)
+    seed = a.seed if a.seed is not None else int(c.train_config.get("seed", 0))
+    res = _family_eval(model, x, y, seed, a.batch_size)
+    print(f"checkpoint {a.checkpoint}: epoch {c.epoch}, step {c.step}")
+    print(f"{name} {split} split, {x.shape[0]} examples:")
+    print(f"negative ELBO: {_fmt(res['neg_elbo'])} nats = reconstruction {_fmt(res['recon'])} + KL {_fmt(res['kl'])}"
+          + (f"; codebook perplexity {res['perplexity']:.2f}" if "perplexity" in res else ""))
+    if a.iw_k is not None:
+        rng = np.random.default_rng(seed + 12345)
+        ll = []
+        for s in range(0, x.shape[0], 100):
+            xb, yb = x[s:s + 100], y[s:s + 100]
+            lw = np.concatenate([model.log_weights(xb, rng.standard_normal((min(500, a.iw_k - j), xb.shape[0],
+                                 model.z_dim)).astype(model.dtype), y=yb) for j in range(0, a.iw_k, 500)])
+            m = lw.max(axis=0)
+            ll.append(m + np.log(np.mean(np.exp(lw - m), axis=0)))
+        print(f"importance-sampled log p(x | y), K = {a.iw_k}: {_fmt(float(np.concatenate(ll).mean()))} nats")
     print(f"time: {time.perf_counter() - t0:.1f}s")
     return 0
 

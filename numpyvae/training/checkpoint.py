@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..model import VAE
+from ..vqvae import VQVAE
 from ..optim import make_optimizer
 from .rundir import remove_stale_tmp
 
@@ -54,7 +55,7 @@ VERSION = 1
 #: The ``"model"`` field of a checkpoint's metadata -> a function rebuilding that model from its
 #: ``model_config``. Checkpoints written before the field existed are ``"vae"``. A new model
 #: type registers its builder here (and its ``checkpoint_model`` attribute names it on save).
-MODEL_BUILDERS: dict[str, Callable[[dict], Any]] = {"vae": VAE.from_config}
+MODEL_BUILDERS: dict[str, Callable[[dict], Any]] = {"vae": VAE.from_config, "vqvae": VQVAE.from_config}
 
 
 class CheckpointError(ValueError):
