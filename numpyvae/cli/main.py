@@ -92,9 +92,9 @@ def _dataset_names() -> List[str]:
 # ----------------------------------------------------------------------------------------------
 # parser
 # ----------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(preset: Optional[str] = None) -> argparse.ArgumentParser:
     """Return the ``argparse`` parser of the ``numpyvae`` command (subcommands train,
-    gradcheck, evaluate)."""
+    gradcheck, evaluate); with ``preset`` the train options default to that preset's values."""
     p = _Parser(prog=PROG, description="A variational autoencoder in NumPy with hand-written gradients.")
     from .. import __version__
 
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue the run saved in --out/checkpoint.npz up to --epochs total (model, data and "
                         "training options come from the checkpoint)")
+    _preset_hook_parser(t, preset)
 
     g = sub.add_parser("gradcheck", help="finite-difference check of every gradient of a small model",
                        description="Build a small float64 VAE (12-8-3 by default), fix eps, and compare the analytic "
@@ -162,6 +163,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instructors: 'assignment make DIR' writes student stubs, "
                         "'assignment grade FILE' grades them by gradient checks")
     return p
+
+
+# ----------------------------------------------------------------------------------------------
+# --preset (training/presets.py): three hooks, kept apart from the rest of the CLI
+# ----------------------------------------------------------------------------------------------
+def _preset_hook_parser(t: argparse.ArgumentParser, preset: Optional[str]) -> None:
+    from ..training.presets import add_preset_arguments, cli_defaults
+
+    add_preset_arguments(t)
+    if preset:
+        t.set_defaults(**cli_defaults(preset))   # the preset's values; flags given still win
+
+
+def _preset_hook_reparse(a: argparse.Namespace, argv: List[str]) -> argparse.Namespace:
+    if getattr(a, "preset", None):
+        return build_parser(a.preset).parse_args(argv)
+    return a
 
 
 # ----------------------------------------------------------------------------------------------
@@ -258,6 +276,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
         cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, beta=a.beta,
                           warmup_epochs=a.warmup_epochs, k=a.k, kl=a.kl, binarize=(mode == "dynamic"),
                           seed=a.seed, progress=not a.no_progress)
+        from ..training.presets import apply_preset_config
+        cfg = apply_preset_config(getattr(a, "preset", None), cfg)    # --preset: optimizer kwargs, lr schedule
         extra = {"dataset": a.dataset, "binarize": mode, "data_seed": a.seed, "max_train": a.max_train,
                  "n_train": int(x_train.shape[0])}
         os.makedirs(out, exist_ok=True)
@@ -283,6 +303,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
     figs = plots.make_figures(trainer.vae, fig_x, out, history=history, y_val=fig_y, image_shape=ds.image_shape,
                               seed=a.seed)
     t_total = time.perf_counter() - t_start
+    from ..training.presets import preset_epilogue
+    preset_epilogue(a, trainer, ds)    # --preset: the paper's evaluation and the projected time
 
     last = {c: history[c][-1] for c in history}
     print(f"finished {trainer.epoch} epochs ({trainer.step} steps) on {name} "
@@ -410,6 +432,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             a = parser.parse_args(argv)
         except SystemExit as exc:  # --help / --version
             return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+        a = _preset_hook_reparse(a, argv)
         if a.command is None:
             raise CLIError("a command is required: train, gradcheck, evaluate or assignment (see numpyvae --help)")
         if a.command == "train":
