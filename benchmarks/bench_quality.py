@@ -41,13 +41,7 @@ DATA = "/work/shared/data/binarized-mnist"
 
 
 def train_numpyvae(x_train, seed, epochs, init):
-    vae = VAE(784, 20, hidden=(400,), activation="relu", seed=seed, dtype=np.float32)
-    if init == "uniform":      # PyTorch nn.Linear's default: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-        rng = np.random.default_rng([seed, 7])
-        for _, lin in vae._named_linears():
-            bound = 1.0 / np.sqrt(lin.W.shape[0])
-            lin.W[...] = rng.uniform(-bound, bound, lin.W.shape)
-            lin.b[...] = rng.uniform(-bound, bound, lin.b.shape)
+    vae = VAE(784, 20, hidden=(400,), activation="relu", seed=seed, dtype=np.float32, init=init)
     cfg = TrainConfig(epochs=epochs, batch_size=100, lr=1e-3, seed=seed, progress=False)
     Trainer(vae, x_train, None, cfg).fit()
     return vae.astype(np.float64)

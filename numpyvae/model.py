@@ -58,7 +58,9 @@ class VAE:
     trunk with a linear head giving Bernoulli logits, a Gaussian mean with fixed
     variance c (Shah, Eq. 5), or a mean and a log-variance ("gaussian_learned").
     ``hidden=()`` makes every map linear; with likelihood="gaussian" that is the
-    linear-Gaussian (probabilistic PCA) model.
+    linear-Gaussian (probabilistic PCA) model. ``init="default"`` draws weights He/Glorot
+    normal with zero biases; ``init="uniform"`` draws every W and b from
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as PyTorch's nn.Linear does (benchmarks/bench_quality.py).
 
     Parameters live in one flat buffer ``flat_params``; ``params[name]`` are views
     into it, so editing ``vae.params["enc.0.W"]`` in place edits the model.
@@ -69,7 +71,7 @@ class VAE:
     """
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli",
-                 activation="relu", c=1.0, seed=0, dtype=np.float64):
+                 activation="relu", c=1.0, seed=0, dtype=np.float64, init="default"):
         x_dim = _validate.positive_int("x_dim", x_dim)
         z_dim = _validate.positive_int("z_dim", z_dim)
         if isinstance(hidden, (int, np.integer)):
@@ -81,6 +83,10 @@ class VAE:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         dtype = _validate.float_dtype(dtype)
         seed = _validate.seed(seed)
+        if init not in ("default", "uniform"):
+            raise ValueError(f"init must be 'default' or 'uniform', got {init!r}")
+        self.init = init
+        head_init, trunk_init = ("glorot", None) if init == "default" else ("uniform", "uniform")
 
         self.x_dim, self.z_dim, self.hidden = x_dim, z_dim, hidden
         self.activation, self.likelihood_name = activation, likelihood
@@ -94,12 +100,12 @@ class VAE:
 
         h_enc = hidden[-1] if hidden else x_dim
         h_dec = hidden[0] if hidden else z_dim
-        self.enc = MLP((x_dim,) + hidden, activation, init_rng, dtype)
-        self.enc_mu = Linear(h_enc, z_dim, init_rng, "glorot", dtype)
-        self.enc_logvar = Linear(h_enc, z_dim, init_rng, "glorot", dtype)
-        self.dec = MLP((z_dim,) + hidden[::-1], activation, init_rng, dtype)
-        self.dec_out = Linear(h_dec, x_dim, init_rng, "glorot", dtype)
-        self.dec_logvar = (Linear(h_dec, x_dim, init_rng, "glorot", dtype)
+        self.enc = MLP((x_dim,) + hidden, activation, init_rng, dtype, trunk_init)
+        self.enc_mu = Linear(h_enc, z_dim, init_rng, head_init, dtype)
+        self.enc_logvar = Linear(h_enc, z_dim, init_rng, head_init, dtype)
+        self.dec = MLP((z_dim,) + hidden[::-1], activation, init_rng, dtype, trunk_init)
+        self.dec_out = Linear(h_dec, x_dim, init_rng, head_init, dtype)
+        self.dec_logvar = (Linear(h_dec, x_dim, init_rng, head_init, dtype)
                            if likelihood == "gaussian_learned" else None)
         # the encoder never needs dL/dx: skip that matmul on the first layer(s)
         for lin in (self.enc.linears[:1] or [self.enc_mu, self.enc_logvar]):
@@ -150,7 +156,7 @@ class VAE:
         """JSON-able settings that rebuild this architecture with ``VAE.from_config``."""
         return {"x_dim": self.x_dim, "z_dim": self.z_dim, "hidden": list(self.hidden),
                 "likelihood": self.likelihood_name, "activation": self.activation,
-                "c": self.c, "seed": self.seed, "dtype": self.dtype.name}
+                "c": self.c, "seed": self.seed, "dtype": self.dtype.name, "init": self.init}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "VAE":
