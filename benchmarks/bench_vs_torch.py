@@ -232,6 +232,7 @@ def main(argv=None):
     ap.add_argument("--models", default="relu,tanh", help="comma-separated: relu, tanh")
     ap.add_argument("--plain-adam", action="store_true",
                     help="also time the Trainer with the readable Adam (fast=False)")
+    ap.add_argument("--no-torch", action="store_true", help="leave the PyTorch side out")
     ap.add_argument("--json", help="write all samples to this file")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
@@ -243,7 +244,9 @@ def main(argv=None):
     threads = [int(t) for t in args.threads.split(",")]
     models = args.models.split(",")
     sides = ["numpyvae"] + (["numpyvae-plain-adam"] if args.plain_adam else [])
-    if _have_torch():
+    if args.no_torch:
+        torch_note = "PyTorch side left out (--no-torch)"
+    elif _have_torch():
         from importlib.metadata import version
         sides.append("torch")
         torch_note = f"torch {version('torch')}"    # not imported here: keeps the parent small
@@ -264,11 +267,20 @@ def main(argv=None):
                 for side in sides:
                     out = _spawn(side, model, args.n, args.epochs, t)
                     samples.setdefault((model, t, side), []).append(out)
+                    print(f"  {MODELS[model]['label']:<28} {t} thr {side:<20} "
+                          f"{out['samples_per_s']:8.0f} samples/s  {out['peak_rss_mb']:5.0f} MB  "
+                          f"load {os.getloadavg()[0]:.2f}", flush=True)
         la1 = os.getloadavg()
         loads.append((la0, la1))
         print(f"round {r + 1}/{args.rounds} done; load average (1, 5, 15 min) before "
               f"{la0[0]:.2f} {la0[1]:.2f} {la0[2]:.2f}, after {la1[0]:.2f} {la1[1]:.2f} {la1[2]:.2f}",
               flush=True)
+
+    if "torch" not in sides:
+        sides.append("torch")           # ratios against it print as nan
+        for model in models:
+            for t in threads:
+                samples[(model, t, "torch")] = [dict(samples_per_s=float("nan"), peak_rss_mb=float("nan"))]
 
     def med(model, t, side, key="samples_per_s"):
         s = samples.get((model, t, side))
