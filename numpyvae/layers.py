@@ -21,7 +21,8 @@ class Linear:
 
     Initialisation: weights drawn from N(0, s^2) with s = sqrt(2 / D_in) (He) when
     the layer feeds a ReLU-family activation, s = sqrt(2 / (D_in + D_out))
-    (Glorot) otherwise; biases start at zero. ``init`` selects "he" or "glorot".
+    (Glorot) otherwise; biases start at zero. ``init`` selects "he" or "glorot";
+    "uniform" draws W and b from U(-1/sqrt(D_in), 1/sqrt(D_in)) (PyTorch's nn.Linear default).
 
     Derivation: derivations/06_backprop_mlp.md, eq. (6.1)
     Derivation: derivations/06_backprop_mlp.md, eq. (6.14)
@@ -29,14 +30,16 @@ class Linear:
 
     def __init__(self, d_in: int, d_out: int, rng: np.random.Generator,
                  init: str = "he", dtype=np.float64):
-        if init == "he":
-            std = np.sqrt(2.0 / d_in)
-        elif init == "glorot":
-            std = np.sqrt(2.0 / (d_in + d_out))
+        if init == "uniform":   # PyTorch nn.Linear's default: W, b ~ U(-1/sqrt(D_in), 1/sqrt(D_in))
+            bound = 1.0 / np.sqrt(d_in)
+            self.W = rng.uniform(-bound, bound, (d_in, d_out)).astype(dtype)
+            self.b = rng.uniform(-bound, bound, d_out).astype(dtype)
+        elif init in ("he", "glorot"):
+            std = np.sqrt(2.0 / d_in) if init == "he" else np.sqrt(2.0 / (d_in + d_out))
+            self.W = (rng.standard_normal((d_in, d_out)) * std).astype(dtype)
+            self.b = np.zeros(d_out, dtype=dtype)
         else:
-            raise ValueError(f"init must be 'he' or 'glorot', got {init!r}")
-        self.W = (rng.standard_normal((d_in, d_out)) * std).astype(dtype)
-        self.b = np.zeros(d_out, dtype=dtype)
+            raise ValueError(f"init must be 'he', 'glorot' or 'uniform', got {init!r}")
         self.dW = np.zeros_like(self.W)
         self.db = np.zeros_like(self.b)
         self.x = None
@@ -184,8 +187,9 @@ class MLP:
     """
 
     def __init__(self, sizes, activation: str, rng: np.random.Generator,
-                 dtype=np.float64):
-        init = "he" if activation in ("relu", "leaky_relu") else "glorot"
+                 dtype=np.float64, init=None):
+        if init is None:    # He for the ReLU family, Glorot otherwise (see Linear)
+            init = "he" if activation in ("relu", "leaky_relu") else "glorot"
         self.linears = [Linear(a, b, rng, init=init, dtype=dtype)
                         for a, b in zip(sizes[:-1], sizes[1:])]
         self.acts = [make_activation(activation) for _ in self.linears]

@@ -66,7 +66,9 @@ class VAE:
     trunk with a linear head giving Bernoulli logits, a Gaussian mean with fixed
     variance c (Shah, Eq. 5), or a mean and a log-variance ("gaussian_learned").
     ``hidden=()`` makes every map linear; with likelihood="gaussian" that is the
-    linear-Gaussian (probabilistic PCA) model.
+    linear-Gaussian (probabilistic PCA) model. ``init="default"`` draws weights He/Glorot
+    normal with zero biases; ``init="uniform"`` draws every W and b from
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as PyTorch's nn.Linear does (benchmarks/bench_quality.py).
 
     The model family (note 10): ``posterior="full"`` adds a head for the strictly
     lower entries of a Cholesky factor L (q = N(mu, L L^T), diagonal L_ii = exp(logvar/2));
@@ -86,7 +88,7 @@ class VAE:
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli",
                  activation="relu", c=1.0, seed=0, dtype=np.float64, posterior="diag",
-                 n_classes=None, objective="elbo"):
+                 n_classes=None, objective="elbo", init="default"):
         x_dim = _validate.positive_int("x_dim", x_dim)
         z_dim = _validate.positive_int("z_dim", z_dim)
         if isinstance(hidden, (int, np.integer)):
@@ -106,6 +108,10 @@ class VAE:
         # posterior, labels and the training objective are part of the model's record
         self.posterior, self.n_classes, self.objective = posterior, n_classes, objective
         n_y = n_classes or 0     # the one-hot label widens the encoder's and decoder's inputs
+        if init not in ("default", "uniform"):
+            raise ValueError(f"init must be 'default' or 'uniform', got {init!r}")
+        self.init = init
+        head_init, trunk_init = ("glorot", None) if init == "default" else ("uniform", "uniform")
 
         self.x_dim, self.z_dim, self.hidden = x_dim, z_dim, hidden
         self.activation, self.likelihood_name = activation, likelihood
@@ -119,17 +125,18 @@ class VAE:
 
         h_enc = hidden[-1] if hidden else x_dim + n_y
         h_dec = hidden[0] if hidden else z_dim + n_y
-        self.enc = MLP((x_dim + n_y,) + hidden, activation, init_rng, dtype)
-        self.enc_mu = Linear(h_enc, z_dim, init_rng, "glorot", dtype)
-        self.enc_logvar = Linear(h_enc, z_dim, init_rng, "glorot", dtype)
+        self.enc = MLP((x_dim + n_y,) + hidden, activation, init_rng, dtype, trunk_init)
+        self.enc_mu = Linear(h_enc, z_dim, init_rng, head_init, dtype)
+        self.enc_logvar = Linear(h_enc, z_dim, init_rng, head_init, dtype)
         # posterior="full": the strictly lower triangle of L, started at zero (= diagonal q)
-        self.enc_off = (Linear(h_enc, z_dim * (z_dim - 1) // 2, init_rng, "glorot", dtype)
+        self.enc_off = (Linear(h_enc, z_dim * (z_dim - 1) // 2, init_rng, head_init, dtype)
                         if posterior == "full" else None)
         if self.enc_off is not None:
             self.enc_off.W[...] = 0
-        self.dec = MLP((z_dim + n_y,) + hidden[::-1], activation, init_rng, dtype)
-        self.dec_out = Linear(h_dec, x_dim, init_rng, "glorot", dtype)
-        self.dec_logvar = (Linear(h_dec, x_dim, init_rng, "glorot", dtype)
+            self.enc_off.b[...] = 0
+        self.dec = MLP((z_dim + n_y,) + hidden[::-1], activation, init_rng, dtype, trunk_init)
+        self.dec_out = Linear(h_dec, x_dim, init_rng, head_init, dtype)
+        self.dec_logvar = (Linear(h_dec, x_dim, init_rng, head_init, dtype)
                            if likelihood == "gaussian_learned" else None)
         # the encoder never needs dL/dx: skip that matmul on the first layer(s)
         for lin in (self.enc.linears[:1] or [self.enc_mu, self.enc_logvar, self.enc_off]):
@@ -184,7 +191,7 @@ class VAE:
                 "likelihood": self.likelihood_name, "activation": self.activation,
                 "c": self.c, "seed": self.seed, "dtype": self.dtype.name,
                 "posterior": self.posterior, "n_classes": self.n_classes,
-                "objective": self.objective}
+                "objective": self.objective, "init": self.init}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "VAE":

@@ -181,3 +181,68 @@ def test_step_updates_vae_params_in_place():
     vae.loss_and_grads(x)
     optim.Adam(0.01).step(vae.flat_params, vae.flat_grads)
     assert vae.params["dec.out.W"] is W and not np.array_equal(W, before)
+
+
+# ------------------------------------------------ state bound to one parameter array (issue 8)
+@pytest.mark.parametrize("make", [lambda: optim.SGD(0.1, momentum=0.9), lambda: optim.Adagrad(0.1),
+                                  lambda: optim.Adam(0.01), lambda: optim.Adam(0.01, fast=False),
+                                  lambda: optim.SGD(0.1)])
+def test_state_refuses_a_second_array_of_the_same_shape(make):
+    """One optimizer, two arrays: their moments would mix. Refused, naming the argument."""
+    opt = make()
+    a, b = P0.copy(), P0.copy() + 1.0
+    opt.step(a, GRADS[0].copy())
+    b_before = b.copy()
+    with pytest.raises(ValueError, match="params.*another parameter array"):
+        opt.step(b, GRADS[1].copy())
+    np.testing.assert_array_equal(b, b_before)          # refused before touching b
+    assert opt.t == 1
+    opt.step(a, GRADS[1].copy())                          # the bound array still works
+    opt.step(a[:], GRADS[2].copy())                       # so does a view of all of it
+    assert opt.t == 3
+
+
+def test_two_optimizers_for_two_arrays_match_separate_runs():
+    """Binding per parameter: each optimizer's updates equal a run on that array alone."""
+    a, b = P0.copy(), -P0.copy()
+    oa, ob = optim.Adam(0.05), optim.Adam(0.05)
+    for g in GRADS:
+        oa.step(a, g.copy())
+        ob.step(b, -2 * g)
+    ref_a, ref_b = P0.copy(), -P0.copy()
+    ra, rb = optim.Adam(0.05), optim.Adam(0.05)
+    for g in GRADS:
+        ra.step(ref_a, g.copy())
+    for g in GRADS:
+        rb.step(ref_b, -2 * g)
+    np.testing.assert_array_equal(a, ref_a)
+    np.testing.assert_array_equal(b, ref_b)
+
+
+def test_restored_state_binds_to_the_new_model_and_checks_its_shape():
+    opt = optim.Adam(0.01)
+    p = P0.copy()
+    opt.step(p, GRADS[0].copy())
+    state = opt.state_dict()
+    new = optim.Adam(0.01)
+    new.load_state_dict(state)
+    q = p.copy()                                           # e.g. a model rebuilt from a checkpoint
+    new.step(q, GRADS[1].copy())
+    with pytest.raises(ValueError, match="params.*another parameter array"):
+        new.step(p, GRADS[1].copy())
+    wrong = optim.Adam(0.01)
+    wrong.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"params has shape \(4,\).*'m' has shape \(3,\)"):
+        wrong.step(np.zeros(4), np.zeros(4))
+
+
+def test_adam_plain_path_is_the_formula():
+    """fast=False runs the readable update; it too matches the hand computation."""
+    b1, b2, lr, eps = 0.8, 0.95, 0.01, 1e-8
+    got = _run(optim.Adam(lr=lr, betas=(b1, b2), eps=eps, fast=False))
+    p, m, v = P0.copy(), np.zeros(3), np.zeros(3)
+    for t, (g, q) in enumerate(zip(GRADS, got), 1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        np.testing.assert_allclose(q, p, rtol=1e-12, atol=1e-14)

@@ -38,6 +38,7 @@ from ..teaching.cli import main as assignment_main
 from ..theory.estimators import log_likelihood
 from ..training import checkpoint as ck
 from ..training import memory, plots, rundir, threads
+from ..training.presets import add_preset_arguments, apply_preset_config, cli_defaults, preset_epilogue
 from ..training.trainer import (
     HISTORY_COLUMNS,
     TrainConfig,
@@ -167,9 +168,10 @@ data sets (--dataset):
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     """Return the ``argparse`` parser of the ``numpyvae`` command (subcommands train,
-    gradcheck, evaluate, assignment)."""
+    gradcheck, evaluate, assignment); with ``preset`` the train options default to that
+    preset's values."""
     p = _Parser(prog=PROG, description="A variational autoencoder in NumPy with hand-written gradients.",
                 epilog=_overview(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"numpyvae {__version__}")
@@ -215,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out (default runs/latest) up to --epochs in total; model, data and "
                         "training options come from the checkpoint (only --epochs, --lr, --threads may change)")
+    _preset_hook_parser(t, preset)
 
     g = sub.add_parser("gradcheck", help="finite-difference check of every gradient of a small model",
                        description="Build a small float64 VAE (12-8-3 by default), fix eps, and compare the analytic "
@@ -250,6 +253,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instructors: 'assignment make DIR' writes student stubs, "
                         "'assignment grade FILE' grades them by gradient checks")
     return p
+
+
+# ----------------------------------------------------------------------------------------------
+# --preset (training/presets.py): three hooks, kept apart from the rest of the CLI
+# ----------------------------------------------------------------------------------------------
+def _preset_hook_parser(t: argparse.ArgumentParser, preset: str | None) -> None:
+    add_preset_arguments(t)
+    if preset:
+        t.set_defaults(**cli_defaults(preset))   # the preset's values; flags given still win
+
+
+def _preset_hook_reparse(a: argparse.Namespace, argv: list[str]) -> argparse.Namespace:
+    if getattr(a, "preset", None):
+        return build_parser(a.preset).parse_args(argv)
+    return a
 
 
 # ----------------------------------------------------------------------------------------------
@@ -594,6 +612,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
                           seed=a.seed, progress=progress)
         extra = {"dataset": name, "binarize": mode, "data_seed": a.seed, "max_train": a.max_train,
                  "n_train": int(x_train.shape[0]), "blas": blas_record}
+        cfg = apply_preset_config(getattr(a, "preset", None), cfg)    # --preset: optimizer kwargs, lr schedule
         trainer = Trainer(vae, x_train, x_val, cfg, checkpoint_path=ckpt_path, extra=extra)
     _say(f"run directory: {out}")
     _say(blas_line)
@@ -620,6 +639,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     if stopped is not None:
         return _report_stop(stopped, trainer, out)
     t_total = time.perf_counter() - t_start
+    preset_epilogue(a, trainer, ds)    # --preset: the paper's evaluation and the projected time
 
     last = {c: history[c][-1] for c in history}
     print(f"finished {trainer.epoch} epochs ({trainer.step} steps) on {name} "
@@ -967,6 +987,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             a = parser.parse_args(argv)
         except SystemExit as exc:  # --help / --version
             return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+        a = _preset_hook_reparse(a, argv)
         if a.command is None:
             raise CLIError("a command is required: train, gradcheck, evaluate or assignment (see numpyvae --help)")
         if a.command == "train":

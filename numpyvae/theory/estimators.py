@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .. import kl as _kl
 from .._validate import as_rng, positive_int, vae_and_x
@@ -104,7 +105,8 @@ def _check_proposal(vae, x, q):
     return mu, logvar
 
 
-def _lse_accumulate(vae, x, k, rng, batch_size, max_floats, with_second_moment, q=None):
+def _lse_accumulate(vae, x, k, rng, batch_size, max_floats, with_second_moment, q=None,
+                    progress=None):
     """Running log-sum-exp of the K importance log-weights per example.
 
     Returns (log mean w (B,), log mean w^2 (B,) or None). Samples are drawn in chunks of
@@ -118,6 +120,7 @@ def _lse_accumulate(vae, x, k, rng, batch_size, max_floats, with_second_moment, 
     bc, kc = _chunks(vae, B, k, batch_size, max_floats)
     out1 = np.empty(B)
     out2 = np.empty(B) if with_second_moment else None
+    report = _progress_reporter(progress, B, k)
     for s in range(0, B, bc):
         xb = x[s:s + bc]
         mu, logvar = vae.encode(xb) if q is None else (q[0][s:s + bc], q[1][s:s + bc])
@@ -142,7 +145,32 @@ def _lse_accumulate(vae, x, k, rng, batch_size, max_floats, with_second_moment, 
         out1[s:s + nb] = m + np.log(s1 / k)
         if with_second_moment:
             out2[s:s + nb] = 2 * m + np.log(s2 / k)
+        report(s + nb)
+    report(None)
     return out1, out2
+
+
+def _progress_reporter(progress, total, k):
+    """A function done -> None for ``progress``: None/False (silent), True (a tqdm bar on
+    stderr with examples/s and the time left) or a callable progress(done, total, seconds)."""
+    if progress is None or progress is False:
+        return lambda done: None
+    t0 = time.perf_counter()
+    if callable(progress):
+        def report(done):
+            if done is not None:
+                progress(done, total, time.perf_counter() - t0)
+        return report
+    if progress is not True:
+        raise TypeError(f"progress must be None, True/False or a callable, got {progress!r}")
+    bar = tqdm(total=total, desc=f"log p(x), K={k}", unit="ex", leave=True)
+
+    def report(done):
+        if done is None:
+            bar.close()
+        else:
+            bar.update(done - bar.n)
+    return report
 
 
 # ------------------------------------------------------------- importance sampling
@@ -165,7 +193,7 @@ def iwae_bound(vae, x, k, rng=None, batch_size=None, max_floats=DEFAULT_MAX_FLOA
 
 
 def log_likelihood(vae, x, k=5000, batch_size=None, rng=None, max_floats=DEFAULT_MAX_FLOATS,
-                   return_stderr=False, q=None):
+                   return_stderr=False, q=None, progress=None):
     """Importance-sampled estimate of log p(x) with K samples from q(z|x): (B,) in nats.
 
     The same estimator as ``iwae_bound``, for large K: examples are processed in chunks of
@@ -180,10 +208,15 @@ def log_likelihood(vae, x, k=5000, batch_size=None, rng=None, max_floats=DEFAULT
     the error when the proposal is poor and the weights are heavy-tailed). q: as in
     ``iwae_bound``, a proposal (mu, logvar) to use instead of the encoder.
 
+    progress: None (silent), True (a progress bar on stderr with the time left) or a callable
+    ``progress(done, total, seconds)`` called after each chunk of examples (e.g. to log the
+    progress of an L_5000 evaluation of 10,000 test images, which takes minutes).
+
     Derivation: derivations/08_importance_sampling.md, eq. (8.5)
     Derivation: derivations/08_importance_sampling.md, eq. (8.2)
     """
-    l1, l2 = _lse_accumulate(vae, x, k, as_rng(rng, vae.rng), batch_size, max_floats, return_stderr, q)
+    l1, l2 = _lse_accumulate(vae, x, k, as_rng(rng, vae.rng), batch_size, max_floats, return_stderr, q,
+                             progress)
     if not return_stderr:
         return l1
     rel_var = np.maximum(np.exp(l2 - 2 * l1) - 1.0, 0.0)

@@ -118,6 +118,7 @@ class TrainConfig:
     progress: bool = True
     val_batch_size: int = 1000
     val_k: int = 1
+    lr_schedule: Optional[str] = None   # a name in presets.LR_SCHEDULES (lr per epoch), or None
 
     def __post_init__(self) -> None:
         def _pos_int(name: str) -> None:
@@ -145,6 +146,10 @@ class TrainConfig:
         self.beta = float(self.beta)
         self.warmup_epochs = float(self.warmup_epochs)
         self.optimizer_kwargs = dict(self.optimizer_kwargs or {})
+        if self.lr_schedule is not None:
+            from .presets import LR_SCHEDULES
+            if self.lr_schedule not in LR_SCHEDULES:
+                raise ValueError(f"lr_schedule: expected one of {sorted(LR_SCHEDULES)} or None, got {self.lr_schedule!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain JSON-able dict."""
@@ -504,6 +509,9 @@ class Trainer:
         n = self.x_train.shape[0]
         while self.epoch < total:
             t0 = time.perf_counter()
+            if cfg.lr_schedule is not None:  # a paper's schedule (training/presets.py): lr per epoch
+                from .presets import lr_at_epoch
+                self.optimizer.lr = lr_at_epoch(cfg.lr_schedule, cfg.lr, self.epoch)
             order = self.rngs["batch"].permutation(n)
             s_loss = s_elbo = s_recon = s_kl = 0.0
             seen = 0
