@@ -32,8 +32,9 @@ def test_mlp_and_vae_pass_the_init_through_and_keep_it_in_the_config():
     assert vae.params["enc.mu.b"].any() and vae.config["init"] == "uniform"
     again = nv.VAE.from_config(vae.config)
     np.testing.assert_array_equal(again.flat_params, vae.flat_params)
-    default = nv.VAE(30, 4, hidden=(16,), seed=1)
-    assert default.config["init"] == "default" and not default.params["enc.mu.b"].any()
+    assert nv.VAE(30, 4, hidden=(16,), seed=1).config["init"] == "uniform"   # the default
+    he = nv.VAE(30, 4, hidden=(16,), seed=1, init="he")
+    assert he.config["init"] == "he" and not he.params["enc.mu.b"].any()
     with pytest.raises(ValueError, match="init"):
         nv.VAE(30, 4, init="torch")
 
