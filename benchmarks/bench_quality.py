@@ -12,8 +12,9 @@ numpyvae ``VAE`` (W = weight.T, b = bias; the logits are fc_out's output), and t
 
 Sides: ``numpyvae`` (the package's default initialisation, ``init="uniform"``: W and b ~
 U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as PyTorch's nn.Linear), ``numpyvae-he`` (``init="he"``:
-He/Glorot normal, zero biases, the package's default before the quality comparison) and ``torch`` (skipped with a note when torch is
-absent). Mean and standard deviation over the seeds are printed per side.
+He/Glorot normal, zero biases, the package's default before the quality comparison) and
+``torch`` (skipped with a note when torch is absent). Mean and standard deviation over the
+seeds are printed per side.
 
     python benchmarks/bench_quality.py --seeds 0,1,2
     python benchmarks/bench_quality.py --seeds 0 --epochs 2 --sides numpyvae,torch   # quick

@@ -46,7 +46,7 @@ def worker(steps: int) -> None:
         B = case["batch"]
         batches = [x_all[i:i + B] for i in range(0, len(x_all) - B + 1, B)]
 
-        def step(xb):
+        def step(xb, vae=vae, opt=opt):   # bind this case's model (B023)
             vae.forward(xb)
             vae.backward()
             opt.step(vae.flat_params, vae.flat_grads)
@@ -69,7 +69,7 @@ def worker(steps: int) -> None:
             dW = np.empty_like(W)
             prods.append((a, W, dy, dW, lin.input_grad))
 
-        def matmuls():
+        def matmuls(prods=prods):
             for a, W, dy, dW, need_dx in prods:
                 a @ W
                 np.matmul(a.T, dy, out=dW)

@@ -319,7 +319,7 @@ def main(argv=None):
                 v = [med(model, t, side) for t in threads]
                 print(f"{MODELS[model]['label']:<28} {side:<20} samples/s by threads "
                       + ", ".join(f"{t}: {x:.0f}" for t, x in zip(threads, v)))
-    print(f"\nload average over the run (1-min, before/after each round): "
+    print("\nload average over the run (1-min, before/after each round): "
           + "; ".join(f"{a[0]:.2f}/{b[0]:.2f}" for a, b in loads))
     if args.json:
         with open(args.json, "w") as f:

@@ -86,7 +86,8 @@ def main():
     print(f"final: ML - ELBO = {ml - elbo_enc[-1]:.4f} nats/example, ML - log p = {ml - ll[-1]:.4f}; "
           f"decoder columns nearly orthogonal: |off-diag(W^T W)| / diag = "
           f"{abs(gram[0, 1]) / np.sqrt(gram[0, 0] * gram[1, 1]):.3f}")
-    save_text(out / "01_linear_gaussian_gap.txt", "Part A\n" + table_a + f"\nmax residual {resid:.2e}\n\nPart B\n" + table_b)
+    save_text(out / "01_linear_gaussian_gap.txt",
+              "Part A\n" + table_a + f"\nmax residual {resid:.2e}\n\nPart B\n" + table_b)
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
     t = [r["t"] for r in rows]

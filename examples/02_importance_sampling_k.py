@@ -45,7 +45,7 @@ def main():
 
     rows_lin, exact_pe = linear_case(rng)
     exact = exact_pe.mean()
-    print("linear-Gaussian VAE (6 -> 3), 300 test points; exact mean log p(x) = %.4f" % exact)
+    print(f"linear-Gaussian VAE (6 -> 3), 300 test points; exact mean log p(x) = {exact:.4f}")
     for r in rows_lin:
         d = exact_pe - r["values"]
         r["exact - mean"] = float(d.mean())

@@ -1,9 +1,10 @@
 """The bound versus the likelihood on MNIST (lecture notes, "Caveats").
 
 Trains the classic 784-400-20 ReLU / Bernoulli VAE with Adam for a few epochs on fixed-binarized
-MNIST (the shared 50k training images when ../shared/data sits beside the repository or NUMPYVAE_DATA points at it, else the packaged 9000), then
-compares, on N validation images, the ELBO that training maximised with the importance-sampled
-log-likelihood estimate for K = 1, 10, 100, 1000, 5000. Prints the table, the gap, and timings.
+MNIST (the shared 50k training images when ../shared/data sits beside the repository or
+NUMPYVAE_DATA points at it, else the packaged 9000), then compares, on N validation images, the
+ELBO that training maximised with the importance-sampled log-likelihood estimate for
+K = 1, 10, 100, 1000, 5000. Prints the table, the gap, and timings.
 
     python examples/07_bound_vs_likelihood.py [--out examples/output] [--epochs 3] [--n-eval 1000]
 """

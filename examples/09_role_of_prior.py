@@ -38,7 +38,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _theory_common import nv, out_dir, parser, save_figure, save_text  # noqa: E402
+from _theory_common import nv, out_dir, parser, save_text  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 from numpyvae.data import load_dataset  # noqa: E402
@@ -104,7 +104,8 @@ def measure(vae, x, rng, n_mc=2000):
     holes = float(np.mean(log_q2 < log_p2 + np.log(0.1)))
     return {
         "elbo": float(t.elbo), "recon": float(np.mean(t.recon)), "kl": kl_avg,
-        "active": int(active.sum()), "collapsed": int(collapsed.sum()), "mi": kl_avg - kl_agg, "kl_agg": kl_agg, "holes": holes,
+        "active": int(active.sum()), "collapsed": int(collapsed.sum()), "mi": kl_avg - kl_agg, "kl_agg": kl_agg,
+        "holes": holes,
         "kl_dim": kl_dim, "mu": mu, "logvar": logvar, "top2": top2,
     }
 
@@ -136,7 +137,8 @@ def draw(runs, y_val, vaes, path, t0, rng):
         ax.set_title(f"{name}\nKL per dimension ({r['collapsed']} of {len(order)} below 0.05 nats, red)",
                      fontsize=10)
         ax = axes[row, 2]
-        imgs = np.clip(vae.sample(36, rng=rng), 0, 1).reshape(6, 6, 28, 28).transpose(0, 2, 1, 3).reshape(6 * 28, 6 * 28)
+        imgs = np.clip(vae.sample(36, rng=rng), 0, 1)
+        imgs = imgs.reshape(6, 6, 28, 28).transpose(0, 2, 1, 3).reshape(6 * 28, 6 * 28)
         ax.imshow(imgs, cmap="gray_r")
         ax.axis("off")
         ax.set_title(f"{name}\ndecoded prior samples (decoder means)", fontsize=9)
@@ -178,8 +180,8 @@ def main(argv=None):
              "Validation numbers in nats per image; K=1 ELBO estimate; active = Cov_x(E_q z_j) > 0.01;",
              "KL<.05 = dimensions whose mean KL to N(0,1) is below 0.05 nats (collapsing onto the prior);",
              "I(x;z) = mean KL - KL(q(z)||p) with KL(q(z)||p) by Monte Carlo (2000 draws, 1000-component "
-             "mixture, so I is at most about log 1000 = 6.91 up to Monte Carlo noise); holes = share of prior draws (top-2 active dims) where "
-             "q(z) < p(z)/10.", "", head, "-" * len(head)]
+             "mixture, so I is at most about log 1000 = 6.91 up to Monte Carlo noise); "
+             "holes = share of prior draws (top-2 active dims) where q(z) < p(z)/10.", "", head, "-" * len(head)]
     for name, r in runs.items():
         lines.append(f"{name:<28}{r['elbo']:>9.2f}{r['recon']:>9.2f}{r['kl']:>8.2f}{r['active']:>8d}{r['collapsed']:>8d}"
                      f"{r['mi']:>9.2f}{r['kl_agg']:>13.2f}{100 * r['holes']:>7.1f}%")

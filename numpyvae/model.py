@@ -196,7 +196,7 @@ class VAE:
                 "objective": self.objective, "init": self.init}
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "VAE":
+    def from_config(cls, cfg: dict) -> VAE:
         """A freshly initialised VAE with the settings in ``cfg`` (see ``config``).
 
         A VQ-VAE's config (``"model": "vqvae"``) builds a ``numpyvae.vqvae.VQVAE``, so code
@@ -209,7 +209,7 @@ class VAE:
         cfg["hidden"] = tuple(cfg.get("hidden", ()))
         return cls(**cfg)
 
-    def copy(self, dtype=None) -> "VAE":
+    def copy(self, dtype=None) -> VAE:
         """An independent copy (parameters and sampling-RNG state), optionally in ``dtype``."""
         cfg = self.config
         if dtype is not None:
@@ -219,7 +219,7 @@ class VAE:
         new.rng.bit_generator.state = self.rng.bit_generator.state
         return new
 
-    def astype(self, dtype) -> "VAE":
+    def astype(self, dtype) -> VAE:
         """A copy of this model whose parameters and computations use ``dtype``."""
         return self.copy(dtype)
 

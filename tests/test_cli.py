@@ -348,7 +348,8 @@ def test_sigint_in_a_real_process_exits_130_and_saves(tmp_path):
     out = tmp_path / "r"
     p = subprocess.Popen([sys.executable, "-m", "numpyvae", "train", "--out", str(out), "--max-train", "300",
                           "--hidden", "8", "--epochs", "100000", "--no-progress"], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline:
         try:

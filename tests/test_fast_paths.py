@@ -16,7 +16,7 @@ def test_adam_blocked_equals_plain_over_many_steps(dtype, rtol, n, block):
     fast, plain = optim.Adam(1e-2, weight_decay=1e-3), optim.Adam(1e-2, weight_decay=1e-3, fast=False)
     fast.BLOCK = block                 # blocks that do not divide n leave a ragged last block
     pf, pp = p0.copy(), p0.copy()
-    for t in range(300):
+    for _ in range(300):
         g = (rng.standard_normal(n) * np.exp(rng.uniform(-6, 2, n)) + 0.05 * pf).astype(dtype)
         fast.step(pf, g)
         plain.step(pp, g.copy())

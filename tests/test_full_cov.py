@@ -48,7 +48,10 @@ def test_reparameterize_full_backward(b, z, k, seed):
     mu, logvar, off = _random_q(rng, b, z)
     eps = rng.standard_normal((k, b, z))
     g = rng.standard_normal((k, b, z))
-    f = lambda: float(np.sum(reparameterize_full(mu, logvar, off, eps) * g))
+
+    def f():
+        return float(np.sum(reparameterize_full(mu, logvar, off, eps) * g))
+
     dmu, dlogvar, doff = reparameterize_full_backward(g, logvar, off, eps)
     for name, arr, grad in (("mu", mu, dmu), ("logvar", logvar, dlogvar), ("off", off, doff)):
         report = check_function(f, grad, arr, name)

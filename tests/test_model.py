@@ -53,7 +53,7 @@ def assume_well_conditioned(vae, loss):
     # gradient). Such a function is outside what a fixed h can check, so it is not drawn.
     assume(abs(loss) < 1e8)
     floor = 1e-4 * max(1.0, abs(loss))
-    for name, g in vae.grads.items():
+    for g in vae.grads.values():
         m = float(np.max(np.abs(g)))
         assume(m == 0.0 or m > floor)
 
@@ -122,7 +122,10 @@ def test_dmu_dlogvar_with_q_override(kl):
     vae.grads["enc.0.W"][...] = 1.0                   # stale values must be cleared
     vae.backward()
     dmu, dlv = vae.dmu.copy(), vae.dlogvar.copy()
-    f = lambda: vae.forward(x, eps=eps, beta=0.7, kl=kl, q=(mu, lv)).loss
+
+    def f():
+        return vae.forward(x, eps=eps, beta=0.7, kl=kl, q=(mu, lv)).loss
+
     assert rel_error(dmu, numerical_grad(f, mu)) < PASS
     assert rel_error(dlv, numerical_grad(f, lv)) < PASS
     for name, g in vae.grads.items():
@@ -136,7 +139,10 @@ def test_dmu_matches_encoder_path():
     t = vae.forward(x, eps=eps)
     vae.backward()
     mu, lv = t.mu.copy(), t.logvar.copy()
-    f = lambda: vae.forward(x, eps=eps, q=(mu, lv)).loss
+
+    def f():
+        return vae.forward(x, eps=eps, q=(mu, lv)).loss
+
     assert rel_error(vae.dmu, numerical_grad(f, mu)) < PASS
     assert rel_error(vae.dlogvar, numerical_grad(f, lv)) < PASS
 

@@ -37,7 +37,8 @@ def lint(text, name="<text>"):
             continue
         if fence == "math":
             if len(line) > MAX_DISPLAY_LINE:
-                problems.append(f"{where}: display line of {len(line)} chars (> {MAX_DISPLAY_LINE}); break it into aligned steps")
+                problems.append(f"{where}: display line of {len(line)} chars (> {MAX_DISPLAY_LINE}); "
+                                "break it into aligned steps")
             continue
         if fence == "code":
             continue
@@ -108,7 +109,8 @@ def answer_markers(text, name="<text>"):
             m_open, m_close = _OPEN.match(line), _CLOSE.match(line)
             if m_open:
                 if open_id is not None:
-                    problems.append(f"{name}:{no}: answer '{m_open.group(1)}' opened inside '{open_id}' (line {open_line})")
+                    problems.append(f"{name}:{no}: answer '{m_open.group(1)}' opened inside '{open_id}' "
+                                    f"(line {open_line})")
                 open_id, open_line, body = m_open.group(1), no, 0
                 ids.append(open_id)
             elif m_close:
@@ -127,7 +129,8 @@ def answer_markers(text, name="<text>"):
 
 
 def test_answer_marker_check_catches_broken_markers():
-    broken = "<!-- answer: a -->\n<!-- answer: b -->\nx\n<!-- /answer -->\n<!-- /answer -->\ntext <!-- answer: c -->\n<!-- answer: d -->\n"
+    broken = ("<!-- answer: a -->\n<!-- answer: b -->\nx\n<!-- /answer -->\n<!-- /answer -->\n"
+              "text <!-- answer: c -->\n<!-- answer: d -->\n")
     _, problems = answer_markers(broken, "fixture")
     found = "\n".join(problems)
     for needle in ["opened inside", "without an opening", "not on its own line", "never closed"]:

@@ -97,7 +97,10 @@ def test_minimises_convex_quadratic(name, lr, steps):
     A = rng.standard_normal((5, 5))
     A = A @ A.T / 5 + 0.5 * np.eye(5)                # SPD, eigenvalues in ~[0.5, 3]
     c = rng.standard_normal(5)
-    f = lambda p: 0.5 * (p - c) @ A @ (p - c)
+
+    def f(p):
+        return 0.5 * (p - c) @ A @ (p - c)
+
     p = np.zeros(5)
     f0 = f(p)
     opt = optim.make_optimizer(name, lr)

@@ -186,7 +186,8 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                                      + ", ".join(DATASETS))
     t.add_argument("--data-dir", help="directory with real data sets (default: $NUMPYVAE_DATA)")
     t.add_argument("--z-dim", type=_positive_int, help=f"latent dimension (default {d['z_dim']})")
-    t.add_argument("--hidden", type=_hidden, help="hidden layer sizes, e.g. '400' or '200,200'; '' for none (default 400)")
+    t.add_argument("--hidden", type=_hidden,
+                   help="hidden layer sizes, e.g. '400' or '200,200'; '' for none (default 400)")
     t.add_argument("--activation", choices=ACTIVATION_CHOICES, help=f"hidden activation (default {d['activation']})")
     t.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES,
                    help="decoder likelihood (default: bernoulli for images, gaussian for 2-D toy data)")
@@ -229,25 +230,33 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--hidden", type=_hidden, default=(8,), help="hidden layer sizes, e.g. '8' or '8,6' (default 8)")
     g.add_argument("--z-dim", type=_positive_int, default=3, help="latent dimension (default 3)")
     g.add_argument("--batch-size", type=_positive_int, default=5, help="examples in the checked batch (default 5)")
-    g.add_argument("--k", type=_positive_int, default=2, help="Monte Carlo samples per example, eps held fixed (default 2)")
-    g.add_argument("--kl", choices=("closed", "mc"), default="closed", help="closed-form or Monte Carlo KL (default closed)")
+    g.add_argument("--k", type=_positive_int, default=2,
+                   help="Monte Carlo samples per example, eps held fixed (default 2)")
+    g.add_argument("--kl", choices=("closed", "mc"), default="closed",
+                   help="closed-form or Monte Carlo KL (default closed)")
     g.add_argument("--beta", type=_nonneg_float, default=1.0, help="weight of the KL term (default 1)")
     g.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the weights, data and eps (default 0)")
 
-    e = sub.add_parser("evaluate", help="negative ELBO (and optionally importance-sampled log-likelihood) of a checkpoint",
-                       description="Evaluate a checkpoint on the test split (the validation split when the data set has no test split).")
-    e.add_argument("checkpoint", help="path of a checkpoint.npz written by 'numpyvae train' (e.g. runs/latest/checkpoint.npz)")
+    e = sub.add_parser("evaluate",
+                       help="negative ELBO (and optionally importance-sampled log-likelihood) of a checkpoint",
+                       description="Evaluate a checkpoint on the test split (the validation split when the data set "
+                                   "has no test split).")
+    e.add_argument("checkpoint",
+                   help="path of a checkpoint.npz written by 'numpyvae train' (e.g. runs/latest/checkpoint.npz)")
     e.add_argument("--dataset", default=None, help="override the data set recorded in the checkpoint")
     e.add_argument("--data-dir", default=None, help="directory with real data sets (default: $NUMPYVAE_DATA)")
-    e.add_argument("--split", choices=("auto", "test", "val"), default="auto", help="default auto: test if present, else val")
+    e.add_argument("--split", choices=("auto", "test", "val"), default="auto",
+                   help="default auto: test if present, else val")
     e.add_argument("--k", type=_positive_int, default=1, help="Monte Carlo samples for the ELBO (default 1)")
-    e.add_argument("--iw-k", type=_positive_int, default=None, help="also estimate log p(x) by importance sampling with K samples")
+    e.add_argument("--iw-k", type=_positive_int, default=None,
+                   help="also estimate log p(x) by importance sampling with K samples")
     e.add_argument("--batch-size", type=_positive_int, default=500, help="examples per batch (default 500)")
     e.add_argument("--seed", type=_nonneg_int, default=None,
                    help="seed of the evaluation noise (default: the run's seed, so K = 1 on the validation split "
                         "reproduces the last validation number of the history)")
     e.add_argument("--max-examples", type=_positive_int, default=None, help="evaluate only the first N examples")
-    e.add_argument("--threads", type=_threads, default="auto", help="BLAS threads: a number or auto (default; see train)")
+    e.add_argument("--threads", type=_threads, default="auto",
+                   help="BLAS threads: a number or auto (default; see train)")
 
     sub.add_parser("assignment", add_help=False,
                    help="instructors: 'assignment make DIR' writes student stubs, "
@@ -402,7 +411,8 @@ def _train_mode(a: argparse.Namespace) -> tuple[str, str | None]:
     toy = a.dataset in TOY_SETS
     likelihood = a.likelihood or ("gaussian" if toy else "bernoulli")
     if toy and likelihood == "bernoulli":
-        raise CLIError(f"--likelihood bernoulli needs data in [0, 1]; {a.dataset} is 2-D real-valued data (use gaussian)")
+        raise CLIError(f"--likelihood bernoulli needs data in [0, 1]; {a.dataset} is 2-D real-valued data "
+                       "(use gaussian)")
     if toy and a.binarize in ("dynamic", "fixed"):
         raise CLIError(f"--binarize {a.binarize} applies to grey-level images, not to the 2-D set {a.dataset}")
     already_binary = a.dataset == "binarized-mnist"
@@ -517,7 +527,8 @@ def _check_train_memory(a: argparse.Namespace, x_dim: int, likelihood: str) -> N
 
     d = TRAIN_DEFAULTS
     _check_memory({"--z-dim": a.z_dim, "--hidden": tuple(a.hidden), "--k": a.k, "--batch-size": a.batch_size},
-                  need, {"--z-dim": d["z_dim"], "--hidden": d["hidden"], "--k": d["k"], "--batch-size": d["batch_size"]})
+                  need,
+                  {"--z-dim": d["z_dim"], "--hidden": d["hidden"], "--k": d["k"], "--batch-size": d["batch_size"]})
 
 
 def _resumed_trainer(a: argparse.Namespace, given: set[str], saved: ck.Checkpoint, total: int,
@@ -587,7 +598,8 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
             else:
                 os.makedirs(out, exist_ok=True)
         except OSError as exc:
-            raise CLIError(f"--out {out or RUNS_ROOT}: cannot create the run directory ({exc.strerror or exc})") from None
+            raise CLIError(f"--out {out or RUNS_ROOT}: cannot create the run directory "
+                           f"({exc.strerror or exc})") from None
 
     if not held:
         held.append(rundir.RunLock(out, say=_say).acquire())
@@ -648,7 +660,8 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     print(f"validation negative ELBO: {_fmt(last['val_neg_elbo'])} nats "
           f"= reconstruction {_fmt(last['val_recon'])} + KL {_fmt(last['val_kl'])}")
     print(f"train negative ELBO (epoch average): {_fmt(last['train_neg_elbo'])} nats"
-          + (f"; training objective (beta={last['beta']:.3g}): {_fmt(last['train_loss'])}" if last['beta'] != 1.0 else ""))
+          + (f"; training objective (beta={last['beta']:.3g}): {_fmt(last['train_loss'])}"
+             if last['beta'] != 1.0 else ""))
     print(f"files in {os.path.abspath(out)}: checkpoint.npz, checkpoint.json, history.csv, history.json, "
           + ", ".join(os.path.basename(p) for p in figs.values()))
     return 0
@@ -720,8 +733,9 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         mode = None if a.dataset in TOY_SETS or a.dataset == "binarized-mnist" else mode
     m = c.model_config
     _check_memory({"--k": a.k, "--batch-size": a.batch_size},
-                  lambda **v: memory.run_bytes(int(m.get("x_dim", 1)), int(m.get("z_dim", 1)), list(m.get("hidden", ())),
-                                               str(m.get("likelihood")), batch_size=v["--batch-size"], k=v["--k"],
+                  lambda **v: memory.run_bytes(int(m.get("x_dim", 1)), int(m.get("z_dim", 1)),
+                                               list(m.get("hidden", ())), str(m.get("likelihood")),
+                                               batch_size=v["--batch-size"], k=v["--k"],
                                                itemsize=np.dtype(m.get("dtype", "float32")).itemsize, eval_batch=0),
                   {"--k": 1, "--batch-size": 500})
     vae = c.build_model()
@@ -754,7 +768,8 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         note = " (binarised once with a fixed seed)" if dynamic else ""
         print(f"checkpoint {a.checkpoint}: epoch {c.epoch}, step {c.step}")
         print(f"{name} {split} split, {res['n']} examples{note}, K = {a.k}:")
-        print(f"negative ELBO: {_fmt(res['neg_elbo'])} nats = reconstruction {_fmt(res['recon'])} + KL {_fmt(res['kl'])}")
+        print(f"negative ELBO: {_fmt(res['neg_elbo'])} nats = reconstruction {_fmt(res['recon'])} "
+              f"+ KL {_fmt(res['kl'])}")
         if a.iw_k is not None:
             xi = x
             if dynamic:
@@ -779,7 +794,8 @@ def _add_family_flags(t: argparse.ArgumentParser) -> None:
     f.add_argument("--conditional", action="store_true",
                    help="conditional VAE: the one-hot label joins the encoder input and z (labelled data sets)")
     f.add_argument("--n-codes", type=_positive_int, default=8, help="VQ-VAE: code vectors per image (default 8)")
-    f.add_argument("--code-dim", type=_positive_int, default=4, help="VQ-VAE: dimension of each code vector (default 4)")
+    f.add_argument("--code-dim", type=_positive_int, default=4,
+                   help="VQ-VAE: dimension of each code vector (default 4)")
     f.add_argument("--codebook-size", type=_positive_int, default=32, help="VQ-VAE: codebook entries K (default 32)")
     f.add_argument("--commitment", type=_nonneg_float, default=0.25, help="VQ-VAE: commitment weight (default 0.25)")
 
@@ -801,12 +817,12 @@ def _check_family_flags(a: argparse.Namespace) -> None:
         raise CLIError("--resume is not available for --conditional or --model vqvae runs")
 
 
-def _family_vae_kwargs(a: argparse.Namespace) -> Dict[str, Any]:
+def _family_vae_kwargs(a: argparse.Namespace) -> dict[str, Any]:
     """The VAE's family settings; recorded in its config, so checkpoints and --resume keep them."""
     return {"posterior": a.posterior, "objective": a.objective}
 
 
-def _family_batches(model: Any, x: np.ndarray, y: Optional[np.ndarray], batch: int, **kw: Any):
+def _family_batches(model: Any, x: np.ndarray, y: np.ndarray | None, batch: int, **kw: Any):
     """Yield forward's Terms over x in order (labels y when the model is conditional)."""
     for s in range(0, x.shape[0], batch):
         extra = dict(kw)
@@ -815,7 +831,8 @@ def _family_batches(model: Any, x: np.ndarray, y: Optional[np.ndarray], batch: i
         yield x[s:s + batch].shape[0], model.forward(x[s:s + batch], **extra)
 
 
-def _family_eval(model: Any, x: np.ndarray, y: Optional[np.ndarray], seed: int, batch: int = 500) -> Dict[str, float]:
+def _family_eval(model: Any, x: np.ndarray, y: np.ndarray | None, seed: int,
+                 batch: int = 500) -> dict[str, float]:
     """Validation numbers for a conditional VAE (ELBO with the labels) or a VQ-VAE."""
     from ..vqvae import VQVAE, perplexity
 
@@ -868,7 +885,7 @@ def _cmd_train_family(a: argparse.Namespace, held: list) -> int:
         model = VQVAE(ds.x_dim, n_codes=a.n_codes, code_dim=a.code_dim, codebook_size=a.codebook_size,
                       hidden=a.hidden, likelihood=likelihood, activation=a.activation, beta=a.commitment,
                       c=a.c, seed=a.seed, dtype=dtype)
-        kw: Dict[str, Any] = {}
+        kw: dict[str, Any] = {}
         y_train = None
     else:
         model = VAE(ds.x_dim, a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation, c=a.c,
@@ -879,7 +896,8 @@ def _cmd_train_family(a: argparse.Namespace, held: list) -> int:
     rng = np.random.default_rng(a.seed)
     x_train = np.asarray(x_train, dtype=dtype)
     x_val = np.asarray(ds.x_val, dtype=dtype)
-    history: Dict[str, List[float]] = {c: [] for c in ("epoch", "step", "train_loss", "val_neg_elbo", "val_recon", "val_kl")}
+    history: dict[str, list[float]] = {
+        c: [] for c in ("epoch", "step", "train_loss", "val_neg_elbo", "val_recon", "val_kl")}
     step = 0
     for epoch in range(1, a.epochs + 1):
         order = rng.permutation(x_train.shape[0])

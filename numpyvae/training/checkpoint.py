@@ -407,11 +407,13 @@ def load(path: str | os.PathLike) -> Checkpoint:
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise CheckpointError(f"{path}: not a numpyvae checkpoint (format marker missing)")
             if meta.get("version") != VERSION:
-                raise CheckpointError(f"{path}: unsupported checkpoint version {meta.get('version')!r} (expected {VERSION})")
+                raise CheckpointError(f"{path}: unsupported checkpoint version {meta.get('version')!r} "
+                                      f"(expected {VERSION})")
 
             shapes = _meta_get(meta, "param_shapes", dict, path)
             params = _read_arrays(npz, files, "param", shapes, "parameter", path)
-            stray = sorted(f[len("param/"):] for f in files if f.startswith("param/") and f[len("param/"):] not in shapes)
+            stray = sorted(f[len("param/"):] for f in files
+                           if f.startswith("param/") and f[len("param/"):] not in shapes)
             if stray:
                 raise CheckpointError(f"{path}: parameter(s) not listed in the metadata: {', '.join(stray)}")
 

@@ -53,7 +53,8 @@ def save_figure(fig: Any, path: str | os.PathLike) -> str:
 # ----------------------------------------------------------------------------------------------
 # array helpers
 # ----------------------------------------------------------------------------------------------
-def image_grid(images: np.ndarray, image_shape: Sequence[int], ncol: int, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
+def image_grid(images: np.ndarray, image_shape: Sequence[int], ncol: int, pad: int = 1,
+               pad_value: float = 1.0) -> np.ndarray:
     """Tile flattened images (N, H*W) into one 2-D array, ``ncol`` images per row.
 
     Values are clipped to [0, 1]; cells are separated by ``pad`` pixels of ``pad_value``;
@@ -62,7 +63,8 @@ def image_grid(images: np.ndarray, image_shape: Sequence[int], ncol: int, pad: i
     images = np.asarray(images, dtype=np.float64)
     h, w = (int(s) for s in image_shape)
     if images.ndim != 2 or images.shape[1] != h * w:
-        raise ValueError(f"images: expected shape (N, {h * w}) for image_shape {tuple(image_shape)}, got {images.shape}")
+        raise ValueError(f"images: expected shape (N, {h * w}) for image_shape {tuple(image_shape)}, "
+                         f"got {images.shape}")
     if ncol < 1:
         raise ValueError(f"ncol: expected a positive integer, got {ncol!r}")
     n = images.shape[0]
@@ -177,7 +179,9 @@ def plot_loss_curves(history: Mapping[str, Sequence[float]], path: str | os.Path
     fig = _figure((12, 3.8))
     axes = fig.subplots(1, 3)
     marker = "o" if epochs.size <= 20 else None
-    panels = [("neg_elbo", "negative ELBO (nats)"), ("recon", "reconstruction -E log p(x|z) (nats)"), ("kl", "KL(q(z|x) || p(z)) (nats)")]
+    panels = [("neg_elbo", "negative ELBO (nats)"),
+              ("recon", "reconstruction -E log p(x|z) (nats)"),
+              ("kl", "KL(q(z|x) || p(z)) (nats)")]
     for ax, (key, label) in zip(axes, panels):
         for split, style in (("train", "-"), ("val", "-")):
             vals = history.get(f"{split}_{key}")
@@ -185,13 +189,15 @@ def plot_loss_curves(history: Mapping[str, Sequence[float]], path: str | os.Path
                 continue
             v = np.asarray(vals, dtype=float)
             if v.size and np.any(np.isfinite(v)):
-                ax.plot(epochs[: v.size], v, style, marker=marker, ms=3, label=split if split == "train" else "validation")
+                ax.plot(epochs[: v.size], v, style, marker=marker, ms=3,
+                        label=split if split == "train" else "validation")
         shown = {name: np.asarray(history[f"{sp}_{key}"], dtype=float)
                  for sp, name in (("train", "train"), ("val", "validation")) if f"{sp}_{key}" in history}
         if key == "neg_elbo" and "train_loss" in history:
             betas = np.asarray(history.get("beta", []), dtype=float)
             if betas.size and np.any(betas != 1.0):
-                ax.plot(epochs, np.asarray(history["train_loss"], dtype=float), "--", color="grey", label="train objective (beta-weighted)")
+                ax.plot(epochs, np.asarray(history["train_loss"], dtype=float), "--", color="grey",
+                        label="train objective (beta-weighted)")
                 shown["objective"] = np.asarray(history["train_loss"], dtype=float)
         limits = curve_limits(*[v for v in shown.values() if v.size])
         if limits is not None:
@@ -360,8 +366,9 @@ def plot_toy(x: np.ndarray, x_rec: np.ndarray, samples: np.ndarray, path: str | 
 # ----------------------------------------------------------------------------------------------
 # glue for a trained model
 # ----------------------------------------------------------------------------------------------
-def make_figures(vae: Any, x_val: np.ndarray, out_dir: str | os.PathLike, *, history: Mapping[str, Sequence[float]] | None = None,
-                 y_val: np.ndarray | None = None, image_shape: Sequence[int] | None = None, seed: int = 0,
+def make_figures(vae: Any, x_val: np.ndarray, out_dir: str | os.PathLike, *,
+                 history: Mapping[str, Sequence[float]] | None = None, y_val: np.ndarray | None = None,
+                 image_shape: Sequence[int] | None = None, seed: int = 0,
                  n_samples: int = 100, n_recon: int = 32, manifold_n: int = 20) -> dict[str, str]:
     """Write the standard figures of a run to ``out_dir`` and return ``{name: path}``.
 
@@ -383,7 +390,8 @@ def make_figures(vae: Any, x_val: np.ndarray, out_dir: str | os.PathLike, *, his
         xr = x_val[:n_recon]
         paths["reconstructions"] = plot_reconstructions(xr, vae.reconstruct(xr), image_shape,
                                                         os.path.join(out_dir, "reconstructions.png"), n=n_recon)
-        paths["samples"] = plot_samples(vae.sample(n_samples, rng=rng), image_shape, os.path.join(out_dir, "samples.png"))
+        paths["samples"] = plot_samples(vae.sample(n_samples, rng=rng), image_shape,
+                                        os.path.join(out_dir, "samples.png"))
     else:
         if x_val.shape[1] != 2:
             raise ValueError(f"image_shape: required for data with D = {x_val.shape[1]} != 2")
@@ -398,5 +406,6 @@ def make_figures(vae: Any, x_val: np.ndarray, out_dir: str | os.PathLike, *, his
     mu = np.concatenate(mus) if mus else np.zeros((0, z_dim))
     paths["latent"] = plot_latent(mu, y_val, os.path.join(out_dir, "latent.png"))
     if z_dim == 2 and image_shape is not None:
-        paths["manifold"] = plot_manifold(vae.decode_mean, image_shape, os.path.join(out_dir, "manifold.png"), n=manifold_n)
+        paths["manifold"] = plot_manifold(vae.decode_mean, image_shape, os.path.join(out_dir, "manifold.png"),
+                                          n=manifold_n)
     return paths

@@ -33,7 +33,8 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -51,12 +52,12 @@ class Preset:
     name: str
     paper: str
     where: str
-    cli: Dict[str, Any]
-    optimizer_kwargs: Dict[str, Any] = field(default_factory=dict)
-    lr_schedule: Optional[str] = None
-    eval_k: Optional[int] = None
-    model_kwargs: Dict[str, Any] = field(default_factory=dict)
-    reference: Optional[float] = None          # nats, the paper's -log p(x) (lower is better)
+    cli: dict[str, Any]
+    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
+    lr_schedule: str | None = None
+    eval_k: int | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    reference: float | None = None             # nats, the paper's -log p(x) (lower is better)
     reference_metric: str = ""
     reference_note: str = ""
     paper_epochs: int = 0
@@ -66,7 +67,7 @@ KINGMA = "Kingma & Welling, Auto-Encoding Variational Bayes (ICLR 2014)"
 BURDA = "Burda, Grosse & Salakhutdinov, Importance Weighted Autoencoders (ICLR 2016)"
 BURDA_EPOCHS = sum(3 ** i for i in range(8))        # 3280
 
-PRESETS: Dict[str, Preset] = {
+PRESETS: dict[str, Preset] = {
     "kingma2014-mnist": Preset(
         name="kingma2014-mnist", paper=KINGMA, where="section 5 and Figure 2",
         cli=dict(dataset="mnist", hidden=(500,), activation="tanh", z_dim=20,
@@ -129,10 +130,10 @@ def burda2016_lr(epoch: int, lr0: float = 1e-3) -> float:
     return lr0 * 10.0 ** (-i / 7)
 
 
-LR_SCHEDULES: Dict[str, Callable[[int, float], float]] = {"burda2016": burda2016_lr}
+LR_SCHEDULES: dict[str, Callable[[int, float], float]] = {"burda2016": burda2016_lr}
 
 
-def lr_at_epoch(schedule: Optional[str], lr0: float, epoch: int) -> float:
+def lr_at_epoch(schedule: str | None, lr0: float, epoch: int) -> float:
     """Learning rate of (0-based) ``epoch`` under ``schedule`` (None: constant lr0)."""
     if schedule is None:
         return lr0
@@ -164,7 +165,7 @@ def check_available(preset: Preset, vae_class: Any = None) -> None:
 
 
 # ------------------------------------------------------------------------ the CLI's hooks
-def cli_defaults(name: str) -> Dict[str, Any]:
+def cli_defaults(name: str) -> dict[str, Any]:
     """The preset's values for ``numpyvae train``'s options (argparse destinations)."""
     p = get_preset(name)
     return dict(p.cli, preset=name)
@@ -182,7 +183,7 @@ def add_preset_arguments(parser: Any) -> None:
                         help="evaluate the preset's final log p(x) on the first N test images only")
 
 
-def apply_preset_config(name: Optional[str], cfg: Any) -> Any:
+def apply_preset_config(name: str | None, cfg: Any) -> Any:
     """``cfg`` (a TrainConfig) with the preset's optimizer settings and lr schedule added."""
     if not name:
         return cfg
@@ -209,9 +210,9 @@ def _hms(seconds: float) -> str:
     return f"{m} min {s:02d} s"
 
 
-def evaluate_preset(name: str, vae: Any, x_eval: np.ndarray, *, epoch_seconds: Optional[float] = None,
-                    epochs_done: int = 0, k: Optional[int] = None, n: Optional[int] = None,
-                    seed: int = 0, out: Any = None) -> Dict[str, Any]:
+def evaluate_preset(name: str, vae: Any, x_eval: np.ndarray, *, epoch_seconds: float | None = None,
+                    epochs_done: int = 0, k: int | None = None, n: int | None = None,
+                    seed: int = 0, out: Any = None) -> dict[str, Any]:
     """The preset's final evaluation: -log p(x) by importance sampling with K = eval_k (the
     paper's L_5000) on ``x_eval`` (binary rows), with progress and time printed to ``out``
     (default stderr), the paper's number beside it and the projected time to its epochs."""
@@ -251,7 +252,7 @@ def evaluate_preset(name: str, vae: Any, x_eval: np.ndarray, *, epoch_seconds: O
     return res
 
 
-def preset_epilogue(args: Any, trainer: Any, ds: Any, out: Any = None) -> Optional[Dict[str, Any]]:
+def preset_epilogue(args: Any, trainer: Any, ds: Any, out: Any = None) -> dict[str, Any] | None:
     """After ``numpyvae train --preset NAME``: the paper's evaluation (if it has one) on the test
     images (binarised once, seeded, when the preset binarises dynamically), else the
     validation images, and the projected time to the paper's epoch count."""

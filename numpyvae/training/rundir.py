@@ -150,7 +150,8 @@ class RunLock:
                     raise RunLocked(f"{self.directory} is in use by another numpyvae process (pid {pid}; lock file "
                                     f"{self.path}); wait for it to finish or choose another --out") from None
                 if pid == os.getpid():
-                    raise RunLocked(f"{self.directory} is already in use by this process (lock file {self.path})") from None
+                    raise RunLocked(f"{self.directory} is already in use by this process "
+                                    f"(lock file {self.path})") from None
                 self.say(f"taking over the stale lock {self.path} (its process {pid} is no longer running)")
                 try:
                     os.unlink(self.path)

@@ -118,7 +118,7 @@ class TrainConfig:
     progress: bool = True
     val_batch_size: int = 1000
     val_k: int = 1
-    lr_schedule: Optional[str] = None   # a name in presets.LR_SCHEDULES (lr per epoch), or None
+    lr_schedule: str | None = None      # a name in presets.LR_SCHEDULES (lr per epoch), or None
 
     def __post_init__(self) -> None:
         def _pos_int(name: str) -> None:
@@ -134,7 +134,8 @@ class TrainConfig:
             raise ValueError(f"lr: expected a positive finite number, got {self.lr!r}")
         if not (isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta >= 0):
             raise ValueError(f"beta: expected a non-negative finite number, got {self.beta!r}")
-        if not (isinstance(self.warmup_epochs, (int, float)) and math.isfinite(self.warmup_epochs) and self.warmup_epochs >= 0):
+        if not (isinstance(self.warmup_epochs, (int, float)) and math.isfinite(self.warmup_epochs)
+                and self.warmup_epochs >= 0):
             raise ValueError(f"warmup_epochs: expected a non-negative number, got {self.warmup_epochs!r}")
         if self.kl not in ("closed", "mc"):
             raise ValueError(f"kl: expected 'closed' or 'mc', got {self.kl!r}")
@@ -149,7 +150,8 @@ class TrainConfig:
         if self.lr_schedule is not None:
             from .presets import LR_SCHEDULES
             if self.lr_schedule not in LR_SCHEDULES:
-                raise ValueError(f"lr_schedule: expected one of {sorted(LR_SCHEDULES)} or None, got {self.lr_schedule!r}")
+                raise ValueError(f"lr_schedule: expected one of {sorted(LR_SCHEDULES)} or None, "
+                                 f"got {self.lr_schedule!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain JSON-able dict."""
@@ -233,7 +235,8 @@ def _model_dtype(vae: Any) -> np.dtype:
     return np.asarray(vae.flat_params).dtype
 
 
-def _evaluate_fixed(vae: Any, x: np.ndarray, rng: np.random.Generator, batch_size: int, k: int, kl: str) -> dict[str, float]:
+def _evaluate_fixed(vae: Any, x: np.ndarray, rng: np.random.Generator, batch_size: int, k: int,
+                    kl: str) -> dict[str, float]:
     n = x.shape[0]
     if n == 0:
         return {"neg_elbo": float("nan"), "recon": float("nan"), "kl": float("nan"), "n": 0}
@@ -323,7 +326,8 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "history": {k: list(v) for k, v in self.history.items()},
-            "optimizer": {"name": self.config.optimizer, "lr": self.config.lr, "kwargs": dict(self.config.optimizer_kwargs)},
+            "optimizer": {"name": self.config.optimizer, "lr": self.config.lr,
+                          "kwargs": dict(self.config.optimizer_kwargs)},
             "rngs": dict(self.rngs),
             "extra": dict(self.extra),
         }
@@ -388,7 +392,8 @@ class Trainer:
         if self._val_x is None:
             return {"neg_elbo": float("nan"), "recon": float("nan"), "kl": float("nan"), "n": 0}
         rng = np.random.default_rng(_seed_streams(self.config.seed)["val_eps"])
-        return _evaluate_fixed(self.vae, self._val_x, rng, self.config.val_batch_size, self.config.val_k, self.config.kl)
+        return _evaluate_fixed(self.vae, self._val_x, rng, self.config.val_batch_size, self.config.val_k,
+                               self.config.kl)
 
     # -- training -----------------------------------------------------------------------------
     def _diverged(self, what: str, parameter: str | None, quantity: str) -> TrainingDiverged:
