@@ -18,10 +18,34 @@ from .reparam import (reparameterize, reparameterize_backward, reparameterize_fu
                       reparameterize_full_backward, sample_eps, tril_factor)
 from . import _rng, _validate
 
-__all__ = ["VAE", "Terms", "POSTERIORS", "OBJECTIVES"]
+__all__ = ["VAE", "Terms", "POSTERIORS", "OBJECTIVES", "iwae_bound", "iwae_bound_backward"]
 
 POSTERIORS = ("diag", "full")
 OBJECTIVES = ("elbo", "iwae")
+
+
+def iwae_bound(log_w):
+    """The K-sample bound per example, L_K = log (1/K) sum_k exp(log w_k), computed stably.
+
+    log_w: (K, B) log importance weights -> (B,).
+
+    Derivation: derivations/10_model_family.md, eq. (10.1)
+    """
+    K = log_w.shape[0]
+    m = log_w.max(axis=0)                         # stable log-sum-exp: exp never overflows
+    return m + np.log(np.sum(np.exp(log_w - m), axis=0)) - np.log(K)
+
+
+def iwae_bound_backward(dbound, log_w):
+    """Carry dL/dL_K (B,) back to dL/dlog_w (K, B) through ``iwae_bound``.
+
+    The derivative of a log-sum-exp is the softmax over k, the normalized weights w~_k.
+
+    Derivation: derivations/10_model_family.md, eq. (10.2)
+    """
+    w = np.exp(log_w - log_w.max(axis=0))         # shifted: the same softmax, no overflow
+    w_tilde = w / w.sum(axis=0)
+    return dbound * w_tilde
 
 
 @dataclass
@@ -605,13 +629,9 @@ class VAE:
         log_w = log_px_z + log_pz - log_qz                            # (K, B)
         recon = -log_px_z.mean(axis=0)
         kl_mc = (log_qz - log_pz).mean(axis=0)
-        w_tilde = None
         if objective == "iwae":
-            m = log_w.max(axis=0)                                     # stable log-sum-exp
-            lse = m + np.log(np.sum(np.exp(log_w - m), axis=0))
-            w_tilde = np.exp(log_w - lse)                             # softmax over k
             kl_pe = kl_mc
-            loss_pe = -(lse - np.log(K))
+            loss_pe = -iwae_bound(log_w)                              # -(logsumexp - log K)
         else:
             if kl == "closed":
                 kl_pe = kl_normal_std(mu, logvar) if off is None else kl_full_std(mu, logvar, off)
@@ -620,7 +640,7 @@ class VAE:
             loss_pe = recon + beta * kl_pe
         self._cache = dict(family=True, x=x, mu=mu, logvar=logvar, off=off, eps=eps, z=z,
                            outs=outs, beta=float(beta), kl=kl, objective=objective,
-                           w_tilde=w_tilde)
+                           log_w=log_w)
         elbo_pe = -(recon + kl_pe)
         return Terms(loss=float(loss_pe.mean()), elbo=float(elbo_pe.mean()),
                      recon=float(recon.mean()), kl=float(kl_pe.mean()), beta=float(beta),
@@ -645,7 +665,8 @@ class VAE:
         beta = cache["beta"]
         K, B, Z = eps.shape
         if cache["objective"] == "iwae":
-            a = c = cache["w_tilde"] / B
+            # loss = mean_b -L_K = -sum_kb a_kb log w_kb: a = dL_K/dlog w / B = w~ / B
+            a = c = iwae_bound_backward(np.full(B, 1.0 / B, dtype=self.dtype), cache["log_w"])
         else:
             a = np.full((K, B), 1.0 / (K * B), dtype=self.dtype)
             c = a * beta if cache["kl"] == "mc" else np.zeros_like(a)

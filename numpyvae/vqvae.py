@@ -21,7 +21,8 @@ from . import _rng, _validate
 from .layers import ACTIVATIONS, MLP, Linear
 from .likelihoods import LIKELIHOODS, make_likelihood
 
-__all__ = ["PARTS", "VQVAE", "VQTerms", "perplexity"]
+__all__ = ["PARTS", "VQVAE", "VQTerms", "perplexity", "nearest_codes", "vq_surrogate_loss",
+           "quantize_backward"]
 
 PARTS = ("loss", "recon", "codebook", "commitment")
 
@@ -37,6 +38,59 @@ def perplexity(indices, codebook_size):
     p = counts / max(counts.sum(), 1)
     p = p[p > 0]
     return float(np.exp(-np.sum(p * np.log(p))))
+
+
+def nearest_codes(z_e, codebook):
+    """The nearest codebook entry for each code vector.
+
+    z_e: (B, M, d); codebook: (K, d) -> (indices (B, M), z_q = codebook[indices] (B, M, d)).
+
+    Derivation: derivations/10_model_family.md, eq. (10.11)
+    """
+    dist = (np.sum(z_e * z_e, axis=-1)[..., None] - 2 * z_e @ codebook.T
+            + np.sum(codebook * codebook, axis=-1))         # ||z_e - e_j||^2: (B, M, K)
+    idx = np.argmin(dist, axis=-1)
+    return idx, codebook[idx]
+
+
+def vq_surrogate_loss(dz_q, z_e, codebook, sg_z_e, sg_codebook, beta):
+    """The number whose exact gradient the quantizer's backward returns (a scalar).
+
+    A stop-gradient sg[a] is a copy of a that the derivative does not see: here the
+    arguments sg_z_e and sg_codebook (equal to z_e and codebook in value). The codes come
+    from the copies, k = argmin_j ||sg[z_e] - e_j||^2, and with e = codebook[k]:
+
+        z_st = z_e + sg[z_q - z_e]                       (value z_q; the straight-through copy)
+        loss = sum(dz_q * z_st) + (1/B) sum_b ( ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2 )
+
+    dz_q (B, M, d), the decoder's gradient at z_q, stands in for the reconstruction term
+    (its first-order part). z_e, sg_z_e: (B, M, d); codebook, sg_codebook: (K, d).
+
+    Derivation: derivations/10_model_family.md, eq. (10.13)
+    """
+    B = z_e.shape[0]
+    idx, sg_e = nearest_codes(sg_z_e, sg_codebook)
+    e = codebook[idx]
+    z_st = z_e + (sg_e - sg_z_e)
+    penalty = np.sum((sg_z_e - e) ** 2) + beta * np.sum((z_e - sg_e) ** 2)
+    return float(np.sum(dz_q * z_st) + penalty / B)
+
+
+def quantize_backward(dz_q, z_e, codebook, beta):
+    """The quantizer's backward: dL/dz_q (B, M, d) -> (dz_e (B, M, d), dcodebook (K, d)).
+
+    Straight-through: dz_q is copied onto z_e; the commitment beta ||z_e - sg[e]||^2 moves
+    z_e, the codebook term ||sg[z_e] - e||^2 moves the chosen entries (means over the batch).
+
+    Derivation: derivations/10_model_family.md, eq. (10.13)
+    """
+    B = z_e.shape[0]
+    idx, z_q = nearest_codes(z_e, codebook)
+    dz_e = dz_q + (2 * beta / B) * (z_e - z_q)                  # copy + commitment
+    dcodebook = np.zeros_like(codebook)
+    np.add.at(dcodebook, idx.reshape(-1),                       # entries used twice add up
+              ((2 / B) * (z_q - z_e)).reshape(-1, codebook.shape[1]))
+    return dz_e, dcodebook
 
 
 @dataclass
@@ -234,8 +288,7 @@ class VQVAE:
 
         Derivation: derivations/10_model_family.md, eq. (10.11)
         """
-        idx = np.argmin(self._distances(z_e), axis=-1)
-        return idx, self.codebook.W[idx]
+        return nearest_codes(z_e, self.codebook.W)
 
     def quantization_margin(self, x):
         """Smallest gap between the nearest and second-nearest squared distance over x (B, D).
@@ -366,20 +419,17 @@ class VQVAE:
         x, z_e, z_q, idx, part = (cache[n] for n in ("x", "z_e", "z_q", "idx", "part"))
         B = x.shape[0]
         self.flat_grads[...] = 0
-        dz_e = np.zeros_like(z_e)
+        dz_q = np.zeros_like(z_q)
         if part in ("loss", "recon"):
             # 1. likelihood and decoder, back to the decoder's input z_q
             douts = [-d / B for d in self.lik.grad(x, *cache["outs"])]
             dz_q = self._decode_backward(douts).reshape(z_q.shape)
-            # 2. straight-through: the argmin is skipped, dL/dz_q is copied onto z_e
-            dz_e += dz_q
-        if part in ("loss", "commitment"):
-            # 3. commitment beta ||z_e - sg[e]||^2: only the encoder moves
-            dz_e += (2 * self.beta / B) * (z_e - z_q)
+        # 2.-4. the quantizer: straight-through copy of dz_q onto z_e, commitment
+        #    beta ||z_e - sg[e]||^2 into the encoder, codebook ||sg[z_e] - e||^2 into the entries
+        beta = self.beta if part in ("loss", "commitment") else 0.0
+        dz_e, dcodebook = quantize_backward(dz_q, z_e, self.codebook.W, beta)
         if part in ("loss", "codebook"):
-            # 4. codebook ||sg[z_e] - e||^2: each chosen entry moves towards its z_e
-            np.add.at(self.codebook.dW, idx.reshape(-1),
-                      ((2 / B) * (z_q - z_e)).reshape(-1, self.code_dim))
+            self.codebook.dW[...] = dcodebook
         if part != "codebook":
             # 5. encoder
             dh = self.enc_out.backward(dz_e.reshape(B, -1))

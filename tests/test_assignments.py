@@ -258,7 +258,8 @@ def test_unmarked_notes_fall_back_to_the_tagged_equation():
 
 @pytest.mark.parametrize("ex", ["linear_backward", "reparameterize_backward",
                                 "kl_normal_std_grad", "gaussian_learned_log_prob_grad",
-                                "vae_backward"])
+                                "vae_backward", "iwae_backward",
+                                "cholesky_reparameterize_backward", "straight_through_backward"])
 def test_the_real_notes_lose_the_graded_result(tmp_path, ex):
     stubs.make_assignment(tmp_path, [ex])
     m = json.loads((tmp_path / "assignment.json").read_text(encoding="utf-8"))
@@ -296,6 +297,11 @@ BUGS = {
     "kl_normal_std_grad": [("return mu.copy(), 0.5 * np.expm1(logvar)",
                             "return mu.copy(), 0.5 * np.exp(logvar)")],
     "gaussian_learned_log_prob_grad": [("return r, 0.5 * (d * r - 1)", "return r, 0.5 * d * r")],
+    "iwae_backward": [("return dbound * w_tilde", "return dbound * np.ones_like(w_tilde) / len(w)")],
+    "cholesky_reparameterize_backward": [
+        ("dlogvar = 0.5 * np.exp(0.5 * logvar) * G[:, idx, idx]", "dlogvar = 0.5 * G[:, idx, idx]")],
+    "straight_through_backward": [("dz_e = dz_q + (2 * beta / B) * (z_e - z_q)",
+                                   "dz_e = (2 * beta / B) * (z_e - z_q)")],
     # forward and backward wrong in the same way: the grader uses the reference forward
     "tanh_backward": [("self.y = np.tanh(x)", "self.y = np.tanh(2 * x)"),
                       ("return dy * (1 - self.y * self.y)",

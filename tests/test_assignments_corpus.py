@@ -23,6 +23,7 @@ R, L, K, P = "relu_backward", "linear_backward", "kl_normal_std_grad", "reparame
 LIK = ("bernoulli_log_prob_grad", "gaussian_log_prob_grad", "gaussian_learned_log_prob_grad")
 ACT = ("tanh_backward", "sigmoid_backward", "softplus_backward")
 V = "vae_backward"
+IW, CH, ST = "iwae_backward", "cholesky_reparameterize_backward", "straight_through_backward"
 LIMITS = grader.Limits(timeout=4.0, memory_mb=700)   # 4 s: importing numpyvae under load
 
 # name: ({exercise: (status, piece of the message)})
@@ -40,6 +41,9 @@ CORPUS = {
     "activations_correct": {e: ("pass", "") for e in ACT},
     "all_small_correct": {R: ("pass", ""), K: ("pass", ""), P: ("pass", "")},
     "prints_at_import": {R: ("pass", "")},
+    "iwae_correct": {IW: ("pass", "")},
+    "cholesky_correct": {CH: ("pass", "")},
+    "straight_through_correct": {ST: ("pass", "")},
     # classic mistakes
     "relu_times_two": {R: ("FAIL", "a factor of 2 too large")},
     "relu_nan": {R: ("FAIL", "NaN")},
@@ -61,6 +65,10 @@ CORPUS = {
     "reparam_missing_half": {P: ("FAIL", "a factor of 2 too large")},
     "likelihoods_mistakes": {LIK[0]: ("FAIL", "wrong sign"), LIK[1]: ("FAIL", "dmean is wrong"),
                              LIK[2]: ("FAIL", "dlogvar is wrong")},
+    "iwae_uniform_weights": {IW: ("FAIL", "uniform 1/K (the ELBO's average)")},
+    "iwae_unstable_softmax": {IW: ("FAIL", "subtract the largest log w first")},
+    "cholesky_missing_exp": {CH: ("FAIL", "lacks the factor L_ii = exp(logvar_i / 2)")},
+    "straight_through_to_codebook": {ST: ("FAIL", "it lacks the straight-through copy")},
     "not_attempted": {R: ("not attempted", "NotImplementedError"),
                       K: ("not attempted", "NotImplementedError")},
     "syntax_error": {K: ("error", "SyntaxError")},

@@ -54,7 +54,10 @@ class Exercise:
     answers are hidden. points: default points. answer_names: names whose
     assignment in a note's code states the answer (hidden when a note has no markers).
     cases: a case builder of its own, for inputs the kind's builder does not draw well
-    (e.g. a lower-triangular factor with a positive diagonal).
+    (e.g. a lower-triangular factor with a positive diagonal). diagnose: names the
+    exercise's classic mistakes in the grader's message (the parent calls it on a wrong
+    gradient, with the case's arrays; a reason starting "; it " replaces the general
+    hint, any other text is added to it).
     """
     id: str
     kind: str
@@ -68,6 +71,7 @@ class Exercise:
     function: FunctionSpec | None = None
     answer_names: tuple = ()
     cases: object = None     # optional (ex, rng, hidden) -> [(meta, arrays)], replacing the kind's
+    diagnose: object = None  # optional (name, yours, numeric, meta, arrays) -> a reason, or ''
 
     @property
     def top(self) -> str:
@@ -322,6 +326,147 @@ for _ex in [
              "the q=(mu, logvar) override must work.",
              gradients=("encoder", "decoder"), points=4.0,
              answer_names=("douts", "dz", "dmu", "dlogvar", "scale")),
+]:
+    register(_ex)
+
+
+# --------------------------------------------------------------------------- the model family
+def _close(a, b):
+    return a.shape == b.shape and bool(np.all(np.isfinite(a))) and \
+        np.max(np.abs(a - b)) <= 1e-6 * max(np.max(np.abs(b)) if b.size else 0.0, 1e-12)
+
+
+def _iwae_cases(ex, rng, hidden):
+    """log_w (K, B) with weights far from uniform; one case near -750 nats, where exp underflows."""
+    dims = [(1, 2, 0.0), (3, 2, 0.0), (5, 4, 0.0), (4, 3, -750.0)]
+    if hidden:
+        dims = [(int(rng.integers(2, 7)), int(rng.integers(1, 6)), off) for off in (0.0, -600.0)]
+    cases = []
+    for K, B, offset in dims:
+        log_w = offset + 2.0 * rng.standard_normal((K, B))
+        label = f"K={K}, B={B}" + (f", log w near {offset:g} nats" if offset else "")
+        cases.append(({"k": K, "B": B, "offset": offset, "label": label},
+                      {"log_w": log_w, "g": rng.standard_normal(B)}))
+    return cases
+
+
+def _iwae_diagnose(name, a, n, meta, arrays):
+    K = arrays["log_w"].shape[0]
+    if K > 1 and _close(a, np.broadcast_to(arrays["g"] / K, n.shape)):
+        return ("; it weights every sample by the uniform 1/K (the ELBO's average); the "
+                "IWAE weights sample k by the softmax of log w over k")
+    if meta.get("offset") and not np.all(np.isfinite(a)):
+        return ("; it contains NaN or inf: exp(log w) underflows to 0 near "
+                f"{meta['offset']:g} nats; subtract the largest log w first")
+    return ""
+
+
+def _cholesky_cases(ex, rng, hidden):
+    dims = [(1, 1, 2), (2, 3, 3), (3, 2, 4)]
+    if hidden:
+        dims = [(int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(2, 6)))
+                for _ in range(2)]
+    cases = []
+    for K, B, Z in dims:
+        arrays = {"mu": rng.standard_normal((B, Z)), "logvar": 0.7 * rng.standard_normal((B, Z)),
+                  "off": rng.standard_normal((B, Z * (Z - 1) // 2)),
+                  "eps": rng.standard_normal((K, B, Z)), "g": rng.standard_normal((K, B, Z))}
+        cases.append(({"k": K, "B": B, "label": f"K={K}, B={B}, Z={Z}"}, arrays))
+    return cases
+
+
+def _cholesky_diagnose(name, a, n, meta, arrays):
+    if name == "dlogvar" and a.shape == n.shape and \
+            _close(a * np.exp(0.5 * arrays["logvar"]), n):
+        return ("; it lacks the factor L_ii = exp(logvar_i / 2): the diagonal of L is "
+                "exp(logvar / 2), and the chain rule through that exp gives dL_ii/dlogvar_i "
+                "= L_ii / 2")
+    if name == "doff" and a.shape == n.shape and np.all(np.isfinite(a)):
+        Z = arrays["mu"].shape[1]
+        rows, cols = np.tril_indices(Z, -1)
+        G = np.einsum("kbi,kbj->bij", arrays["g"], arrays["eps"])
+        if _close(a, G[:, cols, rows]):
+            return "; it reads G = sum_k dz_k eps_k^T above the diagonal (transposed)"
+    return ""
+
+
+def _st_cases(ex, rng, hidden):
+    dims = [(1, 1, 1, 2), (2, 2, 2, 3), (3, 2, 3, 5)]       # (B, M, d, K)
+    if hidden:
+        dims = [(int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(1, 4)),
+                 int(rng.integers(2, 6))) for _ in range(2)]
+    cases = []
+    for B, M, d, K in dims:
+        z_e, codebook = rng.standard_normal((B, M, d)), rng.standard_normal((K, d))
+        beta = float(rng.choice([0.25, 1.0, 2.0]))
+        arrays = {"dz_q": rng.standard_normal((B, M, d)), "z_e": z_e, "codebook": codebook,
+                  "sg_z_e": z_e.copy(), "sg_codebook": codebook.copy(), "beta": np.array(beta)}
+        cases.append(({"B": B, "label": f"B={B}, M={M}, d={d}, K={K}, beta={beta:g}"}, arrays))
+    return cases
+
+
+_ST_NOTE = ("; the straight-through part is graded against the surrogate's definition "
+            "z_st = z_e + sg[z_q - z_e] (vq_surrogate_loss), not the argmin's true derivative "
+            "(zero)")
+
+
+def _st_diagnose(name, a, n, meta, arrays):
+    if a.shape != n.shape or not np.all(np.isfinite(a)):
+        return ""
+    dz_q = arrays["dz_q"]
+    if name == "dz_e":
+        if _close(a + dz_q, n):
+            return ("; it lacks the straight-through copy: dL/dz_q goes onto z_e (the "
+                    "encoder), as if z_q = z_e" + _ST_NOTE)
+        return _ST_NOTE
+    cb = arrays["codebook"]
+    d2 = (np.sum(arrays["z_e"] ** 2, -1)[..., None] - 2 * arrays["z_e"] @ cb.T
+          + np.sum(cb * cb, -1))
+    copied = np.zeros_like(cb)
+    np.add.at(copied, np.argmin(d2, -1).reshape(-1), dz_q.reshape(-1, cb.shape[1]))
+    if _close(a - copied, n):
+        return ("; it holds the copied decoder gradient dL/dz_q: the straight-through copy "
+                "goes to the encoder's z_e, the codebook gets only its own term "
+                "||sg[z_e] - e||^2")
+    return ""
+
+
+for _ex in [
+    Exercise("iwae_backward", "function", "model", "iwae_bound_backward",
+             "Given dbound = dL/dL_K (B,), the upstream gradient of each example's bound "
+             "L_K = iwae_bound(log_w), return dL/dlog_w with the shape of log_w (K, B). It must "
+             "stay finite when every log w is near -1000 nats, as on real images.",
+             gradients=("dlog_w",), context=("iwae_bound",),
+             function=FunctionSpec("iwae_bound", ("log_w",), ("g", "log_w"), ("log_w",),
+                                   ("dlog_w",), weighted=True),
+             answer_names=("w_tilde",), cases=_iwae_cases, diagnose=_iwae_diagnose),
+    Exercise("cholesky_reparameterize_backward", "function", "reparam",
+             "reparameterize_full_backward",
+             "Given dz = dL/dz (K, B, Z) for z = reparameterize_full(mu, logvar, off, eps) = "
+             "mu + L eps, return (dL/dmu, dL/dlogvar, dL/doff) with the shapes of mu, logvar "
+             "and off, eps held fixed. L's diagonal is exp(logvar / 2); off fills its strictly "
+             "lower triangle in np.tril_indices(Z, -1) order.",
+             gradients=("dmu", "dlogvar", "doff"), context=("reparameterize_full", "tril_factor"),
+             points=2.0,
+             function=FunctionSpec("reparameterize_full", ("mu", "logvar", "off", "eps"),
+                                   ("g", "logvar", "off", "eps"), ("mu", "logvar", "off"),
+                                   ("dmu", "dlogvar", "doff"), weighted=True),
+             answer_names=("dmu", "dlogvar", "doff", "G"), cases=_cholesky_cases,
+             diagnose=_cholesky_diagnose),
+    Exercise("straight_through_backward", "function", "vqvae", "quantize_backward",
+             "The VQ-VAE quantizer's backward. Given dz_q = dL/dz_q (B, M, d), the decoder's "
+             "gradient at the chosen codebook entries z_q = nearest_codes(z_e, codebook)[1], "
+             "return (dz_e, dcodebook) with the shapes of z_e and codebook: the exact gradient "
+             "of vq_surrogate_loss, where sg[a] is a copy of a the derivative does not see. "
+             "The straight-through copy is a surrogate: it is graded against that definition, "
+             "not against the argmin's true derivative (which is zero).",
+             gradients=("dz_e", "dcodebook"), context=("vq_surrogate_loss", "nearest_codes"),
+             points=2.0,
+             function=FunctionSpec("vq_surrogate_loss",
+                                   ("dz_q", "z_e", "codebook", "sg_z_e", "sg_codebook", "beta"),
+                                   ("dz_q", "z_e", "codebook", "beta"), ("z_e", "codebook"),
+                                   ("dz_e", "dcodebook"), consts=("beta",)),
+             answer_names=("dz_e", "dcodebook"), cases=_st_cases, diagnose=_st_diagnose),
 ]:
     register(_ex)
 

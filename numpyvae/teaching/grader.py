@@ -369,7 +369,17 @@ def _exception_message(ex, meta, row):
     return f"{msg} on {_where(meta)}"
 
 
-def _verdict(ex, metas, record, got, threshold):
+def _why(ex, name, a, n, meta, arrays):
+    """Why a wrong gradient is wrong: the exercise's own diagnosis ('; it ...' replaces the
+    general hint, anything else is added to it), else the general hint."""
+    own = ""
+    if ex.diagnose is not None and a is not None and arrays is not None:
+        own = ex.diagnose(name, np.asarray(a, dtype=np.float64), n, meta,
+                          {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()})
+    return own if own.startswith("; it ") else _hint(a, n, meta) + own
+
+
+def _verdict(ex, metas, record, got, threshold, arrays=None):
     """(status, max_error, message, {gradient group: passed}), the first problem in case order."""
     groups = {g: True for g in ex.gradients}
 
@@ -411,7 +421,8 @@ def _verdict(ex, metas, record, got, threshold):
             else:
                 err = (gradcheck.rel_error(a, n) if a.shape == n.shape
                        and np.all(np.isfinite(a)) else float("inf"))
-                hint = "" if err < threshold else _hint(a, n, meta)
+                hint = "" if err < threshold else _why(ex, name, a, n, meta,
+                                                         arrays[i] if arrays else None)
             worst = max(worst, err)
             if err < threshold:
                 continue
@@ -536,7 +547,8 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
                     with np.errstate(all="ignore"):
                         record["numeric"] = [_reference_numeric(ex, m, a) for m, a in cases]
                         row.status, row.max_error, row.message, grads = _verdict(
-                            ex, [m for m, _ in cases], record, got, report.threshold)
+                            ex, [m for m, _ in cases], record, got, report.threshold,
+                            [a for _, a in cases])
                     row.gradients = grads
                     if row.status == "pass":
                         row.score = max_score

@@ -344,13 +344,15 @@ def _build(exercises, solutions: bool, hide: bool):
     """([(chunk text, exercise id or None)], imports, listing) for the student file."""
     numbered = list(enumerate(exercises, start=1))
     vae = [(n, ex) for n, ex in numbered if ex.kind == "vae"]
+    # the core modules in order, then any other module a function or layer exercise lives in
+    # (model.py's free functions, vqvae.py); the VAE exercise's model code is a template
     modules = list(_MODULE_ORDER[:-1]) + list(dict.fromkeys(
-        ex.module for ex in exercises if ex.module not in _MODULE_ORDER))
+        ex.module for ex in exercises if ex.kind != "vae" and ex.module not in _MODULE_ORDER[:-1]))
     sources = {m: _Source(m) for m in modules + ["model"]}
     chunks, defined, imports, listing = [], {}, set(), []
     for module in modules:
         src = sources[module]
-        mine = [(n, ex) for n, ex in numbered if ex.module == module]
+        mine = [(n, ex) for n, ex in numbered if ex.module == module and ex.kind != "vae"]
         extra = list(VAE_CONTEXT.get(module, ())) if vae else []
         if not mine and not extra:
             continue
