@@ -102,19 +102,24 @@ VAE_VARIANTS = {
     "vae_helper_method": ([("        # 1. likelihood: d loss / d decoder outputs\n        douts = ",
                             "        douts = self._douts(x, cache, scale, K, B)\n        _unused = "),
                            ("    def backward(self):",
-                            "    def _douts(self, x, cache, scale, K, B):\n        return [(-scale * d).reshape(K * B, self.x_dim) for d in self.lik.grad(x, *cache['outs'])]\n\n    def backward(self):")],
+                            "    def _douts(self, x, cache, scale, K, B):\n"
+                            "        return [(-scale * d).reshape(K * B, self.x_dim)\n"
+                            "                for d in self.lik.grad(x, *cache['outs'])]\n\n"
+                            "    def backward(self):")],
                           ("pass", "")),
     "vae_kl_without_beta": ([("            dmu += (beta / B) * dmu_kl\n", "            dmu += dmu_kl / B\n")],
                             ("FAIL", "grads['enc.")),
     "vae_no_q_zeroing": ([("            self.flat_grads[self._enc_slice] = 0   # the encoder took no part\n",
                            "            pass\n")], ("FAIL", "q=(mu, logvar) check")),
-    "vae_heads_none": ([("            if self.enc.linears:    # with hidden=() the heads read x itself: nothing further\n"
+    "vae_heads_none": ([("            if self.enc.linears:    "
+                         "# with hidden=() the heads read x itself: nothing further\n"
                          "                self.enc.backward(dh_mu + dh_logvar)\n",
                          "            self.enc.backward(dh_mu + dh_logvar)\n")],
                        ("error", "their backward returns None")),
     "vae_mean_over_k_missing": ([("        scale = 1.0 / (K * B)", "        scale = 1.0 / B")],
                                 ("FAIL", "is wrong on case")),
-    "vae_subclasses_reference": ([("class VAE:\n", "from numpyvae.model import VAE as _RefVAE\n\n\nclass VAE(_RefVAE):\n")],
+    "vae_subclasses_reference": ([("class VAE:\n",
+                                   "from numpyvae.model import VAE as _RefVAE\n\n\nclass VAE(_RefVAE):\n")],
                                  ("reference", "does not come from your file")),
 }
 

@@ -115,7 +115,7 @@ def _layer_cases(ex, rng, hidden):
         shapes = [tuple(int(v) for v in rng.integers(1, 7, size=3 if linear else 2))
                   for _ in range(2)]
     cases = []
-    for i, s in enumerate(shapes):
+    for s in shapes:
         arrays = {"x": _away_from_kinks(rng, s[:2])}
         meta = {"layer": ex.top, "B": s[0], "D_in": s[1], "input_grad": True}
         if linear:

@@ -31,7 +31,9 @@ _RUN = """#!/usr/bin/env bash
 # AUTOGRADER_ROOT (default /autograder) lets you try the script on your own machine.
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 cd "$ROOT/source"
-SID=$(python3 -c "import json, sys; u = json.load(open(sys.argv[1]))['users']; print(u[0].get('sid') or u[0].get('email') or u[0].get('name') or 'student')" "$ROOT/submission_metadata.json" 2>/dev/null || echo student)
+SID=$(python3 -c "import json, sys; u = json.load(open(sys.argv[1]))['users'][0]; \\
+print(u.get('sid') or u.get('email') or u.get('name') or 'student')" \\
+    "$ROOT/submission_metadata.json" 2>/dev/null || echo student)
 FILE="$ROOT/submission/{file}"
 if [ ! -f "$FILE" ]; then
   NB=$(ls "$ROOT"/submission/*.ipynb 2>/dev/null | head -n 1)

@@ -653,7 +653,7 @@ def _readme(listing, points, notes_report) -> str:
                          for d in derivs) or "-"
         lines.append(f"| {n} | `{ex.id}` | `{where}` | {points[ex.id]:g} | {read} |")
     lines += ["", "## What each exercise asks", ""]
-    for n, ex, derivs, where in listing:
+    for n, ex, _derivs, where in listing:
         lines += [f"**{n}. `{ex.id}`** (`{where}`). {ex.task}", ""]
     lines += ["## Checking your work", "",
               "From this folder (needs only NumPy):", "",
