@@ -69,3 +69,31 @@ def test_old_family_checkpoint_says_why_it_cannot_resume(tmp_path, capsys):
     assert main(["train", "--resume", "--epochs", "2", "--no-progress", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "cannot be continued exactly" in err and "does not describe its optimizer" not in err
+
+
+@pytest.mark.parametrize("flags, figures", [
+    (["--conditional"], ["loss_curves.png", "class_samples.png"]),
+    (["--model", "vqvae", "--codebook-size", "8"], ["loss_curves.png", "reconstructions.png", "codebook_usage.png"]),
+])
+def test_family_runs_write_their_figures(tmp_path, capsys, flags, figures):
+    out = tmp_path / "run"
+    _train(out, flags, 1)
+    for name in figures:
+        assert (out / name).stat().st_size > 1000, name
+    said = capsys.readouterr().out
+    assert all(name in said for name in figures)
+    if "--model" in flags:
+        hist = json.loads((out / "history.json").read_text())
+        assert 1 <= hist["val_codes_used"][0] <= 8 and hist["val_perplexity"][0] <= 8
+    # --force starts over and removes the figures of the run it replaces
+    (out / "class_samples.png").write_bytes(b"old")
+    _train(out, [*flags, "--force"], 1)
+    kept = out / "class_samples.png"
+    assert (kept.stat().st_size > 1000) if "--conditional" in flags else not kept.exists()
+
+
+def test_codebook_usage_needs_perplexity(tmp_path):
+    from numpyvae.training import plots
+
+    with pytest.raises(ValueError, match="val_perplexity"):
+        plots.plot_codebook_usage({"epoch": [1]}, 8, tmp_path / "x.png")

@@ -62,6 +62,8 @@ OPTIMIZER_CHOICES = ("sgd", "momentum", "adagrad", "adam")
 # the files a training run writes; --force removes exactly these before starting over
 RUN_FILES = ("checkpoint.npz", "checkpoint.json", "history.csv", "history.json", "loss_curves.png",
              "reconstructions.png", "samples.png", "latent.png", "manifold.png", "toy.png")
+# the figures of --conditional / --model vqvae runs (removed by --force as well)
+FAMILY_FIGURES = ("class_samples.png", "codebook_usage.png")
 # share of the machine's available memory a run may plan to use
 MEMORY_SHARE = 0.8
 
@@ -306,8 +308,9 @@ def _load_data(name: str, data_dir: str | None, seed: int, binarize: str | None,
     return load_dataset(name, data_dir=data_dir, seed=seed, binarize=binarize, test=test)
 
 
-def _write_history(history: dict[str, list[float]], out: str) -> dict[str, str]:
-    cols = [c for c in HISTORY_COLUMNS if c in history]
+def _write_history(history: dict[str, list[float]], out: str,
+                   columns: Sequence[str] = HISTORY_COLUMNS) -> dict[str, str]:
+    cols = [c for c in columns if c in history]
     n = len(history.get("epoch", []))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -847,7 +850,8 @@ def _family_eval(model: Any, x: np.ndarray, y: np.ndarray | None, seed: int,
             idx.append(t.indices)
         recon, kl, cb = tot / n
         return {"neg_elbo": recon + kl, "recon": recon, "kl": kl, "codebook": cb,
-                "perplexity": perplexity(np.concatenate(idx), model.codebook_size)}
+                "perplexity": perplexity(np.concatenate(idx), model.codebook_size),
+                "codes_used": int(np.unique(np.concatenate(idx)).size)}
     rng = np.random.default_rng(seed)
     tot = np.zeros(3)
     for s in range(0, n, batch):
@@ -953,7 +957,7 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
         os.makedirs(out, exist_ok=True)
         held.append(rundir.RunLock(out, say=_say).acquire())
         if a.force:
-            for f in RUN_FILES:
+            for f in RUN_FILES + FAMILY_FIGURES:
                 if os.path.exists(os.path.join(out, f)):
                     os.unlink(os.path.join(out, f))
         total, seed, batch_size = a.epochs, a.seed, a.batch_size
@@ -976,7 +980,7 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
         rng = np.random.default_rng(a.seed)
         history = {c: [] for c in ("epoch", "step", "train_loss", "val_neg_elbo", "val_recon", "val_kl")}
         if a.model == "vqvae":
-            history.update({"val_codebook": [], "val_perplexity": []})
+            history.update({"val_codebook": [], "val_perplexity": [], "val_codes_used": []})
         step, start = 0, 0
         tc = {"seed": a.seed, "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr,
               "optimizer": a.optimizer, "k": a.k, "kl": a.kl, "beta": a.beta}
@@ -1008,7 +1012,8 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
         val = _family_eval(model, x_val, y_val, seed)
         row = {"epoch": epoch, "step": step, "train_loss": s_loss / x_train.shape[0],
                "val_neg_elbo": val["neg_elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
-               "val_codebook": val.get("codebook"), "val_perplexity": val.get("perplexity")}
+               "val_codebook": val.get("codebook"), "val_perplexity": val.get("perplexity"),
+               "val_codes_used": val.get("codes_used")}
         for c in history:
             history[c].append(row[c])
         more = (f"  codebook {val['codebook']:.3f}  perplexity {val['perplexity']:.1f}" if "perplexity" in val else "")
@@ -1019,7 +1024,8 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
         ck.save(ckpt_path, model, opt,
                 {"epoch": epoch, "step": step, "history": history, "extra": extra, "train_config": tc,
                  "optimizer": opt_desc, "rngs": {"batch": rng}})
-    _write_history(history, out)
+    _write_history(history, out, columns=list(history))  # the VQ-VAE's codebook columns too
+    figures = _family_figures(model, history, x_val, y_val, ds.image_shape, out)
     if saved is None and a.out is None:
         rundir.point_latest(RUNS_ROOT, out)
     what = "VQ-VAE" if isinstance(model, VQVAE) else "conditional VAE"
@@ -1027,8 +1033,40 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
           f"[{x_train.shape[0]} train / {x_val.shape[0]} val] in {time.perf_counter() - t0:.1f}s")
     print(f"validation negative ELBO: {_fmt(val['neg_elbo'])} nats = reconstruction {_fmt(val['recon'])} "
           f"+ KL {_fmt(val['kl'])}" + more)
-    print(f"files in {os.path.abspath(out)}: checkpoint.npz, checkpoint.json, history.csv, history.json")
+    print(f"files in {os.path.abspath(out)}: checkpoint.npz, checkpoint.json, history.csv, history.json, "
+          + ", ".join(figures))
     return 0
+
+
+def _family_figures(model: Any, history: dict[str, list], x_val: np.ndarray, y_val: np.ndarray | None,
+                    image_shape: Any, out: str) -> list[str]:
+    """The figures of a family run, written into ``out``; returns their file names.
+
+    Both: ``loss_curves.png``. Conditional VAE: ``class_samples.png`` (the z of eight validation
+    images decoded with every label). VQ-VAE: ``reconstructions.png`` and ``codebook_usage.png``
+    (perplexity and entries used per epoch)."""
+    from ..training import plots
+    from ..vqvae import VQVAE
+
+    names = []
+    if len(history.get("epoch", [])) > 0:
+        what = "VQ-VAE" if isinstance(model, VQVAE) else "conditional VAE"
+        plots.plot_loss_curves(history, os.path.join(out, "loss_curves.png"), title=f"{what}: validation")
+        names.append("loss_curves.png")
+    if image_shape is None:
+        return names
+    if isinstance(model, VQVAE):
+        xr = x_val[:32]
+        plots.plot_reconstructions(xr, model.reconstruct(xr), image_shape, os.path.join(out, "reconstructions.png"),
+                                   title=f"VQ-VAE ({model.n_codes} codes of {model.codebook_size}): inputs (left "
+                                         "of each pair) and reconstructions (right)")
+        plots.plot_codebook_usage(history, model.codebook_size, os.path.join(out, "codebook_usage.png"))
+        return names + ["reconstructions.png", "codebook_usage.png"]
+    x8, y8 = x_val[:8], np.asarray(y_val)[:8]
+    mu = model.encode(x8, y8)[0]
+    plots.plot_class_rows(lambda z, c: model.decode_mean(z, y=c), x8, mu, image_shape,
+                          os.path.join(out, "class_samples.png"), n_classes=int(model.n_classes))
+    return names + ["class_samples.png"]
 
 
 def _cmd_evaluate_family(a: argparse.Namespace, c: Any, model: Any) -> int:
