@@ -616,7 +616,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         trainer = _resumed_trainer(a, given, saved, total, x_train, x_val, progress, blas_record)
     else:
         if a.force:
-            removed = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
+            removed = [f for f in RUN_FILES + FAMILY_FIGURES if os.path.exists(os.path.join(out, f))]
             for f in removed:
                 os.unlink(os.path.join(out, f))
             if removed:
