@@ -62,6 +62,8 @@ OPTIMIZER_CHOICES = ("sgd", "momentum", "adagrad", "adam")
 # the files a training run writes; --force removes exactly these before starting over
 RUN_FILES = ("checkpoint.npz", "checkpoint.json", "history.csv", "history.json", "loss_curves.png",
              "reconstructions.png", "samples.png", "latent.png", "manifold.png", "toy.png")
+# the figures of --conditional / --model vqvae runs (removed by --force as well)
+FAMILY_FIGURES = ("class_samples.png", "codebook_usage.png")
 # share of the machine's available memory a run may plan to use
 MEMORY_SHARE = 0.8
 
@@ -306,8 +308,9 @@ def _load_data(name: str, data_dir: str | None, seed: int, binarize: str | None,
     return load_dataset(name, data_dir=data_dir, seed=seed, binarize=binarize, test=test)
 
 
-def _write_history(history: dict[str, list[float]], out: str) -> dict[str, str]:
-    cols = [c for c in HISTORY_COLUMNS if c in history]
+def _write_history(history: dict[str, list[float]], out: str,
+                   columns: Sequence[str] = HISTORY_COLUMNS) -> dict[str, str]:
+    cols = [c for c in columns if c in history]
     n = len(history.get("epoch", []))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -558,16 +561,21 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     t_start = time.perf_counter()
     given = _parse_train(a)
     _check_family_flags(a)
-    if a.conditional or a.model == "vqvae":
-        return _cmd_train_family(a, held)
+    found = None
+    if a.resume:
+        found = _open_run_to_resume(a, given, held)
+        if found is None:
+            return 0  # the run has finished its epochs: nothing to do, and it said so
+        if _is_family_run(found[1]) or a.conditional or a.model == "vqvae":
+            return _cmd_train_family(a, held, given, found)
+    elif a.conditional or a.model == "vqvae":
+        return _cmd_train_family(a, held, given, None)
     progress = not a.no_progress and sys.stderr.isatty()
     n_threads, blas_line, blas_record = _threads_choice(a.threads)
     data_dir = _data_dir(a.data_dir)
 
     if a.resume:
-        found = _open_run_to_resume(a, given, held)
-        if found is None:
-            return 0  # the run has finished its epochs: nothing to do, and it said so
+        assert found is not None
         out, saved, total = found
         ckpt_path = os.path.join(out, "checkpoint.npz")
         if "dataset" not in saved.extra:
@@ -608,7 +616,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         trainer = _resumed_trainer(a, given, saved, total, x_train, x_val, progress, blas_record)
     else:
         if a.force:
-            removed = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
+            removed = [f for f in RUN_FILES + FAMILY_FIGURES if os.path.exists(os.path.join(out, f))]
             for f in removed:
                 os.unlink(os.path.join(out, f))
             if removed:
@@ -813,8 +821,6 @@ def _check_family_flags(a: argparse.Namespace) -> None:
         raise CLIError("--model vqvae has no KL term or samples: use --commitment, not --beta/--k/--kl/--warmup-epochs")
     if not vq and (a.n_codes, a.code_dim, a.codebook_size, a.commitment) != (8, 4, 32, 0.25):
         raise CLIError("--n-codes, --code-dim, --codebook-size and --commitment need --model vqvae")
-    if (a.conditional or vq) and a.resume:
-        raise CLIError("--resume is not available for --conditional or --model vqvae runs")
 
 
 def _family_vae_kwargs(a: argparse.Namespace) -> dict[str, Any]:
@@ -844,7 +850,8 @@ def _family_eval(model: Any, x: np.ndarray, y: np.ndarray | None, seed: int,
             idx.append(t.indices)
         recon, kl, cb = tot / n
         return {"neg_elbo": recon + kl, "recon": recon, "kl": kl, "codebook": cb,
-                "perplexity": perplexity(np.concatenate(idx), model.codebook_size)}
+                "perplexity": perplexity(np.concatenate(idx), model.codebook_size),
+                "codes_used": int(np.unique(np.concatenate(idx)).size)}
     rng = np.random.default_rng(seed)
     tot = np.zeros(3)
     for s in range(0, n, batch):
@@ -855,57 +862,146 @@ def _family_eval(model: Any, x: np.ndarray, y: np.ndarray | None, seed: int,
     return dict(zip(("neg_elbo", "recon", "kl"), tot / n))
 
 
-def _cmd_train_family(a: argparse.Namespace, held: list) -> int:
+def _is_family_run(c: ck.Checkpoint) -> bool:
+    """Whether checkpoint ``c`` was written by ``_cmd_train_family`` (a VQ-VAE or a conditional VAE)."""
+    return str(c.meta.get("model", "vae")) == "vqvae" or bool(c.model_config.get("n_classes"))
+
+
+def _family_resume_conflicts(a: argparse.Namespace, c: ck.Checkpoint) -> list[str]:
+    """Family flags on ``--resume`` that contradict checkpoint ``c`` (the model kind and the
+    VQ-VAE sizes; the shared options were checked by ``_resume_conflicts``)."""
+    vq = str(c.meta.get("model", "vae")) == "vqvae"
+    kind = "a VQ-VAE" if vq else ("a conditional VAE" if c.model_config.get("n_classes") else "a VAE")
+    out = []
+    if a.model == "vqvae" and not vq:
+        out.append(f"--model vqvae (the run is {kind})")
+    if a.conditional and not c.model_config.get("n_classes"):
+        out.append(f"--conditional (the run is {kind})")
+    defaults = {"n_codes": 8, "code_dim": 4, "codebook_size": 32, "commitment": 0.25}
+    for key, default in defaults.items():
+        want = getattr(a, key)
+        have = c.model_config.get("beta" if key == "commitment" else key)
+        if want != default and want != have:
+            out.append(f"--{key.replace('_', '-')} {want} (the run has {have})")
+    return out
+
+
+def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
+                      found: tuple[str, ck.Checkpoint, int] | None) -> int:
     """``train --conditional`` and ``train --model vqvae``: Adam (or --optimizer) over minibatches,
-    validation after each epoch, then checkpoint.npz and history.csv in --out."""
+    validation after each epoch, then checkpoint.npz, history.csv and figures in --out.
+
+    ``found`` is ``_open_run_to_resume``'s (run directory, checkpoint, epochs in total) on
+    ``--resume``: the model, optimizer, generators, counters and history continue from the
+    checkpoint, so 1 epoch then a resume to 2 equals 2 epochs straight, bit for bit.
+    """
     from ..model import VAE
     from ..optim import make_optimizer
-    from ..training import checkpoint as ck
     from ..vqvae import VQVAE
 
     t0 = time.perf_counter()
-    if a.dataset not in DATASETS or a.dataset in TOY_SETS:
-        raise CLIError(f"--conditional / --model vqvae train on image data sets, got {a.dataset!r}")
-    likelihood = a.likelihood or "bernoulli"
-    if a.binarize == "dynamic":
-        raise CLIError("--binarize dynamic is not available here; use fixed (the default for these models)")
-    mode = None if a.binarize == "none" or a.dataset == "binarized-mnist" or likelihood != "bernoulli" else "fixed"
-    ds = _load_data(a.dataset, _data_dir(a.data_dir), a.seed, mode, test=False)
-    x_train = ds.x_train if a.max_train is None else ds.x_train[: a.max_train]
-    y_train = None if ds.y_train is None else ds.y_train[: x_train.shape[0]].astype(np.int64)
-    if a.conditional and (y_train is None or ds.y_val is None):
-        raise CLIError(f"--conditional needs labels; data set {a.dataset} has none")
-    dtype = np.dtype(a.dtype)
-    out = a.out or rundir.new_run_dir(RUNS_ROOT, a.dataset)
-    if os.path.exists(os.path.join(out, "checkpoint.npz")) and not a.force:
-        raise CLIError(f"--out {out} already holds a run; pass --force to replace it")
-    os.makedirs(out, exist_ok=True)
-    held.append(rundir.RunLock(out, say=_say).acquire())
-    if a.model == "vqvae":
-        model = VQVAE(ds.x_dim, n_codes=a.n_codes, code_dim=a.code_dim, codebook_size=a.codebook_size,
-                      hidden=a.hidden, likelihood=likelihood, activation=a.activation, beta=a.commitment,
-                      c=a.c, seed=a.seed, dtype=dtype)
-        kw: dict[str, Any] = {}
-        y_train = None
+    saved = found[1] if found is not None else None
+    if saved is not None:
+        conflicts = _family_resume_conflicts(a, saved)
+        if conflicts:
+            raise CLIError(f"--resume: {len(conflicts)} option(s) contradict the checkpoint {saved.path}: "
+                           + "; ".join(conflicts) + ". Drop them to continue the run (only --epochs, --lr and "
+                           "--threads may change), or start a new run without --resume")
+        if "dataset" not in saved.extra:
+            raise CLIError(f"--resume: {saved.path} does not record its data set")
+        out, total = found[0], found[2]
+        name, mode = saved.extra["dataset"], saved.extra.get("binarize")
+        data_seed, max_train = int(saved.extra.get("data_seed", 0)), saved.extra.get("max_train")
+        if "batch" not in saved.rng_states or not saved.optimizer:
+            raise CLIError(f"--resume: {saved.path} was written by an older numpyvae that did not save the "
+                           "optimizer and shuffling state of --conditional / --model vqvae runs; it cannot be "
+                           "continued exactly. Start a new run (--force) instead")
+        model = saved.build_model()
+        opt = saved.build_optimizer()
+        tc = dict(saved.train_config)
+        lr_old = float(tc.get("lr", a.lr))
+        changed: dict[str, list] = {}
+        if "lr" in given and not np.isclose(a.lr, lr_old, rtol=1e-12, atol=0):
+            changed["lr"] = [lr_old, a.lr]
+            opt.lr = a.lr
+            tc["lr"] = a.lr
+        if total != int(tc.get("epochs", saved.epoch)):
+            changed["epochs"] = [tc.get("epochs"), total]
+        tc["epochs"] = total
+        rng = saved.rng("batch")
+        history = {k: list(v) for k, v in saved.history.items()}
+        step, start = saved.step, saved.epoch
+        seed, batch_size = int(tc.get("seed", 0)), int(tc.get("batch_size", a.batch_size))
+        kw: dict[str, Any] = ({} if isinstance(model, VQVAE)
+                              else {"k": int(tc.get("k", 1)), "kl": tc.get("kl", "closed"),
+                                    "beta": float(tc.get("beta", 1.0))})
+        extra = dict(saved.extra)
+        extra["resumes"] = list(extra.get("resumes") or []) + [
+            {"at_epoch": saved.epoch, "changed": changed, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
+        for k, (old, new) in changed.items():
+            _say(f"--resume: {k} {old} -> {new} (recorded in {sidecar(saved.path)})")
+        dtype = model.dtype
     else:
-        model = VAE(ds.x_dim, a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation, c=a.c,
-                    seed=a.seed, dtype=dtype, n_classes=10, **_family_vae_kwargs(a))
-        kw = {"k": a.k, "kl": a.kl, "beta": a.beta}
+        if a.dataset not in DATASETS or a.dataset in TOY_SETS:
+            raise CLIError(f"--conditional / --model vqvae train on image data sets, got {a.dataset!r}")
+        likelihood = a.likelihood or "bernoulli"
+        if a.binarize == "dynamic":
+            raise CLIError("--binarize dynamic is not available here; use fixed (the default for these models)")
+        name, data_seed, max_train = a.dataset, a.seed, a.max_train
+        mode = (None if a.binarize == "none" or a.dataset == "binarized-mnist" or likelihood != "bernoulli"
+                else "fixed")
+        dtype = np.dtype(a.dtype)
+        out = a.out or rundir.new_run_dir(RUNS_ROOT, a.dataset)
+        if os.path.exists(os.path.join(out, "checkpoint.npz")) and not a.force:
+            raise CLIError(f"--out {out} already holds a run; pass --force to replace it")
+        os.makedirs(out, exist_ok=True)
+        held.append(rundir.RunLock(out, say=_say).acquire())
+        if a.force:
+            for f in RUN_FILES + FAMILY_FIGURES:
+                if os.path.exists(os.path.join(out, f)):
+                    os.unlink(os.path.join(out, f))
+        total, seed, batch_size = a.epochs, a.seed, a.batch_size
+    ds = _load_data(name, _data_dir(a.data_dir), data_seed, mode, test=False)
+    x_train = ds.x_train if max_train is None else ds.x_train[: max_train]
+    y_train = None if ds.y_train is None else ds.y_train[: x_train.shape[0]].astype(np.int64)
+    if saved is None:
+        if a.conditional and (y_train is None or ds.y_val is None):
+            raise CLIError(f"--conditional needs labels; data set {a.dataset} has none")
+        if a.model == "vqvae":
+            model = VQVAE(ds.x_dim, n_codes=a.n_codes, code_dim=a.code_dim, codebook_size=a.codebook_size,
+                          hidden=a.hidden, likelihood=likelihood, activation=a.activation, beta=a.commitment,
+                          c=a.c, seed=a.seed, dtype=dtype)
+            kw = {}
+        else:
+            model = VAE(ds.x_dim, a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation,
+                        c=a.c, seed=a.seed, dtype=dtype, n_classes=10, **_family_vae_kwargs(a))
+            kw = {"k": a.k, "kl": a.kl, "beta": a.beta}
+        opt = make_optimizer(a.optimizer, lr=a.lr)
+        rng = np.random.default_rng(a.seed)
+        history = {c: [] for c in ("epoch", "step", "train_loss", "val_neg_elbo", "val_recon", "val_kl")}
+        if a.model == "vqvae":
+            history.update({"val_codebook": [], "val_perplexity": [], "val_codes_used": []})
+        step, start = 0, 0
+        tc = {"seed": a.seed, "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr,
+              "optimizer": a.optimizer, "k": a.k, "kl": a.kl, "beta": a.beta}
+        extra = {"dataset": a.dataset, "binarize": mode, "data_seed": a.seed, "max_train": a.max_train,
+                 "n_train": int(x_train.shape[0])}
+    if isinstance(model, VQVAE):
+        y_train = None
     y_val = ds.y_val.astype(np.int64) if model.__class__ is VAE else None
-    opt = make_optimizer(a.optimizer, lr=a.lr)
-    rng = np.random.default_rng(a.seed)
     x_train = np.asarray(x_train, dtype=dtype)
     x_val = np.asarray(ds.x_val, dtype=dtype)
-    history: dict[str, list[float]] = {
-        c: [] for c in ("epoch", "step", "train_loss", "val_neg_elbo", "val_recon", "val_kl")}
-    step = 0
-    for epoch in range(1, a.epochs + 1):
+    opt_desc = {"name": str(tc.get("optimizer", a.optimizer)), "lr": float(tc["lr"]), "kwargs": {}}
+    ckpt_path = os.path.join(out, "checkpoint.npz")
+    val: dict[str, float] = {}
+    more = ""
+    for epoch in range(start + 1, total + 1):
         order = rng.permutation(x_train.shape[0])
         s_loss = 0.0
-        for s in range(0, x_train.shape[0], a.batch_size):
-            idx = order[s:s + a.batch_size]
-            extra = dict(kw, y=y_train[idx]) if y_train is not None else kw
-            t = model.forward(x_train[idx], **extra)
+        for s in range(0, x_train.shape[0], batch_size):
+            idx = order[s:s + batch_size]
+            extra_kw = dict(kw, y=y_train[idx]) if y_train is not None else kw
+            t = model.forward(x_train[idx], **extra_kw)
             if not np.isfinite(t.loss):
                 print(f"{PROG}: error: the loss is non-finite at epoch {epoch}", file=sys.stderr)
                 return 1
@@ -913,31 +1009,64 @@ def _cmd_train_family(a: argparse.Namespace, held: list) -> int:
             opt.step(model.flat_params, model.flat_grads)
             s_loss += float(t.loss) * idx.size
             step += 1
-        val = _family_eval(model, x_val, y_val, a.seed)
-        for c, v in (("epoch", epoch), ("step", step), ("train_loss", s_loss / x_train.shape[0]),
-                     ("val_neg_elbo", val["neg_elbo"]), ("val_recon", val["recon"]), ("val_kl", val["kl"])):
-            history[c].append(v)
+        val = _family_eval(model, x_val, y_val, seed)
+        row = {"epoch": epoch, "step": step, "train_loss": s_loss / x_train.shape[0],
+               "val_neg_elbo": val["neg_elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
+               "val_codebook": val.get("codebook"), "val_perplexity": val.get("perplexity"),
+               "val_codes_used": val.get("codes_used")}
+        for c in history:
+            history[c].append(row[c])
         more = (f"  codebook {val['codebook']:.3f}  perplexity {val['perplexity']:.1f}" if "perplexity" in val else "")
         if not a.no_progress:
-            print(f"epoch {epoch:>3}/{a.epochs}  train loss {s_loss / x_train.shape[0]:8.2f}  val -ELBO "
+            print(f"epoch {epoch:>3}/{total}  train loss {s_loss / x_train.shape[0]:8.2f}  val -ELBO "
                   f"{val['neg_elbo']:8.2f} (recon {val['recon']:7.2f} + KL {val['kl']:6.2f}){more}",
                   file=sys.stderr, flush=True)
-    extra = {"dataset": a.dataset, "binarize": mode, "data_seed": a.seed, "max_train": a.max_train,
-             "n_train": int(x_train.shape[0])}
-    ck.save(os.path.join(out, "checkpoint.npz"), model, opt,
-            {"epoch": a.epochs, "step": step, "history": history, "extra": extra,
-             "train_config": {"seed": a.seed, "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr,
-                              "optimizer": a.optimizer}})
-    _write_history(history, out)
-    if a.out is None:
+        ck.save(ckpt_path, model, opt,
+                {"epoch": epoch, "step": step, "history": history, "extra": extra, "train_config": tc,
+                 "optimizer": opt_desc, "rngs": {"batch": rng}})
+    _write_history(history, out, columns=list(history))  # the VQ-VAE's codebook columns too
+    figures = _family_figures(model, history, x_val, y_val, ds.image_shape, out)
+    if saved is None and a.out is None:
         rundir.point_latest(RUNS_ROOT, out)
-    what = "VQ-VAE" if a.model == "vqvae" else "conditional VAE"
-    print(f"finished {a.epochs} epochs ({step} steps) of the {what} on {a.dataset} "
+    what = "VQ-VAE" if isinstance(model, VQVAE) else "conditional VAE"
+    print(f"finished {total} epochs ({step} steps) of the {what} on {name} "
           f"[{x_train.shape[0]} train / {x_val.shape[0]} val] in {time.perf_counter() - t0:.1f}s")
     print(f"validation negative ELBO: {_fmt(val['neg_elbo'])} nats = reconstruction {_fmt(val['recon'])} "
           f"+ KL {_fmt(val['kl'])}" + more)
-    print(f"files in {os.path.abspath(out)}: checkpoint.npz, checkpoint.json, history.csv, history.json")
+    print(f"files in {os.path.abspath(out)}: checkpoint.npz, checkpoint.json, history.csv, history.json, "
+          + ", ".join(figures))
     return 0
+
+
+def _family_figures(model: Any, history: dict[str, list], x_val: np.ndarray, y_val: np.ndarray | None,
+                    image_shape: Any, out: str) -> list[str]:
+    """The figures of a family run, written into ``out``; returns their file names.
+
+    Both: ``loss_curves.png``. Conditional VAE: ``class_samples.png`` (the z of eight validation
+    images decoded with every label). VQ-VAE: ``reconstructions.png`` and ``codebook_usage.png``
+    (perplexity and entries used per epoch)."""
+    from ..training import plots
+    from ..vqvae import VQVAE
+
+    names = []
+    if len(history.get("epoch", [])) > 0:
+        what = "VQ-VAE" if isinstance(model, VQVAE) else "conditional VAE"
+        plots.plot_loss_curves(history, os.path.join(out, "loss_curves.png"), title=f"{what}: validation")
+        names.append("loss_curves.png")
+    if image_shape is None:
+        return names
+    if isinstance(model, VQVAE):
+        xr = x_val[:32]
+        plots.plot_reconstructions(xr, model.reconstruct(xr), image_shape, os.path.join(out, "reconstructions.png"),
+                                   title=f"VQ-VAE ({model.n_codes} codes of {model.codebook_size}): inputs (left "
+                                         "of each pair) and reconstructions (right)")
+        plots.plot_codebook_usage(history, model.codebook_size, os.path.join(out, "codebook_usage.png"))
+        return names + ["reconstructions.png", "codebook_usage.png"]
+    x8, y8 = x_val[:8], np.asarray(y_val)[:8]
+    mu = model.encode(x8, y8)[0]
+    plots.plot_class_rows(lambda z, c: model.decode_mean(z, y=c), x8, mu, image_shape,
+                          os.path.join(out, "class_samples.png"), n_classes=int(model.n_classes))
+    return names + ["class_samples.png"]
 
 
 def _cmd_evaluate_family(a: argparse.Namespace, c: Any, model: Any) -> int:

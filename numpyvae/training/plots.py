@@ -33,6 +33,8 @@ __all__ = [
     "plot_latent",
     "plot_manifold",
     "plot_toy",
+    "plot_class_rows",
+    "plot_codebook_usage",
     "make_figures",
 ]
 
@@ -195,9 +197,10 @@ def plot_loss_curves(history: Mapping[str, Sequence[float]], path: str | os.Path
                  for sp, name in (("train", "train"), ("val", "validation")) if f"{sp}_{key}" in history}
         if key == "neg_elbo" and "train_loss" in history:
             betas = np.asarray(history.get("beta", []), dtype=float)
-            if betas.size and np.any(betas != 1.0):
+            if betas.size and np.any(betas != 1.0) or "train_neg_elbo" not in history:
+                what = "beta-weighted" if betas.size and np.any(betas != 1.0) else "the loss minimised"
                 ax.plot(epochs, np.asarray(history["train_loss"], dtype=float), "--", color="grey",
-                        label="train objective (beta-weighted)")
+                        label=f"train objective ({what})")
                 shown["objective"] = np.asarray(history["train_loss"], dtype=float)
         limits = curve_limits(*[v for v in shown.values() if v.size])
         if limits is not None:
@@ -357,6 +360,60 @@ def plot_toy(x: np.ndarray, x_rec: np.ndarray, samples: np.ndarray, path: str | 
         ax.set_title(name, fontsize=10)
         ax.set_aspect("equal", adjustable="box")
         ax.grid(True, alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_class_rows(decode: Callable[[np.ndarray, int], np.ndarray], x: np.ndarray, z: np.ndarray,
+                    image_shape: Sequence[int], path: str | os.PathLike, n_classes: int = 10,
+                    title: str | None = None) -> str:
+    """Conditional VAE: each column keeps one z (a validation image's style), each row decodes
+    it with another label. ``decode(z, y)`` -> (B, D) decoder means; x: (C, D) the images the
+    C latents came from (drawn in the first row); z: (C, Z). Returns the PNG path.
+    """
+    x, z = np.asarray(x), np.asarray(z)
+    if x.shape[0] != z.shape[0]:
+        raise ValueError(f"z: expected one latent per image ({x.shape[0]}), got {z.shape[0]}")
+    rows = [x] + [np.asarray(decode(z, c)) for c in range(n_classes)]
+    grid = image_grid(np.concatenate(rows), image_shape, ncol=x.shape[0])
+    h, _ = (int(s) for s in image_shape)
+    aspect = grid.shape[0] / grid.shape[1]
+    fig = _figure((max(3.0, 0.75 * x.shape[0] + 1.0), max(3.0, (0.75 * x.shape[0] + 1.0) * aspect + 0.5)))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([(h + 1) * r + h / 2 for r in range(n_classes + 1)])
+    ax.set_yticklabels(["input"] + [f"y={c}" for c in range(n_classes)], fontsize=8)
+    ax.axhline(h + 0.5, color="tab:red", lw=1.2)
+    ax.set_title(title or "same z (column: a validation image's style), label changed row by row", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_codebook_usage(history: Mapping[str, Sequence[float]], codebook_size: int, path: str | os.PathLike,
+                        title: str | None = None) -> str:
+    """VQ-VAE: perplexity of the codes used on the validation set (``val_perplexity``) and, when
+    recorded, the number of codebook entries used (``val_codes_used``) and the codebook loss
+    (``val_codebook``), per epoch. Returns the PNG path."""
+    epochs = np.asarray(history.get("epoch", []), dtype=float)
+    if epochs.size == 0 or "val_perplexity" not in history:
+        raise ValueError("history: expected per-epoch 'epoch' and 'val_perplexity' values")
+    panels = [k for k in ("val_perplexity", "val_codes_used", "val_codebook") if k in history]
+    labels = {"val_perplexity": "perplexity of code usage", "val_codes_used": "codebook entries used",
+              "val_codebook": "codebook loss ||sg(z_e) - e||^2"}
+    fig = _figure((4 * len(panels), 3.4))
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, key in zip(axes, panels):
+        ax.plot(epochs, np.asarray(history[key], dtype=float), "o-", ms=3, label="validation")
+        if key != "val_codebook":
+            ax.axhline(codebook_size, color="grey", ls=":", label=f"K = {codebook_size}")
+            ax.set_ylim(0, codebook_size * 1.08)
+        ax.set_xlabel("epoch")
+        ax.set_title(labels[key], fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
