@@ -217,3 +217,29 @@ class MLP:
     def layers(self):
         """(name, Linear) pairs in order."""
         return [(str(i), lin) for i, lin in enumerate(self.linears)]
+
+
+def _bind_flat(entries, dtype):
+    """Make every parameter (and its gradient) a view of one flat array.
+
+    entries: (name, owner, attr) triples; ``owner.attr`` is replaced by a view into
+    ``flat_params`` and ``owner.d<attr>`` by the matching view into ``flat_grads``.
+    One flat buffer lets an optimizer update all parameters in a few vectorised
+    operations instead of a loop over many small arrays. Returns
+    (flat_params, flat_grads, params, grads), the last two ``{name: view}``.
+    """
+    total = sum(getattr(owner, attr).size for _, owner, attr in entries)
+    flat_params = np.empty(total, dtype=dtype)
+    flat_grads = np.zeros(total, dtype=dtype)
+    params, grads = {}, {}
+    o = 0
+    for name, owner, attr in entries:
+        arr = getattr(owner, attr)
+        view = flat_params[o:o + arr.size].reshape(arr.shape)
+        view[...] = arr
+        gview = flat_grads[o:o + arr.size].reshape(arr.shape)
+        setattr(owner, attr, view)
+        setattr(owner, "d" + attr, gview)
+        params[name], grads[name] = view, gview
+        o += arr.size
+    return flat_params, flat_grads, params, grads

@@ -12,7 +12,7 @@ import numpy as np
 
 from .kl import (kl_full_std, kl_full_std_grad, kl_monte_carlo, kl_normal_std,
                  kl_normal_std_grad, log_std_normal)
-from .layers import ACTIVATIONS, MLP, Linear
+from .layers import ACTIVATIONS, MLP, Linear, _bind_flat
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .reparam import (reparameterize, reparameterize_backward, reparameterize_full,
                       reparameterize_full_backward, sample_eps, tril_factor)
@@ -185,28 +185,9 @@ class VAE:
         return named
 
     def _bind_flat_buffers(self):
-        """Move every W and b (and dW, db) into views of two flat arrays.
-
-        One flat buffer lets an optimizer update all parameters in a few
-        vectorised operations instead of a loop over many small arrays.
-        """
-        named = self._named_linears()
-        total = sum(lin.W.size + lin.b.size for _, lin in named)
-        self.flat_params = np.empty(total, dtype=self.dtype)
-        self.flat_grads = np.zeros(total, dtype=self.dtype)
-        self.params, self.grads = {}, {}
-        o = 0
-        for name, lin in named:
-            for p in ("W", "b"):
-                arr = getattr(lin, p)
-                view = self.flat_params[o:o + arr.size].reshape(arr.shape)
-                view[...] = arr
-                gview = self.flat_grads[o:o + arr.size].reshape(arr.shape)
-                setattr(lin, p, view)
-                setattr(lin, "d" + p, gview)
-                self.params[f"{name}.{p}"] = view
-                self.grads[f"{name}.{p}"] = gview
-                o += arr.size
+        """Move every W and b (and dW, db) into views of two flat arrays (see layers._bind_flat)."""
+        entries = [(f"{name}.{p}", lin, p) for name, lin in self._named_linears() for p in ("W", "b")]
+        self.flat_params, self.flat_grads, self.params, self.grads = _bind_flat(entries, self.dtype)
         self._enc_slice = slice(0, sum(self.params[n].size for n in self.params
                                        if n.startswith("enc.")))
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _rng, _validate
-from .layers import ACTIVATIONS, MLP, Linear
+from .layers import ACTIVATIONS, MLP, Linear, _bind_flat
 from .likelihoods import LIKELIHOODS, make_likelihood
 
 __all__ = ["PARTS", "VQVAE", "VQTerms", "perplexity", "nearest_codes", "vq_surrogate_loss",
@@ -193,23 +193,9 @@ class VQVAE:
 
     def _bind_flat_buffers(self):
         """Every parameter (and its gradient) becomes a view of one flat array, as in VAE."""
-        named = self._named()
-        total = sum(getattr(obj, p).size for _, obj, ps in named for p in ps)
-        self.flat_params = np.empty(total, dtype=self.dtype)
-        self.flat_grads = np.zeros(total, dtype=self.dtype)
-        self.params, self.grads = {}, {}
-        o = 0
-        for name, obj, ps in named:
-            for p in ps:
-                arr = getattr(obj, p)
-                view = self.flat_params[o:o + arr.size].reshape(arr.shape)
-                view[...] = arr
-                gview = self.flat_grads[o:o + arr.size].reshape(arr.shape)
-                setattr(obj, p, view)
-                setattr(obj, "d" + p, gview)
-                key = name if name == "codebook" else f"{name}.{p}"
-                self.params[key], self.grads[key] = view, gview
-                o += arr.size
+        entries = [(name if name == "codebook" else f"{name}.{p}", obj, p)
+                   for name, obj, ps in self._named() for p in ps]
+        self.flat_params, self.flat_grads, self.params, self.grads = _bind_flat(entries, self.dtype)
 
     @property
     def config(self) -> dict:

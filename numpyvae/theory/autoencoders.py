@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import _validate
 from ..data import iterate_minibatches
-from ..layers import ACTIVATIONS, MLP, Linear, make_activation
+from ..layers import ACTIVATIONS, MLP, Linear, _bind_flat, make_activation
 from ..optim import Adam
 
 __all__ = ["pca", "pca_reconstruct", "Autoencoder", "AETerms", "fit"]
@@ -229,20 +229,7 @@ class Autoencoder:
         # and its dW a private scratch array, added into "enc.code.W" in backward.
         entries = [(f"{name}.{p}", lin, p) for name, lin in self._named_linears()
                    for p in ("W", "b") if not (self.tied and lin is self.dec_out and p == "W")]
-        total = sum(getattr(lin, p).size for _, lin, p in entries)
-        self.flat_params = np.empty(total, dtype=self.dtype)
-        self.flat_grads = np.zeros(total, dtype=self.dtype)
-        self.params, self.grads = {}, {}
-        o = 0
-        for key, lin, p in entries:
-            arr = getattr(lin, p)
-            view = self.flat_params[o:o + arr.size].reshape(arr.shape)
-            view[...] = arr
-            gview = self.flat_grads[o:o + arr.size].reshape(arr.shape)
-            setattr(lin, p, view)
-            setattr(lin, "d" + p, gview)
-            self.params[key], self.grads[key] = view, gview
-            o += arr.size
+        self.flat_params, self.flat_grads, self.params, self.grads = _bind_flat(entries, self.dtype)
         if self.tied:
             self.dec_out.W = self.enc_code.W.T
             self.dec_out.dW = np.zeros_like(self.dec_out.W)
