@@ -243,3 +243,43 @@ def _bind_flat(entries, dtype):
         params[name], grads[name] = view, gview
         o += arr.size
     return flat_params, flat_grads, params, grads
+
+
+class _FlatParams:
+    """What every model whose parameters live in one flat buffer shares (VAE, VQVAE).
+
+    The model provides ``config``, ``from_config``, ``params`` (views into ``flat_params``)
+    and ``rng``; these four methods need nothing else.
+    """
+
+    def copy(self, dtype=None):
+        """An independent copy (parameters and sampling-RNG state), optionally in ``dtype``."""
+        cfg = self.config
+        if dtype is not None:
+            cfg["dtype"] = np.dtype(dtype).name
+        new = type(self).from_config(cfg)   # a subclass copies as itself
+        new.flat_params[...] = self.flat_params
+        new.rng.bit_generator.state = self.rng.bit_generator.state
+        return new
+
+    def astype(self, dtype):
+        """A copy of this model whose parameters and computations use ``dtype``."""
+        return self.copy(dtype)
+
+    def state_dict(self) -> dict:
+        """Copies of the parameters by name."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Set the parameters from ``state`` (same names and shapes as ``params``)."""
+        missing = set(self.params) - set(state)
+        extra = set(state) - set(self.params)
+        if missing or extra:
+            raise ValueError(f"state does not match this model: missing {sorted(missing)}, "
+                             f"unexpected {sorted(extra)}")
+        for k, v in state.items():
+            v = np.asarray(v)
+            if v.shape != self.params[k].shape:
+                raise ValueError(f"parameter {k!r} must have shape {self.params[k].shape}, "
+                                 f"got {v.shape}")
+            self.params[k][...] = v

@@ -12,7 +12,7 @@ import numpy as np
 
 from .kl import (kl_full_std, kl_full_std_grad, kl_monte_carlo, kl_normal_std,
                  kl_normal_std_grad, log_std_normal)
-from .layers import ACTIVATIONS, MLP, Linear, _bind_flat
+from .layers import ACTIVATIONS, MLP, Linear, _bind_flat, _FlatParams
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .reparam import (reparameterize, reparameterize_backward, reparameterize_full,
                       reparameterize_full_backward, sample_eps, tril_factor)
@@ -82,7 +82,7 @@ class Terms:
     off: np.ndarray = None     # (B, Z(Z-1)/2) strictly lower entries of L (posterior="full")
 
 
-class VAE:
+class VAE(_FlatParams):
     """A Gaussian-encoder VAE built from hand-written layers.
 
     Encoder q(z|x) = N(mu(x), diag exp(logvar(x))) (Shah, Eq. 6): an MLP trunk
@@ -213,38 +213,6 @@ class VAE:
             return VQVAE.from_config(cfg)
         cfg["hidden"] = tuple(cfg.get("hidden", ()))
         return cls(**cfg)
-
-    def copy(self, dtype=None) -> VAE:
-        """An independent copy (parameters and sampling-RNG state), optionally in ``dtype``."""
-        cfg = self.config
-        if dtype is not None:
-            cfg["dtype"] = np.dtype(dtype).name
-        new = type(self).from_config(cfg)   # a subclass copies as itself
-        new.flat_params[...] = self.flat_params
-        new.rng.bit_generator.state = self.rng.bit_generator.state
-        return new
-
-    def astype(self, dtype) -> VAE:
-        """A copy of this model whose parameters and computations use ``dtype``."""
-        return self.copy(dtype)
-
-    def state_dict(self) -> dict:
-        """Copies of the parameters by name."""
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Set the parameters from ``state`` (same names and shapes as ``params``)."""
-        missing = set(self.params) - set(state)
-        extra = set(state) - set(self.params)
-        if missing or extra:
-            raise ValueError(f"state does not match this model: missing {sorted(missing)}, "
-                             f"unexpected {sorted(extra)}")
-        for k, v in state.items():
-            v = np.asarray(v)
-            if v.shape != self.params[k].shape:
-                raise ValueError(f"parameter {k!r} must have shape {self.params[k].shape}, "
-                                 f"got {v.shape}")
-            self.params[k][...] = v
 
     # ----------------------------------------------------------------- checks
     def _check_x(self, x, name="x"):

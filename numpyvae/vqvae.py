@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _rng, _validate
-from .layers import ACTIVATIONS, MLP, Linear, _bind_flat
+from .layers import ACTIVATIONS, MLP, Linear, _bind_flat, _FlatParams
 from .likelihoods import LIKELIHOODS, make_likelihood
 
 __all__ = ["PARTS", "VQVAE", "VQTerms", "perplexity", "nearest_codes", "vq_surrogate_loss",
@@ -127,7 +127,7 @@ class _Codebook:
         self.dW = np.zeros_like(self.W)
 
 
-class VQVAE:
+class VQVAE(_FlatParams):
     """Vector-quantized VAE (van den Oord, Vinyals & Kavukcuoglu 2017) with MLPs.
 
     x_dim: D; n_codes: M code vectors per image; code_dim: d; codebook_size: K entries;
@@ -213,37 +213,6 @@ class VQVAE:
         cfg.pop("model", None)
         cfg["hidden"] = tuple(cfg.get("hidden", ()))
         return cls(**cfg)
-
-    def copy(self, dtype=None) -> VQVAE:
-        """An independent copy (parameters and RNG state), optionally in ``dtype``."""
-        cfg = self.config
-        if dtype is not None:
-            cfg["dtype"] = np.dtype(dtype).name
-        new = type(self).from_config(cfg)
-        new.flat_params[...] = self.flat_params
-        new.rng.bit_generator.state = self.rng.bit_generator.state
-        return new
-
-    def astype(self, dtype) -> VQVAE:
-        """A copy whose parameters and computations use ``dtype``."""
-        return self.copy(dtype)
-
-    def state_dict(self) -> dict:
-        """Copies of the parameters by name."""
-        return {k: v.copy() for k, v in self.params.items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Set the parameters from ``state`` (same names and shapes as ``params``)."""
-        if set(state) != set(self.params):
-            raise ValueError(f"state does not match this model: missing "
-                             f"{sorted(set(self.params) - set(state))}, unexpected "
-                             f"{sorted(set(state) - set(self.params))}")
-        for k, v in state.items():
-            v = np.asarray(v)
-            if v.shape != self.params[k].shape:
-                raise ValueError(f"parameter {k!r} must have shape {self.params[k].shape}, "
-                                 f"got {v.shape}")
-            self.params[k][...] = v
 
     def _check_x(self, x, name="x"):
         x = np.asarray(x)

@@ -172,7 +172,9 @@ def test_vae_every_public_method_stays_float32(likelihood, kl_mode):
     eps = _value("eps", rng)
     _assert_dtype(vae.forward(x, eps=eps.astype(np.float64), kl=kl_mode), "VAE.forward(eps f64)")
     _assert_dtype(vae.log_px_given_z(x, _value("z", rng), grad=True), "VAE.log_px_given_z(grad)")
-    public = {n for n, v in vars(VAE).items() if not n.startswith("_")
+    # VAE's own methods and those it inherits (copy, astype, state_dict, load_state_dict)
+    members = {n: v for klass in reversed(VAE.__mro__[:-1]) for n, v in vars(klass).items()}
+    public = {n for n, v in members.items() if not n.startswith("_")
               and (callable(v) or isinstance(v, (classmethod, property)))} - {"config"}
     calls = _model_calls(vae, rng)
     assert public == set(calls), f"give these VAE methods a float32 call: {public ^ set(calls)}"
