@@ -213,6 +213,10 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                    help="no progress bar (there is none anyway when stderr is not a terminal); the per-epoch "
                         "lines stay")
     t.add_argument("--max-train", type=_positive_int, help="use only the first N training examples")
+    t.add_argument("--time-limit", type=_positive_float, default=None, metavar="MINUTES",
+                   help="stop at the end of the first epoch that finishes after MINUTES of training (the run "
+                        "keeps its checkpoint, figures and, with --preset, the paper's evaluation; continue "
+                        "with --resume)")
     t.add_argument("--threads", type=_threads,
                    help="BLAS threads: a number, or auto (default): 1 when the other cores are busy, else the idle "
                         "physical cores up to 4; an OPENBLAS_NUM_THREADS/OMP_NUM_THREADS setting wins")
@@ -645,7 +649,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     stopped: BaseException | None = None
     with threads.blas_threads(n_threads):
         try:
-            history = trainer.fit(callbacks=[report])
+            history = trainer.fit(callbacks=[report, _while_running(out)], stop_after=_seconds(a.time_limit))
         except (TrainingDiverged, KeyboardInterrupt) as exc:
             stopped, history = exc, trainer.history  # the trainer is back at its last good state
         t_train = time.perf_counter() - t_start
@@ -659,6 +663,9 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     if stopped is not None:
         return _report_stop(stopped, trainer, out)
     t_total = time.perf_counter() - t_start
+    if trainer.epoch < trainer.config.epochs:
+        _say(f"--time-limit {a.time_limit:g}: stopped after epoch {trainer.epoch} of {trainer.config.epochs}; "
+             f"to continue: {_resume_command(out)}")
     preset_epilogue(a, trainer, ds)    # --preset: the paper's evaluation and the projected time
 
     last = {c: history[c][-1] for c in history}
@@ -673,6 +680,23 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     print(f"files in {os.path.abspath(out)}: checkpoint.npz, checkpoint.json, history.csv, history.json, "
           + ", ".join(os.path.basename(p) for p in figs.values()))
     return 0
+
+
+def _seconds(minutes: float | None) -> float | None:
+    return None if minutes is None else 60.0 * minutes
+
+
+def _while_running(out: str, every: float = 60.0) -> Callable[[Trainer, dict[str, float]], None]:
+    """An epoch callback: history.csv after every epoch and the loss curves at most once a
+    minute, so a long run can be watched (and a killed one still has its curve)."""
+    last = [-math.inf]
+
+    def write(tr: Trainer, row: dict[str, float]) -> None:
+        _write_history(tr.history, out)
+        if time.perf_counter() - last[0] >= every and tr.epoch < tr.config.epochs:
+            last[0] = time.perf_counter()
+            plots.plot_loss_curves(tr.history, os.path.join(out, "loss_curves.png"))
+    return write
 
 
 def sidecar(path: str) -> str:
@@ -995,6 +1019,7 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
     ckpt_path = os.path.join(out, "checkpoint.npz")
     val: dict[str, float] = {}
     more = ""
+    limit, t_loop, done = _seconds(a.time_limit), time.perf_counter(), start
     for epoch in range(start + 1, total + 1):
         order = rng.permutation(x_train.shape[0])
         s_loss = 0.0
@@ -1024,12 +1049,18 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
         ck.save(ckpt_path, model, opt,
                 {"epoch": epoch, "step": step, "history": history, "extra": extra, "train_config": tc,
                  "optimizer": opt_desc, "rngs": {"batch": rng}})
+        done = epoch
+        if limit is not None and time.perf_counter() - t_loop >= limit:
+            break
     _write_history(history, out, columns=list(history))  # the VQ-VAE's codebook columns too
     figures = _family_figures(model, history, x_val, y_val, ds.image_shape, out)
     if saved is None and a.out is None:
         rundir.point_latest(RUNS_ROOT, out)
     what = "VQ-VAE" if isinstance(model, VQVAE) else "conditional VAE"
-    print(f"finished {total} epochs ({step} steps) of the {what} on {name} "
+    if done < total:
+        _say(f"--time-limit {a.time_limit:g}: stopped after epoch {done} of {total}; "
+             f"to continue: {_resume_command(out)}")
+    print(f"finished {done} epochs ({step} steps) of the {what} on {name} "
           f"[{x_train.shape[0]} train / {x_val.shape[0]} val] in {time.perf_counter() - t0:.1f}s")
     print(f"validation negative ELBO: {_fmt(val['neg_elbo'])} nats = reconstruction {_fmt(val['recon'])} "
           f"+ KL {_fmt(val['kl'])}" + more)

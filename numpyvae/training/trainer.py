@@ -484,8 +484,11 @@ class Trainer:
         return t
 
     def fit(self, epochs: int | None = None, *,
-            callbacks: Sequence[Callable[[Trainer, dict[str, float]], None]] = ()) -> dict[str, list[float]]:
-        """Train until ``epochs`` epochs in total are finished (default ``config.epochs``).
+            callbacks: Sequence[Callable[[Trainer, dict[str, float]], None]] = (),
+            stop_after: float | None = None) -> dict[str, list[float]]:
+        """Train until ``epochs`` epochs in total are finished (default ``config.epochs``), or,
+        with ``stop_after`` (seconds), until the first epoch that ends after that much time in
+        this call: a time budget that always stops on a finished, checkpointed epoch.
 
         Each epoch: shuffle with the ``"batch"`` generator, optionally binarise each minibatch
         with the ``"binarize"`` generator, step the optimizer on ``vae.flat_params`` with
@@ -495,14 +498,17 @@ class Trainer:
         On ``TrainingDiverged`` or ``KeyboardInterrupt`` the trainer first returns to the state
         at the end of the last finished epoch (``restore_last_good``), then re-raises.
         """
+        if stop_after is not None and not (isinstance(stop_after, (int, float)) and stop_after > 0):
+            raise ValueError(f"stop_after: expected a positive number of seconds or None, got {stop_after!r}")
         try:
-            return self._fit(epochs, callbacks)
+            return self._fit(epochs, callbacks, stop_after)
         except (TrainingDiverged, KeyboardInterrupt):
             self.restore_last_good()
             raise
 
-    def _fit(self, epochs: int | None, callbacks: Sequence[Callable[[Trainer, dict[str, float]], None]]
-             ) -> dict[str, list[float]]:
+    def _fit(self, epochs: int | None, callbacks: Sequence[Callable[[Trainer, dict[str, float]], None]],
+             stop_after: float | None = None) -> dict[str, list[float]]:
+        t_begin = time.perf_counter()
         total = self.config.epochs if epochs is None else int(epochs)
         if total < 0:
             raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
@@ -565,6 +571,8 @@ class Trainer:
             self._snapshot()
             for cb in callbacks:
                 cb(self, row)
+            if stop_after is not None and time.perf_counter() - t_begin >= stop_after:
+                break
         return self.history
 
 
