@@ -4,7 +4,9 @@ Three sides, each timed in its own subprocess (so its BLAS thread count is fixed
 NumPy or torch loads, and its peak RSS is its own):
 
 * ``numpyvae``  -- ``numpyvae.training.trainer.Trainer.fit`` (the real training path: shuffle,
-  minibatch copy, forward, backward, Adam), float32;
+  minibatch copy, forward, backward, Adam), float32, with ``Trainer(threads=N)``: at N > 1
+  each minibatch is split in N parts, each on its own thread with a one-thread BLAS, and
+  Adam's update is split the same way (``numpyvae/training/parallel.py``);
 * ``torch``     -- the pytorch/examples VAE as that example writes it (nn.Linear layers,
   sigmoid output with binary_cross_entropy summed over the batch, a DataLoader with
   shuffle=True, Adam, ``loss.item()`` every step); skipped with a note when torch is absent;
@@ -22,6 +24,7 @@ round: on a shared machine say so next to the numbers.
     python benchmarks/bench_vs_torch.py                       # the full protocol
     python benchmarks/bench_vs_torch.py --n 20000 --epochs 2 --rounds 3 --threads 1,2
     python benchmarks/bench_vs_torch.py --plain-adam          # also Trainer with Adam(fast=False)
+    python benchmarks/bench_vs_torch.py --busy                # with another process spinning on a core
 """
 from __future__ import annotations
 
@@ -82,7 +85,7 @@ def run_numpyvae(m, n, epochs, threads, fast_adam=True):
         vae = VAE(784, m["z_dim"], hidden=m["hidden"], activation=m["activation"], seed=0,
                   dtype=np.float32)
         cfg = TrainConfig(epochs=1 + epochs, batch_size=m["batch"], progress=False)
-        tr = Trainer(vae, x, None, cfg, optimizer=Adam(1e-3, fast=fast_adam))
+        tr = Trainer(vae, x, None, cfg, optimizer=Adam(1e-3, fast=fast_adam), threads=threads)
         tr.fit(1)                                    # warm-up epoch
         t0 = time.perf_counter()
         tr.fit(1 + epochs)
@@ -238,6 +241,8 @@ def main(argv=None):
                     help="also time the Trainer with the readable Adam (fast=False)")
     ap.add_argument("--no-torch", action="store_true", help="leave the PyTorch side out")
     ap.add_argument("--json", help="write all samples to this file")
+    ap.add_argument("--busy", action="store_true",
+                    help="keep one other process spinning on a core for the whole run (a busy machine)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -262,6 +267,20 @@ def main(argv=None):
           f"1 warm-up + {args.epochs} timed epochs, median of {args.rounds} rounds round-robin")
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {torch_note}, "
           f"cpus {os.cpu_count()}")
+    hog = None
+    if args.busy:
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        print(f"busy: another process (pid {hog.pid}) spins on one core for the whole run")
+    try:
+        samples, loads = _rounds(args, models, threads, sides)
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+    _report(args, models, threads, sides, samples, loads)
+
+
+def _rounds(args, models, threads, sides):
     samples = {}
     loads = []
     for r in range(args.rounds):
@@ -279,7 +298,10 @@ def main(argv=None):
         print(f"round {r + 1}/{args.rounds} done; load average (1, 5, 15 min) before "
               f"{la0[0]:.2f} {la0[1]:.2f} {la0[2]:.2f}, after {la1[0]:.2f} {la1[1]:.2f} {la1[2]:.2f}",
               flush=True)
+    return samples, loads
 
+
+def _report(args, models, threads, sides, samples, loads):
     if "torch" not in sides:
         sides.append("torch")           # ratios against it print as nan
         for model in models:

@@ -21,13 +21,14 @@ __all__ = ["bernoulli_log_prob", "bernoulli_log_prob_grad", "gaussian_log_prob",
 def bernoulli_log_prob(x, logits):
     """log Bernoulli(x; sigmoid(l)) = x l - softplus(l), summed over the last axis.
 
-    Computed as -(max(l, 0) - l x + log1p(exp(-|l|))), which never overflows; x may
-    be any value in [0, 1] (grey levels give the cross-entropy).
+    Computed as x l - max(l, 0) - log1p(exp(-|l|)), which never overflows, with
+    max(l, 0) = (l + |l|) / 2 so that |l| is computed once; x may be any value in [0, 1]
+    (grey levels give the cross-entropy).
 
     Derivation: derivations/05_likelihoods.md, eq. (5.1)
     """
-    return -np.sum(np.maximum(logits, 0) - logits * x + np.log1p(np.exp(-np.abs(logits))),
-                   axis=-1)
+    a = np.abs(logits)
+    return np.sum(x * logits - 0.5 * (logits + a) - np.log1p(np.exp(-a)), axis=-1)
 
 
 def bernoulli_log_prob_grad(x, logits):

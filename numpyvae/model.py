@@ -224,11 +224,12 @@ class VAE(_FlatParams):
         if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
             raise TypeError(f"{name} must be a real numeric array, got dtype {x.dtype}")
         x = x.astype(self.dtype, copy=False)
-        if not np.all(np.isfinite(x)):
+        lo, hi = x.min(), x.max()     # a NaN anywhere makes them NaN: two passes check it all
+        if not (np.isfinite(lo) and np.isfinite(hi)):
             raise ValueError(f"{name} contains NaN or inf")
-        if self.likelihood_name == "bernoulli" and (x.min() < 0 or x.max() > 1):
+        if self.likelihood_name == "bernoulli" and (lo < 0 or hi > 1):
             raise ValueError(f"{name} must lie in [0, 1] for the Bernoulli likelihood, "
-                             f"got values in [{x.min()}, {x.max()}]")
+                             f"got values in [{lo}, {hi}]")
         return x
 
     def _check_z(self, z):

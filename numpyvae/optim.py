@@ -142,7 +142,10 @@ class Adam(_Optimizer):
     theta <- theta - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
 
     ``fast=True`` (default) runs ``_update_blocked``, ``fast=False`` the readable
-    ``_update_plain``; both give the same numbers up to float rounding.
+    ``_update_plain``; both give the same numbers up to float rounding. With ``pool`` set
+    to a thread pool (the trainer's, when it trains on several threads) the blocked update
+    is cut into ``workers`` contiguous pieces that run at once: the update is elementwise,
+    so the pieces are independent and the numbers are the same.
 
     Derivation: derivations/06_backprop_mlp.md, eq. (6.11)
     """
@@ -160,7 +163,8 @@ class Adam(_Optimizer):
         self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
         self.fast = bool(fast)
         self.m = self.v = None
-        self._tmp = None
+        self._tmp = {}
+        self.pool, self.workers = None, 1
 
     def step(self, params, grads):
         """One Adam update of ``params`` in place from ``grads`` (same shape)."""
@@ -169,8 +173,15 @@ class Adam(_Optimizer):
         m = self._state(params.shape, params.dtype, "m")
         v = self._state(params.shape, params.dtype, "v")
         if self.fast and params.flags.c_contiguous:   # flat views of params must alias it
-            g = np.ascontiguousarray(g)
-            self._update_blocked(params.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1))
+            flat = params.reshape(-1), np.ascontiguousarray(g).reshape(-1), m.reshape(-1), v.reshape(-1)
+            n, blk = flat[0].size, self.BLOCK
+            per = -(-n // max(1, self.workers) // blk) * blk     # whole blocks per piece
+            if self.pool is None or per >= n:
+                self._update_blocked(*flat)
+            else:
+                pieces = [slice(i, min(i + per, n)) for i in range(0, n, per)]
+                list(self.pool.map(lambda j: self._update_blocked(*(a[pieces[j]] for a in flat), key=j),
+                                   range(len(pieces))))
         else:
             self._update_plain(params, g, m, v)
 
@@ -183,7 +194,7 @@ class Adam(_Optimizer):
         v_hat = v / (1 - b2 ** t)
         theta -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
-    def _update_blocked(self, theta, g, m, v):
+    def _update_blocked(self, theta, g, m, v, key=0):
         """The same update, in place, one block of BLOCK elements at a time (1-D arrays).
 
         Algebra: b1 m + (1 - b1) g = b1 (m - g) + g, and with c1 = 1 - b1^t, c2 = 1 - b2^t
@@ -198,11 +209,12 @@ class Adam(_Optimizer):
         eps_t = float(self.eps * c2 ** 0.5)
         step = float(self.lr * c2 ** 0.5 / c1)
         n, blk = theta.size, self.BLOCK
-        if self._tmp is None or self._tmp.size != min(n, blk) or self._tmp.dtype != theta.dtype:
-            self._tmp = np.empty(min(n, blk), dtype=theta.dtype)
+        tmp = self._tmp.get(key)          # one scratch block per concurrent piece
+        if tmp is None or tmp.size < min(n, blk) or tmp.dtype != theta.dtype:
+            tmp = self._tmp[key] = np.empty(min(n, blk), dtype=theta.dtype)
         for i in range(0, n, blk):
             j = min(i + blk, n)
-            mb, vb, gb, pb, tb = m[i:j], v[i:j], g[i:j], theta[i:j], self._tmp[:j - i]
+            mb, vb, gb, pb, tb = m[i:j], v[i:j], g[i:j], theta[i:j], tmp[:j - i]
             mb -= gb                       # m <- b1 (m - g) + g
             mb *= b1
             mb += gb

@@ -218,8 +218,9 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                         "keeps its checkpoint, figures and, with --preset, the paper's evaluation; continue "
                         "with --resume)")
     t.add_argument("--threads", type=_threads,
-                   help="BLAS threads: a number, or auto (default): 1 when the other cores are busy, else the idle "
-                        "physical cores up to 4; an OPENBLAS_NUM_THREADS/OMP_NUM_THREADS setting wins")
+                   help="threads: a number, or auto (default): the physical cores up to 4 (an "
+                        "OPENBLAS_NUM_THREADS/OMP_NUM_THREADS setting wins). With N > 1 each minibatch is split "
+                        "in N parts trained at once, each on a one-thread BLAS, so a busy core slows only its part")
     _add_family_flags(t)
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out (default runs/latest) up to --epochs in total; model, data and "
@@ -333,12 +334,17 @@ def _fmt(x: float) -> str:
     return f"{x:.2f}"
 
 
-def _threads_choice(request: str | int) -> tuple[int, str, dict[str, Any]]:
-    """Apply nothing; return (threads, the line to print, the record for the run's config)."""
-    n, reason = threads.choose_threads(request)
+def _threads_choice(request: str | int, split: bool = False) -> tuple[int, str, dict[str, Any]]:
+    """Apply nothing; return (threads, the line to print, the record for the run's config).
+    ``split``: training, where n > 1 threads split each minibatch (training/parallel.py)."""
+    n, reason = threads.choose_threads(request, split=split)
     name = threads.blas_name()
-    line = f"BLAS: {name}, {n} thread{'s' if n != 1 else ''} ({reason})"
-    return n, line, {"library": name, "threads": n, "choice": reason, "request": request}
+    if split and n > 1:
+        line = f"threads: {n}, each minibatch split in {n} parts, each part on a one-thread {name} ({reason})"
+    else:
+        line = f"BLAS: {name}, {n} thread{'s' if n != 1 else ''} ({reason})"
+    return n, line, {"library": name, "threads": n, "choice": reason, "request": request,
+                     "split": bool(split and n > 1)}
 
 
 def _check_memory(what: dict[str, Any], need: Callable[..., int], defaults: dict[str, Any]) -> None:
@@ -555,6 +561,7 @@ def _resumed_trainer(a: argparse.Namespace, given: set[str], saved: ck.Checkpoin
         {"at_epoch": saved.epoch, "changed": changed, "blas": blas_record,
          "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
     trainer = Trainer.resume(ckpt_path, x_train, x_val, epochs=total, progress=progress,
+                             threads=int(blas_record["threads"]),
                              lr=a.lr if "lr" in changed else None, extra=extra)
     for k, (old, new) in changed.items():
         _say(f"--resume: {k} {old} -> {new} (recorded in {sidecar(ckpt_path)})")
@@ -575,7 +582,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     elif a.conditional or a.model == "vqvae":
         return _cmd_train_family(a, held, given, None)
     progress = not a.no_progress and sys.stderr.isatty()
-    n_threads, blas_line, blas_record = _threads_choice(a.threads)
+    n_threads, blas_line, blas_record = _threads_choice(a.threads, split=True)
     data_dir = _data_dir(a.data_dir)
 
     if a.resume:
@@ -637,9 +644,12 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         extra = {"dataset": name, "binarize": mode, "data_seed": a.seed, "max_train": a.max_train,
                  "n_train": int(x_train.shape[0]), "blas": blas_record}
         cfg = apply_preset_config(getattr(a, "preset", None), cfg)    # --preset: optimizer kwargs, lr schedule
-        trainer = Trainer(vae, x_train, x_val, cfg, checkpoint_path=ckpt_path, extra=extra)
+        trainer = Trainer(vae, x_train, x_val, cfg, checkpoint_path=ckpt_path, extra=extra, threads=n_threads)
     _say(f"run directory: {out}")
     _say(blas_line)
+    heap_line = memory.keep_freed_heap()
+    if heap_line:
+        _say(heap_line)
 
     def report(tr: Trainer, row: dict[str, float]) -> None:
         print(f"epoch {row['epoch']:>3}/{tr.config.epochs}  train -ELBO {row['train_neg_elbo']:8.2f}  "

@@ -1,8 +1,10 @@
 """How many BLAS threads a run uses, chosen on purpose (``--threads N|auto``).
 
 A VAE step is a handful of matrix products of moderate size. On an idle machine two or more
-BLAS threads help; on a machine whose other cores are busy, extra threads wait for each other
-and a step can become many times slower than with one thread. ``choose_threads`` is the whole
+BLAS threads help; on a machine whose other cores are busy, extra BLAS threads wait for each
+other and a step can become many times slower than with one thread. Training therefore splits
+the minibatch among its threads instead (``parallel.py``), each on a one-thread BLAS; the
+evaluation commands still use a multi-threaded BLAS, and only when the machine is idle. ``choose_threads`` is the whole
 policy, in one small function so it can be tuned in one place; ``blas_threads`` applies a
 count with ``threadpoolctl`` for the duration of a ``with`` block.
 
@@ -52,13 +54,18 @@ def physical_cores() -> int:
 
 
 def choose_threads(request: str | int = "auto", *, cpus: int | None = None, cores: int | None = None,
-                   load: float | None = None, env: dict[str, str] | None = None) -> tuple[int, str]:
+                   load: float | None = None, env: dict[str, str] | None = None,
+                   split: bool = False) -> tuple[int, str]:
     """Return ``(threads, reason)`` for ``--threads request`` (a positive int or ``"auto"``).
 
     ``auto``: a thread-count variable already set in the environment (``OPENBLAS_NUM_THREADS``,
-    ...) wins; otherwise, when the 1-minute load average shows the other logical CPUs busy
-    (fewer than 1.5 of them idle), one thread, because extra threads would only queue behind
-    other work; otherwise as many threads as there are idle CPUs (rounded), at most the physical core
+    ...) wins. For threads that split the minibatch (``split=True``, training: see
+    ``parallel.py``) the physical cores, at most ``MAX_AUTO``, whatever the load: each part
+    waits only for the core it runs on, so a busy core slows one part and the step is still
+    no slower than on one thread. For a multi-threaded BLAS (``split=False``), when the
+    1-minute load average shows the other logical CPUs busy (fewer than 1.5 of them idle),
+    one thread, because BLAS threads wait for each other and a busy core stalls them all;
+    otherwise as many threads as there are idle CPUs (rounded), at most the physical core
     count and at most ``MAX_AUTO``. ``cpus``, ``cores``, ``load`` and ``env`` default to this
     machine's and exist for tests.
     """
@@ -79,6 +86,9 @@ def choose_threads(request: str | int = "auto", *, cpus: int | None = None, core
             return int(value), f"auto: {var}={value} is set"
     cpus = cpus if cpus is not None else (os.cpu_count() or 1)
     cores = cores if cores is not None else physical_cores()
+    if split:
+        n = max(1, min(cores, MAX_AUTO))
+        return n, f"auto: {cores} physical core{'s' if cores != 1 else ''}, the minibatch split among them"
     if load is None:
         try:
             load = os.getloadavg()[0]

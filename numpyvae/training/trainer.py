@@ -25,10 +25,11 @@ checkpoint of the last finished epoch is never overwritten by a diverged state.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -39,6 +40,7 @@ from .. import _rng
 from ..data import binarize_dynamic
 from ..optim import make_optimizer
 from . import checkpoint as _ckpt
+from .memory import keep_freed_heap
 
 __all__ = [
     "TrainConfig",
@@ -267,8 +269,14 @@ class Trainer:
 
     def __init__(self, vae: Any, x_train: np.ndarray, x_val: np.ndarray | None = None,
                  config: TrainConfig | None = None, *, checkpoint_path: str | os.PathLike | None = None,
-                 optimizer: Any = None, extra: Mapping[str, Any] | None = None):
+                 optimizer: Any = None, extra: Mapping[str, Any] | None = None, threads: int | None = None):
         self.vae = vae
+        if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
+            raise ValueError(f"threads: expected a positive integer or None, got {threads!r}")
+        # None: leave the BLAS as it is set; n: n threads, each with a one-thread BLAS,
+        # the minibatch split among them (training/parallel.py)
+        self.threads = threads
+        self._split = None
         self.config = config if config is not None else TrainConfig()
         if not isinstance(self.config, TrainConfig):
             raise TypeError(f"config: expected a TrainConfig, got {type(self.config).__name__}")
@@ -345,14 +353,15 @@ class Trainer:
     def resume(cls, path: str | os.PathLike, x_train: np.ndarray, x_val: np.ndarray | None = None, *,
                checkpoint_path: str | os.PathLike | None = None, epochs: int | None = None,
                progress: bool | None = None, lr: float | None = None,
-               extra: Mapping[str, Any] | None = None) -> Trainer:
+               extra: Mapping[str, Any] | None = None, threads: int | None = None) -> Trainer:
         """Rebuild model, optimizer, generators, counters and history from checkpoint ``path``.
 
         The returned trainer continues the run exactly (``fit()`` then matches an uninterrupted
         run with the same seed). ``epochs`` overrides the total epoch count; ``lr`` the
         optimizer's learning rate from here on (recorded in the config and, per epoch, in the
         history's ``lr`` column); ``checkpoint_path`` defaults to ``path``; ``progress``
-        overrides the progress-bar setting; ``extra`` replaces the checkpoint's free-form dict.
+        overrides the progress-bar setting; ``extra`` replaces the checkpoint's free-form dict;
+        ``threads`` as in the constructor (not part of the run: it may change on resume).
         """
         ck = _ckpt.load(path)
         cfg_d = dict(ck.train_config)
@@ -372,7 +381,7 @@ class Trainer:
             opt.lr = config.lr
         tr = cls(vae, x_train, x_val, config,
                  checkpoint_path=os.fspath(path) if checkpoint_path is None else checkpoint_path,
-                 optimizer=opt, extra=ck.extra if extra is None else extra)
+                 optimizer=opt, extra=ck.extra if extra is None else extra, threads=threads)
         for name in tr.rngs:
             if name not in ck.rng_states:
                 raise _ckpt.CheckpointError(f"{ck.path}: rng state {name!r} is missing")
@@ -470,11 +479,19 @@ class Trainer:
 
     def _train_step(self, xb: np.ndarray, beta: float) -> Any:
         cfg = self.config
-        t = self.vae.forward(xb, eps=None, k=cfg.k, beta=beta, kl=cfg.kl)
-        if not math.isfinite(float(t.loss)):
-            raise self._diverged(*self._loss_diagnosis(t))
-        self.vae.backward()
-        if not np.all(np.isfinite(self.vae.flat_grads)):
+        if self._split is not None:         # forward and backward on several threads
+            t = self._split.step(xb, k=cfg.k, beta=beta, kl=cfg.kl)
+            if not math.isfinite(float(t.loss)):
+                raise self._diverged(*self._loss_diagnosis(t))
+        else:
+            t = self.vae.forward(xb, eps=None, k=cfg.k, beta=beta, kl=cfg.kl)
+            if not math.isfinite(float(t.loss)):
+                raise self._diverged(*self._loss_diagnosis(t))
+            self.vae.backward()
+        g = self.vae.flat_grads
+        # g . g is one BLAS pass and non-finite whenever an entry is; only then look closer
+        # (it can also overflow with every entry finite: then the exact check clears it)
+        if not math.isfinite(float(np.dot(g, g))) and not np.all(np.isfinite(g)):
             bad = self._nonfinite_names(self.vae.grads)
             name = bad[0] if bad else "<unknown>"
             raise self._diverged(f"the gradient of parameter {name!r} is non-finite (the loss was {float(t.loss):.4g})"
@@ -501,14 +518,42 @@ class Trainer:
         if stop_after is not None and not (isinstance(stop_after, (int, float)) and stop_after > 0):
             raise ValueError(f"stop_after: expected a positive number of seconds or None, got {stop_after!r}")
         try:
-            return self._fit(epochs, callbacks, stop_after)
+            with self._threads():
+                return self._fit(epochs, callbacks, stop_after)
         except (TrainingDiverged, KeyboardInterrupt):
             self.restore_last_good()
             raise
 
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """With ``threads`` = n >= 2: the split step and the optimizer's pool, on a one-thread
+        BLAS, for the duration of ``fit``; with n = 1 a one-thread BLAS; with None, nothing."""
+        n = self.threads
+        if n is None:
+            yield
+            return
+        from .threads import blas_threads
+        if n == 1 or not hasattr(self.vae, "_named_linears"):
+            with blas_threads(n):
+                yield
+            return
+        from .parallel import SplitStep
+        with SplitStep(self.vae, n) as split, blas_threads(1):
+            self._split = split
+            had = getattr(self.optimizer, "pool", False), getattr(self.optimizer, "workers", None)
+            if had[0] is not False:
+                self.optimizer.pool, self.optimizer.workers = split.pool, n
+            try:
+                yield
+            finally:
+                self._split = None
+                if had[0] is not False:
+                    self.optimizer.pool, self.optimizer.workers = had
+
     def _fit(self, epochs: int | None, callbacks: Sequence[Callable[[Trainer, dict[str, float]], None]],
              stop_after: float | None = None) -> dict[str, list[float]]:
         t_begin = time.perf_counter()
+        keep_freed_heap()   # a step's (B, D) temporaries would otherwise page-fault every step
         total = self.config.epochs if epochs is None else int(epochs)
         if total < 0:
             raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")

@@ -1,0 +1,134 @@
+"""Training on several threads (numpyvae/training/parallel.py): the minibatch split across
+replicas must give the step of one thread, up to the order of floating-point additions."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from numpyvae import VAE
+from numpyvae.optim import Adam
+from numpyvae.training.parallel import MIN_ROWS, SplitStep, split_sizes
+from numpyvae.training.trainer import TrainConfig, Trainer
+
+
+@given(batch=st.integers(1, 500), k=st.integers(1, 60), threads=st.integers(1, 8))
+def test_split_sizes_cover_the_batch_in_near_equal_parts(batch, k, threads):
+    sizes = split_sizes(batch, k, threads)
+    assert sum(sizes) == batch
+    assert 1 <= len(sizes) <= threads
+    assert max(sizes) - min(sizes) <= 1
+    if len(sizes) > 1:
+        assert min(sizes) * k >= MIN_ROWS - k    # no part far below the overhead threshold
+
+
+def _data(b, d, seed, binary=True):
+    rng = np.random.default_rng(seed)
+    return (rng.random((b, d)) < 0.3).astype(np.float64) if binary else rng.standard_normal((b, d))
+
+
+CASES = [
+    dict(model=dict(hidden=(16,), activation="tanh"), k=1, kl="closed", beta=1.0),
+    dict(model=dict(hidden=(16, 8), activation="relu"), k=3, kl="mc", beta=0.5),
+    dict(model=dict(hidden=(12,), activation="tanh", objective="iwae"), k=5, kl="closed", beta=1.0),
+    dict(model=dict(hidden=(12,), activation="tanh", posterior="full"), k=2, kl="closed", beta=1.0),
+    dict(model=dict(hidden=(10,), activation="softplus", likelihood="gaussian_learned"), k=1, kl="closed",
+         beta=1.0, binary=False),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{v}" for v in c["model"].values()) + f"-k{c['k']}")
+@settings(max_examples=8, deadline=None)
+@given(batch=st.integers(64, 160), threads=st.integers(2, 4), seed=st.integers(0, 2**16))
+def test_split_step_equals_the_one_thread_step(case, batch, threads, seed):
+    d, z = 9, 3
+    x = _data(batch, d, seed, case.get("binary", True))
+    one = VAE(d, z, seed=seed, dtype=np.float64, **case["model"])
+    many = one.copy()
+    t1 = one.forward(x, k=case["k"], beta=case["beta"], kl=case["kl"])   # draws eps from one.rng
+    one.backward()
+    with SplitStep(many, threads) as split:
+        assert len(split_sizes(batch, case["k"], threads)) > 1 or batch * case["k"] < 2 * MIN_ROWS
+        t2 = split.step(x, k=case["k"], beta=case["beta"], kl=case["kl"])
+    np.testing.assert_allclose(many.flat_grads, one.flat_grads, rtol=1e-10, atol=1e-12)
+    assert np.abs(one.flat_grads).max() > 0
+    for name in ("loss", "elbo", "recon", "kl"):
+        assert getattr(t2, name) == pytest.approx(getattr(t1, name), rel=1e-12, abs=1e-12)
+    for name in ("elbo_per_example", "kl_per_example", "mu", "logvar", "z", "eps", "log_px_z"):
+        np.testing.assert_allclose(getattr(t2, name), getattr(t1, name), rtol=1e-12, atol=1e-12)
+    # the same draw: both generators are at the same state afterwards
+    assert one.rng.bit_generator.state == many.rng.bit_generator.state
+
+
+def test_replicas_share_the_parameters_and_keep_their_own_gradients():
+    vae = VAE(6, 2, hidden=(5,), dtype=np.float64)
+    with SplitStep(vae, 3) as split:
+        rep = split.replicas[1]
+        assert rep.flat_params is vae.flat_params
+        vae.flat_params += 1.0                          # what the optimizer does in place
+        assert np.array_equal(rep.enc.linears[0].W, vae.enc.linears[0].W)
+        assert rep.flat_grads is not vae.flat_grads
+        assert not np.shares_memory(rep.flat_grads, vae.flat_grads)
+
+
+def test_split_step_refuses_what_it_cannot_split():
+    with pytest.raises(ValueError, match="threads"):
+        SplitStep(VAE(4, 2, hidden=(3,)), 0)
+    with pytest.raises(TypeError, match="VAE"):
+        SplitStep(object(), 2)
+
+
+def test_adam_split_over_a_pool_is_the_same_update():
+    rng = np.random.default_rng(0)
+    n = 5 * Adam.BLOCK + 123                 # several blocks and a ragged end
+    p1 = rng.standard_normal(n).astype(np.float32)
+    p2 = p1.copy()
+    a1, a2 = Adam(1e-2), Adam(1e-2)
+    with SplitStep(VAE(4, 2, hidden=(3,)), 3) as split:
+        a2.pool, a2.workers = split.pool, 3
+        for _ in range(5):
+            g = rng.standard_normal(n).astype(np.float32)
+            a1.step(p1, g)
+            a2.step(p2, g)
+    assert np.array_equal(p1, p2) and np.array_equal(a1.m, a2.m) and np.array_equal(a1.v, a2.v)
+    assert len(a2._tmp) == 3                 # one scratch block per piece
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_trainer_on_threads_follows_the_one_thread_run(threads):
+    x = _data(700, 20, 1)
+    runs = {}
+    for th in (1, threads):
+        vae = VAE(20, 4, hidden=(24,), activation="tanh", seed=3, dtype=np.float64)
+        tr = Trainer(vae, x, x[:100], TrainConfig(epochs=2, batch_size=100, seed=3, progress=False), threads=th)
+        tr.fit()
+        runs[th] = (vae.flat_params.copy(), tr.history, tr.optimizer)
+    (p1, h1, _), (p2, h2, o2) = runs[1], runs[threads]
+    np.testing.assert_allclose(p2, p1, rtol=1e-9, atol=1e-12)
+    assert np.abs(p1).max() > 0
+    np.testing.assert_allclose(h2["train_loss"], h1["train_loss"], rtol=1e-10)
+    np.testing.assert_allclose(h2["val_neg_elbo"], h1["val_neg_elbo"], rtol=1e-10)
+    assert o2.pool is None and o2.workers == 1          # the pool is handed back after fit
+
+
+def test_trainer_threads_must_be_a_positive_integer():
+    x = _data(50, 6, 0)
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="threads"):
+            Trainer(VAE(6, 2, hidden=(4,)), x, threads=bad)
+
+
+def test_cli_trains_on_two_threads_and_says_so(tmp_path, capsys):
+    from numpyvae.cli.main import main
+    from numpyvae.training import checkpoint as ck
+    args = ["train", "--max-train", "400", "--epochs", "1", "--hidden", "16", "--z-dim", "2", "--no-progress",
+            "--batch-size", "100"]
+    assert main(args + ["--out", str(tmp_path / "a"), "--threads", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "threads: 2, each minibatch split in 2 parts" in err
+    blas = ck.load(tmp_path / "a" / "checkpoint.npz").extra["blas"]
+    assert blas["threads"] == 2 and blas["split"] is True
+    assert main(args + ["--out", str(tmp_path / "b"), "--threads", "1"]) == 0
+    one = ck.load(tmp_path / "b" / "checkpoint.npz")
+    two = ck.load(tmp_path / "a" / "checkpoint.npz")
+    for name, v in one.params.items():
+        np.testing.assert_allclose(two.params[name], v, rtol=1e-4, atol=1e-5)   # float32 runs
