@@ -63,3 +63,58 @@ def test_resume_refuses_a_different_objective_or_posterior(tmp_path, capsys):
     assert main(["train", "--resume", "--epochs", "2", "--posterior", "full", "--no-progress",
                  "--out", str(out)]) == 2
     assert "--posterior full (the run has diag)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, cls", [(["--conditional"], "numpyvae.model.VAE"),
+                                        (["--model", "vqvae", "--codebook-size", "8"], "numpyvae.vqvae.VQVAE")])
+@pytest.mark.parametrize("how", ["interrupt", "nan"])
+def test_a_family_run_stopped_early_keeps_its_last_epoch_and_says_how_to_go_on(tmp_path, capsys, monkeypatch,
+                                                                               flags, cls, how):
+    import importlib
+    import numpy as np
+    mod_name, cls_name = cls.rsplit(".", 1)
+    klass = getattr(importlib.import_module(mod_name), cls_name)
+    out = tmp_path / "run"
+    args = ["train", "--max-train", "200", "--hidden", "16", "--z-dim", "3", "--no-progress",
+            "--batch-size", "50", *flags, "--out", str(out)]
+    # epoch 1 (4 steps) runs; the second step of epoch 2 is interrupted / returns a NaN loss
+    calls = {"n": 0}
+    forward = klass.forward
+
+    def broken(self, *a, **kw):
+        t = forward(self, *a, **kw)
+        calls["n"] += a[0].shape[0] == 50          # training steps only, not the validation passes
+        if calls["n"] == 6 and a[0].shape[0] == 50:
+            if how == "interrupt":
+                raise KeyboardInterrupt
+            t.loss = float("nan")
+        return t
+    monkeypatch.setattr(klass, "forward", broken)
+    code = main(args + ["--epochs", "3"])
+    err = capsys.readouterr().err
+    assert code == (130 if how == "interrupt" else 1)
+    assert "epoch 1 of 3" in err and "to continue" in err
+    assert ("interrupted during epoch 2" in err) if how == "interrupt" else ("non-finite at epoch 2" in err)
+    assert (out / "loss_curves.png").exists() and (out / "history.csv").read_text().count("\n") == 2
+    assert _config(out)["epoch"] == 1
+    monkeypatch.setattr(klass, "forward", forward)
+    resume = err.split("to continue")[1].split(": ", 1)[1].split()
+    assert resume[:3] == ["numpyvae", "train", "--resume"]
+    assert main(resume[1:] + ["--no-progress"]) == 0
+    assert _config(out)["epoch"] == 3
+    assert np.isfinite(json.loads((out / "history.json").read_text())["val_neg_elbo"]).all()
+
+
+def test_an_interrupted_first_epoch_of_a_family_run_can_be_resumed(tmp_path, capsys, monkeypatch):
+    from numpyvae.model import VAE
+    out = tmp_path / "run"
+    forward = VAE.forward
+
+    def stop(self, *a, **kw):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(VAE, "forward", stop)
+    assert main(["train", *SMALL, "--conditional", "--out", str(out)]) == 130
+    assert "the untrained model" in capsys.readouterr().err
+    monkeypatch.setattr(VAE, "forward", forward)
+    assert main(["train", "--resume", "--no-progress", "--out", str(out)]) == 0
+    assert _config(out)["epoch"] == 1

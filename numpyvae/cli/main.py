@@ -1030,43 +1030,74 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
     val: dict[str, float] = {}
     more = ""
     limit, t_loop, done = _seconds(a.time_limit), time.perf_counter(), start
-    for epoch in range(start + 1, total + 1):
-        order = rng.permutation(x_train.shape[0])
-        s_loss = 0.0
-        for s in range(0, x_train.shape[0], batch_size):
-            idx = order[s:s + batch_size]
-            extra_kw = dict(kw, y=y_train[idx]) if y_train is not None else kw
-            t = model.forward(x_train[idx], **extra_kw)
-            if not np.isfinite(t.loss):
-                print(f"{PROG}: error: the loss is non-finite at epoch {epoch}", file=sys.stderr)
-                return 1
-            model.backward()
-            opt.step(model.flat_params, model.flat_grads)
-            s_loss += float(t.loss) * idx.size
-            step += 1
-        val = _family_eval(model, x_val, y_val, seed)
-        row = {"epoch": epoch, "step": step, "train_loss": s_loss / x_train.shape[0],
-               "val_neg_elbo": val["neg_elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
-               "val_codebook": val.get("codebook"), "val_perplexity": val.get("perplexity"),
-               "val_codes_used": val.get("codes_used")}
-        for c in history:
-            history[c].append(row[c])
-        more = (f"  codebook {val['codebook']:.3f}  perplexity {val['perplexity']:.1f}" if "perplexity" in val else "")
-        if not a.no_progress:
-            print(f"epoch {epoch:>3}/{total}  train loss {s_loss / x_train.shape[0]:8.2f}  val -ELBO "
-                  f"{val['neg_elbo']:8.2f} (recon {val['recon']:7.2f} + KL {val['kl']:6.2f}){more}",
-                  file=sys.stderr, flush=True)
+
+    def save(epoch: int) -> None:
         ck.save(ckpt_path, model, opt,
                 {"epoch": epoch, "step": step, "history": history, "extra": extra, "train_config": tc,
                  "optimizer": opt_desc, "rngs": {"batch": rng}})
-        done = epoch
-        if limit is not None and time.perf_counter() - t_loop >= limit:
-            break
+
+    if saved is None:
+        save(0)         # an interrupted first epoch can still be resumed
+    n_threads, blas_line, _ = _threads_choice(a.threads)
+    _say(blas_line)
+    stop = None         # why training stopped before its epochs: a message, or "interrupted"
+    with threads.blas_threads(n_threads):
+        try:
+            for epoch in range(start + 1, total + 1):
+                order = rng.permutation(x_train.shape[0])
+                s_loss = 0.0
+                for s in range(0, x_train.shape[0], batch_size):
+                    idx = order[s:s + batch_size]
+                    extra_kw = dict(kw, y=y_train[idx]) if y_train is not None else kw
+                    t = model.forward(x_train[idx], **extra_kw)
+                    if not np.isfinite(t.loss):
+                        stop = f"the loss is non-finite at epoch {epoch}, step {step + 1}"
+                        break
+                    model.backward()
+                    opt.step(model.flat_params, model.flat_grads)
+                    s_loss += float(t.loss) * idx.size
+                    step += 1
+                if stop is not None:
+                    break
+                val = _family_eval(model, x_val, y_val, seed)
+                row = {"epoch": epoch, "step": step, "train_loss": s_loss / x_train.shape[0],
+                       "val_neg_elbo": val["neg_elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
+                       "val_codebook": val.get("codebook"), "val_perplexity": val.get("perplexity"),
+                       "val_codes_used": val.get("codes_used")}
+                for c in history:
+                    history[c].append(row[c])
+                more = (f"  codebook {val['codebook']:.3f}  perplexity {val['perplexity']:.1f}"
+                        if "perplexity" in val else "")
+                if not a.no_progress:
+                    print(f"epoch {epoch:>3}/{total}  train loss {s_loss / x_train.shape[0]:8.2f}  val -ELBO "
+                          f"{val['neg_elbo']:8.2f} (recon {val['recon']:7.2f} + KL {val['kl']:6.2f}){more}",
+                          file=sys.stderr, flush=True)
+                save(epoch)
+                done = epoch
+                if limit is not None and time.perf_counter() - t_loop >= limit:
+                    break
+        except KeyboardInterrupt:
+            stop = "interrupted"
+    if stop is not None:
+        model = ck.load(ckpt_path).build_model()    # the last finished epoch, not a partial one
     _write_history(history, out, columns=list(history))  # the VQ-VAE's codebook columns too
-    figures = _family_figures(model, history, x_val, y_val, ds.image_shape, out)
+    figures = _family_figures(model, history, x_val, y_val, ds.image_shape, out) if done > 0 else []
     if saved is None and a.out is None:
         rundir.point_latest(RUNS_ROOT, out)
     what = "VQ-VAE" if isinstance(model, VQVAE) else "conditional VAE"
+    if stop is not None:
+        good = "the untrained model" if done == 0 else f"epoch {done} of {total}"
+        kept = f"saved: checkpoint {ckpt_path} ({good}), history.csv" + (" and the figures" if done else "")
+        if stop == "interrupted":
+            _say(f"{PROG}: interrupted during epoch {done + 1}; the last finished epoch is kept")
+            _say(kept)
+            _say(f"to continue: {_resume_command(out)}")
+            return 130
+        _say(f"{PROG}: error: {stop}")
+        _say(kept)
+        smaller = min(float(opt.lr) / 10, TRAIN_DEFAULTS["lr"])
+        _say(f"to continue with a smaller learning rate: {_resume_command(out, lr=f'{smaller:g}')}")
+        return 1
     if done < total:
         _say(f"--time-limit {a.time_limit:g}: stopped after epoch {done} of {total}; "
              f"to continue: {_resume_command(out)}")
