@@ -3,6 +3,7 @@ evaluation's memory and progress, and a clear error when the IWAE objective is m
 from __future__ import annotations
 
 import io
+import json
 import tracemalloc
 
 import numpy as np
@@ -130,3 +131,22 @@ def test_cli_preset_runs_briefly(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0, err
     assert "preset burda2016-vae: -log p(x)" in err and "L_10" in err and "--resume" in err
+    # the numbers and the curve against the paper stay beside the checkpoint
+    rep = json.loads((out / "preset.json").read_text())
+    assert rep["preset"] == "burda2016-vae" and rep["k"] == 10 and rep["n"] == 20 and rep["epochs_done"] == 2
+    assert rep["reference"] == 86.76 and rep["neg_log_px"] > 0 and rep["train_seconds"] > 0
+    assert (out / "preset_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_preset_run_with_a_time_limit_stops_evaluates_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--preset", "kingma2014-frey", "--dataset", "mnist-embedded", "--likelihood", "bernoulli",
+            "--binarize", "fixed", "--max-train", "300", "--no-progress", "--out", str(out)]
+    assert main(args + ["--epochs", "50", "--time-limit", "0.001"]) == 0
+    err = capsys.readouterr().err
+    assert "stopped after epoch 1 of 50" in err and "numpyvae train --resume --out" in err
+    rep = json.loads((out / "preset.json").read_text())
+    assert rep["epochs_done"] == 1 and rep["paper_epochs"] == 56657 and rep["projected_seconds"] > 0
+    assert (out / "preset_curve.png").exists() and (out / "history.csv").read_text().count("\n") == 2
+    assert main(["train", "--resume", "--epochs", "2", "--no-progress", "--out", str(out)]) == 0
+    assert json.loads((out / "preset.json").read_text())["epochs_done"] == 2

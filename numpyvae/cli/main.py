@@ -61,7 +61,8 @@ ACTIVATION_CHOICES = ("relu", "leaky_relu", "tanh", "sigmoid", "softplus", "iden
 OPTIMIZER_CHOICES = ("sgd", "momentum", "adagrad", "adam")
 # the files a training run writes; --force removes exactly these before starting over
 RUN_FILES = ("checkpoint.npz", "checkpoint.json", "history.csv", "history.json", "loss_curves.png",
-             "reconstructions.png", "samples.png", "latent.png", "manifold.png", "toy.png")
+             "reconstructions.png", "samples.png", "latent.png", "manifold.png", "toy.png",
+             "preset.json", "preset_curve.png")
 # the figures of --conditional / --model vqvae runs (removed by --force as well)
 FAMILY_FIGURES = ("class_samples.png", "codebook_usage.png")
 # share of the machine's available memory a run may plan to use
@@ -625,6 +626,8 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     rundir.remove_stale_tmp(out)
     if a.resume:
         trainer = _resumed_trainer(a, given, saved, total, x_train, x_val, progress, blas_record)
+        if saved.extra.get("preset") and not getattr(a, "preset", None):
+            a.preset = saved.extra["preset"]
     else:
         if a.force:
             removed = [f for f in RUN_FILES + FAMILY_FIGURES if os.path.exists(os.path.join(out, f))]
@@ -643,6 +646,8 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
                           seed=a.seed, progress=progress)
         extra = {"dataset": name, "binarize": mode, "data_seed": a.seed, "max_train": a.max_train,
                  "n_train": int(x_train.shape[0]), "blas": blas_record}
+        if getattr(a, "preset", None):
+            extra["preset"] = a.preset      # --resume runs the preset's evaluation again
         cfg = apply_preset_config(getattr(a, "preset", None), cfg)    # --preset: optimizer kwargs, lr schedule
         trainer = Trainer(vae, x_train, x_val, cfg, checkpoint_path=ckpt_path, extra=extra, threads=n_threads)
     _say(f"run directory: {out}")
@@ -676,7 +681,8 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     if trainer.epoch < trainer.config.epochs:
         _say(f"--time-limit {a.time_limit:g}: stopped after epoch {trainer.epoch} of {trainer.config.epochs}; "
              f"to continue: {_resume_command(out)}")
-    preset_epilogue(a, trainer, ds)    # --preset: the paper's evaluation and the projected time
+    if preset_epilogue(a, trainer, ds) is not None:    # --preset: the paper's evaluation, projected time
+        figs.update(preset_json=os.path.join(out, "preset.json"), preset=os.path.join(out, "preset_curve.png"))
 
     last = {c: history[c][-1] for c in history}
     print(f"finished {trainer.epoch} epochs ({trainer.step} steps) on {name} "

@@ -35,6 +35,7 @@ __all__ = [
     "plot_toy",
     "plot_class_rows",
     "plot_codebook_usage",
+    "plot_preset_curve",
     "make_figures",
 ]
 
@@ -423,6 +424,46 @@ def plot_codebook_usage(history: Mapping[str, Sequence[float]], codebook_size: i
 # ----------------------------------------------------------------------------------------------
 # glue for a trained model
 # ----------------------------------------------------------------------------------------------
+def plot_preset_curve(history: Mapping[str, Sequence[float]], path: str | os.PathLike, *, n_train: int,
+                      reference: float | None = None, reference_label: str = "",
+                      result: Mapping[str, Any] | None = None, note: str = "", title: str | None = None) -> str:
+    """A paper-protocol run against the paper: negative ELBO (train and validation) over the
+    training examples seen, on a log axis as in Kingma & Welling's Figure 2; the paper's number
+    as a dashed line; the run's final importance-sampled -log p(x) (``result``: ``neg_log_px``,
+    ``stderr``, ``k``, ``n``) as a point at its last epoch. Returns the PNG path."""
+    epochs = np.asarray(history.get("epoch", []), dtype=float)
+    if epochs.size == 0:
+        raise ValueError("history: expected at least one epoch of values")
+    seen = epochs * int(n_train)
+    fig = _figure((7.5, 4.5))
+    ax = fig.subplots()
+    shown = []
+    for key, label in (("train_neg_elbo", "train -ELBO"), ("val_neg_elbo", "validation -ELBO")):
+        v = np.asarray(history.get(key, []), dtype=float)
+        if v.size and np.any(np.isfinite(v)):
+            ax.plot(seen[: v.size], v, label=label)
+            shown.append(v)
+    if reference is not None:
+        ax.axhline(reference, ls="--", color="black", lw=1, label=reference_label or f"paper: {reference:g}")
+        shown.append(np.array([reference]))
+    if result:
+        ax.errorbar([seen[-1]], [result["neg_log_px"]], yerr=[result.get("stderr") or 0.0], fmt="o", color="C3",
+                    label=f"-log p(x), L_{result['k']} on {result['n']} test images: {result['neg_log_px']:.2f}")
+        shown.append(np.array([result["neg_log_px"]]))
+    limits = curve_limits(*shown)
+    if limits is not None:
+        ax.set_ylim(*limits)
+    ax.set_xscale("log")
+    ax.set_xlabel("training examples seen" + (f"\n{note}" if note else ""))
+    ax.set_ylabel("nats (lower is better)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def make_figures(vae: Any, x_val: np.ndarray, out_dir: str | os.PathLike, *,
                  history: Mapping[str, Sequence[float]] | None = None, y_val: np.ndarray | None = None,
                  image_shape: Sequence[int] | None = None, seed: int = 0,

@@ -29,7 +29,9 @@ initialised weights from N(0, 0.01), numpyvae uses its own initialisation.
 from __future__ import annotations
 
 import inspect
+import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ import numpy as np
 
 __all__ = ["Preset", "PRESETS", "LR_SCHEDULES", "get_preset", "lr_at_epoch", "burda2016_lr",
            "check_available", "cli_defaults", "add_preset_arguments", "apply_preset_config",
-           "evaluate_preset", "preset_epilogue", "projected_seconds"]
+           "evaluate_preset", "preset_epilogue", "projected_seconds", "write_preset_report"]
 
 
 @dataclass(frozen=True)
@@ -255,7 +257,9 @@ def evaluate_preset(name: str, vae: Any, x_eval: np.ndarray, *, epoch_seconds: f
 def preset_epilogue(args: Any, trainer: Any, ds: Any, out: Any = None) -> dict[str, Any] | None:
     """After ``numpyvae train --preset NAME``: the paper's evaluation (if it has one) on the test
     images (binarised once, seeded, when the preset binarises dynamically), else the
-    validation images, and the projected time to the paper's epoch count."""
+    validation images, and the projected time to the paper's epoch count. Writes
+    ``preset.json`` (the numbers) and ``preset_curve.png`` (the run against the paper) beside
+    the checkpoint."""
     name = getattr(args, "preset", None)
     if not name:
         return None
@@ -268,11 +272,40 @@ def preset_epilogue(args: Any, trainer: Any, ds: Any, out: Any = None) -> dict[s
             print(f"preset {name}: {epoch_s:.1f} s per epoch; the paper's {p.paper_epochs} epochs "
                   f"take about {_hms(projected_seconds(epoch_s, p))}; paper: {p.reference_note}",
                   file=out, flush=True)
-        return {"preset": name, "epoch_seconds": epoch_s}
-    x = ds.x_test if getattr(ds, "x_test", None) is not None else ds.x_val
-    if p.cli.get("binarize") == "dynamic":
-        from ..data import binarize_dynamic
-        x = binarize_dynamic(x, np.random.default_rng([int(getattr(args, "seed", 0)), 5000]))
-    return evaluate_preset(name, trainer.vae, x, epoch_seconds=epoch_s, epochs_done=trainer.epoch,
-                           k=getattr(args, "preset_eval_k", None), n=getattr(args, "preset_eval_n", None),
-                           seed=int(getattr(args, "seed", 0)), out=out)
+        res = {"preset": name, "epoch_seconds": epoch_s, "epochs_done": trainer.epoch,
+               "paper_epochs": p.paper_epochs,
+               "projected_seconds": projected_seconds(epoch_s, p) if epoch_s else None}
+    else:
+        x = ds.x_test if getattr(ds, "x_test", None) is not None else ds.x_val
+        if p.cli.get("binarize") == "dynamic":
+            from ..data import binarize_dynamic
+            x = binarize_dynamic(x, np.random.default_rng([int(getattr(args, "seed", 0)), 5000]))
+        res = evaluate_preset(name, trainer.vae, x, epoch_seconds=epoch_s, epochs_done=trainer.epoch,
+                              k=getattr(args, "preset_eval_k", None), n=getattr(args, "preset_eval_n", None),
+                              seed=int(getattr(args, "seed", 0)), out=out)
+        res["epoch_seconds"] = epoch_s
+    res["train_seconds"] = float(sum(times))
+    if getattr(trainer, "checkpoint_path", None):
+        write_preset_report(os.path.dirname(os.path.abspath(trainer.checkpoint_path)), name, trainer.history,
+                            int(trainer.x_train.shape[0]), res)
+    return res
+
+
+def write_preset_report(run_dir: str, name: str, history: Any, n_train: int, res: dict[str, Any]) -> dict[str, str]:
+    """``preset.json`` (``res``) and ``preset_curve.png`` in ``run_dir``; returns their paths."""
+    from . import plots
+    from .checkpoint import atomic_write
+
+    p = get_preset(name)
+    js = json.dumps(res, indent=1, default=float) + "\n"
+    json_path = atomic_write(os.path.join(run_dir, "preset.json"), lambda fh: fh.write(js.encode("utf-8")))
+    done = int(res.get("epochs_done") or 0)
+    note = (f"{done} of the paper's {p.paper_epochs} epochs in {_hms(res.get('train_seconds') or 0)}"
+            + (f"; all of them: about {_hms(res['projected_seconds'])}" if res.get("projected_seconds") else ""))
+    ref_label = (f"paper: {p.reference:.2f} ({p.reference_note}, {p.reference_metric.split(',')[0]})"
+                 if p.reference is not None else "")
+    png = plots.plot_preset_curve(history, os.path.join(run_dir, "preset_curve.png"), n_train=n_train,
+                                  reference=p.reference, reference_label=ref_label,
+                                  result=res if "neg_log_px" in res else None, note=note,
+                                  title=f"--preset {name}: {p.paper.split(' (')[0]}")
+    return {"json": json_path, "png": png}
