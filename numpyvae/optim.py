@@ -178,10 +178,12 @@ class Adam(_Optimizer):
             per = -(-n // max(1, self.workers) // blk) * blk     # whole blocks per piece
             if self.pool is None or per >= n:
                 self._update_blocked(*flat)
-            else:
+            else:   # contiguous pieces of whole blocks, one per thread, each with its scratch
                 pieces = [slice(i, min(i + per, n)) for i in range(0, n, per)]
-                list(self.pool.map(lambda j: self._update_blocked(*(a[pieces[j]] for a in flat), key=j),
-                                   range(len(pieces))))
+
+                def update(j):
+                    self._update_blocked(*(a[pieces[j]] for a in flat), key=j)
+                list(self.pool.map(update, range(len(pieces))))
         else:
             self._update_plain(params, g, m, v)
 

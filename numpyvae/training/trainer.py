@@ -260,7 +260,9 @@ class Trainer:
     """Train a ``numpyvae.VAE`` on ``x_train`` and track the negative ELBO on ``x_val``.
 
     Construction: ``Trainer(vae, x_train, x_val=None, config=TrainConfig(), checkpoint_path=None,
-    optimizer=None)``; x_train: (N, D), x_val: (M, D) or None. When ``checkpoint_path`` is given a
+    optimizer=None, threads=None)``; x_train: (N, D), x_val: (M, D) or None. ``threads=n`` trains on
+    n threads, each minibatch split among them (``parallel.py``; None leaves the BLAS as it is
+    set and steps on the calling thread). When ``checkpoint_path`` is given a
     checkpoint is written before the first step and after every epoch. ``fit()`` runs up to
     ``config.epochs`` (or a given total) and returns ``history`` (dict column -> list, see
     ``HISTORY_COLUMNS``). ``Trainer.resume(path, x_train, x_val)`` continues a saved run
