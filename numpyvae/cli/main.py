@@ -219,9 +219,9 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                         "keeps its checkpoint, figures and, with --preset, the paper's evaluation; continue "
                         "with --resume)")
     t.add_argument("--threads", type=_threads,
-                   help="threads: a number, or auto (default): the physical cores up to 4 (an "
-                        "OPENBLAS_NUM_THREADS/OMP_NUM_THREADS setting wins). With N > 1 each minibatch is split "
-                        "in N parts trained at once, each on a one-thread BLAS, so a busy core slows only its part")
+                   help="threads: a number, or auto (default): 1 when the other cores are busy, else the idle "
+                        "physical cores up to 4; an OPENBLAS_NUM_THREADS/OMP_NUM_THREADS setting wins. With N > 1 "
+                        "each minibatch is split in N parts trained at once, each on a one-thread BLAS")
     _add_family_flags(t)
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out (default runs/latest) up to --epochs in total; model, data and "

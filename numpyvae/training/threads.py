@@ -59,15 +59,15 @@ def choose_threads(request: str | int = "auto", *, cpus: int | None = None, core
     """Return ``(threads, reason)`` for ``--threads request`` (a positive int or ``"auto"``).
 
     ``auto``: a thread-count variable already set in the environment (``OPENBLAS_NUM_THREADS``,
-    ...) wins. For threads that split the minibatch (``split=True``, training: see
-    ``parallel.py``) the physical cores, at most ``MAX_AUTO``, whatever the load: each part
-    waits only for the core it runs on, so a busy core slows one part and the step is still
-    no slower than on one thread. For a multi-threaded BLAS (``split=False``), when the
-    1-minute load average shows the other logical CPUs busy (fewer than 1.5 of them idle),
-    one thread, because BLAS threads wait for each other and a busy core stalls them all;
-    otherwise as many threads as there are idle CPUs (rounded), at most the physical core
-    count and at most ``MAX_AUTO``. ``cpus``, ``cores``, ``load`` and ``env`` default to this
-    machine's and exist for tests.
+    ...) wins; otherwise, when the 1-minute load average shows the other logical CPUs busy
+    (fewer than 1.5 of them idle), one thread; otherwise as many threads as there are idle CPUs
+    (rounded), at most the physical core count and at most ``MAX_AUTO``. One thread on a busy
+    machine holds for both kinds of threads, measured on this project's 2-core machine with
+    one other process spinning (``benchmarks/bench_vs_torch.py --busy``): two BLAS threads
+    ran 3-5 times slower than one, and two threads splitting the minibatch (``split=True``,
+    training: see ``parallel.py``) about a sixth slower, because each step waits for the
+    part whose core was taken. ``cpus``, ``cores``, ``load`` and ``env`` default to this
+    machine's and exist for tests; ``split`` only changes the reason printed.
     """
     if not isinstance(request, str):
         if int(request) < 1:
@@ -86,9 +86,6 @@ def choose_threads(request: str | int = "auto", *, cpus: int | None = None, core
             return int(value), f"auto: {var}={value} is set"
     cpus = cpus if cpus is not None else (os.cpu_count() or 1)
     cores = cores if cores is not None else physical_cores()
-    if split:
-        n = max(1, min(cores, MAX_AUTO))
-        return n, f"auto: {cores} physical core{'s' if cores != 1 else ''}, the minibatch split among them"
     if load is None:
         try:
             load = os.getloadavg()[0]
@@ -98,7 +95,8 @@ def choose_threads(request: str | int = "auto", *, cpus: int | None = None, core
     if cpus <= 1 or idle < 1.5:
         return 1, f"auto: load {load:.1f} on {cpus} CPUs, the others are busy"
     n = max(1, min(int(idle + 0.5), cores, MAX_AUTO))
-    return n, f"auto: load {load:.1f} on {cpus} CPUs, {cores} physical cores"
+    return n, f"auto: load {load:.1f} on {cpus} CPUs, {cores} physical cores" + (
+        ", the minibatch split among them" if split and n > 1 else "")
 
 
 def blas_name() -> str:
