@@ -82,6 +82,7 @@ def test_trainer_applies_the_lr_schedule_per_epoch_and_keeps_it_in_the_config():
     seen = []
     tr.fit(5, callbacks=[lambda t, row: seen.append(t.optimizer.lr)])
     np.testing.assert_allclose(seen, [1e-3 * 10 ** (-i / 7) for i in (0, 1, 1, 1, 2)], rtol=1e-12)
+    np.testing.assert_allclose(tr.history["lr"], seen, rtol=1e-12)     # the history records the rate used
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="cosine")
 

@@ -601,7 +601,7 @@ class Trainer:
                 "epoch": int(self.epoch),
                 "step": int(self.step),
                 "beta": self.beta_at(max(self.step - 1, 0)),
-                "lr": float(cfg.lr),
+                "lr": float(getattr(self.optimizer, "lr", cfg.lr)),   # after a schedule, the rate used
                 "train_loss": s_loss / seen,
                 "train_neg_elbo": -s_elbo / seen,
                 "train_recon": s_recon / seen,
