@@ -702,15 +702,23 @@ def _seconds(minutes: float | None) -> float | None:
     return None if minutes is None else 60.0 * minutes
 
 
-def _while_running(out: str, every: float = 60.0) -> Callable[[Trainer, dict[str, float]], None]:
-    """An epoch callback: history.csv after every epoch and the loss curves at most once a
-    minute, so a long run can be watched (and a killed one still has its curve)."""
-    last = [-math.inf]
+def _while_running(out: str, history_every: float = 10.0,
+                   curve_every: float = 60.0) -> Callable[[Trainer, dict[str, float]], None]:
+    """An epoch callback: history.csv at most every 10 s and the loss curves at most once a
+    minute, so a long run can be watched (and a killed one still has its curve). Not after
+    every epoch: the whole history is rewritten each time, which over thousands of short
+    epochs (Frey Face) would cost more than the training."""
+    last = {"history": -math.inf, "curve": -math.inf}
 
     def write(tr: Trainer, row: dict[str, float]) -> None:
-        _write_history(tr.history, out)
-        if time.perf_counter() - last[0] >= every and tr.epoch < tr.config.epochs:
-            last[0] = time.perf_counter()
+        now = time.perf_counter()
+        if tr.epoch >= tr.config.epochs:
+            return                  # the run writes both once more when it ends
+        if now - last["history"] >= history_every:
+            last["history"] = now
+            _write_history(tr.history, out)
+        if now - last["curve"] >= curve_every:
+            last["curve"] = now
             plots.plot_loss_curves(tr.history, os.path.join(out, "loss_curves.png"))
     return write
 
