@@ -132,3 +132,11 @@ def test_cli_trains_on_two_threads_and_says_so(tmp_path, capsys):
     two = ck.load(tmp_path / "a" / "checkpoint.npz")
     for name, v in one.params.items():
         np.testing.assert_allclose(two.params[name], v, rtol=1e-4, atol=1e-5)   # float32 runs
+
+
+def test_cli_says_when_a_minibatch_is_too_small_to_split(tmp_path, capsys):
+    from numpyvae.cli.main import main
+    assert main(["train", "--max-train", "100", "--epochs", "1", "--hidden", "8", "--z-dim", "2", "--no-progress",
+                 "--batch-size", "20", "--threads", "2", "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "a minibatch of 20 x 1 sample(s) splits into 1 part" in err and "1 thread will work" in err

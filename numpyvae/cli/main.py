@@ -38,6 +38,7 @@ from ..teaching.cli import main as assignment_main
 from ..theory.estimators import log_likelihood
 from ..training import checkpoint as ck
 from ..training import memory, plots, rundir, threads
+from ..training.parallel import MIN_ROWS, split_sizes
 from ..training.presets import add_preset_arguments, apply_preset_config, cli_defaults, preset_epilogue
 from ..training.trainer import (
     HISTORY_COLUMNS,
@@ -652,6 +653,11 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         trainer = Trainer(vae, x_train, x_val, cfg, checkpoint_path=ckpt_path, extra=extra, threads=n_threads)
     _say(f"run directory: {out}")
     _say(blas_line)
+    parts = len(split_sizes(trainer.config.batch_size, trainer.config.k, n_threads))
+    if n_threads > 1 and parts < n_threads:
+        _say(f"threads: a minibatch of {trainer.config.batch_size} x {trainer.config.k} sample(s) splits into "
+             f"{parts} part{'s' if parts != 1 else ''} of at least {MIN_ROWS} decoder rows: "
+             f"{parts} thread{'s' if parts != 1 else ''} will work")
     heap_line = memory.keep_freed_heap()
     if heap_line:
         _say(heap_line)
