@@ -245,6 +245,26 @@ def _bind_flat(entries, dtype):
     return flat_params, flat_grads, params, grads
 
 
+class _DecoderHeads:
+    """The decoder pass VAE and VQVAE share: an MLP trunk ``dec``, a head ``dec_out`` and, for a
+    learned-variance Gaussian, a second head ``dec_logvar`` (else None) on the same hidden layer."""
+
+    def _decode_flat(self, zf):
+        """zf: (N, Z) -> the heads' outputs, each (N, D)."""
+        h = self.dec.forward(zf)
+        outs = (self.dec_out.forward(h),)
+        if self.dec_logvar is not None:
+            outs += (self.dec_logvar.forward(h),)
+        return outs
+
+    def _decode_backward(self, douts):
+        """d loss / d heads' outputs -> d loss / d zf; both heads feed the trunk's last layer."""
+        dh = self.dec_out.backward(douts[0])
+        if self.dec_logvar is not None:
+            dh = dh + self.dec_logvar.backward(douts[1])
+        return self.dec.backward(dh)
+
+
 class _FlatParams:
     """What every model whose parameters live in one flat buffer shares (VAE, VQVAE).
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .kl import (kl_full_std, kl_full_std_grad, kl_monte_carlo, kl_normal_std,
                  kl_normal_std_grad, log_std_normal)
-from .layers import ACTIVATIONS, MLP, Linear, _bind_flat, _FlatParams
+from .layers import ACTIVATIONS, MLP, Linear, _bind_flat, _DecoderHeads, _FlatParams
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .reparam import (reparameterize, reparameterize_backward, reparameterize_full,
                       reparameterize_full_backward, sample_eps, tril_factor)
@@ -82,7 +82,7 @@ class Terms:
     off: np.ndarray = None     # (B, Z(Z-1)/2) strictly lower entries of L (posterior="full")
 
 
-class VAE(_FlatParams):
+class VAE(_DecoderHeads, _FlatParams):
     """A Gaussian-encoder VAE built from hand-written layers.
 
     Encoder q(z|x) = N(mu(x), diag exp(logvar(x))) (Shah, Eq. 6): an MLP trunk
@@ -266,19 +266,6 @@ class VAE(_FlatParams):
         outs = self._decode_flat(zf)
         outs = tuple(o.reshape(z.shape[:-1] + (self.x_dim,)) for o in outs)
         return outs if len(outs) > 1 else outs[0]
-
-    def _decode_flat(self, zf):
-        h = self.dec.forward(zf)
-        outs = (self.dec_out.forward(h),)
-        if self.dec_logvar is not None:
-            outs += (self.dec_logvar.forward(h),)
-        return outs
-
-    def _decode_backward(self, douts):
-        dh = self.dec_out.backward(douts[0])
-        if self.dec_logvar is not None:
-            dh = dh + self.dec_logvar.backward(douts[1])
-        return self.dec.backward(dh)
 
     def decode_mean(self, z, y=None):
         """Mean of p(x|z): sigmoid(logits) for Bernoulli, the Gaussian mean otherwise.

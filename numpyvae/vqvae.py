@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _rng, _validate
-from .layers import ACTIVATIONS, MLP, Linear, _bind_flat, _FlatParams
+from .layers import ACTIVATIONS, MLP, Linear, _bind_flat, _DecoderHeads, _FlatParams
 from .likelihoods import LIKELIHOODS, make_likelihood
 
 __all__ = ["PARTS", "VQVAE", "VQTerms", "perplexity", "nearest_codes", "vq_surrogate_loss",
@@ -127,7 +127,7 @@ class _Codebook:
         self.dW = np.zeros_like(self.W)
 
 
-class VQVAE(_FlatParams):
+class VQVAE(_DecoderHeads, _FlatParams):
     """Vector-quantized VAE (van den Oord, Vinyals & Kavukcuoglu 2017) with MLPs.
 
     x_dim: D; n_codes: M code vectors per image; code_dim: d; codebook_size: K entries;
@@ -260,18 +260,6 @@ class VQVAE(_FlatParams):
         """
         return self.quantize(self._encode(self._check_x(x)))[0]
 
-    def _decode_flat(self, zf):
-        h = self.dec.forward(zf)
-        outs = (self.dec_out.forward(h),)
-        if self.dec_logvar is not None:
-            outs += (self.dec_logvar.forward(h),)
-        return outs
-
-    def _decode_backward(self, douts):
-        dh = self.dec_out.backward(douts[0])
-        if self.dec_logvar is not None:
-            dh = dh + self.dec_logvar.backward(douts[1])
-        return self.dec.backward(dh)
 
     def decode_mean(self, indices):
         """Mean of p(x | z_q) for codes ``indices`` (B, M) -> (B, D).

@@ -140,3 +140,24 @@ def test_cli_says_when_a_minibatch_is_too_small_to_split(tmp_path, capsys):
                  "--batch-size", "20", "--threads", "2", "--out", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
     assert "a minibatch of 20 x 1 sample(s) splits into 1 part" in err and "1 thread will work" in err
+
+
+def test_the_heap_setting_says_what_it_did_and_reads_its_variable_strictly():
+    import subprocess
+    import sys
+    code = "from numpyvae.training.memory import keep_freed_heap as k; print(k()); print(k() is k())"
+
+    def run(value):
+        env = dict(__import__("os").environ)
+        env.pop("NUMPYVAE_HEAP_PAD_MB", None)
+        if value is not None:
+            env["NUMPYVAE_HEAP_PAD_MB"] = value
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    default = run(None)
+    if sys.platform.startswith("linux"):
+        assert default.returncode == 0 and "keeps 64 MiB" in default.stdout and "True" in default.stdout
+    off = run("0")
+    assert off.returncode == 0 and off.stdout.splitlines()[0] == "None"
+    for bad in ("lots", "-3", "4096"):
+        r = run(bad)
+        assert r.returncode != 0 and "NUMPYVAE_HEAP_PAD_MB: expected a whole number of MiB" in r.stderr

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -111,9 +112,9 @@ def fmt_bytes(n: float) -> str:
 #: environment variable: the heap top pad in MiB ("0" leaves glibc's default alone)
 HEAP_PAD_ENV = "NUMPYVAE_HEAP_PAD_MB"
 _M_TOP_PAD = -2          # glibc's mallopt parameter number (malloc.h)
-_heap_pad: list[str | None] = []
 
 
+@functools.cache
 def keep_freed_heap(mib: int = 64) -> str | None:
     """Ask glibc to keep ``mib`` MiB of freed memory at the top of its heap (``M_TOP_PAD``)
     instead of returning it to the system after every free, once per process.
@@ -123,15 +124,14 @@ def keep_freed_heap(mib: int = 64) -> str | None:
     the peak resident memory does not grow; the process just stops unmapping and re-faulting
     the same temporaries.
     """
-    if _heap_pad:
-        return _heap_pad[0]
-    _heap_pad.append(None)
     env = os.environ.get(HEAP_PAD_ENV)
     if env is not None:
         try:
             mib = int(env)
         except ValueError:
-            raise ValueError(f"{HEAP_PAD_ENV}: expected a whole number of MiB, got {env!r}") from None
+            mib = -1
+        if not 0 <= mib <= 2047:     # mallopt takes a C int of bytes
+            raise ValueError(f"{HEAP_PAD_ENV}: expected a whole number of MiB from 0 to 2047, got {env!r}")
     if mib <= 0 or not sys.platform.startswith("linux"):
         return None
     try:
@@ -142,6 +142,4 @@ def keep_freed_heap(mib: int = 64) -> str | None:
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     if mallopt(_M_TOP_PAD, int(mib) << 20) != 1:
         return None
-    _heap_pad[0] = (f"heap: glibc keeps {mib} MiB of freed memory mapped (M_TOP_PAD; "
-                    f"{HEAP_PAD_ENV}=0 turns this off)")
-    return _heap_pad[0]
+    return f"heap: glibc keeps {mib} MiB of freed memory mapped (M_TOP_PAD; {HEAP_PAD_ENV}=0 turns this off)"

@@ -111,7 +111,8 @@ class SplitStep:
         g = vae.flat_grads
         g *= w[0]
         for wi, rep in zip(w[1:], self.replicas[1:len(parts)]):
-            g += wi * rep.flat_grads
+            rep.flat_grads *= wi     # in place: the replica's gradient is rewritten next step anyway
+            g += rep.flat_grads
         return _join(terms, w)
 
 

@@ -481,14 +481,12 @@ class Trainer:
 
     def _train_step(self, xb: np.ndarray, beta: float) -> Any:
         cfg = self.config
-        if self._split is not None:         # forward and backward on several threads
-            t = self._split.step(xb, k=cfg.k, beta=beta, kl=cfg.kl)
-            if not math.isfinite(float(t.loss)):
-                raise self._diverged(*self._loss_diagnosis(t))
-        else:
-            t = self.vae.forward(xb, eps=None, k=cfg.k, beta=beta, kl=cfg.kl)
-            if not math.isfinite(float(t.loss)):
-                raise self._diverged(*self._loss_diagnosis(t))
+        split = self._split                 # forward and backward together, on several threads
+        t = (split.step(xb, k=cfg.k, beta=beta, kl=cfg.kl) if split is not None
+             else self.vae.forward(xb, eps=None, k=cfg.k, beta=beta, kl=cfg.kl))
+        if not math.isfinite(float(t.loss)):
+            raise self._diverged(*self._loss_diagnosis(t))
+        if split is None:
             self.vae.backward()
         g = self.vae.flat_grads
         # g . g is one BLAS pass and non-finite whenever an entry is; only then look closer
@@ -540,17 +538,19 @@ class Trainer:
                 yield
             return
         from .parallel import SplitStep
+        opt = self.optimizer
+        splits_update = hasattr(opt, "pool")     # Adam: its update runs on the same pool
         with SplitStep(self.vae, n) as split, blas_threads(1):
             self._split = split
-            had = getattr(self.optimizer, "pool", False), getattr(self.optimizer, "workers", None)
-            if had[0] is not False:
-                self.optimizer.pool, self.optimizer.workers = split.pool, n
+            if splits_update:
+                before = opt.pool, opt.workers
+                opt.pool, opt.workers = split.pool, n
             try:
                 yield
             finally:
                 self._split = None
-                if had[0] is not False:
-                    self.optimizer.pool, self.optimizer.workers = had
+                if splits_update:
+                    opt.pool, opt.workers = before
 
     def _fit(self, epochs: int | None, callbacks: Sequence[Callable[[Trainer, dict[str, float]], None]],
              stop_after: float | None = None) -> dict[str, list[float]]:
