@@ -4,9 +4,10 @@ Three sides, each timed in its own subprocess (so its BLAS thread count is fixed
 NumPy or torch loads, and its peak RSS is its own):
 
 * ``numpyvae``  -- ``numpyvae.training.trainer.Trainer.fit`` (the real training path: shuffle,
-  minibatch copy, forward, backward, Adam), float32, with ``Trainer(threads=N)``: at N > 1
-  each minibatch is split in N parts, each on its own thread with a one-thread BLAS, and
-  Adam's update is split the same way (``numpyvae/training/parallel.py``);
+  minibatch copy, forward, backward, Adam), float32, with ``Trainer(threads=N)``: at N = 2
+  each minibatch is split in two, the second half in a child process, each on a one-thread
+  BLAS, and Adam's update is split the same way (``numpyvae/training/parallel.py``). Its
+  peak RSS adds the child's private memory (read at each epoch's end) to the parent's peak;
 * ``torch``     -- the pytorch/examples VAE as that example writes it (nn.Linear layers,
   sigmoid output with binary_cross_entropy summed over the batch, a DataLoader with
   shuffle=True, Adam, ``loss.item()`` every step); skipped with a note when torch is absent;
@@ -71,6 +72,27 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _children_private_mb():
+    """Memory private to this process's children now, MB (Private_Clean + Private_Dirty of
+    each): what numpyvae's split-step child adds; pages it shares with the parent (the data,
+    copied on write and never written; the shared buffers) are already in the parent's RSS."""
+    total = 0.0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                pids = f.read().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    total += sum(int(line.split()[1]) for line in f
+                                 if line.startswith(("Private_Clean:", "Private_Dirty:"))) / 1024.0
+            except OSError:
+                pass
+    return total
+
+
 # ------------------------------------------------------------------------------ workers
 def run_numpyvae(m, n, epochs, threads, fast_adam=True):
     import numpy as np
@@ -86,11 +108,16 @@ def run_numpyvae(m, n, epochs, threads, fast_adam=True):
                   dtype=np.float32)
         cfg = TrainConfig(epochs=1 + epochs, batch_size=m["batch"], progress=False)
         tr = Trainer(vae, x, None, cfg, optimizer=Adam(1e-3, fast=fast_adam), threads=threads)
-        tr.fit(1)                                    # warm-up epoch
+        child = [0.0]        # the split step's child process, read at each epoch's end (while it lives)
+
+        def watch(trainer, row):
+            child[0] = max(child[0], _children_private_mb())
+        tr.fit(1, callbacks=[watch])                 # warm-up epoch
         t0 = time.perf_counter()
-        tr.fit(1 + epochs)
+        tr.fit(1 + epochs, callbacks=[watch])
         dt = time.perf_counter() - t0
-    return dict(samples_per_s=n * epochs / dt, seconds=dt, final_loss=tr.history["train_loss"][-1])
+    return dict(samples_per_s=n * epochs / dt, seconds=dt, final_loss=tr.history["train_loss"][-1],
+                child_mb=child[0])
 
 
 def run_torch(m, n, epochs, threads):
@@ -205,7 +232,7 @@ def worker(side, model, n, epochs, threads):
         out = run_matmul(m, n, epochs, threads)
     else:
         out = run_numpyvae(m, n, epochs, threads, fast_adam=(side == "numpyvae"))
-    out["peak_rss_mb"] = _peak_rss_mb()
+    out["peak_rss_mb"] = _peak_rss_mb() + out.get("child_mb", 0.0)
     print(json.dumps(out))
 
 

@@ -13,6 +13,14 @@ unbinds it, so a restored optimizer binds to the (new) model's buffer on its nex
 ``_update_blocked`` (the default, ``fast=True``) computes the same numbers in place, one
 cache-sized block of the buffer at a time, without full-size temporaries;
 ``tests/test_fast_paths.py`` proves them equal over many steps.
+
+Moment buffers that only decay (an entry whose gradient is exactly zero for a while: a pixel
+that is blank in every image of the recent minibatches, a dead ReLU unit) shrink towards the
+subnormal range, where x86 arithmetic is many times slower. Training 784-400-20 ReLU on MNIST
+(float32, batch 128), 12% of Adam's ``m`` was subnormal from the third epoch on, and the
+update took 3.4x as long (each epoch 1.55x). Every few steps ``_flush_tiny``
+sets such entries to zero, long before they get there (``_flush_period``); what they could
+still add to an update is negligible (with the default eps, below 1e-20 of the learning rate).
 """
 from __future__ import annotations
 
@@ -25,6 +33,23 @@ def _check_lr(lr):
     if not np.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     return float(lr)
+
+
+def _flush_period(decay: float) -> int:
+    """Steps within which a state entry multiplied by ``decay`` each step falls by at most
+    2**-24: from ``_tiny`` (flushed below) it then stays above the smallest normal number."""
+    if decay <= 0:
+        return 1 << 30     # nothing carries over from step to step
+    return max(1, int(24 * np.log(2) / -np.log(decay)))
+
+
+def _tiny(dtype) -> float:
+    return float(np.finfo(dtype).tiny) * 2.0 ** 24
+
+
+def _flush_tiny(buf, tiny):
+    """Set the entries of ``buf`` with |entry| < ``tiny`` to zero, in place."""
+    buf[np.abs(buf) < tiny] = 0
 
 
 class _Optimizer:
@@ -111,6 +136,8 @@ class SGD(_Optimizer):
             v = self._state(params.shape, params.dtype, "v")
             v *= self.momentum
             v += g
+            if self.t % _flush_period(self.momentum) == 0:     # see the module docstring
+                _flush_tiny(v, _tiny(v.dtype))
             g = v
         params -= self.lr * g
 
@@ -166,6 +193,16 @@ class Adam(_Optimizer):
         self._tmp = {}
         self.pool, self.workers = None, 1
 
+    def _flush_moments(self, m, v):
+        """Every ``_flush_period`` steps, zero the entries of m (and, with eps > 0, of v) that decayed
+        close to the subnormal range (see the module docstring). With eps = 0 a zeroed v
+        would divide 0 by 0, so v is left alone."""
+        if self.t % min(_flush_period(self.b1), _flush_period(self.b2)) == 0:
+            tiny = _tiny(m.dtype)
+            _flush_tiny(m, tiny)
+            if self.eps > 0:
+                _flush_tiny(v, tiny)
+
     def step(self, params, grads):
         """One Adam update of ``params`` in place from ``grads`` (same shape)."""
         g = self._grad(params, grads)
@@ -195,6 +232,7 @@ class Adam(_Optimizer):
         m_hat = m / (1 - b1 ** t)
         v_hat = v / (1 - b2 ** t)
         theta -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        self._flush_moments(m, v)
 
     def _update_blocked(self, theta, g, m, v, key=0):
         """The same update, in place, one block of BLOCK elements at a time (1-D arrays).
@@ -229,6 +267,7 @@ class Adam(_Optimizer):
             np.divide(mb, tb, out=tb)
             tb *= step
             pb -= tb
+        self._flush_moments(m, v)
 
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import numpyvae as nv
 from numpyvae import optim
@@ -249,3 +251,49 @@ def test_adam_plain_path_is_the_formula():
         v = b2 * v + (1 - b2) * g * g
         p = p - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
         np.testing.assert_allclose(q, p, rtol=1e-12, atol=1e-14)
+
+
+# ---------------------------------------------------- moments that decay towards the subnormals
+@given(decay=st.floats(0.01, 0.9999))
+def test_flush_period_keeps_a_decaying_entry_above_the_subnormals(decay):
+    n = optim._flush_period(decay)
+    for dtype in (np.float32, np.float64):
+        # an entry just above the flush threshold, decaying for a whole period, is still normal
+        assert optim._tiny(dtype) * decay ** n >= np.finfo(dtype).tiny
+    assert decay ** (n + 1) < 2.0 ** -24 * (1 + 1e-9)     # and the period is no shorter than it must be
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_moments_of_a_silent_parameter_never_turn_subnormal(fast, dtype):
+    """A parameter whose gradient is exactly zero after a while (a blank pixel, a dead unit):
+    without the flush its m falls through the subnormal range, where arithmetic is slow."""
+    tiny = np.finfo(dtype).tiny
+    p, opt = np.ones(4, dtype=dtype), optim.Adam(1e-3, fast=fast)
+    g = np.array([1e-3, 0.0, 1e-3, 1e-3], dtype=dtype)
+    saw_small = False
+    for t in range(8000):
+        opt.step(p, g if t < 5 else g * np.array([0, 0, 1, 1], dtype=dtype))
+        m = opt.m[0]
+        assert m == 0 or abs(m) >= tiny, f"step {t + 1}: m = {m!r} is subnormal"
+        saw_small |= 0 < abs(m) < tiny * 2 ** 30
+    assert saw_small and opt.m[0] == 0          # it got near the range, then was set to zero
+    assert opt.m[2] != 0 and opt.v[0] > 0       # a live entry is untouched; v decays slowly
+
+
+def test_momentum_of_a_silent_parameter_never_turns_subnormal():
+    p, opt = np.ones(2, dtype=np.float32), optim.SGD(1e-2, momentum=0.9)
+    tiny = np.finfo(np.float32).tiny
+    for t in range(2000):
+        opt.step(p, np.array([1.0 if t == 0 else 0.0, 1.0], dtype=np.float32))
+        assert opt.v[0] == 0 or abs(opt.v[0]) >= tiny
+    assert opt.v[0] == 0 and opt.v[1] > 1
+
+
+def test_adam_with_eps_zero_leaves_v_alone():
+    """m is zeroed at step 24; v = 0.9^t would fall below the threshold by step 768: zeroed
+    too, it would make the update 0 / 0."""
+    p, opt = np.ones(1, dtype=np.float32), optim.Adam(1e-3, eps=0.0, betas=(0.5, 0.9))
+    for t in range(800):
+        opt.step(p, np.array([1.0 if t == 0 else 0.0], dtype=np.float32))
+    assert opt.m[0] == 0 and 0 < opt.v[0] < optim._tiny(np.float32) and np.isfinite(p).all()

@@ -1,5 +1,10 @@
 """Training on several threads (numpyvae/training/parallel.py): the minibatch split across
-replicas must give the step of one thread, up to the order of floating-point additions."""
+replicas (on threads, or in a child process) must give the step of one thread, up to the order
+of floating-point additions."""
+import multiprocessing
+import os
+import signal
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,7 +12,7 @@ from hypothesis import strategies as st
 
 from numpyvae import VAE
 from numpyvae.optim import Adam
-from numpyvae.training.parallel import MIN_ROWS, SplitStep, split_sizes
+from numpyvae.training.parallel import MIN_ROWS, ProcessSplitStep, SplitStep, make_split, split_sizes, uses_processes
 from numpyvae.training.trainer import TrainConfig, Trainer
 
 
@@ -36,17 +41,27 @@ CASES = [
 ]
 
 
+FORK = pytest.mark.skipif(not uses_processes(2), reason="the process split needs fork (Linux)")
+KINDS = ["threads", pytest.param("process", marks=FORK)]
+
+
+def _split(kind, vae, threads, batch, k):
+    return SplitStep(vae, threads) if kind == "threads" else ProcessSplitStep(vae, batch, k)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{v}" for v in c["model"].values()) + f"-k{c['k']}")
 @settings(max_examples=8, deadline=None)
 @given(batch=st.integers(64, 160), threads=st.integers(2, 4), seed=st.integers(0, 2**16))
-def test_split_step_equals_the_one_thread_step(case, batch, threads, seed):
+def test_split_step_equals_the_one_thread_step(kind, case, batch, threads, seed):
     d, z = 9, 3
+    threads = 2 if kind == "process" else threads
     x = _data(batch, d, seed, case.get("binary", True))
     one = VAE(d, z, seed=seed, dtype=np.float64, **case["model"])
     many = one.copy()
     t1 = one.forward(x, k=case["k"], beta=case["beta"], kl=case["kl"])   # draws eps from one.rng
     one.backward()
-    with SplitStep(many, threads) as split:
+    with _split(kind, many, threads, batch, case["k"]) as split:
         assert len(split_sizes(batch, case["k"], threads)) > 1 or batch * case["k"] < 2 * MIN_ROWS
         t2 = split.step(x, k=case["k"], beta=case["beta"], kl=case["kl"])
     np.testing.assert_allclose(many.flat_grads, one.flat_grads, rtol=1e-10, atol=1e-12)
@@ -94,7 +109,9 @@ def test_adam_split_over_a_pool_is_the_same_update():
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_trainer_on_threads_follows_the_one_thread_run(threads):
+@pytest.mark.parametrize("how", ["processes", "threads"])
+def test_trainer_on_threads_follows_the_one_thread_run(threads, how, monkeypatch):
+    monkeypatch.setenv("NUMPYVAE_SPLIT", how)
     x = _data(700, 20, 1)
     runs = {}
     for th in (1, threads):
@@ -161,3 +178,134 @@ def test_the_heap_setting_says_what_it_did_and_reads_its_variable_strictly():
     for bad in ("lots", "-3", "4096"):
         r = run(bad)
         assert r.returncode != 0 and "NUMPYVAE_HEAP_PAD_MB: expected a whole number of MiB" in r.stderr
+
+
+# ------------------------------------------------------------------ the child-process split
+@FORK
+def test_process_split_moves_the_parameters_to_shared_memory_unchanged():
+    vae = VAE(6, 2, hidden=(5,), dtype=np.float64, seed=2)
+    before, names = vae.flat_params.copy(), list(vae.params)
+    with ProcessSplitStep(vae, 64, 1) as split:
+        moved = vae.flat_params
+        assert np.array_equal(moved, before) and list(vae.params) == names
+        assert np.shares_memory(vae.params["enc.0.W"], moved)
+        assert np.shares_memory(vae.enc.linears[0].W, moved) and np.shares_memory(vae.enc.linears[0].dW, vae.flat_grads)
+        proc = split.worker.proc
+        assert proc.is_alive()
+    assert split.worker is None and not proc.is_alive() and proc.exitcode == 0
+    with ProcessSplitStep(vae, 64, 1):
+        assert vae.flat_params is moved          # moved once, then kept where it is
+
+
+@FORK
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_process_split_adam_is_the_one_process_update_bit_for_bit(dtype):
+    """Both halves of the update, each in its own process, over enough steps to pass the
+    moments' flush, and after the optimizer's state was replaced (load_state_dict)."""
+    x = _data(100, 12, 4)
+    a = VAE(12, 3, hidden=(10,), activation="relu", seed=4, dtype=dtype)
+    b = a.copy()
+    oa, ob = Adam(1e-2, betas=(0.5, 0.9)), Adam(1e-2, betas=(0.5, 0.9))    # flush every 24 steps
+    with ProcessSplitStep(b, 100, 1) as split:
+        for i in range(60):
+            a.forward(x)
+            a.backward()
+            split.step(x)
+            np.testing.assert_allclose(b.flat_grads, a.flat_grads, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                       atol=1e-6 if dtype == np.float32 else 1e-12)
+            b.flat_grads[...] = a.flat_grads      # the same gradient: the update alone is compared
+            oa.step(a.flat_params, a.flat_grads)
+            assert split.update(ob)
+            assert np.array_equal(b.flat_params, a.flat_params) and np.array_equal(ob.m, oa.m)
+            if i == 30:
+                ob.load_state_dict(oa.state_dict())    # new arrays: update must put them back in shared memory
+    assert oa.t == ob.t == 60 and np.abs(a.flat_params).max() > 0
+
+
+@FORK
+def test_process_split_leaves_other_optimizers_to_the_caller():
+    vae = VAE(6, 2, hidden=(5,), dtype=np.float64)
+    from numpyvae.optim import SGD
+    with ProcessSplitStep(vae, 64, 1) as split:
+        assert not split.update(SGD(0.1))
+        assert not split.update(Adam(1e-3, weight_decay=0.1))
+        assert not split.update(Adam(1e-3, fast=False))
+
+
+@FORK
+def test_process_split_says_when_the_child_is_gone_and_refuses_oversized_steps():
+    vae = VAE(9, 3, hidden=(8,), dtype=np.float64)
+    x = _data(100, 9, 0)
+    with ProcessSplitStep(vae, 100, 1) as split:
+        with pytest.raises(ValueError, match="at most 100 examples"):
+            split.step(_data(101, 9, 0))
+        with pytest.raises(ValueError, match="k = 1"):
+            split.step(x, k=2)
+        split.step(x)
+        os.kill(split.worker.proc.pid, signal.SIGKILL)
+        split.worker.proc.join()
+        with pytest.raises(RuntimeError, match="worker process .* ended during a step"):
+            split.step(x)
+    with pytest.raises(RuntimeError, match="closed"):
+        split.step(x)
+
+
+@FORK
+def test_process_split_reports_an_error_in_the_child():
+    vae = VAE(9, 3, hidden=(8,), dtype=np.float64)
+    x = _data(100, 9, 0)
+    with ProcessSplitStep(vae, 100, 1) as split:
+        split.worker.send("no such request")
+        with pytest.raises(RuntimeError, match="failed:(.|\n)*ValueError"):
+            split.worker.result()
+        split.step(x)           # the child is still serving
+        assert np.abs(vae.flat_grads).max() > 0
+
+
+@FORK
+def test_trainer_interrupted_on_two_processes_keeps_its_last_epoch_and_ends_the_child():
+    x = _data(600, 20, 1)
+    vae = VAE(20, 4, hidden=(24,), activation="tanh", seed=3, dtype=np.float64)
+    tr = Trainer(vae, x, None, TrainConfig(epochs=5, batch_size=100, seed=3, progress=False), threads=2)
+
+    step = tr._train_step
+
+    def ctrl_c_in_epoch_2(xb, beta):
+        if tr.step == 8:                # 6 steps an epoch
+            raise KeyboardInterrupt
+        return step(xb, beta)
+    tr._train_step = ctrl_c_in_epoch_2
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit()
+    tr._train_step = step
+    assert tr.epoch == 1 and len(tr.history["train_loss"]) == 1      # the state after epoch 1
+    assert multiprocessing.active_children() == []
+    tr.fit(2)                                                         # and it trains on afterwards
+    assert tr.epoch == 2 and multiprocessing.active_children() == []
+
+
+@FORK
+def test_an_optimizer_that_stepped_before_follows_the_moved_parameters():
+    x = _data(400, 20, 1)
+    runs = {}
+    for th in ((1, 1), (1, 2)):
+        vae = VAE(20, 4, hidden=(24,), activation="tanh", seed=3, dtype=np.float64)
+        tr = Trainer(vae, x, None, TrainConfig(epochs=2, batch_size=100, seed=3, progress=False), threads=th[0])
+        tr.fit(1)
+        tr.threads = th[1]
+        tr.fit(2)
+        runs[th] = vae.flat_params.copy()
+    np.testing.assert_allclose(runs[(1, 2)], runs[(1, 1)], rtol=1e-9, atol=1e-12)
+
+
+def test_the_split_kind_reads_its_variable_strictly(monkeypatch):
+    vae = VAE(6, 2, hidden=(5,))
+    monkeypatch.setenv("NUMPYVAE_SPLIT", "threads")
+    with make_split(vae, 2, 64) as split:
+        assert type(split) is SplitStep
+    monkeypatch.setenv("NUMPYVAE_SPLIT", "fast")
+    with pytest.raises(ValueError, match="NUMPYVAE_SPLIT: expected 'processes' or 'threads', got 'fast'"):
+        make_split(vae, 2, 64)
+    monkeypatch.setenv("NUMPYVAE_SPLIT", "processes")
+    with make_split(vae, 3, 64) as split:         # three parts: threads
+        assert type(split) is SplitStep

@@ -38,7 +38,7 @@ from ..teaching.cli import main as assignment_main
 from ..theory.estimators import log_likelihood
 from ..training import checkpoint as ck
 from ..training import memory, plots, rundir, threads
-from ..training.parallel import MIN_ROWS, split_sizes
+from ..training.parallel import MIN_ROWS, split_sizes, uses_processes
 from ..training.presets import add_preset_arguments, apply_preset_config, cli_defaults, preset_epilogue
 from ..training.trainer import (
     HISTORY_COLUMNS,
@@ -342,7 +342,8 @@ def _threads_choice(request: str | int, split: bool = False) -> tuple[int, str, 
     n, reason = threads.choose_threads(request, split=split)
     name = threads.blas_name()
     if split and n > 1:
-        line = f"threads: {n}, each minibatch split in {n} parts, each part on a one-thread {name} ({reason})"
+        where = "the second in a child process" if uses_processes(n) else "each on its own thread"
+        line = f"threads: {n}, each minibatch split in {n} parts, {where}, on a one-thread {name} ({reason})"
     else:
         line = f"BLAS: {name}, {n} thread{'s' if n != 1 else ''} ({reason})"
     return n, line, {"library": name, "threads": n, "choice": reason, "request": request,

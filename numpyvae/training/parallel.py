@@ -23,6 +23,14 @@ Bookkeeping rather than mathematics: this wing carries no ``Derivation:`` lines.
 
 from __future__ import annotations
 
+import mmap
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,8 +38,9 @@ import numpy as np
 
 from ..model import Terms
 from ..reparam import sample_eps
+from .memory import keep_freed_heap
 
-__all__ = ["SplitStep", "split_sizes", "MIN_ROWS"]
+__all__ = ["SplitStep", "ProcessSplitStep", "make_split", "uses_processes", "split_sizes", "MIN_ROWS"]
 
 #: a part smaller than this many decoder rows (K * B_i) costs more in overhead than it saves
 MIN_ROWS = 32
@@ -58,6 +67,31 @@ def _replica(vae: Any) -> Any:
     return rep
 
 
+def _shared(n: int, dtype: Any) -> np.ndarray:
+    """n zeros of ``dtype`` in anonymous shared memory: a forked child sees the parent's writes."""
+    dtype = np.dtype(dtype)
+    return np.frombuffer(mmap.mmap(-1, max(1, n * dtype.itemsize)), dtype=dtype, count=n)
+
+
+def _rebind(vae: Any, flat: np.ndarray, grads: bool = False) -> None:
+    """Make ``vae``'s W and b (``grads=True``: dW and db) views of ``flat``, in the layout of
+    ``layers._bind_flat``; parameter values are copied across, gradients are not."""
+    views, o = {}, 0
+    for name, lin in vae._named_linears():
+        for p in ("W", "b"):
+            old = getattr(lin, p)
+            view = flat[o:o + old.size].reshape(old.shape)
+            if not grads:
+                view[...] = old
+            setattr(lin, "d" + p if grads else p, view)
+            views[f"{name}.{p}"] = view
+            o += old.size
+    if grads:
+        vae.flat_grads, vae.grads = flat, views
+    else:
+        vae.flat_params, vae.params = flat, views
+
+
 class SplitStep:
     """forward + backward of ``vae`` on one minibatch, split across ``threads`` threads.
 
@@ -68,10 +102,7 @@ class SplitStep:
     """
 
     def __init__(self, vae: Any, threads: int):
-        if not (isinstance(threads, int) and threads >= 1):
-            raise ValueError(f"threads: expected a positive integer, got {threads!r}")
-        if not hasattr(vae, "_named_linears"):
-            raise TypeError(f"SplitStep works with a VAE, got {type(vae).__name__}")
+        _check(vae, threads)
         self.vae, self.threads = vae, threads
         self.replicas = [vae] + [_replica(vae) for _ in range(threads - 1)]
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="numpyvae-step")
@@ -116,6 +147,13 @@ class SplitStep:
         return _join(terms, w)
 
 
+def _check(vae: Any, threads: int) -> None:
+    if not (isinstance(threads, int) and threads >= 1):
+        raise ValueError(f"threads: expected a positive integer, got {threads!r}")
+    if not hasattr(vae, "_named_linears"):
+        raise TypeError(f"a split step works with a VAE, got {type(vae).__name__}")
+
+
 def _join(terms: list[Terms], w: list[float]) -> Terms:
     """One ``Terms`` for the whole batch: means weighted by part size, arrays concatenated."""
     first = terms[0]
@@ -126,3 +164,233 @@ def _join(terms: list[Terms], w: list[float]) -> Terms:
         arrays = [getattr(t, name) for t in terms]
         out[name] = None if arrays[0] is None else np.concatenate(arrays, axis=0 if name in _BATCH_AXIS_0 else 1)
     return Terms(**out)
+
+
+def _is_shared(a: np.ndarray) -> bool:
+    """Whether ``a`` is (a view of) an array made by ``_shared``."""
+    while isinstance(a, np.ndarray):
+        a = a.base
+    return isinstance(a, memoryview) and isinstance(a.obj, mmap.mmap)
+
+
+def _adam_splits(opt: Any, params: np.ndarray) -> bool:
+    """Whether ``opt``'s update can be cut across processes: Adam's blocked path, no weight decay."""
+    from ..optim import Adam
+    return (type(opt) is Adam and opt.fast and not opt.weight_decay
+            and params.ndim == 1 and params.flags.c_contiguous)
+
+
+class _Worker:
+    """One child process and its shared buffers: its part of x and eps in, its gradient out."""
+
+    def __init__(self, ctx: Any, rep: Any, rows: int, k: int, shared: dict):
+        d, z = rep.x_dim, rep.z_dim
+        self.x = _shared(rows * d, rep.dtype).reshape(rows, d)
+        self.eps = _shared(k * rows * z, rep.dtype).reshape(k, rows, z)
+        _rebind(rep, _shared(rep.flat_params.size, rep.dtype), grads=True)
+        self.grads = rep.flat_grads
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, rep, self.x, self.eps, shared),
+                                name="numpyvae-step", daemon=True)
+        with warnings.catch_warnings():   # Python >= 3.12 warns on fork from a threaded process
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.proc.start()
+        child.close()
+        self.busy = False
+
+    def send(self, *msg: Any) -> None:
+        try:
+            self.conn.send(msg)
+        except OSError:
+            raise self._gone() from None
+        self.busy = True
+
+    def result(self) -> Any:
+        try:
+            out = _recv(self.conn)
+        except (EOFError, OSError):
+            raise self._gone() from None
+        self.busy = False
+        if isinstance(out, str):
+            raise RuntimeError(f"the training worker process failed:\n{out}")
+        return out
+
+    def _gone(self) -> RuntimeError:
+        self.proc.join(1)
+        return RuntimeError(f"the training worker process (pid {self.proc.pid}) ended during a step "
+                            f"(exit code {self.proc.exitcode}); train with threads=1 to go on without it")
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            if self.busy:       # interrupted mid-step: its answer is not wanted
+                self.proc.terminate()
+            else:
+                try:
+                    self.conn.send(None)
+                except OSError:
+                    self.proc.terminate()
+            self.proc.join(5)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join()
+        self.conn.close()
+
+
+#: seconds a process polls its pipe before it sleeps in ``recv``: waking a sleeping process
+#: costs tens of microseconds, and the other side usually answers within this
+SPIN = 0.0005
+
+
+def _recv(conn: Any) -> Any:
+    if not conn.poll():
+        end = time.perf_counter() + SPIN
+        while not conn.poll() and time.perf_counter() < end:
+            pass
+    return conn.recv()
+
+
+def _merge(g: np.ndarray, other: np.ndarray, weights: list[float]) -> None:
+    """g <- w0 g + w1 other, in place (``other`` is overwritten: it is rewritten next step)."""
+    g *= weights[0]
+    other *= weights[1]
+    g += other
+
+
+def _serve(conn: Any, rep: Any, x: np.ndarray, eps: np.ndarray, shared: dict) -> None:
+    """The child's loop. "step": forward and backward of its replica on the rows the parent
+    wrote; "merge": its slice of the weighted gradient sum; "adam": its slice of the update."""
+    from ..optim import Adam
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    keep_freed_heap()
+    adam = Adam()
+    mine = rep.flat_grads
+    while True:
+        try:
+            msg = _recv(conn)
+        except (EOFError, OSError):    # the parent is gone
+            return
+        if msg is None:
+            return
+        try:
+            if msg[0] == "step":
+                _, rows, k, beta, kl, err = msg
+                with np.errstate(**err):
+                    t = rep.forward(x[:rows], eps=eps[:k, :rows], k=k, beta=beta, kl=kl)
+                    rep.backward()
+                conn.send(t)
+            elif msg[0] == "merge":
+                _, lo, hi, weights = msg
+                _merge(shared["grads"][lo:hi], mine[lo:hi], weights)
+                conn.send(True)
+            else:
+                _, lo, hi, adam.lr, adam.b1, adam.b2, adam.eps, adam.t = msg
+                adam._update_blocked(*(shared[a][lo:hi] for a in ("params", "grads", "m", "v")))
+                conn.send(True)
+        except Exception:
+            conn.send(traceback.format_exc())
+
+
+class ProcessSplitStep(SplitStep):
+    """``SplitStep`` with the other part in a child process instead of a thread.
+
+    Threads share one interpreter lock, so the Python between NumPy calls of two parts runs one
+    at a time; processes do not. The parent keeps part 0 of each minibatch; the child owns a
+    replica built before the fork, whose W and b are views of a parameter buffer in shared
+    memory. The model's ``flat_params`` and ``flat_grads`` are moved there for good (an
+    optimizer bound to the old array must follow), so the optimizer's in-place update reaches
+    the replica. Per step the parent writes the child's rows of x and eps into shared arrays and
+    sends a few scalars down a pipe; the child sends back its ``Terms``. Then each process sums
+    the weighted gradients over its half of the buffer, and ``update`` runs Adam's update the
+    same way, each process on its half (Adam's state moves to shared memory too): the update is
+    elementwise, so the halves give the same numbers as one pass. The result equals
+    ``SplitStep``'s. ``batch_size`` and ``k`` size the shared buffers (larger steps are refused).
+    Two processes only, and only with the "fork" start method (Linux): ``make_split`` falls back
+    to threads elsewhere and for more than two.
+    """
+
+    def __init__(self, vae: Any, batch_size: int, k: int = 1):
+        _check(vae, 2)
+        if not (isinstance(batch_size, int) and batch_size >= 1 and isinstance(k, int) and k >= 1):
+            raise ValueError(f"batch_size and k: expected positive integers, got {batch_size!r}, {k!r}")
+        self.vae, self.threads, self.batch_size, self.k = vae, 2, batch_size, k
+        self.pool = None            # nothing for an optimizer's thread pool: ``update`` splits Adam
+        for grads in (False, True):
+            buf = vae.flat_grads if grads else vae.flat_params
+            if not _is_shared(buf):
+                _rebind(vae, _shared(buf.size, vae.dtype), grads)
+        n = vae.flat_params.size
+        self.shared = {"params": vae.flat_params, "grads": vae.flat_grads,
+                       "m": _shared(n, vae.dtype), "v": _shared(n, vae.dtype)}
+        self.mid = n // 2
+        self.worker: _Worker | None = None
+        self.worker = _Worker(multiprocessing.get_context("fork"), _replica(vae),
+                              split_sizes(batch_size, k, 2)[0], k, self.shared)
+        self.replicas = [vae]
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+    def step(self, xb: np.ndarray, *, k: int = 1, beta: float = 1.0, kl: str = "closed") -> Terms:
+        vae, w = self.vae, self.worker
+        if w is None:
+            raise RuntimeError("this split step is closed")
+        B = xb.shape[0]
+        if B > self.batch_size or k > self.k:
+            raise ValueError(f"xb, k: this split step holds at most {self.batch_size} examples and k = {self.k}, "
+                             f"got {B} and k = {k}")
+        sizes = split_sizes(B, k, 2)
+        if len(sizes) == 1:
+            t = vae.forward(xb, eps=None, k=k, beta=beta, kl=kl)
+            vae.backward()
+            return t
+        eps = sample_eps(vae.rng, k, B, vae.z_dim, vae.dtype)    # the draw forward would make
+        a, n = sizes[0], sizes[1]
+        w.x[:n] = xb[a:]
+        w.eps[:k, :n] = eps[:, a:]
+        w.send("step", n, k, beta, kl, np.geterr())
+        terms = [vae.forward(xb[:a], eps=eps[:, :a], k=k, beta=beta, kl=kl)]
+        vae.backward()
+        terms.append(w.result())
+        wts = [a / B, n / B]
+        w.send("merge", self.mid, vae.flat_grads.size, wts)
+        _merge(vae.flat_grads[:self.mid], w.grads[:self.mid], wts)
+        w.result()
+        return _join(terms, wts)
+
+    def update(self, opt: Any) -> bool:
+        """``opt.step(vae.flat_params, vae.flat_grads)``, split across the two processes when
+        ``opt`` is Adam on its blocked path; returns False (and does nothing) otherwise."""
+        vae, sh, w = self.vae, self.shared, self.worker
+        if w is None or not _adam_splits(opt, vae.flat_params):
+            return False
+        opt._grad(vae.flat_params, vae.flat_grads)      # the optimizer's own checks and binding
+        for name in ("m", "v"):    # Adam's state into shared memory (again, if it was replaced)
+            if getattr(opt, name) is not sh[name]:
+                old = getattr(opt, name)
+                sh[name][...] = 0 if old is None else old
+                setattr(opt, name, sh[name])
+        opt.t += 1
+        n = vae.flat_params.size
+        w.send("adam", self.mid, n, opt.lr, opt.b1, opt.b2, opt.eps, opt.t)
+        opt._update_blocked(*(sh[a][:self.mid] for a in ("params", "grads", "m", "v")))
+        w.result()
+        return True
+
+
+def uses_processes(threads: int) -> bool:
+    """Whether ``make_split`` gives ``threads`` parts a child process (else threads)."""
+    how = os.environ.get("NUMPYVAE_SPLIT", "processes")
+    if how not in ("processes", "threads"):
+        raise ValueError(f"NUMPYVAE_SPLIT: expected 'processes' or 'threads', got {how!r}")
+    return (how == "processes" and threads == 2 and sys.platform.startswith("linux")
+            and "fork" in multiprocessing.get_all_start_methods())
+
+
+def make_split(vae: Any, threads: int, batch_size: int, k: int = 1) -> SplitStep:
+    """The split step for ``threads`` >= 2: a child process for two where "fork" is available
+    (Linux), else threads. ``NUMPYVAE_SPLIT=threads`` in the environment asks for threads."""
+    if uses_processes(threads):
+        return ProcessSplitStep(vae, batch_size, k)
+    return SplitStep(vae, threads)

@@ -496,7 +496,8 @@ class Trainer:
             name = bad[0] if bad else "<unknown>"
             raise self._diverged(f"the gradient of parameter {name!r} is non-finite (the loss was {float(t.loss):.4g})"
                                  + (f" (also: {', '.join(bad[1:])})" if len(bad) > 1 else ""), name, "gradient")
-        self.optimizer.step(self.vae.flat_params, self.vae.flat_grads)
+        if not (split is not None and hasattr(split, "update") and split.update(self.optimizer)):
+            self.optimizer.step(self.vae.flat_params, self.vae.flat_grads)
         self.step += 1
         return t
 
@@ -537,11 +538,15 @@ class Trainer:
             with blas_threads(n):
                 yield
             return
-        from .parallel import SplitStep
+        from .parallel import make_split
         opt = self.optimizer
         splits_update = hasattr(opt, "pool")     # Adam: its update runs on the same pool
-        with SplitStep(self.vae, n) as split, blas_threads(1):
+        # the one-thread BLAS first: a child process inherits the setting
+        old = self.vae.flat_params
+        with blas_threads(1), make_split(self.vae, n, self.config.batch_size, self.config.k) as split:
             self._split = split
+            if getattr(opt, "_bound", None) is old:      # the split moved the parameters (same values)
+                opt._bound = self.vae.flat_params
             if splits_update:
                 before = opt.pool, opt.workers
                 opt.pool, opt.workers = split.pool, n
