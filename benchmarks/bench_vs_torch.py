@@ -26,6 +26,7 @@ round: on a shared machine say so next to the numbers.
     python benchmarks/bench_vs_torch.py --n 20000 --epochs 2 --rounds 3 --threads 1,2
     python benchmarks/bench_vs_torch.py --plain-adam          # also Trainer with Adam(fast=False)
     python benchmarks/bench_vs_torch.py --busy                # with another process spinning on a core
+    python benchmarks/bench_vs_torch.py --busy --adapt        # and Trainer(adapt=True), as --threads auto trains
 """
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ def _children_private_mb():
 
 
 # ------------------------------------------------------------------------------ workers
-def run_numpyvae(m, n, epochs, threads, fast_adam=True):
+def run_numpyvae(m, n, epochs, threads, fast_adam=True, adapt=False):
     import numpy as np
     from threadpoolctl import threadpool_limits
     sys.path.insert(0, ROOT)
@@ -107,7 +108,8 @@ def run_numpyvae(m, n, epochs, threads, fast_adam=True):
         vae = VAE(784, m["z_dim"], hidden=m["hidden"], activation=m["activation"], seed=0,
                   dtype=np.float32)
         cfg = TrainConfig(epochs=1 + epochs, batch_size=m["batch"], progress=False)
-        tr = Trainer(vae, x, None, cfg, optimizer=Adam(1e-3, fast=fast_adam), threads=threads)
+        tr = Trainer(vae, x, None, cfg, optimizer=Adam(1e-3, fast=fast_adam), threads=threads,
+                     adapt=adapt)
         child = [0.0]        # the split step's child process, read at each epoch's end (while it lives)
 
         def watch(trainer, row):
@@ -231,7 +233,8 @@ def worker(side, model, n, epochs, threads):
     elif side == "matmul":
         out = run_matmul(m, n, epochs, threads)
     else:
-        out = run_numpyvae(m, n, epochs, threads, fast_adam=(side == "numpyvae"))
+        out = run_numpyvae(m, n, epochs, threads, fast_adam=(side != "numpyvae-plain-adam"),
+                           adapt=(side == "numpyvae-adapt"))
     out["peak_rss_mb"] = _peak_rss_mb() + out.get("child_mb", 0.0)
     print(json.dumps(out))
 
@@ -266,6 +269,8 @@ def main(argv=None):
     ap.add_argument("--models", default="relu,tanh", help="comma-separated: relu, tanh")
     ap.add_argument("--plain-adam", action="store_true",
                     help="also time the Trainer with the readable Adam (fast=False)")
+    ap.add_argument("--adapt", action="store_true",
+                    help="also Trainer(adapt=True): whole steps instead of split ones while those measure faster")
     ap.add_argument("--no-torch", action="store_true", help="leave the PyTorch side out")
     ap.add_argument("--json", help="write all samples to this file")
     ap.add_argument("--busy", action="store_true",
@@ -279,7 +284,8 @@ def main(argv=None):
 
     threads = [int(t) for t in args.threads.split(",")]
     models = args.models.split(",")
-    sides = ["numpyvae"] + (["numpyvae-plain-adam"] if args.plain_adam else [])
+    sides = (["numpyvae"] + (["numpyvae-plain-adam"] if args.plain_adam else [])
+             + (["numpyvae-adapt"] if args.adapt else []))
     if args.no_torch:
         torch_note = "PyTorch side left out (--no-torch)"
     elif _have_torch():

@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 
 from numpyvae import VAE
 from numpyvae.optim import Adam
-from numpyvae.training.parallel import MIN_ROWS, ProcessSplitStep, SplitStep, make_split, split_sizes, uses_processes
+from numpyvae.training.parallel import (
+    MIN_ROWS,
+    Governor,
+    ProcessSplitStep,
+    SplitStep,
+    make_split,
+    split_sizes,
+    uses_processes,
+)
 from numpyvae.training.trainer import TrainConfig, Trainer
 
 
@@ -309,3 +317,45 @@ def test_the_split_kind_reads_its_variable_strictly(monkeypatch):
     monkeypatch.setenv("NUMPYVAE_SPLIT", "processes")
     with make_split(vae, 3, 64) as split:         # three parts: threads
         assert type(split) is SplitStep
+
+
+def test_the_governor_probes_then_keeps_the_faster_way_and_backs_off():
+    gov = Governor()
+    ran = []
+
+    def run(steps, split_cost, whole_cost):
+        for _ in range(steps):
+            split = gov.split_next()
+            ran.append(split)
+            gov.record(split, 100, 100 * (split_cost if split else whole_cost))
+    run(20, 2.0, 1.0)                                   # windows 0 and 1 split
+    assert ran == [True] * 20 and gov.best
+    run(10, 2.0, 1.0)                                   # window 2: the probe of whole steps
+    assert ran[20:] == [False] * 10 and not gov.best    # whole steps measured faster: they run on
+    run(240, 2.0, 1.0)
+    assert ran[30:] == [False] * 240                    # until the probe at window 2 + 25
+    run(10, 2.0, 1.0)
+    assert ran[-10:] == [True] * 10 and not gov.best and gov.gap == 50     # confirmed: the gap doubles
+    run(490, 2.0, 1.0)
+    assert ran[-490:] == [False] * 490
+    run(10, 0.5, 1.0)                                   # window 77: the machine went quiet
+    assert ran[-10:] == [True] * 10 and gov.best and gov.gap == Governor.PROBE
+    run(100, 0.5, 1.0)
+    assert ran[-100:] == [True] * 100
+    assert gov.counts[True] + gov.counts[False] == gov.steps == len(ran)
+
+
+@FORK
+def test_trainer_that_adapts_follows_the_one_thread_run():
+    x = _data(2000, 20, 1)
+    runs = {}
+    for th, adapt in ((1, False), (2, True)):
+        vae = VAE(20, 4, hidden=(24,), activation="tanh", seed=3, dtype=np.float64)
+        tr = Trainer(vae, x, None, TrainConfig(epochs=2, batch_size=64, seed=3, progress=False), threads=th,
+                     adapt=adapt)
+        tr.fit()
+        runs[th] = (vae.flat_params.copy(), tr)
+    np.testing.assert_allclose(runs[2][0], runs[1][0], rtol=1e-9, atol=1e-12)
+    gov = runs[2][1].governor
+    assert gov.steps == 64 and gov.counts[False] >= 10      # at least the probe ran whole steps
+    assert runs[1][1].governor is None

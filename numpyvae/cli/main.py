@@ -341,13 +341,17 @@ def _threads_choice(request: str | int, split: bool = False) -> tuple[int, str, 
     ``split``: training, where n > 1 threads split each minibatch (training/parallel.py)."""
     n, reason = threads.choose_threads(request, split=split)
     name = threads.blas_name()
+    adapt = bool(split and n > 1 and request == "auto")    # an explicit count is kept as given
     if split and n > 1:
         where = "the second in a child process" if uses_processes(n) else "each on its own thread"
         line = f"threads: {n}, each minibatch split in {n} parts, {where}, on a one-thread {name} ({reason})"
+        if adapt:
+            line += ("; whole steps instead while they measure faster (another process busy), "
+                     "so reruns agree to rounding, not bit for bit: give --threads to fix it")
     else:
         line = f"BLAS: {name}, {n} thread{'s' if n != 1 else ''} ({reason})"
     return n, line, {"library": name, "threads": n, "choice": reason, "request": request,
-                     "split": bool(split and n > 1)}
+                     "split": bool(split and n > 1), "adapt": adapt}
 
 
 def _check_memory(what: dict[str, Any], need: Callable[..., int], defaults: dict[str, Any]) -> None:
@@ -564,7 +568,7 @@ def _resumed_trainer(a: argparse.Namespace, given: set[str], saved: ck.Checkpoin
         {"at_epoch": saved.epoch, "changed": changed, "blas": blas_record,
          "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
     trainer = Trainer.resume(ckpt_path, x_train, x_val, epochs=total, progress=progress,
-                             threads=int(blas_record["threads"]),
+                             threads=int(blas_record["threads"]), adapt=blas_record["adapt"],
                              lr=a.lr if "lr" in changed else None, extra=extra)
     for k, (old, new) in changed.items():
         _say(f"--resume: {k} {old} -> {new} (recorded in {sidecar(ckpt_path)})")
@@ -651,7 +655,8 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         if getattr(a, "preset", None):
             extra["preset"] = a.preset      # --resume runs the preset's evaluation again
         cfg = apply_preset_config(getattr(a, "preset", None), cfg)    # --preset: optimizer kwargs, lr schedule
-        trainer = Trainer(vae, x_train, x_val, cfg, checkpoint_path=ckpt_path, extra=extra, threads=n_threads)
+        trainer = Trainer(vae, x_train, x_val, cfg, checkpoint_path=ckpt_path, extra=extra, threads=n_threads,
+                          adapt=blas_record["adapt"])
     _say(f"run directory: {out}")
     _say(blas_line)
     parts = len(split_sizes(trainer.config.batch_size, trainer.config.k, n_threads))
@@ -675,6 +680,10 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         except (TrainingDiverged, KeyboardInterrupt) as exc:
             stopped, history = exc, trainer.history  # the trainer is back at its last good state
         t_train = time.perf_counter() - t_start
+        gov = trainer.governor
+        if gov is not None and gov.counts[False]:
+            _say(f"threads: {gov.counts[False]} of {gov.steps} steps ran whole, not split "
+                 f"({'whole steps measured faster at the end' if not gov.best else 'probes, or a busy spell'})")
         _write_history(history, out)
         figs: dict[str, str] = {}
         if trainer.epoch > 0:

@@ -40,7 +40,7 @@ from ..model import Terms
 from ..reparam import sample_eps
 from .memory import keep_freed_heap
 
-__all__ = ["SplitStep", "ProcessSplitStep", "make_split", "uses_processes", "split_sizes", "MIN_ROWS"]
+__all__ = ["SplitStep", "ProcessSplitStep", "Governor", "make_split", "uses_processes", "split_sizes", "MIN_ROWS"]
 
 #: a part smaller than this many decoder rows (K * B_i) costs more in overhead than it saves
 MIN_ROWS = 32
@@ -377,6 +377,53 @@ class ProcessSplitStep(SplitStep):
         opt._update_blocked(*(sh[a][:self.mid] for a in ("params", "grads", "m", "v")))
         w.result()
         return True
+
+
+class Governor:
+    """Whether the next training step splits, when a split can be slower than a whole step.
+
+    With another process busy on one of two cores, the split's two halves keep waiting for each
+    other, and a split step measured ~1.8x slower than a whole one (``bench_vs_torch.py --busy``).
+    So steps are timed in windows of ``WINDOW`` steps. Windows 0 and 1 split (the first with the
+    child's warm-up), window 2 runs whole steps (a probe), and from then on the way with the
+    lower time per example in its latest window runs, but for a probe of the other way after
+    ``PROBE`` windows; each probe that confirms the choice doubles that gap (up to ``MAX_GAP``),
+    so a machine that stays busy, or stays quiet, pays less and less for asking. Both ways give
+    the same step up to the order of additions; which way a step ran depends on the machine's
+    load, so a run that adapts is reproducible only to rounding.
+    """
+    WINDOW = 10
+    PROBE = 25
+    MAX_GAP = 400
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.best = True
+        self.cost: dict[bool, float | None] = {True: None, False: None}
+        self.counts = {True: 0, False: 0}        # steps run each way
+        self.probe_at, self.gap = 2, self.PROBE
+        self._seconds = 0.0
+        self._examples = 0
+
+    def split_next(self) -> bool:
+        return (not self.best) if self.steps // self.WINDOW == self.probe_at else self.best
+
+    def record(self, split: bool, examples: int, seconds: float) -> None:
+        self._seconds += seconds
+        self._examples += examples
+        self.steps += 1
+        self.counts[split] += 1
+        if self.steps % self.WINDOW:
+            return
+        window = self.steps // self.WINDOW - 1
+        self.cost[split] = self._seconds / max(1, self._examples)
+        self._seconds, self._examples = 0.0, 0
+        if window == self.probe_at:
+            a, b = self.cost[True], self.cost[False]
+            best = a <= b if a is not None and b is not None else self.best
+            self.gap = min(2 * self.gap, self.MAX_GAP) if best == self.best else self.PROBE
+            self.best = best
+            self.probe_at = window + self.gap
 
 
 def uses_processes(threads: int) -> bool:

@@ -260,9 +260,10 @@ class Trainer:
     """Train a ``numpyvae.VAE`` on ``x_train`` and track the negative ELBO on ``x_val``.
 
     Construction: ``Trainer(vae, x_train, x_val=None, config=TrainConfig(), checkpoint_path=None,
-    optimizer=None, threads=None)``; x_train: (N, D), x_val: (M, D) or None. ``threads=n`` trains on
-    n threads, each minibatch split among them (``parallel.py``; None leaves the BLAS as it is
-    set and steps on the calling thread). When ``checkpoint_path`` is given a
+    optimizer=None, threads=None, adapt=False)``; x_train: (N, D), x_val: (M, D) or None.
+    ``threads=n`` trains on n threads, each minibatch split among them (``parallel.py``; None
+    leaves the BLAS as it is set and steps on the calling thread); ``adapt=True`` lets
+    ``parallel.Governor`` run whole steps instead while they measure faster. When ``checkpoint_path`` is given a
     checkpoint is written before the first step and after every epoch. ``fit()`` runs up to
     ``config.epochs`` (or a given total) and returns ``history`` (dict column -> list, see
     ``HISTORY_COLUMNS``). ``Trainer.resume(path, x_train, x_val)`` continues a saved run
@@ -271,7 +272,8 @@ class Trainer:
 
     def __init__(self, vae: Any, x_train: np.ndarray, x_val: np.ndarray | None = None,
                  config: TrainConfig | None = None, *, checkpoint_path: str | os.PathLike | None = None,
-                 optimizer: Any = None, extra: Mapping[str, Any] | None = None, threads: int | None = None):
+                 optimizer: Any = None, extra: Mapping[str, Any] | None = None, threads: int | None = None,
+                 adapt: bool = False):
         self.vae = vae
         if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
             raise ValueError(f"threads: expected a positive integer or None, got {threads!r}")
@@ -279,6 +281,9 @@ class Trainer:
         # the minibatch split among them (training/parallel.py)
         self.threads = threads
         self._split = None
+        # adapt: a whole step instead of a split one while that measures faster (a busy machine)
+        self.adapt = bool(adapt)
+        self.governor = None                 # made on the first fit that splits; kept across fits
         self.config = config if config is not None else TrainConfig()
         if not isinstance(self.config, TrainConfig):
             raise TypeError(f"config: expected a TrainConfig, got {type(self.config).__name__}")
@@ -355,7 +360,8 @@ class Trainer:
     def resume(cls, path: str | os.PathLike, x_train: np.ndarray, x_val: np.ndarray | None = None, *,
                checkpoint_path: str | os.PathLike | None = None, epochs: int | None = None,
                progress: bool | None = None, lr: float | None = None,
-               extra: Mapping[str, Any] | None = None, threads: int | None = None) -> Trainer:
+               extra: Mapping[str, Any] | None = None, threads: int | None = None,
+               adapt: bool = False) -> Trainer:
         """Rebuild model, optimizer, generators, counters and history from checkpoint ``path``.
 
         The returned trainer continues the run exactly (``fit()`` then matches an uninterrupted
@@ -363,7 +369,8 @@ class Trainer:
         optimizer's learning rate from here on (recorded in the config and, per epoch, in the
         history's ``lr`` column); ``checkpoint_path`` defaults to ``path``; ``progress``
         overrides the progress-bar setting; ``extra`` replaces the checkpoint's free-form dict;
-        ``threads`` as in the constructor (not part of the run: it may change on resume).
+        ``threads`` and ``adapt`` as in the constructor (not part of the run: they may change on
+        resume).
         """
         ck = _ckpt.load(path)
         cfg_d = dict(ck.train_config)
@@ -383,7 +390,7 @@ class Trainer:
             opt.lr = config.lr
         tr = cls(vae, x_train, x_val, config,
                  checkpoint_path=os.fspath(path) if checkpoint_path is None else checkpoint_path,
-                 optimizer=opt, extra=ck.extra if extra is None else extra, threads=threads)
+                 optimizer=opt, extra=ck.extra if extra is None else extra, threads=threads, adapt=adapt)
         for name in tr.rngs:
             if name not in ck.rng_states:
                 raise _ckpt.CheckpointError(f"{ck.path}: rng state {name!r} is missing")
@@ -480,8 +487,17 @@ class Trainer:
             return self._train_step(xb, beta)
 
     def _train_step(self, xb: np.ndarray, beta: float) -> Any:
+        gov = self.governor
+        if gov is None or self._split is None:
+            return self._step_once(xb, beta, self._split)
+        split = gov.split_next()
+        t0 = time.perf_counter()
+        t = self._step_once(xb, beta, self._split if split else None)
+        gov.record(split, xb.shape[0], time.perf_counter() - t0)
+        return t
+
+    def _step_once(self, xb: np.ndarray, beta: float, split: Any) -> Any:
         cfg = self.config
-        split = self._split                 # forward and backward together, on several threads
         t = (split.step(xb, k=cfg.k, beta=beta, kl=cfg.kl) if split is not None
              else self.vae.forward(xb, eps=None, k=cfg.k, beta=beta, kl=cfg.kl))
         if not math.isfinite(float(t.loss)):
@@ -545,6 +561,9 @@ class Trainer:
         old = self.vae.flat_params
         with blas_threads(1), make_split(self.vae, n, self.config.batch_size, self.config.k) as split:
             self._split = split
+            if self.adapt:
+                from .parallel import Governor
+                self.governor = self.governor or Governor()
             if getattr(opt, "_bound", None) is old:      # the split moved the parameters (same values)
                 opt._bound = self.vae.flat_params
             if splits_update:
