@@ -150,13 +150,27 @@ def test_cli_trains_on_two_threads_and_says_so(tmp_path, capsys):
     assert main(args + ["--out", str(tmp_path / "a"), "--threads", "2"]) == 0
     err = capsys.readouterr().err
     assert "threads: 2, each minibatch split in 2 parts" in err
+    assert ("the second in a child process" in err) == uses_processes(2)
+    assert "whole steps instead" not in err              # an explicit count always splits
     blas = ck.load(tmp_path / "a" / "checkpoint.npz").extra["blas"]
-    assert blas["threads"] == 2 and blas["split"] is True
+    assert blas["threads"] == 2 and blas["split"] is True and blas["adapt"] is False
     assert main(args + ["--out", str(tmp_path / "b"), "--threads", "1"]) == 0
     one = ck.load(tmp_path / "b" / "checkpoint.npz")
     two = ck.load(tmp_path / "a" / "checkpoint.npz")
     for name, v in one.params.items():
         np.testing.assert_allclose(two.params[name], v, rtol=1e-4, atol=1e-5)   # float32 runs
+
+
+def test_cli_auto_threads_adapt_to_the_load_and_say_so(tmp_path, capsys, monkeypatch):
+    from numpyvae.cli.main import main
+    from numpyvae.training import checkpoint as ck
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")      # what auto then takes, whatever the load
+    assert main(["train", "--max-train", "400", "--epochs", "1", "--hidden", "16", "--z-dim", "2", "--no-progress",
+                 "--batch-size", "100", "--threads", "auto", "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "whole steps instead while they measure faster" in err and "give --threads to fix it" in err
+    blas = ck.load(tmp_path / "a" / "checkpoint.npz").extra["blas"]
+    assert blas["threads"] == 2 and blas["adapt"] is True
 
 
 def test_cli_says_when_a_minibatch_is_too_small_to_split(tmp_path, capsys):

@@ -64,9 +64,10 @@ def choose_threads(request: str | int = "auto", *, cpus: int | None = None, core
     (rounded), at most the physical core count and at most ``MAX_AUTO``. One thread on a busy
     machine holds for both kinds of threads, measured on this project's 2-core machine with
     one other process spinning (``benchmarks/bench_vs_torch.py --busy``): two BLAS threads
-    ran 3-5 times slower than one, and two threads splitting the minibatch (``split=True``,
-    training: see ``parallel.py``) about a sixth slower, because each step waits for the
-    part whose core was taken. ``cpus``, ``cores``, ``load`` and ``env`` default to this
+    ran 3-5 times slower than one, and a minibatch split in two (``split=True``, training: see
+    ``parallel.py``) about half as fast (a sixth slower when its halves were threads), because
+    each step waits for the part whose core was taken; a run that starts quiet and gets busy
+    is ``parallel.Governor``'s to handle. ``cpus``, ``cores``, ``load`` and ``env`` default to this
     machine's and exist for tests; ``split`` only changes the reason printed.
     """
     if not isinstance(request, str):
