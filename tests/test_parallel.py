@@ -334,7 +334,7 @@ def test_the_split_kind_reads_its_variable_strictly(monkeypatch):
 
 
 def test_the_governor_probes_then_keeps_the_faster_way_and_backs_off():
-    gov = Governor()
+    gov = Governor(load=lambda: 0.9, cpus=2)
     ran = []
 
     def run(steps, split_cost, whole_cost):
@@ -356,7 +356,26 @@ def test_the_governor_probes_then_keeps_the_faster_way_and_backs_off():
     assert ran[-10:] == [True] * 10 and gov.best and gov.gap == Governor.PROBE
     run(100, 0.5, 1.0)
     assert ran[-100:] == [True] * 100
-    assert gov.counts[True] + gov.counts[False] == gov.steps == len(ran)
+    assert gov.counts[True] + gov.counts[False] == gov.steps == len(ran) and gov.deferred == 0
+
+
+def test_the_governor_does_not_probe_the_split_while_the_machine_stays_busy():
+    load = [2.0]
+    gov = Governor(load=lambda: load[0], cpus=2)
+    ran = []
+
+    def run(steps):
+        for _ in range(steps):
+            split = gov.split_next()
+            ran.append(split)
+            gov.record(split, 100, 100 * (2.0 if split else 1.0))
+    run(30)
+    assert ran == [True] * 20 + [False] * 10 and not gov.best
+    run(1000)
+    assert ran[30:] == [False] * 1000 and gov.deferred >= 3       # every probe put off
+    load[0] = 1.0                                                  # the other process ended
+    run(260)
+    assert True in ran[-260:]                                      # the split is probed again
 
 
 @FORK

@@ -388,7 +388,10 @@ class Governor:
     child's warm-up), window 2 runs whole steps (a probe), and from then on the way with the
     lower time per example in its latest window runs, but for a probe of the other way after
     ``PROBE`` windows; each probe that confirms the choice doubles that gap (up to ``MAX_GAP``),
-    so a machine that stays busy, or stays quiet, pays less and less for asking. Both ways give
+    so a machine that stays busy, or stays quiet, pays less and less for asking. While whole
+    steps run, a probe of the split waits as long as the load average leaves less than half a
+    CPU idle (``load``: a callable, ``os.getloadavg()[0]`` by default; ``cpus`` the CPU count):
+    a split would only wait for the busy core again. Both ways give
     the same step up to the order of additions; which way a step ran depends on the machine's
     load, so a run that adapts is reproducible only to rounding.
     """
@@ -396,7 +399,10 @@ class Governor:
     PROBE = 25
     MAX_GAP = 400
 
-    def __init__(self) -> None:
+    def __init__(self, load: Any = None, cpus: int | None = None) -> None:
+        self.load = load if load is not None else _load_average
+        self.cpus = cpus if cpus is not None else (os.cpu_count() or 1)
+        self.deferred = 0                        # probes of the split put off: the machine was busy
         self.steps = 0
         self.best = True
         self.cost: dict[bool, float | None] = {True: None, False: None}
@@ -406,7 +412,11 @@ class Governor:
         self._examples = 0
 
     def split_next(self) -> bool:
-        return (not self.best) if self.steps // self.WINDOW == self.probe_at else self.best
+        window, start = divmod(self.steps, self.WINDOW)
+        if start == 0 and window == self.probe_at and not self.best and self.cpus - self.load() < 0.5:
+            self.probe_at += self.gap
+            self.deferred += 1
+        return (not self.best) if window == self.probe_at else self.best
 
     def record(self, split: bool, examples: int, seconds: float) -> None:
         self._seconds += seconds
@@ -424,6 +434,13 @@ class Governor:
             self.gap = min(2 * self.gap, self.MAX_GAP) if best == self.best else self.PROBE
             self.best = best
             self.probe_at = window + self.gap
+
+
+def _load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):     # no load average (Windows): never put a probe off
+        return 0.0
 
 
 def uses_processes(threads: int) -> bool:
