@@ -322,3 +322,35 @@ def test_resume_may_change_the_learning_rate_and_records_it(tmp_path):
     assert tr.history["lr"] == [3e-3, 1e-4, 1e-4]
     c = ck.load(path)
     assert c.train_config["lr"] == 1e-4 and c.history["lr"] == [3e-3, 1e-4, 1e-4]
+
+
+def test_slow_checkpoints_are_written_less_often_and_never_lose_the_last_epoch(tmp_path, monkeypatch):
+    """Short epochs and a checkpoint that takes longer (Frey Face: 0.07 s epochs, a growing
+    history in every write): writes are spaced so they take about a tenth of the time, the last
+    epoch is always written, and so is the last finished epoch when training is stopped."""
+    import time as _time
+
+    from numpyvae.training import trainer as trainer_mod
+    save = trainer_mod._ckpt.save
+    writes = []
+
+    def slow_save(path, *a, **kw):
+        _time.sleep(0.06)                 # above CHECKPOINT_QUICK
+        writes.append(a[2]["epoch"] if len(a) > 2 else None)
+        return save(path, *a, **kw)
+    monkeypatch.setattr(trainer_mod._ckpt, "save", slow_save)
+    xt, xv = _data()
+    path = tmp_path / "ck.npz"
+    tr = Trainer(_vae(), xt, xv, _cfg(epochs=40), checkpoint_path=path)
+    tr.fit()
+    assert ck.load(path).epoch == 40 and writes[-1] == 40
+    assert 2 <= len(writes) < 30                     # epoch 0, some epochs in between, the last
+
+    def stop_at_33(t, row):
+        if t.epoch == 33:
+            raise KeyboardInterrupt
+    tr2 = Trainer(_vae(), xt, xv, _cfg(epochs=40), checkpoint_path=tmp_path / "b.npz")
+    writes.clear()
+    with pytest.raises(KeyboardInterrupt):
+        tr2.fit(callbacks=[stop_at_33])
+    assert ck.load(tmp_path / "b.npz").epoch == 33 and writes[-1] == 33 and len(writes) < 30

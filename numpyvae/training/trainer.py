@@ -256,6 +256,10 @@ def _evaluate_fixed(vae: Any, x: np.ndarray, rng: np.random.Generator, batch_siz
     return {"neg_elbo": -s_elbo / n, "recon": s_recon / n, "kl": s_kl / n, "n": n}
 
 
+#: a checkpoint written faster than this (seconds) is written after every epoch
+CHECKPOINT_QUICK = 0.05
+
+
 class Trainer:
     """Train a ``numpyvae.VAE`` on ``x_train`` and track the negative ELBO on ``x_val``.
 
@@ -263,8 +267,10 @@ class Trainer:
     optimizer=None, threads=None, adapt=False)``; x_train: (N, D), x_val: (M, D) or None.
     ``threads=n`` trains on n threads, each minibatch split among them (``parallel.py``; None
     leaves the BLAS as it is set and steps on the calling thread); ``adapt=True`` lets
-    ``parallel.Governor`` run whole steps instead while they measure faster. When ``checkpoint_path`` is given a
-    checkpoint is written before the first step and after every epoch. ``fit()`` runs up to
+    ``parallel.Governor`` run whole steps instead while they measure faster. When
+    ``checkpoint_path`` is given a checkpoint is written before the first step, after every
+    epoch (after fewer when writing would take over a tenth of the time: ``_checkpoint_due``),
+    after the last one, and when training stops early (the last finished epoch). ``fit()`` runs up to
     ``config.epochs`` (or a given total) and returns ``history`` (dict column -> list, see
     ``HISTORY_COLUMNS``). ``Trainer.resume(path, x_train, x_val)`` continues a saved run
     exactly. ``on_epoch_end(trainer, row)`` callbacks may be passed to ``fit``.
@@ -283,6 +289,7 @@ class Trainer:
         self._split = None
         # adapt: a whole step instead of a split one while that measures faster (a busy machine)
         self.adapt = bool(adapt)
+        self._ckpt_done, self._ckpt_seconds, self._unsaved = 0.0, 0.0, False
         self.governor = None                 # made on the first fit that splits; kept across fits
         self.config = config if config is not None else TrainConfig()
         if not isinstance(self.config, TrainConfig):
@@ -352,7 +359,11 @@ class Trainer:
         path = self.checkpoint_path if path is None else os.fspath(path)
         if path is None:
             raise ValueError("path: no checkpoint path given and the trainer has none")
+        t0 = time.perf_counter()
         _ckpt.save(path, self.vae, self.optimizer, self.trainer_state())
+        self._ckpt_done = time.perf_counter()
+        self._ckpt_seconds = self._ckpt_done - t0
+        self._unsaved = False
         self.last_checkpoint = path
         return path
 
@@ -539,6 +550,8 @@ class Trainer:
                 return self._fit(epochs, callbacks, stop_after)
         except (TrainingDiverged, KeyboardInterrupt):
             self.restore_last_good()
+            if self._unsaved:            # the last finished epoch was not written yet: write it now
+                self.save_checkpoint()
             raise
 
     @contextlib.contextmanager
@@ -638,13 +651,26 @@ class Trainer:
                 self.history[c].append(row[c])
             self.epoch_times.append(time.perf_counter() - t0)
             if self.checkpoint_path is not None:
-                self.save_checkpoint()
+                if self.epoch >= total or self._checkpoint_due():
+                    self.save_checkpoint()
+                else:
+                    self._unsaved = True
             self._snapshot()
             for cb in callbacks:
                 cb(self, row)
             if stop_after is not None and time.perf_counter() - t_begin >= stop_after:
                 break
+        if self._unsaved:
+            self.save_checkpoint()
         return self.history
+
+    def _checkpoint_due(self) -> bool:
+        """A checkpoint after every epoch, unless a write takes over ``CHECKPOINT_QUICK`` seconds
+        and would spend more than a tenth of the time (thousands of short epochs, e.g. Frey
+        Face, whose checkpoint carries a growing history): then once the time since the last
+        write is ten times that write's duration."""
+        return (self._ckpt_seconds < CHECKPOINT_QUICK
+                or time.perf_counter() - self._ckpt_done >= 10 * self._ckpt_seconds)
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
