@@ -238,6 +238,7 @@ def test_process_split_adam_is_the_one_process_update_bit_for_bit(dtype):
             b.flat_grads[...] = a.flat_grads      # the same gradient: the update alone is compared
             oa.step(a.flat_params, a.flat_grads)
             assert split.update(ob)
+            split.wait()                          # the child's half may still be running
             assert np.array_equal(b.flat_params, a.flat_params) and np.array_equal(ob.m, oa.m)
             if i == 30:
                 ob.load_state_dict(oa.state_dict())    # new arrays: update must put them back in shared memory
@@ -392,3 +393,17 @@ def test_trainer_that_adapts_follows_the_one_thread_run():
     gov = runs[2][1].governor
     assert gov.steps == 64 and gov.counts[False] >= 10      # at least the probe ran whole steps
     assert runs[1][1].governor is None
+
+
+@FORK
+def test_closing_after_an_update_lets_the_child_finish_its_half():
+    x = _data(100, 12, 6)
+    a = VAE(12, 3, hidden=(10,), seed=6, dtype=np.float64)
+    b = a.copy()
+    oa, ob = Adam(1e-2), Adam(1e-2)
+    with ProcessSplitStep(b, 100, 1) as split:
+        split.step(x)
+        a.flat_grads[...] = b.flat_grads
+        assert split.update(ob)               # returns before the child's half is done
+    oa.step(a.flat_params, a.flat_grads)
+    assert np.array_equal(b.flat_params, a.flat_params) and np.array_equal(ob.v, oa.v)

@@ -110,6 +110,9 @@ class SplitStep:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
 
+    def wait(self) -> None:
+        """Nothing to wait for: every part has finished when ``step`` returns."""
+
     def __enter__(self) -> SplitStep:
         return self
 
@@ -302,7 +305,9 @@ class ProcessSplitStep(SplitStep):
     sends a few scalars down a pipe; the child sends back its ``Terms``. Then each process sums
     the weighted gradients over its half of the buffer, and ``update`` runs Adam's update the
     same way, each process on its half (Adam's state moves to shared memory too): the update is
-    elementwise, so the halves give the same numbers as one pass. The result equals
+    elementwise, so the halves give the same numbers as one pass. ``update`` returns without
+    waiting for the child's half, so that it overlaps the caller's work until the next step;
+    whoever reads the parameters before that step calls ``wait`` first. The result equals
     ``SplitStep``'s. ``batch_size`` and ``k`` size the shared buffers (larger steps are refused).
     Two processes only, and only with the "fork" start method (Linux): ``make_split`` falls back
     to threads elsewhere and for more than two.
@@ -322,6 +327,7 @@ class ProcessSplitStep(SplitStep):
         self.shared = {"params": vae.flat_params, "grads": vae.flat_grads,
                        "m": _shared(n, vae.dtype), "v": _shared(n, vae.dtype)}
         self.mid = n // 2
+        self._updating = False
         self.worker: _Worker | None = None
         self.worker = _Worker(multiprocessing.get_context("fork"), _replica(vae),
                               split_sizes(batch_size, k, 2)[0], k, self.shared)
@@ -329,8 +335,18 @@ class ProcessSplitStep(SplitStep):
 
     def close(self) -> None:
         if self.worker is not None:
-            self.worker.close()
-            self.worker = None
+            try:
+                self.wait()
+            finally:
+                self.worker.close()
+                self.worker = None
+
+    def wait(self) -> None:
+        """Until the child has finished its half of the last ``update``: call it before reading
+        the parameters (``step`` and ``close`` do)."""
+        if self._updating:
+            self._updating = False
+            self.worker.result()
 
     def step(self, xb: np.ndarray, *, k: int = 1, beta: float = 1.0, kl: str = "closed") -> Terms:
         vae, w = self.vae, self.worker
@@ -342,13 +358,15 @@ class ProcessSplitStep(SplitStep):
                              f"got {B} and k = {k}")
         sizes = split_sizes(B, k, 2)
         if len(sizes) == 1:
+            self.wait()
             t = vae.forward(xb, eps=None, k=k, beta=beta, kl=kl)
             vae.backward()
             return t
         eps = sample_eps(vae.rng, k, B, vae.z_dim, vae.dtype)    # the draw forward would make
         a, n = sizes[0], sizes[1]
-        w.x[:n] = xb[a:]
+        w.x[:n] = xb[a:]        # the child's update does not read these: no need to wait for it yet
         w.eps[:k, :n] = eps[:, a:]
+        self.wait()
         w.send("step", n, k, beta, kl, np.geterr())
         terms = [vae.forward(xb[:a], eps=eps[:, :a], k=k, beta=beta, kl=kl)]
         vae.backward()
@@ -365,6 +383,7 @@ class ProcessSplitStep(SplitStep):
         vae, sh, w = self.vae, self.shared, self.worker
         if w is None or not _adam_splits(opt, vae.flat_params):
             return False
+        self.wait()
         opt._grad(vae.flat_params, vae.flat_grads)      # the optimizer's own checks and binding
         for name in ("m", "v"):    # Adam's state into shared memory (again, if it was replaced)
             if getattr(opt, name) is not sh[name]:
@@ -375,7 +394,7 @@ class ProcessSplitStep(SplitStep):
         n = vae.flat_params.size
         w.send("adam", self.mid, n, opt.lr, opt.b1, opt.b2, opt.eps, opt.t)
         opt._update_blocked(*(sh[a][:self.mid] for a in ("params", "grads", "m", "v")))
-        w.result()
+        self._updating = True     # the child's answer is collected by the next step (or wait)
         return True
 
 

@@ -503,6 +503,8 @@ class Trainer:
             return self._step_once(xb, beta, self._split)
         split = gov.split_next()
         t0 = time.perf_counter()
+        if not split:
+            self._split.wait()      # the split's last update may still be finishing in the child
         t = self._step_once(xb, beta, self._split if split else None)
         gov.record(split, xb.shape[0], time.perf_counter() - t0)
         return t
@@ -632,6 +634,8 @@ class Trainer:
             finally:
                 if bar is not None:
                     bar.close()
+            if self._split is not None:
+                self._split.wait()      # every parameter updated before anything reads them
             val = self.evaluate_val()
             self.epoch += 1
             row = {
