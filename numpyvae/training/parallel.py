@@ -5,7 +5,10 @@ A VAE step on a laptop-sized model is a few small matrix products plus elementwi
 on a busy machine its threads wait for each other and can make a step many times slower.
 ``SplitStep`` instead splits the minibatch into ``n`` parts and runs each part's forward and
 backward on its own thread, every thread calling a one-thread BLAS: all the work runs in
-parallel, and a busy core only slows the one part that runs on it.
+parallel. ``ProcessSplitStep`` does the same for two parts with a child process, which does not
+share Python's interpreter lock with the parent, and splits Adam's update too; ``make_split``
+picks one. With another process busy, a split step waits for the part whose core was taken:
+``Governor`` measures whole steps against split ones and keeps the faster.
 
 Why the result is the same step: the loss is a mean over the batch of per-example terms, so
 its gradient is the size-weighted mean of the parts' gradients,
