@@ -219,18 +219,26 @@ class MLP:
         return [(str(i), lin) for i, lin in enumerate(self.linears)]
 
 
-def _bind_flat(entries, dtype):
+def _bind_flat(entries, dtype, flat_params=None, flat_grads=None):
     """Make every parameter (and its gradient) a view of one flat array.
 
     entries: (name, owner, attr) triples; ``owner.attr`` is replaced by a view into
     ``flat_params`` and ``owner.d<attr>`` by the matching view into ``flat_grads``.
     One flat buffer lets an optimizer update all parameters in a few vectorised
-    operations instead of a loop over many small arrays. Returns
-    (flat_params, flat_grads, params, grads), the last two ``{name: view}``.
+    operations instead of a loop over many small arrays. ``flat_params`` and
+    ``flat_grads`` may be given (1-D, the total size; a training split puts them in
+    shared memory): the parameters' values are copied into the first, the second is
+    zeroed. Returns (flat_params, flat_grads, params, grads), the last two ``{name: view}``.
     """
     total = sum(getattr(owner, attr).size for _, owner, attr in entries)
-    flat_params = np.empty(total, dtype=dtype)
-    flat_grads = np.zeros(total, dtype=dtype)
+    for name, buf in (("flat_params", flat_params), ("flat_grads", flat_grads)):
+        if buf is not None and buf.shape != (total,):
+            raise ValueError(f"{name}: expected shape ({total},), got {buf.shape}")
+    flat_params = np.empty(total, dtype=dtype) if flat_params is None else flat_params
+    if flat_grads is None:
+        flat_grads = np.zeros(total, dtype=dtype)
+    else:
+        flat_grads[...] = 0
     params, grads = {}, {}
     o = 0
     for name, owner, attr in entries:

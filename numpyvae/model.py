@@ -184,10 +184,12 @@ class VAE(_DecoderHeads, _FlatParams):
             named += [("dec.logvar", self.dec_logvar)]
         return named
 
-    def _bind_flat_buffers(self):
-        """Move every W and b (and dW, db) into views of two flat arrays (see layers._bind_flat)."""
+    def _bind_flat_buffers(self, flat_params=None, flat_grads=None):
+        """Move every W and b (and dW, db) into views of two flat arrays, new ones or those
+        given (see layers._bind_flat)."""
         entries = [(f"{name}.{p}", lin, p) for name, lin in self._named_linears() for p in ("W", "b")]
-        self.flat_params, self.flat_grads, self.params, self.grads = _bind_flat(entries, self.dtype)
+        self.flat_params, self.flat_grads, self.params, self.grads = _bind_flat(entries, self.dtype,
+                                                                                flat_params, flat_grads)
         self._enc_slice = slice(0, sum(self.params[n].size for n in self.params
                                        if n.startswith("enc.")))
 

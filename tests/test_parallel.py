@@ -407,3 +407,15 @@ def test_closing_after_an_update_lets_the_child_finish_its_half():
         assert split.update(ob)               # returns before the child's half is done
     oa.step(a.flat_params, a.flat_grads)
     assert np.array_equal(b.flat_params, a.flat_params) and np.array_equal(ob.v, oa.v)
+
+
+def test_the_flat_buffers_can_be_given_and_must_fit():
+    vae = VAE(6, 2, hidden=(5,), dtype=np.float64, seed=1)
+    before = vae.flat_params.copy()
+    n = before.size
+    p, g = np.empty(n), np.full(n, 7.0)
+    vae._bind_flat_buffers(p, g)
+    assert vae.flat_params is p and vae.flat_grads is g and np.array_equal(p, before) and not g.any()
+    assert np.shares_memory(vae.enc.linears[0].W, p) and np.shares_memory(vae.dec_out.db, g)
+    with pytest.raises(ValueError, match=rf"flat_grads: expected shape \({n},\), got \({n + 1},\)"):
+        vae._bind_flat_buffers(p, np.zeros(n + 1))

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..model import Terms
+from ..optim import Adam
 from ..reparam import sample_eps
 from .memory import keep_freed_heap
 
@@ -59,14 +60,11 @@ def split_sizes(batch: int, k: int, threads: int) -> list[int]:
     return [base + (i < extra) for i in range(n)]
 
 
-def _replica(vae: Any) -> Any:
+def _replica(vae: Any, flat_grads: np.ndarray | None = None) -> Any:
     """A copy of ``vae`` whose W and b are views of ``vae``'s parameter buffer; its layer
-    caches and gradient buffer are its own."""
+    caches and gradient buffer (new, or ``flat_grads``) are its own."""
     rep = vae.copy()
-    for name, lin in rep._named_linears():
-        for p in ("W", "b"):
-            setattr(lin, p, vae.params[f"{name}.{p}"])
-    rep.flat_params, rep.params = vae.flat_params, dict(vae.params)
+    rep._bind_flat_buffers(vae.flat_params, flat_grads)    # the copy's values: the same numbers
     return rep
 
 
@@ -74,25 +72,6 @@ def _shared(n: int, dtype: Any) -> np.ndarray:
     """n zeros of ``dtype`` in anonymous shared memory: a forked child sees the parent's writes."""
     dtype = np.dtype(dtype)
     return np.frombuffer(mmap.mmap(-1, max(1, n * dtype.itemsize)), dtype=dtype, count=n)
-
-
-def _rebind(vae: Any, flat: np.ndarray, grads: bool = False) -> None:
-    """Make ``vae``'s W and b (``grads=True``: dW and db) views of ``flat``, in the layout of
-    ``layers._bind_flat``; parameter values are copied across, gradients are not."""
-    views, o = {}, 0
-    for name, lin in vae._named_linears():
-        for p in ("W", "b"):
-            old = getattr(lin, p)
-            view = flat[o:o + old.size].reshape(old.shape)
-            if not grads:
-                view[...] = old
-            setattr(lin, "d" + p if grads else p, view)
-            views[f"{name}.{p}"] = view
-            o += old.size
-    if grads:
-        vae.flat_grads, vae.grads = flat, views
-    else:
-        vae.flat_params, vae.params = flat, views
 
 
 class SplitStep:
@@ -181,7 +160,6 @@ def _is_shared(a: np.ndarray) -> bool:
 
 def _adam_splits(opt: Any, params: np.ndarray) -> bool:
     """Whether ``opt``'s update can be cut across processes: Adam's blocked path, no weight decay."""
-    from ..optim import Adam
     return (type(opt) is Adam and opt.fast and not opt.weight_decay
             and params.ndim == 1 and params.flags.c_contiguous)
 
@@ -189,11 +167,11 @@ def _adam_splits(opt: Any, params: np.ndarray) -> bool:
 class _Worker:
     """One child process and its shared buffers: its part of x and eps in, its gradient out."""
 
-    def __init__(self, ctx: Any, rep: Any, rows: int, k: int, shared: dict):
-        d, z = rep.x_dim, rep.z_dim
-        self.x = _shared(rows * d, rep.dtype).reshape(rows, d)
-        self.eps = _shared(k * rows * z, rep.dtype).reshape(k, rows, z)
-        _rebind(rep, _shared(rep.flat_params.size, rep.dtype), grads=True)
+    def __init__(self, ctx: Any, vae: Any, rows: int, k: int, shared: dict):
+        d, z = vae.x_dim, vae.z_dim
+        self.x = _shared(rows * d, vae.dtype).reshape(rows, d)
+        self.eps = _shared(k * rows * z, vae.dtype).reshape(k, rows, z)
+        rep = _replica(vae, _shared(vae.flat_params.size, vae.dtype))
         self.grads = rep.flat_grads
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child, rep, self.x, self.eps, shared),
@@ -265,7 +243,6 @@ def _merge(g: np.ndarray, other: np.ndarray, weights: list[float]) -> None:
 def _serve(conn: Any, rep: Any, x: np.ndarray, eps: np.ndarray, shared: dict) -> None:
     """The child's loop. "step": forward and backward of its replica on the rows the parent
     wrote; "merge": its slice of the weighted gradient sum; "adam": its slice of the update."""
-    from ..optim import Adam
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
     keep_freed_heap()
     adam = Adam()
@@ -322,19 +299,15 @@ class ProcessSplitStep(SplitStep):
             raise ValueError(f"batch_size and k: expected positive integers, got {batch_size!r}, {k!r}")
         self.vae, self.threads, self.batch_size, self.k = vae, 2, batch_size, k
         self.pool = None            # nothing for an optimizer's thread pool: ``update`` splits Adam
-        for grads in (False, True):
-            buf = vae.flat_grads if grads else vae.flat_params
-            if not _is_shared(buf):
-                _rebind(vae, _shared(buf.size, vae.dtype), grads)
         n = vae.flat_params.size
+        if not (_is_shared(vae.flat_params) and _is_shared(vae.flat_grads)):
+            vae._bind_flat_buffers(_shared(n, vae.dtype), _shared(n, vae.dtype))
         self.shared = {"params": vae.flat_params, "grads": vae.flat_grads,
                        "m": _shared(n, vae.dtype), "v": _shared(n, vae.dtype)}
         self.mid = n // 2
         self._updating = False
-        self.worker: _Worker | None = None
-        self.worker = _Worker(multiprocessing.get_context("fork"), _replica(vae),
-                              split_sizes(batch_size, k, 2)[0], k, self.shared)
-        self.replicas = [vae]
+        self.worker: _Worker | None = _Worker(multiprocessing.get_context("fork"), vae,
+                                              split_sizes(batch_size, k, 2)[0], k, self.shared)
 
     def close(self) -> None:
         if self.worker is not None:
