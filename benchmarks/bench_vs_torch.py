@@ -15,7 +15,10 @@ NumPy or torch loads, and its peak RSS is its own):
   weight-gradient and, where needed, input-gradient product) for an epoch's batches: no
   NumPy implementation of the step can be faster, so numpyvae / matmul is its efficiency.
 
-Two models (784-400-20 ReLU at B=128; 784-200-200-50 tanh at B=100) on random binary data,
+Two models (784-400-20 ReLU at B=128; 784-200-200-50 tanh at B=100) on random binary data
+(held by both sides as float32, or with ``--storage bool`` as one byte a pixel, each minibatch
+turned into float32: that is how torchvision holds MNIST, and how numpyvae's Trainer takes uint8
+or bool data),
 at each BLAS thread count asked for (threadpoolctl in the worker; OPENBLAS/OMP/MKL variables
 set before import). Each run: one warm-up epoch, then ``--epochs`` timed epochs; the
 settings are visited round-robin ``--rounds`` times and the median is reported, so a burst
@@ -24,6 +27,7 @@ round: on a shared machine say so next to the numbers.
 
     python benchmarks/bench_vs_torch.py                       # the full protocol
     python benchmarks/bench_vs_torch.py --n 20000 --epochs 2 --rounds 3 --threads 1,2
+    python benchmarks/bench_vs_torch.py --storage bool        # the data set held as bytes on both sides
     python benchmarks/bench_vs_torch.py --plain-adam          # also Trainer with Adam(fast=False)
     python benchmarks/bench_vs_torch.py --busy                # with another process spinning on a core
     python benchmarks/bench_vs_torch.py --busy --adapt        # and Trainer(adapt=True), as --threads auto trains
@@ -49,11 +53,12 @@ MODELS = {
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _data(n, seed=0):
-    """(n, 784) float32 of 0/1, drawn in chunks so making it adds no peak beyond the array."""
+def _data(n, storage="float32", seed=0):
+    """(n, 784) random 0/1 pixels stored as ``storage`` (float32: 4 bytes a pixel; bool: 1 byte),
+    drawn in chunks so making them adds no peak beyond the array. Same values either way."""
     import numpy as np
     rng = np.random.default_rng(seed)
-    x = np.empty((n, 784), dtype=np.float32)
+    x = np.empty((n, 784), dtype=np.float32 if storage == "float32" else np.bool_)
     for i in range(0, n, 4096):
         x[i:i + 4096] = rng.random((min(4096, n - i), 784), dtype=np.float32) < 0.13
     return x
@@ -95,7 +100,7 @@ def _children_private_mb():
 
 
 # ------------------------------------------------------------------------------ workers
-def run_numpyvae(m, n, epochs, threads, fast_adam=True, adapt=False):
+def run_numpyvae(m, n, epochs, threads, storage, fast_adam=True, adapt=False):
     import numpy as np
     from threadpoolctl import threadpool_limits
     sys.path.insert(0, ROOT)
@@ -103,7 +108,7 @@ def run_numpyvae(m, n, epochs, threads, fast_adam=True, adapt=False):
     from numpyvae.optim import Adam
     from numpyvae.training.trainer import TrainConfig, Trainer
 
-    x = _data(n)
+    x = _data(n, storage)         # bool: the Trainer turns each minibatch into float32 0/1
     with threadpool_limits(limits=threads, user_api="blas"):
         vae = VAE(784, m["z_dim"], hidden=m["hidden"], activation=m["activation"], seed=0,
                   dtype=np.float32)
@@ -122,7 +127,7 @@ def run_numpyvae(m, n, epochs, threads, fast_adam=True, adapt=False):
                 child_mb=child[0])
 
 
-def run_torch(m, n, epochs, threads):
+def run_torch(m, n, epochs, threads, storage):
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -166,7 +171,7 @@ def run_torch(m, n, epochs, threads):
         kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
         return bce + kld
 
-    x = torch.from_numpy(_data(n))
+    x = torch.from_numpy(_data(n, storage))
     loader = DataLoader(TensorDataset(x), batch_size=m["batch"], shuffle=True)
     model = ExampleVAE(m["hidden"], m["z_dim"])
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -175,6 +180,7 @@ def run_torch(m, n, epochs, threads):
         model.train()
         total = 0.0
         for (xb,) in loader:
+            xb = xb.float()      # bool storage: as torchvision's ToTensor makes floats of MNIST's bytes
             opt.zero_grad()
             recon, mu, logvar = model(xb)
             loss = loss_fn(recon, xb, mu, logvar)
@@ -226,26 +232,26 @@ def run_matmul(m, n, epochs, threads):
     return dict(samples_per_s=n * epochs / dt, seconds=dt)
 
 
-def worker(side, model, n, epochs, threads):
+def worker(side, model, n, epochs, threads, storage):
     m = MODELS[model]
     if side == "torch":
-        out = run_torch(m, n, epochs, threads)
+        out = run_torch(m, n, epochs, threads, storage)
     elif side == "matmul":
         out = run_matmul(m, n, epochs, threads)
     else:
-        out = run_numpyvae(m, n, epochs, threads, fast_adam=(side != "numpyvae-plain-adam"),
+        out = run_numpyvae(m, n, epochs, threads, storage, fast_adam=(side != "numpyvae-plain-adam"),
                            adapt=(side == "numpyvae-adapt"))
     out["peak_rss_mb"] = _peak_rss_mb() + out.get("child_mb", 0.0)
     print(json.dumps(out))
 
 
 # ------------------------------------------------------------------------------- driver
-def _spawn(side, model, n, epochs, threads):
+def _spawn(side, model, n, epochs, threads, storage):
     env = dict(os.environ)
     for v in THREAD_VARS:
         env[v] = str(threads)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", side, "--model", model,
-           "--n", str(n), "--epochs", str(epochs), "--threads", str(threads)]
+           "--n", str(n), "--epochs", str(epochs), "--threads", str(threads), "--storage", storage]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"{side} worker failed:\n{res.stderr[-2000:]}")
@@ -271,6 +277,9 @@ def main(argv=None):
                     help="also time the Trainer with the readable Adam (fast=False)")
     ap.add_argument("--adapt", action="store_true",
                     help="also Trainer(adapt=True): whole steps instead of split ones while those measure faster")
+    ap.add_argument("--storage", choices=("float32", "bool"), default="float32",
+                    help="how both sides hold the data set: float32 (4 bytes a pixel, the default) or bool "
+                         "(1 byte, as torchvision keeps MNIST's bytes); each minibatch becomes float32")
     ap.add_argument("--no-torch", action="store_true", help="leave the PyTorch side out")
     ap.add_argument("--json", help="write all samples to this file")
     ap.add_argument("--busy", action="store_true",
@@ -279,7 +288,7 @@ def main(argv=None):
     ap.add_argument("--model", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.model, args.n, args.epochs, int(args.threads))
+        worker(args.worker, args.model, args.n, args.epochs, int(args.threads), args.storage)
         return
 
     threads = [int(t) for t in args.threads.split(",")]
@@ -296,7 +305,7 @@ def main(argv=None):
         torch_note = "torch is not installed: the PyTorch side is skipped (pip install torch)"
     sides.append("matmul")
     import numpy as np
-    print(f"numpyvae vs PyTorch vs matmul bound: {args.n} random binary examples/epoch, "
+    print(f"numpyvae vs PyTorch vs matmul bound: {args.n} random binary examples/epoch ({args.storage}), "
           f"1 warm-up + {args.epochs} timed epochs, median of {args.rounds} rounds round-robin")
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {torch_note}, "
           f"cpus {os.cpu_count()}")
@@ -321,7 +330,7 @@ def _rounds(args, models, threads, sides):
         for model in models:
             for t in threads:
                 for side in sides:
-                    out = _spawn(side, model, args.n, args.epochs, t)
+                    out = _spawn(side, model, args.n, args.epochs, t, args.storage)
                     samples.setdefault((model, t, side), []).append(out)
                     print(f"  {MODELS[model]['label']:<28} {t} thr {side:<20} "
                           f"{out['samples_per_s']:8.0f} samples/s  {out['peak_rss_mb']:5.0f} MB  "

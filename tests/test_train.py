@@ -233,6 +233,36 @@ def test_bad_config_and_data_are_rejected():
         Trainer(_vae(), xt[:, :5], xv, _cfg())
     with pytest.raises(TypeError, match="x_train"):
         Trainer(_vae(), list(xt), xv, _cfg())
+    with pytest.raises(TypeError, match="x_train: expected floats, bool .* uint8 .* got dtype int64"):
+        Trainer(_vae(), (xt * 255).astype(np.int64), xv, _cfg())
+    with pytest.raises(TypeError, match="x_val: .* got dtype uint16"):
+        Trainer(_vae(), xt, (xv * 255).astype(np.uint16), _cfg())
+
+
+@pytest.mark.parametrize("binarize", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compact_data_trains_exactly_as_its_float_copy(binarize, dtype):
+    """uint8 grey levels are the floats scale_pixels makes of them, and bool pixels are 0/1: the
+    Trainer converts a minibatch at a time, and the run (losses, validation, parameters) is the
+    run on the float32 copy, to the bit."""
+    xt, xv = _data()
+    grey_t, grey_v = (np.round(xt * 255).astype(np.uint8), np.round(xv * 255).astype(np.uint8))
+    bits_t, bits_v = xt > 0.5, xv > 0.5
+    for compact_t, compact_v, floats_t, floats_v in (
+            (grey_t, grey_v, nv.data.scale_pixels(grey_t), nv.data.scale_pixels(grey_v)),
+            (bits_t, bits_v, bits_t.astype(np.float32), bits_v.astype(np.float32))):
+        runs = []
+        for a, b in ((compact_t, compact_v), (floats_t, floats_v)):
+            tr = Trainer(_vae(dtype=dtype), a, b, _cfg(binarize=binarize, epochs=2))
+            tr.fit()
+            runs.append(tr)
+        for col in ("train_loss", "val_neg_elbo"):
+            assert runs[0].history[col] == runs[1].history[col]
+        np.testing.assert_array_equal(runs[0].vae.flat_params, runs[1].vae.flat_params)
+        np.testing.assert_array_equal(runs[0].val_data, runs[1].val_data)
+        assert runs[0].val_data.dtype.kind == "f"
+        for kw in ({}, {"binarize": True}):
+            assert evaluate(runs[0].vae, compact_v, **kw) == evaluate(runs[0].vae, floats_v, **kw)
 
 
 def test_train_function_and_no_validation_set():

@@ -20,7 +20,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .. import kl as _kl
 from .._validate import as_rng, positive_int, vae_and_x
@@ -163,6 +162,7 @@ def _progress_reporter(progress, total, k):
         return report
     if progress is not True:
         raise TypeError(f"progress must be None, True/False or a callable, got {progress!r}")
+    from tqdm.auto import tqdm      # imported on first use (~9 MB of RSS)
     bar = tqdm(total=total, desc=f"log p(x), K={k}", unit="ex", leave=True)
 
     def report(done):

@@ -12,7 +12,8 @@ system as soon as a few hundred KB are free there, so a training step whose temp
 (B, 784) arrays pays page faults for the same memory on every step (measured: the tanh
 backward ``dy * (1 - y * y)`` on a (128, 400) float32 array took 160 us instead of 20).
 Asking glibc to keep some free heap mapped removes that cost; the Trainer does it once per
-process and the CLI says so.
+process and the CLI says so. ``release_free_heap`` is its opposite, for the moment before the
+split step forks its child (training/parallel.py).
 
 Bookkeeping rather than mathematics: this wing carries no ``Derivation:`` lines.
 """
@@ -27,7 +28,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 __all__ = ["n_params", "run_bytes", "available_bytes", "largest_fitting", "fmt_bytes", "keep_freed_heap",
-           "HEAP_PAD_ENV"]
+           "release_free_heap", "HEAP_PAD_ENV"]
 
 # flat params + grads + 2 Adam moments + last-good copy + checkpoint copy, in the model dtype
 _PARAM_COPIES = 6
@@ -143,3 +144,23 @@ def keep_freed_heap(mib: int = 64) -> str | None:
     if mallopt(_M_TOP_PAD, int(mib) << 20) != 1:
         return None
     return f"heap: glibc keeps {mib} MiB of freed memory mapped (M_TOP_PAD; {HEAP_PAD_ENV}=0 turns this off)"
+
+
+def release_free_heap() -> bool:
+    """Hand the free parts of glibc's heap back to the system now (``malloc_trim(0)``).
+
+    Called just before the split step forks its child: a page of freed heap that both processes
+    still map is copied as soon as the parent reuses it, and the child's copy of the old page
+    then counts as the child's own memory. Measured on the 784-400-20 model: the child's
+    private heap fell from 13 MiB to 4 MiB. Returns False where there is nothing to call (not
+    glibc).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
+    trim(0)
+    return True

@@ -42,7 +42,7 @@ import numpy as np
 from ..model import Terms
 from ..optim import Adam
 from ..reparam import sample_eps
-from .memory import keep_freed_heap
+from .memory import keep_freed_heap, release_free_heap
 
 __all__ = ["SplitStep", "ProcessSplitStep", "Governor", "make_split", "uses_processes", "split_sizes", "MIN_ROWS"]
 
@@ -176,6 +176,7 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child, rep, self.x, self.eps, shared),
                                 name="numpyvae-step", daemon=True)
+        release_free_heap()    # freed pages shared at the fork would turn into the child's own copies
         with warnings.catch_warnings():   # Python >= 3.12 warns on fork from a threaded process
             warnings.simplefilter("ignore", DeprecationWarning)
             self.proc.start()
