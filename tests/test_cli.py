@@ -312,12 +312,12 @@ def test_divergence_keeps_history_and_prints_the_resume_command(tmp_path, capsys
 def _stop_in_epoch(monkeypatch, epoch, exc):
     orig = Trainer._train_step
 
-    def step(self, xb, beta):
+    def step(self, xb, beta, idle):
         if self.epoch + 1 == epoch:
             if exc is KeyboardInterrupt:
                 raise KeyboardInterrupt
             self.vae.params["dec.out.W"][0, 0] = np.nan
-        return orig(self, xb, beta)
+        return orig(self, xb, beta, idle)
 
     monkeypatch.setattr(Trainer, "_train_step", step)
 

@@ -21,6 +21,7 @@ from numpyvae.training.parallel import (
     split_sizes,
     uses_processes,
 )
+from numpyvae.training import parallel
 from numpyvae.training.trainer import TrainConfig, Trainer
 
 
@@ -293,10 +294,10 @@ def test_trainer_interrupted_on_two_processes_keeps_its_last_epoch_and_ends_the_
 
     step = tr._train_step
 
-    def ctrl_c_in_epoch_2(xb, beta):
+    def ctrl_c_in_epoch_2(xb, beta, idle):
         if tr.step == 8:                # 6 steps an epoch
             raise KeyboardInterrupt
-        return step(xb, beta)
+        return step(xb, beta, idle)
     tr._train_step = ctrl_c_in_epoch_2
     with pytest.raises(KeyboardInterrupt):
         tr.fit()
@@ -419,3 +420,30 @@ def test_the_flat_buffers_can_be_given_and_must_fit():
     assert np.shares_memory(vae.enc.linears[0].W, p) and np.shares_memory(vae.dec_out.db, g)
     with pytest.raises(ValueError, match=rf"flat_grads: expected shape \({n},\), got \({n + 1},\)"):
         vae._bind_flat_buffers(p, np.zeros(n + 1))
+
+
+@FORK
+def test_the_next_minibatch_made_while_the_child_works_changes_nothing(monkeypatch):
+    """A process split makes fit's next minibatch (and its binarisation draw) while it waits for
+    its child. Whether that happens depends on timing, so both extremes are forced here: the
+    runs agree bit for bit, and the early making did happen in the one that allows it."""
+    x = np.random.default_rng(1).random((420, 20))          # grey levels, binarised every step
+    made = {"early": 0}
+    runs = []
+    real = Trainer._minibatch_into
+
+    def counted(self, *a):
+        made["early"] += 1
+        return real(self, *a)
+    monkeypatch.setattr(Trainer, "_minibatch_into", counted)
+    for child_busy in (False, True):
+        vae = VAE(20, 4, hidden=(24,), activation="tanh", seed=3, dtype=np.float64)
+        tr = Trainer(vae, x, None, TrainConfig(epochs=2, batch_size=100, seed=3, binarize=True, progress=False),
+                     threads=2)
+        monkeypatch.setattr(parallel._Pipe, "poll", lambda self, busy=child_busy: not busy)
+        made["early"] = 0
+        tr.fit()
+        runs.append((tr.history["train_loss"], vae.flat_params.copy(), made["early"]))
+    assert runs[0][2] == 0 and runs[1][2] == 2 * 4     # 5 steps an epoch: 4 have a next one
+    assert runs[0][0] == runs[1][0]
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])

@@ -330,11 +330,11 @@ def test_keyboard_interrupt_returns_to_the_last_good_state():
     good = tr.vae.flat_params.copy()
     orig, calls = tr._train_step, {"n": 0}
 
-    def interrupted(xb, beta):
+    def interrupted(xb, beta, idle):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return orig(xb, beta)
+        return orig(xb, beta, idle)
 
     tr._train_step = interrupted
     with pytest.raises(KeyboardInterrupt):

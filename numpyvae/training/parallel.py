@@ -29,7 +29,10 @@ from __future__ import annotations
 import mmap
 import multiprocessing
 import os
+import pickle
+import select
 import signal
+import struct
 import sys
 import time
 import traceback
@@ -79,9 +82,11 @@ class SplitStep:
 
     ``step(xb, k=, beta=, kl=)`` leaves the full-batch gradient in ``vae.flat_grads`` and
     returns the full-batch ``Terms``, like ``vae.forward(xb, ...)`` then ``vae.backward()``.
-    ``pool`` is the thread pool, for an optimizer that splits its update too. Use it as a
-    context manager (or call ``close``) to stop the threads.
+    ``pool`` is the thread pool, for an optimizer that splits its update too. ``grad_sq`` is
+    the last step's g . g when the split already computed it (``ProcessSplitStep``), else None.
+    Use it as a context manager (or call ``close``) to stop the threads.
     """
+    grad_sq: float | None = None
 
     def __init__(self, vae: Any, threads: int):
         _check(vae, threads)
@@ -101,7 +106,9 @@ class SplitStep:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def step(self, xb: np.ndarray, *, k: int = 1, beta: float = 1.0, kl: str = "closed") -> Terms:
+    def step(self, xb: np.ndarray, *, k: int = 1, beta: float = 1.0, kl: str = "closed",
+             idle: Any = None) -> Terms:
+        """See the class docstring; ``idle`` is for ``ProcessSplitStep`` and not called here."""
         vae = self.vae
         B = xb.shape[0]
         sizes = split_sizes(B, k, self.threads)
@@ -164,17 +171,105 @@ def _adam_splits(opt: Any, params: np.ndarray) -> bool:
             and params.ndim == 1 and params.flags.c_contiguous)
 
 
+def _out_bytes(rows: int, k: int, z: int) -> int:
+    """Room for one part's per-example arrays of ``Terms`` (the largest set: full covariance,
+    IWAE's log_w), in float64, each rounded up to 8 bytes."""
+    n = 3 * rows + 2 * k * rows + 2 * rows * z + 2 * k * rows * z + rows * (z * (z - 1) // 2)
+    return 8 * n + 8 * len(_BATCH_AXIS_0 + _BATCH_AXIS_1)
+
+
+def _send_terms(conn: Any, t: Terms, out: np.ndarray) -> None:
+    """Send ``t`` through the pipe with its arrays copied into the shared bytes ``out``: only
+    their places go through the pipe. Pickling the arrays instead cost the step ~0.1 ms."""
+    places, at = {}, 0
+    for name in _BATCH_AXIS_0 + _BATCH_AXIS_1:
+        a = getattr(t, name)
+        if a is None:
+            continue
+        a = np.asarray(a)
+        if at + a.nbytes > out.size:        # does not fit (never with _out_bytes): pickle it all
+            conn.send(t)
+            return
+        out[at:at + a.nbytes].view(a.dtype).reshape(a.shape)[...] = a
+        places[name] = (a.dtype.str, a.shape, at)
+        at += -(-a.nbytes // 8) * 8
+    scalars = {f: getattr(t, f) for f in ("loss", "elbo", "recon", "kl", "beta", "objective")}
+    conn.send(("terms", scalars, places))
+
+
+def _read_terms(msg: Any, out: np.ndarray) -> Terms:
+    """The parent's side of ``_send_terms``: a ``Terms`` whose arrays are views of ``out``
+    (valid until the child's next step; ``_join`` copies them first)."""
+    if isinstance(msg, Terms):
+        return msg
+    _, scalars, places = msg
+    arrays = {name: out[at:at + np.dtype(dt).itemsize * int(np.prod(shape))].view(dt).reshape(shape)
+              for name, (dt, shape, at) in places.items()}
+    return Terms(**scalars, **arrays)
+
+
+class _Pipe:
+    """One process's end of two OS pipes (one each way): whole pickled messages, length first.
+
+    multiprocessing's ``Connection`` took ~25 us to carry a message from one process to the
+    other while the receiver polled it (its ``poll`` builds a selector on every call); a raw
+    pipe polled with ``select`` takes ~1-3 us, and a step sends six messages.
+    """
+
+    def __init__(self, rfd: int, wfd: int):
+        self.rfd, self.wfd = rfd, wfd
+
+    def send(self, obj: Any) -> None:
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(struct.pack("<Q", len(data)) + data)
+        while view:
+            view = view[os.write(self.wfd, view):]
+
+    def poll(self) -> bool:
+        return bool(select.select([self.rfd], [], [], 0)[0])
+
+    def recv(self) -> Any:
+        (n,) = struct.unpack("<Q", self._read(8))
+        return pickle.loads(self._read(n))
+
+    def _read(self, n: int) -> bytes:
+        chunks = []
+        while n:
+            b = os.read(self.rfd, n)
+            if not b:           # every write end is closed: the other process is gone
+                raise EOFError
+            chunks.append(b)
+            n -= len(b)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _pipe_pair() -> tuple[_Pipe, _Pipe]:
+    """Two connected ends: what one sends the other receives."""
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    return _Pipe(r1, w2), _Pipe(r2, w1)
+
+
 class _Worker:
-    """One child process and its shared buffers: its part of x and eps in, its gradient out."""
+    """One child process and its shared buffers: its part of x and eps in, its gradient and
+    per-example results out."""
 
     def __init__(self, ctx: Any, vae: Any, rows: int, k: int, shared: dict):
         d, z = vae.x_dim, vae.z_dim
         self.x = _shared(rows * d, vae.dtype).reshape(rows, d)
         self.eps = _shared(k * rows * z, vae.dtype).reshape(k, rows, z)
+        self.out = _shared(_out_bytes(rows, k, z), np.uint8)
         rep = _replica(vae, _shared(vae.flat_params.size, vae.dtype))
         self.grads = rep.flat_grads
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, rep, self.x, self.eps, shared),
+        self.conn, child = _pipe_pair()
+        self.proc = ctx.Process(target=_serve, args=(child, self.conn, rep, self.x, self.eps, self.out, shared),
                                 name="numpyvae-step", daemon=True)
         release_free_heap()    # freed pages shared at the fork would turn into the child's own copies
         with warnings.catch_warnings():   # Python >= 3.12 warns on fork from a threaded process
@@ -234,16 +329,20 @@ def _recv(conn: Any) -> Any:
     return conn.recv()
 
 
-def _merge(g: np.ndarray, other: np.ndarray, weights: list[float]) -> None:
-    """g <- w0 g + w1 other, in place (``other`` is overwritten: it is rewritten next step)."""
+def _merge(g: np.ndarray, other: np.ndarray, weights: list[float]) -> float:
+    """g <- w0 g + w1 other, in place (``other`` is overwritten: it is rewritten next step).
+    Returns g . g, the trainer's finiteness check of this slice, taken while g is in cache."""
     g *= weights[0]
     other *= weights[1]
     g += other
+    return float(np.dot(g, g))
 
 
-def _serve(conn: Any, rep: Any, x: np.ndarray, eps: np.ndarray, shared: dict) -> None:
+def _serve(conn: _Pipe, parents: _Pipe, rep: Any, x: np.ndarray, eps: np.ndarray, out: np.ndarray,
+           shared: dict) -> None:
     """The child's loop. "step": forward and backward of its replica on the rows the parent
     wrote; "merge": its slice of the weighted gradient sum; "adam": its slice of the update."""
+    parents.close()       # the parent's ends: with them open here, the parent's death would go unseen
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
     keep_freed_heap()
     adam = Adam()
@@ -261,11 +360,10 @@ def _serve(conn: Any, rep: Any, x: np.ndarray, eps: np.ndarray, shared: dict) ->
                 with np.errstate(**err):
                     t = rep.forward(x[:rows], eps=eps[:k, :rows], k=k, beta=beta, kl=kl)
                     rep.backward()
-                conn.send(t)
+                _send_terms(conn, t, out)
             elif msg[0] == "merge":
                 _, lo, hi, weights = msg
-                _merge(shared["grads"][lo:hi], mine[lo:hi], weights)
-                conn.send(True)
+                conn.send(_merge(shared["grads"][lo:hi], mine[lo:hi], weights))
             else:
                 _, lo, hi, adam.lr, adam.b1, adam.b2, adam.eps, adam.t = msg
                 adam._update_blocked(*(shared[a][lo:hi] for a in ("params", "grads", "m", "v")))
@@ -325,7 +423,10 @@ class ProcessSplitStep(SplitStep):
             self._updating = False
             self.worker.result()
 
-    def step(self, xb: np.ndarray, *, k: int = 1, beta: float = 1.0, kl: str = "closed") -> Terms:
+    def step(self, xb: np.ndarray, *, k: int = 1, beta: float = 1.0, kl: str = "closed",
+             idle: Any = None) -> Terms:
+        """``SplitStep.step``; ``idle``, if given, is called (once) when the parent's part is done
+        and the child's is not yet: the trainer makes its next minibatch there."""
         vae, w = self.vae, self.worker
         if w is None:
             raise RuntimeError("this split step is closed")
@@ -334,6 +435,7 @@ class ProcessSplitStep(SplitStep):
             raise ValueError(f"xb, k: this split step holds at most {self.batch_size} examples and k = {self.k}, "
                              f"got {B} and k = {k}")
         sizes = split_sizes(B, k, 2)
+        self.grad_sq = None
         if len(sizes) == 1:
             self.wait()
             t = vae.forward(xb, eps=None, k=k, beta=beta, kl=kl)
@@ -347,11 +449,13 @@ class ProcessSplitStep(SplitStep):
         w.send("step", n, k, beta, kl, np.geterr())
         terms = [vae.forward(xb[:a], eps=eps[:, :a], k=k, beta=beta, kl=kl)]
         vae.backward()
-        terms.append(w.result())
+        if idle is not None and not w.conn.poll():
+            idle()
+        terms.append(_read_terms(w.result(), w.out))
         wts = [a / B, n / B]
         w.send("merge", self.mid, vae.flat_grads.size, wts)
-        _merge(vae.flat_grads[:self.mid], w.grads[:self.mid], wts)
-        w.result()
+        sq = _merge(vae.flat_grads[:self.mid], w.grads[:self.mid], wts)
+        self.grad_sq = sq + w.result()
         return _join(terms, wts)
 
     def update(self, opt: Any) -> bool:
