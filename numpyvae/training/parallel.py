@@ -330,11 +330,15 @@ def _recv(conn: Any) -> Any:
 
 
 def _merge(g: np.ndarray, other: np.ndarray, weights: list[float]) -> float:
-    """g <- w0 g + w1 other, in place (``other`` is overwritten: it is rewritten next step).
+    """g <- w0 g + w1 other, in place (``other`` may be overwritten: it is rewritten next step).
     Returns g . g, the trainer's finiteness check of this slice, taken while g is in cache."""
-    g *= weights[0]
-    other *= weights[1]
-    g += other
+    if weights[0] == weights[1]:        # parts of equal size: two passes instead of three
+        g += other
+        g *= weights[0]
+    else:
+        g *= weights[0]
+        other *= weights[1]
+        g += other
     return float(np.dot(g, g))
 
 
@@ -449,11 +453,11 @@ class ProcessSplitStep(SplitStep):
         w.send("step", n, k, beta, kl, np.geterr())
         terms = [vae.forward(xb[:a], eps=eps[:, :a], k=k, beta=beta, kl=kl)]
         vae.backward()
+        wts = [a / B, n / B]
+        w.send("merge", self.mid, vae.flat_grads.size, wts)    # taken up as soon as the child's part is done
         if idle is not None and not w.conn.poll():
             idle()
         terms.append(_read_terms(w.result(), w.out))
-        wts = [a / B, n / B]
-        w.send("merge", self.mid, vae.flat_grads.size, wts)
         sq = _merge(vae.flat_grads[:self.mid], w.grads[:self.mid], wts)
         self.grad_sq = sq + w.result()
         return _join(terms, wts)
