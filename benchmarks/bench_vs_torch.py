@@ -55,12 +55,16 @@ THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 def _data(n, storage="float32", seed=0):
     """(n, 784) random 0/1 pixels stored as ``storage`` (float32: 4 bytes a pixel; bool: 1 byte),
-    drawn in chunks so making them adds no peak beyond the array. Same values either way."""
+    drawn in chunks of 256 rows so that making them leaves no more than the array resident.
+    Same values either way."""
     import numpy as np
     rng = np.random.default_rng(seed)
     x = np.empty((n, 784), dtype=np.float32 if storage == "float32" else np.bool_)
-    for i in range(0, n, 4096):
-        x[i:i + 4096] = rng.random((min(4096, n - i), 784), dtype=np.float32) < 0.13
+    u = np.empty((256, 784), dtype=np.float32)     # small: glibc keeps freed large blocks resident
+    for i in range(0, n, 256):
+        c = min(256, n - i)
+        rng.random(dtype=np.float32, out=u[:c])
+        np.less(u[:c], 0.13, out=x[i:i + c], casting="unsafe")
     return x
 
 

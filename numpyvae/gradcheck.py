@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _validate
+from ._progress import progress_bar
 
 __all__ = ["numerical_grad", "rel_error", "directional_check", "check_function",
            "check_layer", "check_model", "GradcheckReport", "PASS", "H"]
@@ -273,9 +274,8 @@ def check_model(vae, x, eps=None, k=None, beta=1.0, kl="closed", per_param=None,
     show = total > PROGRESS_ABOVE if progress is None else bool(progress)
     report = GradcheckReport()
     # in a log file (stderr not a terminal) one line every 30 s, not ten a second
-    from tqdm.auto import tqdm      # imported on first use (~9 MB of RSS)
     every = 0.1 if getattr(sys.stderr, "isatty", lambda: False)() else 30.0
-    with tqdm(total=total, unit="coord", desc="check_model", disable=not show,
+    with progress_bar(total=total, unit="coord", desc="check_model", disable=not show,
               leave=False, mininterval=every) as bar:
         calls = [0]
 

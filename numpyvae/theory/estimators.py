@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from .. import kl as _kl
+from .._progress import progress_bar
 from .._validate import as_rng, positive_int, vae_and_x
 from ..reparam import reparameterize, sample_eps
 
@@ -162,8 +163,7 @@ def _progress_reporter(progress, total, k):
         return report
     if progress is not True:
         raise TypeError(f"progress must be None, True/False or a callable, got {progress!r}")
-    from tqdm.auto import tqdm      # imported on first use (~9 MB of RSS)
-    bar = tqdm(total=total, desc=f"log p(x), K={k}", unit="ex", leave=True)
+    bar = progress_bar(total=total, desc=f"log p(x), K={k}", unit="ex", leave=True)
 
     def report(done):
         if done is None:

@@ -203,8 +203,7 @@ def _read_terms(msg: Any, out: np.ndarray) -> Terms:
     if isinstance(msg, Terms):
         return msg
     _, scalars, places = msg
-    arrays = {name: out[at:at + np.dtype(dt).itemsize * int(np.prod(shape))].view(dt).reshape(shape)
-              for name, (dt, shape, at) in places.items()}
+    arrays = {name: np.ndarray(shape, dt, buffer=out, offset=at) for name, (dt, shape, at) in places.items()}
     return Terms(**scalars, **arrays)
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .. import _rng
+from .._progress import progress_bar
 from ..data import binarize_dynamic, scale_pixels
 from ..optim import make_optimizer
 from . import checkpoint as _ckpt
@@ -481,10 +482,21 @@ class Trainer:
                   "the learning rate is probably too large)", big, "loss")
 
     def _snapshot(self) -> None:
-        """Keep the current (good) state in memory: parameters, optimizer, generators, counters."""
+        """Keep the current (good) state in memory: parameters, optimizer, generators, counters.
+
+        The parameters go into the last snapshot's array, and that snapshot's optimizer copies
+        are dropped before ``state_dict`` makes new ones: no moment holds two snapshots (for
+        784-400-20 with Adam, 7.5 MiB of peak memory)."""
+        fp = self.vae.flat_params
+        params = None if self._good is None else self._good["params"]
+        self._good = None
+        if params is None or params.shape != fp.shape or params.dtype != fp.dtype:
+            params = fp.copy()
+        else:
+            np.copyto(params, fp)
         self._good = {
-            "params": self.vae.flat_params.copy(),
-            "opt": {k: np.array(v, copy=True) for k, v in self.optimizer.state_dict().items()},
+            "params": params,
+            "opt": self.optimizer.state_dict(),        # copies already
             "rngs": {name: g.bit_generator.state for name, g in self.rngs.items()},
             "vae_rng": self.vae.rng.bit_generator.state,
             "epoch": self.epoch,
@@ -726,8 +738,7 @@ class Trainer:
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     if not enabled:
         return None
-    from tqdm.auto import tqdm      # imported on first use: tqdm.auto (asyncio, ...) costs ~9 MB of RSS
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, unit="batch")
+    return progress_bar(total=total, desc=desc, leave=False, dynamic_ncols=True, unit="batch")
 
 
 def train(vae: Any, x_train: np.ndarray, x_val: np.ndarray | None = None, config: TrainConfig | None = None,
