@@ -4,6 +4,7 @@ of floating-point additions."""
 import multiprocessing
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -447,3 +448,43 @@ def test_the_next_minibatch_made_while_the_child_works_changes_nothing(monkeypat
     assert runs[0][2] == 0 and runs[1][2] == 2 * 4     # 5 steps an epoch: 4 have a next one
     assert runs[0][0] == runs[1][0]
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
+
+
+def _hold_a_split(report):
+    """In a forked process: make a split step, say its child's pid, then wait to be killed."""
+    vae = VAE(9, 3, hidden=(8,), dtype=np.float64)
+    split = ProcessSplitStep(vae, 100, 1)
+    split.step(_data(100, 9, 0))
+    os.write(report, str(split.worker.proc.pid).encode())
+    signal.pause()
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"     # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@FORK
+def test_the_child_ends_when_its_parent_is_killed():
+    """The child holds none of the parent's pipe ends, so a parent killed with SIGKILL (no
+    clean-up runs) leaves it reading end-of-file, and it ends instead of waiting forever."""
+    r, w = os.pipe()
+    holder = multiprocessing.get_context("fork").Process(target=_hold_a_split, args=(w,))
+    holder.start()
+    os.close(w)
+    child = int(os.read(r, 32))
+    os.close(r)
+    assert _alive(child)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join()
+    for _ in range(100):
+        if not _alive(child):
+            break
+        time.sleep(0.05)
+    outlived = _alive(child)
+    if outlived:                # an orphan would hold this test run's output open: end it here
+        os.kill(child, signal.SIGKILL)
+    assert not outlived, "the split's child outlived its killed parent"
