@@ -288,6 +288,33 @@ def test_process_split_reports_an_error_in_the_child():
 
 
 @FORK
+def test_a_step_that_fails_in_the_child_says_why_and_the_next_step_is_whole(monkeypatch):
+    """The parent has already asked for the merge when the child's part fails: that answer is
+    taken too, so the next step reads its own answers (and equals the one-process step)."""
+    parent, calls = os.getpid(), {"n": 0}
+    backward = VAE.backward
+
+    def fails_once_in_the_child(self):
+        if os.getpid() != parent:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise ValueError("boom in the child")
+        return backward(self)
+    monkeypatch.setattr(VAE, "backward", fails_once_in_the_child)
+    vae = VAE(9, 3, hidden=(8,), dtype=np.float64)
+    x = _data(100, 9, 0)
+    with ProcessSplitStep(vae, 100, 1) as split:
+        with pytest.raises(RuntimeError, match="failed:(.|\n)*boom in the child"):
+            split.step(x)
+        ref = vae.copy()
+        t = split.step(x)
+        ref.forward(x, eps=t.eps)
+        ref.backward()
+        np.testing.assert_allclose(vae.flat_grads, ref.flat_grads, rtol=1e-12, atol=1e-14)
+        assert split.grad_sq == pytest.approx(float(np.dot(ref.flat_grads, ref.flat_grads)), rel=1e-12)
+
+
+@FORK
 def test_trainer_interrupted_on_two_processes_keeps_its_last_epoch_and_ends_the_child():
     x = _data(600, 20, 1)
     vae = VAE(20, 4, hidden=(24,), activation="tanh", seed=3, dtype=np.float64)

@@ -26,6 +26,7 @@ Bookkeeping rather than mathematics: this wing carries no ``Derivation:`` lines.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import multiprocessing
 import os
@@ -456,7 +457,13 @@ class ProcessSplitStep(SplitStep):
         w.send("merge", self.mid, vae.flat_grads.size, wts)    # taken up as soon as the child's part is done
         if idle is not None and not w.conn.poll():
             idle()
-        terms.append(_read_terms(w.result(), w.out))
+        try:
+            terms.append(_read_terms(w.result(), w.out))
+        except RuntimeError:
+            if w.proc.is_alive():   # its part failed: take the merge's answer too, so the next step starts clean
+                with contextlib.suppress(RuntimeError):
+                    w.result()
+            raise
         sq = _merge(vae.flat_grads[:self.mid], w.grads[:self.mid], wts)
         self.grad_sq = sq + w.result()
         return _join(terms, wts)
