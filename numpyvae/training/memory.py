@@ -26,6 +26,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = ["n_params", "run_bytes", "available_bytes", "largest_fitting", "fmt_bytes", "keep_freed_heap",
            "release_free_heap", "HEAP_PAD_ENV"]
@@ -110,6 +111,16 @@ def fmt_bytes(n: float) -> str:
     return f"{n:.1f} PiB"
 
 
+def _glibc(name: str) -> Any:
+    """The C library's function ``name`` on Linux, or None (another system, or not glibc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+
+
 #: environment variable: the heap top pad in MiB ("0" leaves glibc's default alone)
 HEAP_PAD_ENV = "NUMPYVAE_HEAP_PAD_MB"
 _M_TOP_PAD = -2          # glibc's mallopt parameter number (malloc.h)
@@ -133,12 +144,8 @@ def keep_freed_heap(mib: int = 64) -> str | None:
             mib = -1
         if not 0 <= mib <= 2047:     # mallopt takes a C int of bytes
             raise ValueError(f"{HEAP_PAD_ENV}: expected a whole number of MiB from 0 to 2047, got {env!r}")
-    if mib <= 0 or not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt") if mib > 0 else None
+    if mallopt is None:
         return None
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     if mallopt(_M_TOP_PAD, int(mib) << 20) != 1:
@@ -155,11 +162,8 @@ def release_free_heap() -> bool:
     private heap fell from 13 MiB to 4 MiB. Returns False where there is nothing to call (not
     glibc).
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
+    trim = _glibc("malloc_trim")
+    if trim is None:
         return False
     trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
     trim(0)
