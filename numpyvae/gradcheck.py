@@ -89,7 +89,10 @@ def directional_check(f, x, grad, rng=None, h=H) -> float:
     """Relative error of the derivative of f along one random unit direction v.
 
     Compares (f(x + h v) - f(x - h v)) / 2h with <grad, v>: two evaluations of f
-    test every coordinate of ``grad`` at once (not each one separately).
+    test every coordinate of ``grad`` at once (not each one separately). The error is
+    relative to the larger of the two and a hundredth of |grad| / sqrt(size), the typical
+    size of <grad, v>: a direction that happens to be almost orthogonal to grad would
+    otherwise measure the round-off of the difference against a near-zero number.
 
     Derivation: derivations/06_backprop_mlp.md, eq. (6.13)
     """
@@ -104,8 +107,10 @@ def directional_check(f, x, grad, rng=None, h=H) -> float:
     fm = float(f())
     x[...] = old
     numeric = (fp - fm) / (2 * h)
-    analytic = float(np.sum(np.asarray(grad, dtype=np.float64) * v))
-    return abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-12)
+    grad = np.asarray(grad, dtype=np.float64)
+    analytic = float(np.sum(grad * v))
+    typical = float(np.linalg.norm(grad)) / np.sqrt(v.size)
+    return abs(numeric - analytic) / max(abs(numeric), abs(analytic), 0.01 * typical, 1e-12)
 
 
 @dataclass

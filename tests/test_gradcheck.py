@@ -99,6 +99,26 @@ def test_directional_check():
     assert gc.directional_check(f, x, bad, rng=np.random.default_rng(1)) >= 1e-3
 
 
+def test_directional_check_on_a_direction_almost_orthogonal_to_the_gradient():
+    """<g, u> near zero: the round-off of the difference quotient is measured against the
+    typical size of <g, u>, not against the near-zero value (which failed a right gradient)."""
+    n = 50
+    u = np.random.default_rng(0).standard_normal(n)     # the direction the check draws
+    u /= np.linalg.norm(u)
+    rng = np.random.default_rng(5)
+    c = rng.standard_normal(n)
+    c -= (c @ u) * u                                      # <c, u> ~ 1e-17
+    x = rng.uniform(-1, 1, n)
+
+    def f():
+        return 100.0 + c @ x                              # |f| ~ 100: round-off ~ 1e-9 at h = 1e-5
+
+    assert gc.directional_check(f, x, c) < PASS
+    bad = c.copy()
+    bad[3] += 1.0                                         # one wrong coordinate still fails
+    assert gc.directional_check(f, x, bad) >= 1e-3
+
+
 def test_check_function_report():
     x = np.array([0.3, -1.2, 2.0])
     rep = gc.check_function(lambda: np.sum(np.exp(x)), np.exp(x), x, name="x")
