@@ -84,6 +84,44 @@ def test_adam_by_hand_with_bias_correction(eps):
         np.testing.assert_allclose(q, p, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_adam_keeps_weighted_sums_and_shows_kingma_and_ba_moments(fast):
+    """The state is m_sum = sum_i b1^(t-i) g_i (and v_sum likewise); opt.m and opt.v are the
+    paper's moments (1 - b) times the sums."""
+    b1, b2 = 0.8, 0.95
+    opt = optim.Adam(lr=0.01, betas=(b1, b2), fast=fast)
+    _run(opt)
+    m, v = np.zeros(3), np.zeros(3)
+    m_sum, v_sum = np.zeros(3), np.zeros(3)
+    for g in GRADS:
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        m_sum, v_sum = b1 * m_sum + g, b2 * v_sum + g * g
+    np.testing.assert_allclose(opt.m_sum, m_sum, rtol=1e-13)
+    np.testing.assert_allclose(opt.v_sum, v_sum, rtol=1e-13)
+    np.testing.assert_allclose(opt.m, m, rtol=1e-13)
+    np.testing.assert_allclose(opt.v, v, rtol=1e-13)
+    assert optim.Adam().m is None and optim.Adam().v is None
+
+
+def test_adam_loads_a_state_of_kingma_and_ba_moments():
+    """Checkpoints written before the sums hold "m" and "v": loaded, they continue the run."""
+    b1, b2 = 0.8, 0.95
+    a = optim.Adam(lr=0.01, betas=(b1, b2))
+    p = P0.copy()
+    for g in GRADS[:2]:
+        a.step(p, g.copy())
+    legacy = {"t": np.array(a.t), "m": a.m, "v": a.v}
+    b = optim.Adam(lr=0.01, betas=(b1, b2))
+    b.load_state_dict(legacy)
+    np.testing.assert_allclose(b.m_sum, a.m_sum, rtol=1e-13)
+    np.testing.assert_allclose(b.v_sum, a.v_sum, rtol=1e-13)
+    q = p.copy()
+    a.step(p, GRADS[2].copy())
+    b.step(q, GRADS[2].copy())
+    np.testing.assert_allclose(q, p, rtol=1e-13)
+    assert set(b.state_dict()) == {"t", "m_sum", "v_sum"}
+
+
 def test_adam_first_step_is_lr_times_sign():
     """Bias correction makes the first step ~lr in every coordinate with g != 0."""
     p = P0.copy()
@@ -237,7 +275,7 @@ def test_restored_state_binds_to_the_new_model_and_checks_its_shape():
         new.step(p, GRADS[1].copy())
     wrong = optim.Adam(0.01)
     wrong.load_state_dict(state)
-    with pytest.raises(ValueError, match=r"params has shape \(4,\).*'m' has shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"params has shape \(4,\).*'m_sum' has shape \(3,\)"):
         wrong.step(np.zeros(4), np.zeros(4))
 
 

@@ -115,7 +115,7 @@ def test_adam_split_over_a_pool_is_the_same_update():
             g = rng.standard_normal(n).astype(np.float32)
             a1.step(p1, g)
             a2.step(p2, g)
-    assert np.array_equal(p1, p2) and np.array_equal(a1.m, a2.m) and np.array_equal(a1.v, a2.v)
+    assert np.array_equal(p1, p2) and np.array_equal(a1.m_sum, a2.m_sum) and np.array_equal(a1.v_sum, a2.v_sum)
     assert len(a2._tmp) == 3                 # one scratch block per piece
 
 
@@ -260,7 +260,7 @@ def test_process_split_adam_is_the_one_process_update_bit_for_bit(dtype):
             oa.step(a.flat_params, a.flat_grads)
             assert split.update(ob)
             split.wait()                          # the child's half may still be running
-            assert np.array_equal(b.flat_params, a.flat_params) and np.array_equal(ob.m, oa.m)
+            assert np.array_equal(b.flat_params, a.flat_params) and np.array_equal(ob.m_sum, oa.m_sum)
             if i == 30:
                 ob.load_state_dict(oa.state_dict())    # new arrays: update must put them back in shared memory
     assert oa.t == ob.t == 60 and np.abs(a.flat_params).max() > 0
@@ -454,7 +454,7 @@ def test_closing_after_an_update_lets_the_child_finish_its_half():
         a.flat_grads[...] = b.flat_grads
         assert split.update(ob)               # returns before the child's half is done
     oa.step(a.flat_params, a.flat_grads)
-    assert np.array_equal(b.flat_params, a.flat_params) and np.array_equal(ob.v, oa.v)
+    assert np.array_equal(b.flat_params, a.flat_params) and np.array_equal(ob.v_sum, oa.v_sum)
 
 
 def test_the_flat_buffers_can_be_given_and_must_fit():

@@ -476,11 +476,11 @@ class ProcessSplitStep(SplitStep):
             return False
         self.wait()
         opt._grad(vae.flat_params, vae.flat_grads)      # the optimizer's own checks and binding
-        for name in ("m", "v"):    # Adam's state into shared memory (again, if it was replaced)
-            if getattr(opt, name) is not sh[name]:
-                old = getattr(opt, name)
+        for name, attr in (("m", "m_sum"), ("v", "v_sum")):   # Adam's state into shared memory
+            if getattr(opt, attr) is not sh[name]:                 # (again, if it was replaced)
+                old = getattr(opt, attr)
                 sh[name][...] = 0 if old is None else old
-                setattr(opt, name, sh[name])
+                setattr(opt, attr, sh[name])
         opt.t += 1
         n = vae.flat_params.size
         w.send("adam", self.mid, n, opt.lr, opt.b1, opt.b2, opt.eps, opt.t)
