@@ -378,7 +378,7 @@ def _report(args, models, threads, sides, samples, loads):
             nv_ = med(model, t, "numpyvae")
             line = (f"{MODELS[model]['label']:<28} {t:>3} {nv_ / med(model, t, 'torch'):>14.2f} "
                     f"{nv_ / med(model, t, 'matmul'):>15.2f} "
-                    f"{med(model, t, 'numpyvae', 'peak_rss_mb') / med(model, t, 'torch', 'peak_rss_mb'):>18.2f}")
+                    f"{med(model, t, 'numpyvae', 'peak_rss_mb') / med(model, t, 'torch', 'peak_rss_mb'):>18.3f}")
             if args.plain_adam:
                 line += f"  {nv_ / med(model, t, 'numpyvae-plain-adam'):>16.2f}"
             print(line)

@@ -205,6 +205,30 @@ def test_the_heap_setting_says_what_it_did_and_reads_its_variable_strictly():
         assert r.returncode != 0 and "NUMPYVAE_HEAP_PAD_MB: expected a whole number of MiB" in r.stderr
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
+def test_a_step_sized_block_comes_from_the_heap_whatever_was_freed_before():
+    """In a fresh process that has freed nothing large, glibc's mmap threshold is still low; once
+    ``keep_freed_heap`` has run, a block of 1 MiB (a minibatch temporary) lies in the heap."""
+    import subprocess
+    code = """if True:
+        import numpy as np
+        from numpyvae.training.memory import keep_freed_heap
+        print(keep_freed_heap())
+        a = np.empty(1 << 18, dtype=np.float32)
+        where = a.__array_interface__["data"][0]
+        with open("/proc/self/maps") as f:
+            heap = [line.split()[0] for line in f if line.rstrip().endswith("[heap]")]
+        lo, hi = (int(v, 16) for v in heap[0].split("-"))
+        print("heap" if lo <= where < hi else "mmap")
+    """
+    env = {k: v for k, v in __import__("os").environ.items() if k != "NUMPYVAE_HEAP_PAD_MB"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    said, where = r.stdout.splitlines()
+    assert "below 32 MiB from its heap" in said
+    assert where == "heap"
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim: Linux only")
 def test_the_heap_is_handed_back_before_a_fork():
     """``release_free_heap`` (called before the split forks) finds glibc's malloc_trim and runs it:

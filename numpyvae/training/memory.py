@@ -12,7 +12,11 @@ system as soon as a few hundred KB are free there, so a training step whose temp
 (B, 784) arrays pays page faults for the same memory on every step (measured: the tanh
 backward ``dy * (1 - y * y)`` on a (128, 400) float32 array took 160 us instead of 20).
 Asking glibc to keep some free heap mapped removes that cost; the Trainer does it once per
-process and the CLI says so. ``release_free_heap`` is its opposite, for the moment before the
+process and the CLI says so. It also fixes glibc's mmap threshold: glibc serves blocks above
+it with fresh pages from the system, and raises it only as large blocks are freed, so whether
+a step's (B, 784) temporaries came from the heap depended on what the process had freed before
+(measured: ``bernoulli_log_prob`` on (128, 784) float32 took 870 us after nothing large was
+freed, 280 us after). ``release_free_heap`` is its opposite, for the moment before the
 split step forks its child (training/parallel.py).
 
 Bookkeeping rather than mathematics: this wing carries no ``Derivation:`` lines.
@@ -123,13 +127,17 @@ def _glibc(name: str) -> Any:
 
 #: environment variable: the heap top pad in MiB ("0" leaves glibc's default alone)
 HEAP_PAD_ENV = "NUMPYVAE_HEAP_PAD_MB"
-_M_TOP_PAD = -2          # glibc's mallopt parameter number (malloc.h)
+_M_TOP_PAD = -2          # glibc's mallopt parameter numbers (malloc.h)
+_M_MMAP_THRESHOLD = -3
+#: blocks below this come from the heap: glibc's own ceiling for its sliding threshold (64-bit)
+MMAP_THRESHOLD_MIB = 32
 
 
 @functools.cache
 def keep_freed_heap(mib: int = 64) -> str | None:
     """Ask glibc to keep ``mib`` MiB of freed memory at the top of its heap (``M_TOP_PAD``)
-    instead of returning it to the system after every free, once per process.
+    instead of returning it to the system after every free, and to serve blocks below
+    ``MMAP_THRESHOLD_MIB`` from that heap (``M_MMAP_THRESHOLD``), once per process.
 
     Returns a one-line description of what was set, or None where there is nothing to set
     (not glibc, or ``NUMPYVAE_HEAP_PAD_MB=0``). Pages are only kept after they were used, so
@@ -150,7 +158,12 @@ def keep_freed_heap(mib: int = 64) -> str | None:
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     if mallopt(_M_TOP_PAD, int(mib) << 20) != 1:
         return None
-    return f"heap: glibc keeps {mib} MiB of freed memory mapped (M_TOP_PAD; {HEAP_PAD_ENV}=0 turns this off)"
+    # setting M_TOP_PAD stops glibc from moving its mmap threshold: fix it rather than keep
+    # wherever this process's history left it
+    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_MIB << 20)
+    return (f"heap: glibc keeps {mib} MiB of freed memory mapped and serves blocks below "
+            f"{MMAP_THRESHOLD_MIB} MiB from its heap (M_TOP_PAD, M_MMAP_THRESHOLD; {HEAP_PAD_ENV}=0 "
+            "turns this off)")
 
 
 def release_free_heap() -> bool:
