@@ -40,10 +40,14 @@ def iwae_bound_backward(dbound, log_w):
     """Carry dL/dL_K (B,) back to dL/dlog_w (K, B) through ``iwae_bound``.
 
     The derivative of a log-sum-exp is the softmax over k, the normalized weights w~_k.
+    A weight below eps^2 (the dtype's machine epsilon squared) of the largest is set to zero:
+    it cannot change a float sum of K terms, and in float32 many such weights are subnormal
+    numbers, which made every product they entered slower (an IWAE step 3x, note 10).
 
     Derivation: derivations/10_model_family.md, eq. (10.2)
     """
     w = np.exp(log_w - log_w.max(axis=0))         # shifted: the same softmax, no overflow
+    w[w < np.finfo(w.dtype).eps ** 2] = 0
     w_tilde = w / w.sum(axis=0)
     return dbound * w_tilde
 

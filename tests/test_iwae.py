@@ -117,6 +117,24 @@ def test_normalized_weights_scale_each_sample():
         np.testing.assert_allclose(g_iwae[n], expected[n], rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_negligible_weights_are_zero_not_subnormal(dtype):
+    """Log weights 90-100 nats below the best give float32 weights in the subnormal range; they
+    come back as zeros, and the rest of the softmax is unchanged to rounding."""
+    log_w = np.array([[0.0, -3.0], [-1.0, -95.0], [-90.0, -200.0], [-100.0, -3.5]], dtype=dtype)
+    d = nv.model.iwae_bound_backward(np.ones(2, dtype=dtype), log_w)
+    tiny = np.finfo(dtype).tiny
+    assert d.dtype == dtype and not np.any((d != 0) & (np.abs(d) < tiny))
+    exact = np.exp(log_w.astype(np.float64) - log_w.max(axis=0))
+    exact /= exact.sum(axis=0)
+    np.testing.assert_allclose(d, exact, rtol=1e-6 if dtype == np.float32 else 1e-14,
+                               atol=float(np.finfo(dtype).eps) ** 2)
+    keep = exact >= float(np.finfo(dtype).eps) ** 2
+    assert np.all(d[keep] > 0) and np.all(d[~keep] == 0)
+    if dtype == np.float32:
+        assert not keep.all()          # the float32 case does drop weights
+
+
 def test_iwae_argument_errors():
     vae = nv.VAE(4, 2, hidden=(3,))
     x = np.full((2, 4), 0.5)
