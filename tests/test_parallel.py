@@ -229,6 +229,25 @@ def test_a_step_sized_block_comes_from_the_heap_whatever_was_freed_before():
     assert where == "heap"
 
 
+def test_the_heap_line_claims_only_the_settings_glibc_took(monkeypatch):
+    """A glibc that refuses the mmap threshold (32-bit: at most 1 MiB) still gets the top pad,
+    and the line printed by the CLI does not claim the threshold."""
+    from numpyvae.training import memory
+    took = []
+
+    def mallopt(param, value):
+        took.append(param)
+        return 0 if param == memory._M_MMAP_THRESHOLD else 1
+    monkeypatch.delenv(memory.HEAP_PAD_ENV, raising=False)
+    monkeypatch.setattr(memory, "_glibc", lambda name: mallopt)
+    line = memory.keep_freed_heap.__wrapped__()       # not the cached answer of this process
+    assert took == [memory._M_TOP_PAD, memory._M_MMAP_THRESHOLD]
+    assert "keeps 64 MiB" in line and "M_MMAP_THRESHOLD" not in line and "32 MiB" not in line
+    took.clear()
+    monkeypatch.setattr(memory, "_glibc", lambda name: lambda param, value: (took.append(param), 1)[1])
+    assert "below 32 MiB from its heap" in memory.keep_freed_heap.__wrapped__()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim: Linux only")
 def test_the_heap_is_handed_back_before_a_fork():
     """``release_free_heap`` (called before the split forks) finds glibc's malloc_trim and runs it:

@@ -159,11 +159,12 @@ def keep_freed_heap(mib: int = 64) -> str | None:
     if mallopt(_M_TOP_PAD, int(mib) << 20) != 1:
         return None
     # setting M_TOP_PAD stops glibc from moving its mmap threshold: fix it rather than keep
-    # wherever this process's history left it
-    mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_MIB << 20)
-    return (f"heap: glibc keeps {mib} MiB of freed memory mapped and serves blocks below "
-            f"{MMAP_THRESHOLD_MIB} MiB from its heap (M_TOP_PAD, M_MMAP_THRESHOLD; {HEAP_PAD_ENV}=0 "
-            "turns this off)")
+    # wherever this process's history left it (a 32-bit glibc refuses 32 MiB: say only what held)
+    if mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_MIB << 20) == 1:
+        return (f"heap: glibc keeps {mib} MiB of freed memory mapped and serves blocks below "
+                f"{MMAP_THRESHOLD_MIB} MiB from its heap (M_TOP_PAD, M_MMAP_THRESHOLD; {HEAP_PAD_ENV}=0 "
+                "turns this off)")
+    return f"heap: glibc keeps {mib} MiB of freed memory mapped (M_TOP_PAD; {HEAP_PAD_ENV}=0 turns this off)"
 
 
 def release_free_heap() -> bool:
