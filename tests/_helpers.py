@@ -1,6 +1,8 @@
 """Shared helpers for the core test files (owned by the core-tests helper)."""
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 from hypothesis import assume, settings
 from hypothesis import strategies as st
@@ -53,3 +55,15 @@ def model_x(vae, rng, b):
     if vae.likelihood_name == "bernoulli":
         return rng.uniform(0.0, 1.0, (b, vae.x_dim))
     return rng.standard_normal((b, vae.x_dim))
+
+
+def frey_bytes(faces: np.ndarray) -> bytes:
+    """Build a MAT-file with the Frey layout around faces uint8 (1965, 28, 20)."""
+    text = b"MATLAB 5.0 MAT-file, Platform: TEST, Created by the numpyvae tests"
+    header = text.ljust(116, b" ") + b"\0" * 8 + struct.pack("<H", 0x0100) + b"IM"
+    n = faces.size
+    body = (struct.pack("<II", 6, 8) + struct.pack("<II", 9, 0)          # flags: uint8 class
+            + struct.pack("<II", 5, 8) + struct.pack("<ii", 560, 1965)   # dims
+            + struct.pack("<HH", 1, 2) + b"ff\0\0"                       # name, small element
+            + struct.pack("<II", 2, n) + faces.tobytes())                # miUINT8 data
+    return header + struct.pack("<II", 14, len(body)) + body

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from numpyvae.cli.main import build_parser
 from numpyvae.data import load_dataset
 from numpyvae.training import checkpoint as ck
 from numpyvae.training.trainer import HISTORY_COLUMNS, Trainer, TrainingDiverged
+
+from _helpers import frey_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -481,6 +484,26 @@ def test_mnist_training_needs_no_test_files(tmp_path, shared_file, capsys):
     # evaluating on the test split does need them, and says which file is missing
     assert main(["evaluate", str(tmp_path / "r" / "checkpoint.npz"), "--data-dir", str(tmp_path / "data")]) == 2
     assert "t10k" in capsys.readouterr().err
+
+
+def test_the_command_to_continue_names_the_data_directory(tmp_path, capsys, monkeypatch):
+    """A run that read its files through --data-dir, stopped by --time-limit, prints a command that
+    continues it as printed: the checkpoint records the data set, not where its files are."""
+    monkeypatch.delenv("NUMPYVAE_DATA", raising=False)
+    (tmp_path / "my data" / "frey").mkdir(parents=True)
+    faces = np.random.default_rng(0).integers(0, 256, (1965, 28, 20), dtype=np.uint8)
+    (tmp_path / "my data" / "frey" / "frey_rawface.mat").write_bytes(frey_bytes(faces))
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "frey", "--data-dir", str(tmp_path / "my data"), "--out", str(out),
+                 "--likelihood", "gaussian", "--hidden", "8", "--z-dim", "2", "--epochs", "3",
+                 "--time-limit", "1e-6", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert ck.load(out / "checkpoint.npz").epoch == 1
+    cmd = shlex.split(err.split("to continue: ")[1].splitlines()[0])
+    assert cmd[:3] == ["numpyvae", "train", "--resume"]
+    assert cmd[cmd.index("--data-dir") + 1] == str(tmp_path / "my data")
+    assert main(cmd[1:] + ["--no-progress"]) == 0
+    assert ck.load(out / "checkpoint.npz").epoch == 3
 
 
 def test_more_things_a_new_user_tries(tmp_path, tiny_run, capsys):

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from numpyvae import data as ds
 
+from _helpers import frey_bytes
+
 MNIST_T10K_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
@@ -45,18 +47,6 @@ def fake_mnist_dir(root, n_train=12, n_test=7, compress=True, seed=0):
         write(root / f"{prefix}-labels-idx1-ubyte{suffix}", idx_bytes(y), compress)
         out[split] = (x, y)
     return out
-
-
-def frey_bytes(faces: np.ndarray) -> bytes:
-    """Build a MAT-file with the Frey layout around faces uint8 (1965, 28, 20)."""
-    text = b"MATLAB 5.0 MAT-file, Platform: TEST, Created by the numpyvae tests"
-    header = text.ljust(116, b" ") + b"\0" * 8 + struct.pack("<H", 0x0100) + b"IM"
-    n = faces.size
-    body = (struct.pack("<II", 6, 8) + struct.pack("<II", 9, 0)          # flags: uint8 class
-            + struct.pack("<II", 5, 8) + struct.pack("<ii", 560, 1965)   # dims
-            + struct.pack("<HH", 1, 2) + b"ff\0\0"                       # name, small element
-            + struct.pack("<II", 2, n) + faces.tobytes())                # miUINT8 data
-    return header + struct.pack("<II", 14, len(body)) + body
 
 
 # ---------------------------------------------------------------- read_idx

@@ -399,8 +399,11 @@ def _run_dir_state(out: str) -> tuple[str, int | None, int | None]:
     return "run", c.epoch, int(c.train_config.get("epochs", c.epoch))
 
 
-def _resume_command(out: str, **more: Any) -> str:
-    tail = "".join(f" --{k.replace('_', '-')} {v}" for k, v in more.items())
+def _resume_command(out: str, data_dir: str | None, **more: Any) -> str:
+    """The command that continues the run in ``out``. A run that read its data through
+    ``--data-dir`` names it again: the checkpoint records the data set, not where its files are."""
+    more = {"data_dir": data_dir, **more}
+    tail = "".join(f" --{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in more.items() if v is not None)
     return f"numpyvae train --resume --out {shlex.quote(out)}{tail}"
 
 
@@ -508,11 +511,11 @@ def _open_run_to_resume(a: argparse.Namespace, given: set[str],
                        "--threads may change), or start a new run without --resume")
     total = a.epochs if "epochs" in given else int(saved.train_config.get("epochs", saved.epoch))
     if saved.epoch >= total:
+        further = _resume_command(out, a.data_dir, epochs=saved.epoch + 10)
         if saved.epoch > total:
             raise CLIError(f"--resume: --epochs {total} is fewer than the {saved.epoch} epochs the run in {out} "
-                           f"has already finished; to train further: {_resume_command(out, epochs=saved.epoch + 10)}")
-        print(f"nothing to do: the run in {out} has finished its {saved.epoch} epochs; to train further: "
-              f"{_resume_command(out, epochs=saved.epoch + 10)}")
+                           f"has already finished; to train further: {further}")
+        print(f"nothing to do: the run in {out} has finished its {saved.epoch} epochs; to train further: {further}")
         return None
     return out, saved, total
 
@@ -692,11 +695,11 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
             figs = plots.make_figures(trainer.vae, fig_x, out, history=history, y_val=fig_y,
                                       image_shape=ds.image_shape, seed=data_seed)
     if stopped is not None:
-        return _report_stop(stopped, trainer, out)
+        return _report_stop(stopped, trainer, out, a.data_dir)
     t_total = time.perf_counter() - t_start
     if trainer.epoch < trainer.config.epochs:
         _say(f"--time-limit {a.time_limit:g}: stopped after epoch {trainer.epoch} of {trainer.config.epochs}; "
-             f"to continue: {_resume_command(out)}")
+             f"to continue: {_resume_command(out, a.data_dir)}")
     if preset_epilogue(a, trainer, ds) is not None:    # --preset: the paper's evaluation, projected time
         figs.update(preset_json=os.path.join(out, "preset.json"), preset=os.path.join(out, "preset_curve.png"))
 
@@ -744,7 +747,7 @@ def sidecar(path: str) -> str:
     return ck.sidecar_path(path)
 
 
-def _report_stop(exc: BaseException, trainer: Trainer, out: str) -> int:
+def _report_stop(exc: BaseException, trainer: Trainer, out: str, data_dir: str | None) -> int:
     """After a divergence or Ctrl-C: say what is kept and how to continue; return the exit code."""
     ckpt_path = os.path.join(out, "checkpoint.npz")
     good = "the untrained model" if trainer.epoch == 0 else f"epoch {trainer.epoch} of {trainer.config.epochs}"
@@ -753,11 +756,11 @@ def _report_stop(exc: BaseException, trainer: Trainer, out: str) -> int:
         smaller = min(trainer.config.lr / 10, TRAIN_DEFAULTS["lr"])  # a tenth, or the default if that is less
         _say(f"saved: checkpoint {ckpt_path} ({good}), history.csv"
              + (" and the figures so far" if trainer.epoch else ""))
-        _say(f"to continue with a smaller learning rate: {_resume_command(out, lr=f'{smaller:g}')}")
+        _say(f"to continue with a smaller learning rate: {_resume_command(out, data_dir, lr=f'{smaller:g}')}")
         return 1
     _say(f"{PROG}: interrupted during epoch {trainer.epoch + 1}; the last finished epoch is kept")
     _say(f"saved: checkpoint {ckpt_path} ({good}), history.csv" + (" and the figures so far" if trainer.epoch else ""))
-    _say(f"to continue: {_resume_command(out)}")
+    _say(f"to continue: {_resume_command(out, data_dir)}")
     return 130
 
 
@@ -1121,16 +1124,16 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
         if stop == "interrupted":
             _say(f"{PROG}: interrupted during epoch {done + 1}; the last finished epoch is kept")
             _say(kept)
-            _say(f"to continue: {_resume_command(out)}")
+            _say(f"to continue: {_resume_command(out, a.data_dir)}")
             return 130
         _say(f"{PROG}: error: {stop}")
         _say(kept)
         smaller = min(float(opt.lr) / 10, TRAIN_DEFAULTS["lr"])
-        _say(f"to continue with a smaller learning rate: {_resume_command(out, lr=f'{smaller:g}')}")
+        _say(f"to continue with a smaller learning rate: {_resume_command(out, a.data_dir, lr=f'{smaller:g}')}")
         return 1
     if done < total:
         _say(f"--time-limit {a.time_limit:g}: stopped after epoch {done} of {total}; "
-             f"to continue: {_resume_command(out)}")
+             f"to continue: {_resume_command(out, a.data_dir)}")
     print(f"finished {done} epochs ({step} steps) of the {what} on {name} "
           f"[{x_train.shape[0]} train / {x_val.shape[0]} val] in {time.perf_counter() - t0:.1f}s")
     print(f"validation negative ELBO: {_fmt(val['neg_elbo'])} nats = reconstruction {_fmt(val['recon'])} "
