@@ -406,7 +406,10 @@ def test_the_instructor_commands(tmp_path, capsys, made):
     (ag / "submission_metadata.json").write_text(json.dumps({"users": [{"sid": "s123"}]}))
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    (bindir / "python3").symlink_to(sys.executable)
+    # a script, not a symlink: a link to a virtual environment's python, put in another folder,
+    # finds no pyvenv.cfg beside it and runs the base interpreter without the environment
+    (bindir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bindir / "python3").chmod(0o755)
     env = dict(env, AUTOGRADER_ROOT=str(ag), PATH=f"{bindir}:{os.environ['PATH']}",
                PYTHONPATH=str(ag / "source" / "numpyvae_src"))
     out = subprocess.run(["bash", str(ag / "source" / "run_autograder")], env=env,
