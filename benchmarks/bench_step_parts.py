@@ -42,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from bench_vs_torch import MODELS, run_matmul  # noqa: E402
+from bench_vs_torch import MODELS, _data, run_matmul  # noqa: E402
 
 from numpyvae import VAE, layers, likelihoods, model  # noqa: E402
 from numpyvae.optim import Adam  # noqa: E402
@@ -66,11 +66,6 @@ PIECES = [
     (trainer.Trainer, "_minibatch", "minibatch copy"),
 ]
 TARGET = 0.6
-
-
-def _data(n):
-    rng = np.random.default_rng(0)
-    return (rng.random((n, 784), dtype=np.float32) < 0.13).astype(np.float32)
 
 
 def _trainer(m, x):
