@@ -114,7 +114,7 @@ def test_beta_above_one_is_a_looser_lower_bound_and_below_one_is_none():
             assert np.all(minus_j <= log_px + 1e-12)
         assert np.all(elbo - 3.0 * kl < elbo)                # looser than the ELBO
     # beta < 1 at a q whose ELBO is within the KL of log p(x): -J_beta exceeds log p(x)
-    W = np.diag([2.0, 0.5]); W = np.vstack([W, np.zeros((1, 2))])   # W^T W diagonal: q* is exact
+    W = np.vstack([np.diag([2.0, 0.5]), np.zeros((1, 2))])   # W^T W diagonal: q* is exact
     lg2 = LinearGaussian(W, np.zeros(3), 0.5)
     x2 = lg2.sample(10, rng)
     mu2, lv2 = lg2.optimal_diagonal_q(x2)
@@ -163,7 +163,8 @@ def test_average_kl_of_a_dimension_is_at_least_half_its_activity():
     mu -= mu.mean(0)
     assert np.allclose(0.5 * (mu ** 2).mean(0), 0.5 * mu.var(0))
     # an active dimension (A = 0.03 > 0.01) whose KL is under 0.05 nats: both counts at once
-    mu = rng.normal(size=(5000, 1)); mu = (mu - mu.mean()) / mu.std() * np.sqrt(0.03)
+    mu = rng.normal(size=(5000, 1))
+    mu = (mu - mu.mean()) / mu.std() * np.sqrt(0.03)
     kl = 0.5 * (mu ** 2).mean()
     assert mu.var() > 0.01 and kl < 0.05
 
