@@ -227,3 +227,33 @@ def test_vq_codebook_surrogate_loses_reconstruction_and_commitment_parts():
     assert np.abs(rec).max() > 1e-6 and np.abs(com).max() > 1e-6
     assert nv.gradcheck.rel_error(true, surrogate + rec + com) < 1e-6
     assert "recon and commitment parts dropped" in _note("10_model_family.md")
+
+
+# ---------------------------------------------------------- note 01: Doersch's ring, as a figure
+def test_simple_prior_ring_script_matches_the_note(tmp_path, capsys):
+    """examples/19_simple_prior.py pushes N(0, I) through g(z) = z/10 + z/||z|| (1.11)."""
+    import importlib.util
+
+    import matplotlib
+    matplotlib.use("Agg")
+    script = DERIV.parent / "examples" / "19_simple_prior.py"
+    spec = importlib.util.spec_from_file_location("simple_prior_example", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--out", str(tmp_path)]) == 0
+    png = tmp_path / "simple_prior_ring.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = capsys.readouterr().out
+    m = re.search(r"mean ([\d.]+) \(theory ([\d.]+)\), sd ([\d.]+) \(theory ([\d.]+)\)", out)
+    mean, mean_th, sd, sd_th = map(float, m.groups())
+    assert mean_th == pytest.approx(1 + np.sqrt(np.pi / 2) / 10, abs=1e-4)
+    assert sd_th == pytest.approx(np.sqrt(2 - np.pi / 2) / 10, abs=1e-4)
+    assert abs(mean - mean_th) < 4 * sd_th / np.sqrt(5000) and abs(sd - sd_th) < 0.005
+    frac = float(re.search(r"radius in \[1, 1.3\]: ([\d.]+)", out).group(1))
+    # the ring map: every point moves out to radius 1 + ||z||/10
+    z = np.random.default_rng(0).normal(size=(100, 2))
+    assert np.allclose(np.linalg.norm(module.ring_map(z), axis=1), 1 + np.linalg.norm(z, axis=1) / 10)
+    text = _note("01_generative_model.md")
+    assert "simple_prior_ring.png" in text
+    assert f"mean {mean:.4f}, standard deviation {sd:.4f}" in text
+    assert frac >= 0.99 and "99% of the radii between 1 and 1.3" in text
