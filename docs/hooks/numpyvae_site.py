@@ -480,9 +480,14 @@ def _model_exports():
     out = {}
     for name, kind in ((EXPLORER_MODEL, "explorer"), (KL_MODEL, "kl")):
         path = Path(pretrained.shipped_path(name))
-        vae = pretrained.load_model(path)
+        try:
+            vae = pretrained.load_model(path)
+            ck_extra = _shipped_record(path)
+        except ValueError as exc:  # CheckpointError: e.g. written before a format change
+            log.warning(f"the explorer and the demos need {path.relative_to(STATE['root'])}, which "
+                        f"cannot be read ({exc}); rerun python scripts/make_shipped_models.py --force")
+            continue
         cfg = vae.config
-        ck_extra = _shipped_record(path)
         ds = load_dataset("mnist-embedded", seed=int(ck_extra.get("data_seed", 0)))
         x, y = ds.x_val, ds.y_val
         mu, logvar = (np.asarray(a, dtype=np.float64) for a in vae.encode(x))
