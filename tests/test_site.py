@@ -354,6 +354,20 @@ def test_the_shipped_models_are_exported_for_the_pages(site):
     assert abs(sum(k["kl"]) - vae.forward(ds.x_val).kl) < 1e-2  # the bars add up to the model's KL
 
 
+def test_each_demo_sits_in_one_note_and_its_equation_links_resolve(site):
+    for demo in ("numpyvae-demo-reparam", "numpyvae-demo-kl"):
+        pages = [p for p in (site / "derivations").rglob("index.html")
+                 if f'id="{demo}"' in p.read_text(encoding="utf-8")]
+        assert len(pages) == 1, f"{demo} is on {len(pages)} note pages"
+        text = pages[0].read_text(encoding="utf-8")
+        box = text[text.index(f'id="{demo}"'):]
+        box = box[:box.index("<script")]
+        anchors = re.findall(r'href="#(eq-[\d.]+)"', box)
+        assert anchors, demo
+        for a in anchors:
+            assert f'id="{a}"' in text, f"{demo} links to #{a}, which its note does not have"
+
+
 def test_the_home_page_points_to_the_explorer_first(site):
     home = (site / "index.html").read_text(encoding="utf-8")
     article = home[home.index("<article"):]
@@ -430,15 +444,18 @@ def test_the_explorer_and_the_demos_in_the_browser(site, server, browser):
     x, y = page.evaluate(f"window.numpyvaeExplorer.pointOnScreen({i})")
     page.mouse.click(x, y)
     st = page.evaluate("window.numpyvaeExplorer.state")
-    assert st["sel"] >= 0 and len(st["samples"]) == 8
+    assert st["sel"] == i and len(st["samples"]) == 8
     assert page.evaluate(CANVAS, "#numpyvae-explorer .numpyvae-samples") != samples_before
+    m = _exported(site, "mnist-2d")
+    pts = _b64(m["points"]["mu"], "<f4").reshape(-1, 2).astype(np.float64)
+    sig = np.exp(_b64(m["points"]["logvar"], "<f4").reshape(-1, 2).astype(np.float64) / 2)
+    eps = (np.array(st["samples"]) - pts[i]) / sig[i]  # z = mu + sigma * eps: eps is N(0, I)
+    assert np.abs(eps).max() < 5 and eps.std() > 0.3, eps
     # the slider walks the straight line between the last two digits clicked
     a, b = st["pair"]
     page.evaluate("""() => { const s = document.querySelector('#numpyvae-explorer .numpyvae-slider');
         s.value = 250; s.dispatchEvent(new Event('input')); }""")
     c = np.array(page.evaluate("window.numpyvaeExplorer.state.cursor"))
-    m = _exported(site, "mnist-2d")
-    pts = _b64(m["points"]["mu"], "<f4").reshape(-1, 2).astype(np.float64)
     np.testing.assert_allclose(c, 0.75 * pts[a] + 0.25 * pts[b], atol=1e-6)
     page.evaluate(SCROLL_TO, "#numpyvae-explorer")
     page.screenshot(path=str(SHOTS / "explorer.png"))

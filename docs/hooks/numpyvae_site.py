@@ -547,15 +547,17 @@ def _add_demo(markdown, uri, page):
 
 
 def _insert_after_section(markdown, word, block, uri):
-    """``block`` goes before the ``## `` heading that follows the first one naming ``word``."""
+    """``block`` goes before the ``## `` heading that follows the first one naming ``word``
+    (a rewritten note without such a heading gets it before "In the code", or at the end)."""
     lines = markdown.split("\n")
     heads = [i for i, (line, fenced) in enumerate(_fence_marks(markdown))
              if not fenced and line.startswith("## ")]
     first = next((i for i in heads if word.lower() in lines[i].lower()), None)
     if first is None:
-        log.warning(f"{uri}: no section heading names {word!r}; the demo goes at the end")
-        return markdown + "\n\n" + block
-    nxt = next((i for i in heads if i > first), len(lines))
+        log.info(f"{uri}: no section heading names {word!r}; the demo goes before 'In the code'")
+        nxt = next((i for i in heads if "in the code" in lines[i].lower()), len(lines))
+    else:
+        nxt = next((i for i in heads if i > first), len(lines))
     return "\n".join(lines[:nxt] + ["", block, ""] + lines[nxt:])
 
 
