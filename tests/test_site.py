@@ -487,6 +487,8 @@ def test_the_explorer_and_the_demos_in_the_browser(site, server, browser):
     assert page.evaluate(CANVAS, "#numpyvae-demo-kl .numpyvae-kl-row") != row_before
     page.evaluate(SCROLL_TO, "#numpyvae-demo-kl")
     page.screenshot(path=str(SHOTS / "demo-kl.png"))
+    page.goto(server, wait_until="load")
+    page.screenshot(path=str(SHOTS / "home.png"))  # its first box points to the explorer
 
     ctx.close()
 
