@@ -19,7 +19,21 @@ from .optim import SGD, Adagrad, Adam, make_optimizer
 
 __version__ = "0.1.0"
 
-__all__ = ["VAE", "Terms", "VQVAE", "VQTerms", "SGD", "Adagrad", "Adam", "make_optimizer",
+
+def load_model(path):
+    """The model stored in a checkpoint that numpyvae wrote: ``nv.load_model("runs/latest")``.
+
+    path: a checkpoint file, a run directory, or the name of a shipped model (``"mnist-2d"``,
+    the 2-D latent plane of the course website's explorer; ``"mnist-20d"``, the default
+    784-400-20 model). The checkpoint reader lives in the training wing, which the core never
+    imports: it is imported here, when the function is called, so ``import numpyvae`` stays
+    free of it. See ``numpyvae.training.pretrained.load_model``.
+    """
+    from .training.pretrained import load_model as _load_model
+    return _load_model(path)
+
+
+__all__ = ["load_model", "VAE", "Terms", "VQVAE", "VQTerms", "SGD", "Adagrad", "Adam", "make_optimizer",
            "log_likelihood", "iwae_bound", "log_mean_exp", "evaluate_bounds",
            "elbo_energy_entropy", "score_function_grad", "pathwise_grad",
            "LinearGaussian", "ppca_ml", "fit_local_posterior", "amortization_gap",

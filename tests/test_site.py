@@ -2,14 +2,17 @@
 
 Skipped when the ``docs`` extra is not installed (``pip install -e ".[docs]"``); the browser
 part is skipped when Playwright or a Chromium cannot start (Debian: ``apt-get install
-chromium``; another binary via ``NUMPYVAE_CHROMIUM``). Screenshots of one note page and one
-gallery page go to ``.cache/numpyvae-site/screenshots/`` (or ``NUMPYVAE_SITE_SCREENSHOTS``).
+chromium``; another binary via ``NUMPYVAE_CHROMIUM``). Screenshots of one note page, one
+gallery page, the latent explorer and the two demos (desktop and phone-sized) go to
+``.cache/numpyvae-site/screenshots/`` (or ``NUMPYVAE_SITE_SCREENSHOTS``).
 """
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -20,7 +23,11 @@ import threading
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
+import numpy as np
 import pytest
+
+import numpyvae as nv
+from numpyvae.data import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 for _mod in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python", "pymdownx"):
@@ -309,3 +316,206 @@ def test_every_page_in_the_browser(site, server, browser):
     page.screenshot(path=str(SHOTS / "gallery-index.png"))
     ctx.close()
     assert (SHOTS / "note.png").stat().st_size > 10_000
+
+
+# ------------------------------------------------------------------ the explorer and the demos
+
+def _exported(site, name):
+    """The data a page's script receives: the JSON of assets/models/<name>.js."""
+    text = (site / "assets" / "models" / f"{name}.js").read_text(encoding="utf-8")
+    return json.loads(re.search(r"\] = (\{.*\});\s*$", text, re.S).group(1))
+
+
+def _b64(s, dtype):
+    return np.frombuffer(base64.b64decode(s), dtype=dtype)
+
+
+def test_the_shipped_models_are_exported_for_the_pages(site):
+    """The explorer gets the 2-D model's decoder as stored and the validation digits encoded
+    by it; the collapse demo gets the default model's KL per dimension."""
+    m = _exported(site, "mnist-2d")
+    assert m["checkpoint"] == "numpyvae/shipped/mnist-2d.npz" and (ROOT / m["checkpoint"]).is_file()
+    vae = nv.load_model(ROOT / m["checkpoint"])
+    names = ["dec.0", "dec.out"]
+    assert [L["act"] for L in m["layers"]] == ["relu", "sigmoid"]
+    for L, nm in zip(m["layers"], names):
+        np.testing.assert_array_equal(_b64(L["W"], "<f4").reshape(L["n_in"], L["n_out"]), vae.params[f"{nm}.W"])
+        np.testing.assert_array_equal(_b64(L["b"], "<f4"), vae.params[f"{nm}.b"])
+    ds = load_dataset("mnist-embedded", seed=0)
+    mu, logvar = vae.encode(ds.x_val)
+    np.testing.assert_allclose(_b64(m["points"]["mu"], "<f4").reshape(-1, 2), mu, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(_b64(m["points"]["label"], "u1"), ds.y_val)
+
+    k = _exported(site, "mnist-20d")
+    vae = nv.load_model(ROOT / k["checkpoint"])
+    mu, logvar = (np.asarray(a, dtype=np.float64) for a in vae.encode(ds.x_val))
+    per_dim = nv.kl.kl_normal_std(mu[:, :, None], logvar[:, :, None]).mean(axis=0)  # one dim at a time
+    np.testing.assert_allclose(k["kl"], per_dim, rtol=0, atol=1e-4)
+    assert abs(sum(k["kl"]) - vae.forward(ds.x_val).kl) < 1e-2  # the bars add up to the model's KL
+
+
+def test_each_demo_sits_in_one_note_and_its_equation_links_resolve(site):
+    for demo in ("numpyvae-demo-reparam", "numpyvae-demo-kl"):
+        pages = [p for p in (site / "derivations").rglob("index.html")
+                 if f'id="{demo}"' in p.read_text(encoding="utf-8")]
+        assert len(pages) == 1, f"{demo} is on {len(pages)} note pages"
+        text = pages[0].read_text(encoding="utf-8")
+        box = text[text.index(f'id="{demo}"'):]
+        box = box[:box.index("<script")]
+        anchors = re.findall(r'href="#(eq-[\d.]+)"', box)
+        assert anchors, demo
+        for a in anchors:
+            assert f'id="{a}"' in text, f"{demo} links to #{a}, which its note does not have"
+
+
+def test_the_home_page_points_to_the_explorer_first(site):
+    home = (site / "index.html").read_text(encoding="utf-8")
+    article = home[home.index("<article"):]
+    first_link = re.search(r'<a [^>]*href="([^"]+)"', article[article.index("</h1>"):]).group(1)
+    assert first_link.rstrip("/").endswith("explorer"), first_link
+    assert (site / "explorer" / "index.html").is_file()
+
+
+def _browser_context(browser, viewport):
+    """A context that refuses every request to another host, and collects console errors."""
+    ctx = browser.new_context(viewport=viewport)
+    remote, errors = [], []
+
+    def route(r):
+        url = r.request.url
+        if urlparse(url).hostname in ("127.0.0.1", "localhost") or url.startswith(("file:", "data:", "blob:")):
+            r.continue_()
+        else:
+            remote.append(url)
+            r.abort()
+
+    ctx.route("**/*", route)
+    page = ctx.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return ctx, page, remote, errors
+
+
+CANVAS = "sel => document.querySelector(sel).toDataURL()"
+# the top of an element just below the page's fixed header
+SCROLL_TO = "sel => window.scrollTo(0, document.querySelector(sel).getBoundingClientRect().top + scrollY - 56)"
+INK = """sel => { const c = document.querySelector(sel), d = c.getContext('2d')
+    .getImageData(0, 0, c.width, c.height).data; let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n; }"""
+
+
+def test_the_explorer_and_the_demos_in_the_browser(site, server, browser):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    ctx, page, remote, errors = _browser_context(browser, {"width": 1280, "height": 900})
+    page.goto(urljoin(server, "explorer/"), wait_until="load")
+    page.wait_for_function("() => window.numpyvaeExplorer !== undefined")
+    ck_path = page.evaluate("window.numpyvaeExplorer.checkpoint")
+    assert ck_path == "numpyvae/shipped/mnist-2d.npz"
+
+    # the decoder in the page is numpyvae's, to 1e-5, at random z (some far from the data)
+    vae = nv.load_model(ROOT / ck_path)
+    z = np.random.default_rng(0).normal(0.0, 2.5, size=(25, 2))
+    got = np.array(page.evaluate("zs => zs.map(z => window.numpyvaeExplorer.decode(z))", z.tolist()))
+    want = vae.decode_mean(z.astype(np.float32)).astype(np.float64)
+    assert got.shape == (25, 784)
+    assert np.abs(got - want).max() < 1e-5, np.abs(got - want).max()
+    assert np.abs(want - want.mean(axis=0)).max() > 0.5  # the z's decode to different images
+
+    # dragging across the plane moves the cursor and redraws the decoded image
+    plane = page.locator("#numpyvae-explorer .numpyvae-plane")
+    plane.scroll_into_view_if_needed()
+    box = plane.bounding_box()
+    before = page.evaluate(CANVAS, "#numpyvae-explorer .numpyvae-decoded")
+    page.mouse.move(box["x"] + 0.2 * box["width"], box["y"] + 0.5 * box["height"])
+    page.mouse.down()
+    for f in (0.3, 0.45, 0.6, 0.8):
+        page.mouse.move(box["x"] + f * box["width"], box["y"] + 0.3 * box["height"], steps=3)
+    page.mouse.up()
+    cursor = page.evaluate("window.numpyvaeExplorer.state.cursor")
+    after = page.evaluate(CANVAS, "#numpyvae-explorer .numpyvae-decoded")
+    assert after != before
+    assert cursor[0] > 0 and cursor[1] > 0  # right of and above the middle, where the pointer went
+    shown = page.evaluate(INK, "#numpyvae-explorer .numpyvae-decoded")
+    assert shown > 100, "the decoded image is blank"
+
+    # clicking a digit shows its q(z|x) and eight decoded samples drawn from it
+    i = 123
+    samples_before = page.evaluate(CANVAS, "#numpyvae-explorer .numpyvae-samples")
+    x, y = page.evaluate(f"window.numpyvaeExplorer.pointOnScreen({i})")
+    page.mouse.click(x, y)
+    st = page.evaluate("window.numpyvaeExplorer.state")
+    assert st["sel"] == i and len(st["samples"]) == 8
+    assert page.evaluate(CANVAS, "#numpyvae-explorer .numpyvae-samples") != samples_before
+    m = _exported(site, "mnist-2d")
+    pts = _b64(m["points"]["mu"], "<f4").reshape(-1, 2).astype(np.float64)
+    sig = np.exp(_b64(m["points"]["logvar"], "<f4").reshape(-1, 2).astype(np.float64) / 2)
+    eps = (np.array(st["samples"]) - pts[i]) / sig[i]  # z = mu + sigma * eps: eps is N(0, I)
+    assert np.abs(eps).max() < 5 and eps.std() > 0.3, eps
+    # the slider walks the straight line between the last two digits clicked
+    a, b = st["pair"]
+    page.evaluate("""() => { const s = document.querySelector('#numpyvae-explorer .numpyvae-slider');
+        s.value = 250; s.dispatchEvent(new Event('input')); }""")
+    c = np.array(page.evaluate("window.numpyvaeExplorer.state.cursor"))
+    np.testing.assert_allclose(c, 0.75 * pts[a] + 0.25 * pts[b], atol=1e-6)
+    page.evaluate(SCROLL_TO, "#numpyvae-explorer")
+    page.screenshot(path=str(SHOTS / "explorer.png"))
+
+    # note 04: z_k = mu + sigma * eps_k with eps fixed; the arrows are dz_k/dv = eps_k sigma / 2
+    page.goto(urljoin(server, "derivations/04_reparameterization/"), wait_until="load")
+    page.wait_for_function("() => window.numpyvaeDemos && window.numpyvaeDemos.reparam")
+    page.evaluate("window.numpyvaeDemos.reparam.set([1, -1], [0, 0])")
+    eps = np.array(page.evaluate("window.numpyvaeDemos.reparam.state.eps"))
+    page.evaluate("window.numpyvaeDemos.reparam.set([0.5, 1.5], [1.5, -2])")
+    zs = np.array(page.evaluate("window.numpyvaeDemos.reparam.samples()"))
+    arrows = np.array(page.evaluate("window.numpyvaeDemos.reparam.dzdv()"))
+    sigma = np.exp(np.array([1.5, -2]) / 2)
+    np.testing.assert_allclose(zs, np.array([0.5, 1.5]) + sigma * eps, atol=1e-12)
+    np.testing.assert_allclose(arrows, eps * sigma / 2, atol=1e-12)
+    page.evaluate(SCROLL_TO, "#numpyvae-demo-reparam")
+    page.screenshot(path=str(SHOTS / "demo-reparam.png"))
+
+    # note 09: hovering a bar shows that dimension's traversal
+    page.goto(urljoin(server, "derivations/09_prior_and_collapse/"), wait_until="load")
+    page.wait_for_function("() => window.numpyvaeDemos && window.numpyvaeDemos.kl")
+    bars = page.locator("#numpyvae-demo-kl .numpyvae-kl-bars")
+    bars.scroll_into_view_if_needed()
+    row_before = page.evaluate(CANVAS, "#numpyvae-demo-kl .numpyvae-kl-row")
+    order = page.evaluate("window.numpyvaeDemos.kl.order")
+    bb = bars.bounding_box()
+    page.mouse.move(bb["x"] + bb["width"] * 2.5 / len(order), bb["y"] + bb["height"] / 2)
+    assert page.evaluate("window.numpyvaeDemos.kl.state.dim") == order[2]
+    assert page.evaluate(CANVAS, "#numpyvae-demo-kl .numpyvae-kl-row") != row_before
+    page.evaluate(SCROLL_TO, "#numpyvae-demo-kl")
+    page.screenshot(path=str(SHOTS / "demo-kl.png"))
+    page.goto(server, wait_until="load")
+    page.screenshot(path=str(SHOTS / "home.png"))  # its first box points to the explorer
+
+    ctx.close()
+
+    # offline from the files themselves (file://, where fetch would fail): the weights are
+    # scripts. Only the theme's search index is missing there, as on every page of the site.
+    ctx = browser.new_context()
+    local = ctx.new_page()
+    failed, local_errors = [], []
+    local.on("requestfailed", lambda r: failed.append(r.url))
+    local.on("pageerror", lambda e: local_errors.append(str(e)))
+    local.goto((site / "explorer" / "index.html").as_uri(), wait_until="load")
+    far = local.evaluate("window.numpyvaeExplorer.decode([3, -3])")
+    np.testing.assert_allclose(far, vae.decode_mean(np.array([3, -3], np.float32)), rtol=0, atol=1e-5)
+    assert all("/search/" in u for u in failed + local_errors), (local_errors, failed)
+    ctx.close()
+
+    # the same pages on a phone-sized screen: nothing wider than the screen, no error
+    ctx, phone, remote_p, errors_p = _browser_context(browser, {"width": 390, "height": 844})
+    for name, rel, sel in (("explorer", "explorer/", "#numpyvae-explorer"),
+                           ("demo-reparam", "derivations/04_reparameterization/", "#numpyvae-demo-reparam"),
+                           ("demo-kl", "derivations/09_prior_and_collapse/", "#numpyvae-demo-kl")):
+        phone.goto(urljoin(server, rel), wait_until="load")
+        phone.evaluate(SCROLL_TO, sel)
+        wide = phone.evaluate(f"""() => Array.from(document.querySelectorAll('{sel} canvas'))
+            .map(c => c.getBoundingClientRect().right).filter(r => r > window.innerWidth + 1)""")
+        assert wide == [], f"{name}: canvases wider than a phone's screen"
+        phone.screenshot(path=str(SHOTS / f"{name}-phone.png"))
+    ctx.close()
+    assert errors == [] and errors_p == [], (errors + errors_p)[:3]
+    assert remote == [] and remote_p == [], (remote + remote_p)[:3]

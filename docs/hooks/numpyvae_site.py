@@ -16,6 +16,11 @@ Glue only: MkDocs, Material, mkdocstrings and KaTeX do the work. This hook
   into a cache, ``.cache/numpyvae-site/gallery/``, rerun only when the script, the shared
   ``examples/_*.py`` helpers or the arguments change, and makes one gallery page per example
   with its command, figures and printed output;
+* exports the shipped models (``numpyvae/shipped/``) for the pages that run them in the browser:
+  the latent explorer (``docs/site/explorer.md``) gets the 2-D model's decoder weights and the
+  encoded validation digits, the demo beside the note on posterior collapse gets the default
+  model's KL per dimension and its traversals; the demos are placed beside their notes (the
+  reparameterisation, the collapse), and the home page points to the explorer first;
 * checks every formula of every page with the bundled KaTeX (``node`` if on PATH, else the
   ``quickjs`` package): a formula KaTeX cannot parse fails the build.
 
@@ -26,6 +31,7 @@ seconds per example (default 900); ``NUMPYVAE_GALLERY_CACHE`` moves the cache.
 from __future__ import annotations
 
 import ast
+import base64
 import hashlib
 import html
 import importlib
@@ -42,6 +48,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
@@ -136,7 +143,7 @@ def _navigation():
     gallery = ["gallery/index.md"] + [
         {f"{Path(e).stem[:2]} · {Path(e).stem[3:].replace('_', ' ')}": f"gallery/{Path(e).stem}.md"}
         for e in STATE["examples"]]
-    return [{"Home": "README.md"}, {"Notes": notes}, {"Code": code},
+    return [{"Home": "README.md"}, {"Latent explorer": "explorer.md"}, {"Notes": notes}, {"Code": code},
             {"Gallery": gallery}, {"For instructors": "docs/INSTRUCTORS.md"}]
 
 
@@ -179,6 +186,9 @@ def on_files(files: Files, config):
     for m in STATE["modules"]:
         files.append(File.generated(config, _api_uri(m), content=_api_page(m)))
     files.append(File.generated(config, "api/index.md", content=_api_index()))
+
+    for uri, content in _model_exports().items():
+        files.append(File.generated(config, uri, content=content))
 
     gallery = _run_gallery(config)
     for e in STATE["examples"]:
@@ -298,6 +308,10 @@ def on_page_markdown(markdown, page, config, files):
             markdown = _link_equation_numbers(markdown, uri)
         if uri.startswith("derivations/") and uri != "derivations/README.md" and named:
             markdown = _add_code_box(markdown, uri, named)
+    if uri.startswith("derivations/"):
+        markdown = _add_demo(markdown, uri, page)
+    if uri == "README.md":
+        markdown = _point_to_explorer(markdown)
     return markdown
 
 
@@ -436,6 +450,160 @@ def _add_code_box(markdown, page_uri, named):
         if line.startswith("# "):
             return "\n".join(lines[:i + 1] + box + lines[i + 1:])
     return "\n".join(box + lines)
+
+
+# --------------------------------------------------------------------------- shipped models
+
+#: the shipped model each page runs (numpyvae/shipped/<name>.npz)
+EXPLORER_MODEL = "mnist-2d"
+KL_MODEL = "mnist-20d"
+#: the demo placed in a note: a word of the note's file name -> (demo, a word of the heading
+#: of the section it follows)
+DEMOS = {"reparameteri": ("reparam", "Backward"), "collapse": ("kl", "collapse")}
+TRAVERSAL = [-3.0, -2.25, -1.5, -0.75, 0.0, 0.75, 1.5, 2.25, 3.0]
+
+
+def _b64(a, dtype):
+    return base64.b64encode(np.ascontiguousarray(a, dtype=dtype).tobytes()).decode("ascii")
+
+
+def _model_exports():
+    """{site path: JavaScript} for the shipped models the pages use.
+
+    Each file sets ``window.numpyvaeModels[name]``: little-endian float32 and uint8 arrays in
+    base64 inside a script (a <script src> works from file:// too, where fetch does not).
+    """
+    # this checkout's numpyvae: importable once on_config has put the root on sys.path
+    from numpyvae.data import load_dataset
+    from numpyvae.training import pretrained
+
+    out = {}
+    for name, kind in ((EXPLORER_MODEL, "explorer"), (KL_MODEL, "kl")):
+        path = Path(pretrained.shipped_path(name))
+        try:
+            vae = pretrained.load_model(path)
+            ck_extra = _shipped_record(path)
+        except ValueError as exc:  # CheckpointError: e.g. written before a format change
+            log.warning(f"the explorer and the demos need {path.relative_to(STATE['root'])}, which "
+                        f"cannot be read ({exc}); rerun python scripts/make_shipped_models.py --force")
+            continue
+        cfg = vae.config
+        ds = load_dataset("mnist-embedded", seed=int(ck_extra.get("data_seed", 0)))
+        x, y = ds.x_val, ds.y_val
+        mu, logvar = (np.asarray(a, dtype=np.float64) for a in vae.encode(x))
+        data = {"name": name, "checkpoint": path.relative_to(STATE["root"]).as_posix(),
+                "z_dim": cfg["z_dim"], "x_dim": cfg["x_dim"], "image_shape": [28, 28],
+                "val_neg_elbo": ck_extra.get("shipped", {}).get("val_neg_elbo"),
+                "command": ck_extra.get("shipped", {}).get("command")}
+        if kind == "explorer":
+            lins = [lin for _, lin in vae.dec.layers()] + [vae.dec_out]
+            acts = [cfg["activation"]] * (len(lins) - 1)
+            acts.append("sigmoid" if cfg["likelihood"] == "bernoulli" else "identity")
+            data["layers"] = [{"n_in": int(lin.W.shape[0]), "n_out": int(lin.W.shape[1]), "act": act,
+                               "W": _b64(lin.W, "<f4"), "b": _b64(lin.b, "<f4")}
+                              for lin, act in zip(lins, acts)]
+            data["points"] = {"n": len(x), "mu": _b64(mu, "<f4"), "logvar": _b64(logvar, "<f4"),
+                              "label": _b64(y, "u1"),
+                              "image": _b64(np.rint(np.asarray(x) * 255), "u1")}
+        else:
+            # note 09: the average KL of each dimension (2.x per coordinate) and A_j of (9.3)
+            kl_j = 0.5 * (mu ** 2 + np.exp(logvar) - logvar - 1.0)
+            data["kl"] = [round(float(v), 5) for v in kl_j.mean(axis=0)]
+            data["activity"] = [round(float(v), 5) for v in mu.var(axis=0)]
+            data["traversal"] = TRAVERSAL
+            z = np.zeros((cfg["z_dim"], len(TRAVERSAL), cfg["z_dim"]))
+            for j in range(cfg["z_dim"]):
+                z[j, :, j] = TRAVERSAL
+            imgs = vae.decode_mean(z.astype(vae.dtype))
+            data["images"] = _b64(np.rint(np.asarray(imgs) * 255), "u1")
+        out[f"assets/models/{name}.js"] = (
+            f"// {name}: exported from {data['checkpoint']} when the site was built\n"
+            "window.numpyvaeModels = window.numpyvaeModels || {};\n"
+            f"window.numpyvaeModels[{json.dumps(name)}] = {json.dumps(data)};\n")
+    return out
+
+
+def _shipped_record(path):
+    """The checkpoint's ``extra`` record (data seed, the shipped model's command and numbers)."""
+    from numpyvae.training import checkpoint  # see _model_exports
+    return checkpoint.load(path).extra
+
+
+def _scripts(page, *names):
+    """<script> tags for site files ``names``, relative to ``page``."""
+    return "\n".join(f'<script src="{get_relative_url(n, page.url)}"></script>' for n in names)
+
+
+def _add_demo(markdown, uri, page):
+    note = PurePosixPath(uri).name
+    for word, (demo, after) in DEMOS.items():
+        if word not in note:
+            continue
+        block = DEMO_HTML[demo] + "\n" + _scripts(
+            page, *([f"assets/models/{KL_MODEL}.js"] if demo == "kl" else []),
+            "assets/javascripts/numpyvae-common.js", "assets/javascripts/demos.js") + "\n"
+        return _insert_after_section(markdown, after, block, uri)
+    return markdown
+
+
+def _insert_after_section(markdown, word, block, uri):
+    """``block`` goes before the ``## `` heading that follows the first one naming ``word``
+    (a rewritten note without such a heading gets it before "In the code", or at the end)."""
+    lines = markdown.split("\n")
+    heads = [i for i, (line, fenced) in enumerate(_fence_marks(markdown))
+             if not fenced and line.startswith("## ")]
+    first = next((i for i in heads if word.lower() in lines[i].lower()), None)
+    if first is None:
+        log.info(f"{uri}: no section heading names {word!r}; the demo goes before 'In the code'")
+        nxt = next((i for i in heads if "in the code" in lines[i].lower()), len(lines))
+    else:
+        nxt = next((i for i in heads if i > first), len(lines))
+    return "\n".join(lines[:nxt] + ["", block, ""] + lines[nxt:])
+
+
+def _point_to_explorer(markdown):
+    box = ['!!! tip "Start here: the latent explorer"', "",
+           "    The fastest way to see what a VAE learned: [drag a cursor over the latent plane]"
+           "(explorer.md) of the model that ships with the package, and watch its decoder "
+           "answer in your browser. Click a digit to see its posterior q(z|x) and samples "
+           "drawn from it.", ""]
+    lines = markdown.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("# "):
+            return "\n".join(lines[:i + 1] + [""] + box + lines[i + 1:])
+    return "\n".join(box + lines)
+
+
+DEMO_HTML = {
+    "reparam": """<div class="numpyvae-demo" id="numpyvae-demo-reparam">
+<p class="numpyvae-demo-title"><strong>Try it: the reparameterisation.</strong> Twelve noise draws
+ε<sub>k</sub> are held fixed; z<sub>k</sub> = μ + σ ⊙ ε<sub>k</sub> with σ = e<sup>v/2</sup>
+(<a href="#eq-4.1">4.1</a>). Move μ and v = log σ²: every sample moves with μ one for one
+(∂z/∂μ = 1), and each arrow is ∂z<sub>k</sub>/∂v = ε<sub>k</sub> ⊙ σ/2 (<a href="#eq-4.2">4.2</a>),
+how far the sample moves when v rises by one. The ellipses are one and two σ of q.</p>
+<div class="numpyvae-demo-row">
+<canvas width="360" height="360" aria-label="samples of q in the plane"></canvas>
+<div class="numpyvae-demo-controls">
+<label>μ<sub>1</sub> <input type="range" data-k="mu0" min="-2" max="2" step="0.05" value="0.5"></label>
+<label>μ<sub>2</sub> <input type="range" data-k="mu1" min="-2" max="2" step="0.05" value="-0.5"></label>
+<label>v<sub>1</sub> = log σ<sub>1</sub>²
+<input type="range" data-k="v0" min="-4" max="2" step="0.05" value="0"></label>
+<label>v<sub>2</sub> = log σ<sub>2</sub>²
+<input type="range" data-k="v1" min="-4" max="2" step="0.05" value="-1.5"></label>
+<button type="button" class="md-button">new ε</button>
+<output></output>
+</div></div></div>""",
+    "kl": """<div class="numpyvae-demo" id="numpyvae-demo-kl">
+<p class="numpyvae-demo-title"><strong>Try it: the KL of each latent dimension.</strong> The
+shipped 784-400-20 model (<code>numpyvae.load_model("mnist-20d")</code>), its average
+KL(q(z<sub>j</sub>|x) ‖ N(0, 1)) over the 1000 validation digits, one bar per dimension, largest
+first; a pale bar is a dimension that is not active by (<a href="#eq-9.3">9.3</a>). Put the pointer
+on a bar: the row below decodes z = 0 with that one coordinate moved from −3 to 3. A collapsed
+dimension changes nothing.</p>
+<canvas class="numpyvae-kl-bars" width="640" height="200" aria-label="KL per dimension"></canvas>
+<canvas class="numpyvae-kl-row" width="504" height="56" aria-label="traversal of one dimension"></canvas>
+<output></output></div>""",
+}
 
 
 # --------------------------------------------------------------------------- page HTML

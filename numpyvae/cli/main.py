@@ -37,7 +37,7 @@ from ..model import VAE
 from ..teaching.cli import main as assignment_main
 from ..theory.estimators import log_likelihood
 from ..training import checkpoint as ck
-from ..training import memory, plots, rundir, threads
+from ..training import memory, plots, pretrained, rundir, threads
 from ..training.parallel import MIN_ROWS, split_sizes, uses_processes
 from ..training.presets import add_preset_arguments, apply_preset_config, cli_defaults, preset_epilogue
 from ..training.trainer import (
@@ -251,7 +251,8 @@ def build_parser(preset: str | None = None) -> argparse.ArgumentParser:
                        description="Evaluate a checkpoint on the test split (the validation split when the data set "
                                    "has no test split).")
     e.add_argument("checkpoint",
-                   help="path of a checkpoint.npz written by 'numpyvae train' (e.g. runs/latest/checkpoint.npz)")
+                   help="path of a checkpoint.npz written by 'numpyvae train' (e.g. runs/latest/checkpoint.npz), "
+                        "or a shipped model: mnist-2d, mnist-20d")
     e.add_argument("--dataset", default=None, help="override the data set recorded in the checkpoint")
     e.add_argument("--data-dir", default=None, help="directory with real data sets (default: $NUMPYVAE_DATA)")
     e.add_argument("--split", choices=("auto", "test", "val"), default="auto",
@@ -796,10 +797,9 @@ def _cmd_gradcheck(a: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    path = rundir.resolve(a.checkpoint)
-    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "checkpoint.npz")):
-        path = os.path.join(path, "checkpoint.npz")  # a run directory stands for its checkpoint
-    c = ck.load(path)  # CheckpointError -> one line, exit 2 (also for NaN or mistyped parameters)
+    # a run directory stands for its checkpoint, a shipped model's name for its file;
+    # CheckpointError -> one line, exit 2 (also for NaN or mistyped parameters)
+    c = ck.load(pretrained.checkpoint_path(a.checkpoint))
     name = a.dataset or c.extra.get("dataset")
     if not name:
         raise CLIError(f"{a.checkpoint}: the checkpoint does not record its data set; pass --dataset")
