@@ -67,7 +67,7 @@ def site(tmp_path_factory):
 
 
 def _notes():
-    return sorted(p.stem for p in (ROOT / "derivations").glob("*.md") if p.name != "README.md")
+    return sorted(p.stem for p in (ROOT / "derivations").glob("[0-9][0-9]_*.md"))
 
 
 def _public_modules():
@@ -91,6 +91,9 @@ def test_every_note_module_and_example_has_a_page(site):
     for note in _notes():
         assert (site / "derivations" / note / "index.html").is_file(), note
     assert (site / "index.html").is_file() and (site / "docs" / "INSTRUCTORS" / "index.html").is_file()
+    assert (site / "docs" / "benchmarks" / "index.html").is_file()
+    # the worked answers to the notes' exercises are for instructors: no page, no copy of the file
+    assert not list(site.rglob("*solutions*")), list(site.rglob("*solutions*"))
     modules = _public_modules()
     for wing in ("data", "training", "theory", "teaching", "cli"):
         assert any(m.startswith(f"numpyvae.{wing}.") for m in modules), wing

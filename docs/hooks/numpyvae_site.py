@@ -92,7 +92,8 @@ def on_config(config):
 
 def _notes_in_reading_order(root):
     deriv = root / "derivations"
-    notes = sorted(p.name for p in deriv.glob("*.md") if p.name != "README.md")
+    # the numbered notes only: derivations/solutions.md is for instructors, not the public site
+    notes = sorted(p.name for p in deriv.glob("[0-9][0-9]_*.md"))
     readme = (deriv / "README.md").read_text(encoding="utf-8")
     m = re.search(r"^##\s+Reading order\s*$(.*?)(?=^##\s)", readme, re.M | re.S)
     ordered = []
@@ -144,7 +145,8 @@ def _navigation():
         {f"{Path(e).stem[:2]} · {Path(e).stem[3:].replace('_', ' ')}": f"gallery/{Path(e).stem}.md"}
         for e in STATE["examples"]]
     return [{"Home": "README.md"}, {"Latent explorer": "explorer.md"}, {"Notes": notes}, {"Code": code},
-            {"Gallery": gallery}, {"For instructors": "docs/INSTRUCTORS.md"}]
+            {"Gallery": gallery}, {"Measured numbers": "docs/benchmarks.md"},
+            {"For instructors": "docs/INSTRUCTORS.md"}]
 
 
 def _packages():
@@ -168,11 +170,12 @@ def on_files(files: Files, config):
     for n in STATE["notes"]:
         add(f"derivations/{n}")
     add("docs/INSTRUCTORS.md")
+    add("docs/benchmarks.md")
     for p in sorted((root / "docs" / "figures").glob("*")):
         if p.is_file():
             add(p.relative_to(root).as_posix())
     # a repository file that a page links to and that is no page (a licence, a test file)
-    for page_uri in ["README.md", "derivations/README.md", "docs/INSTRUCTORS.md",
+    for page_uri in ["README.md", "derivations/README.md", "docs/INSTRUCTORS.md", "docs/benchmarks.md",
                      *(f"derivations/{n}" for n in STATE["notes"])]:
         text = (root / page_uri).read_text(encoding="utf-8")
         for target in _links(text):
