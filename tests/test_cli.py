@@ -21,6 +21,7 @@ from numpyvae.cli import main
 from numpyvae.cli.main import build_parser
 from numpyvae.data import load_dataset
 from numpyvae.training import checkpoint as ck
+from numpyvae.training import liveness
 from numpyvae.training.trainer import HISTORY_COLUMNS, Trainer, TrainingDiverged
 
 from _helpers import frey_bytes
@@ -229,7 +230,8 @@ def test_a_directory_in_use_is_locked(tmp_path, capsys):
     out.mkdir()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / ".lock").write_text(f"{sleeper.pid}\n")
+        holder = liveness.identity(sleeper.pid)   # what a run writes into its lock
+        (out / ".lock").write_text(f"{sleeper.pid}\n{json.dumps(holder)}\n")
         assert main(["train", "--out", str(out)] + TINY) == 2
         err = capsys.readouterr().err
         assert "in use by another numpyvae process" in err and str(sleeper.pid) in err

@@ -12,6 +12,8 @@
   is gone (or whose number now belongs to another process) is stale and is taken over, with a
   message; a live one makes a second run into the same directory fail; one that cannot be
   judged is refused with the way to clear it by hand.
+* ``special_file(path)`` says what ``path`` is when it exists but is no regular file (a named
+  pipe, a device, ...): reading one blocks or never ends, so readers refuse it first.
 * ``remove_stale_tmp(directory)`` deletes the hidden temporary files that an atomic write
   (``checkpoint.atomic_write``) left behind when its process was killed: only names of that
   exact form, only when their writer is gone. Any other file, however old, is the user's.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +43,7 @@ __all__ = [
     "resolve",
     "pid_alive",
     "remove_stale_tmp",
+    "special_file",
 ]
 
 LATEST = "latest"
@@ -234,3 +238,17 @@ def remove_stale_tmp(directory: str) -> list[str]:
         except OSError:
             continue
     return removed
+
+
+def special_file(path: str) -> str | None:
+    """None when ``path`` is missing or a regular file (or a link to one); else what it is,
+    e.g. "a named pipe (FIFO)"."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((what for test, what in kinds if test(mode)), "a special file")
