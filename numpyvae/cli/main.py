@@ -31,12 +31,11 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from . import argtypes, errors, stopping
+from . import argtypes, errors, likelihood, stopping
 from ..data import DATASETS, load_dataset
 from ..gradcheck import check_model
 from ..model import VAE
 from ..teaching.cli import main as assignment_main
-from ..theory.estimators import log_likelihood
 from ..training import checkpoint as ck
 from ..training import memory, plots, rundir, threads
 from ..training.parallel import MIN_ROWS, split_sizes, uses_processes
@@ -844,7 +843,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
             xi = x
             if dynamic:
                 xi = binarize_batch(x, np.random.default_rng(_seed_streams(seed)["val_binarize"]))
-            ll = np.asarray(log_likelihood(vae, xi, k=a.iw_k, rng=np.random.default_rng(seed + 12345)))
+            ll = likelihood.importance_sampled(vae, xi, a.iw_k, np.random.default_rng(seed + 12345), _say)
             print(f"importance-sampled log p(x), K = {a.iw_k}: {_fmt(float(ll.mean()))} nats "
                   f"(negative: {_fmt(-float(ll.mean()))})")
     print(f"time: {time.perf_counter() - t0:.1f}s")
