@@ -32,17 +32,20 @@ def test_burda_schedule_is_3_to_the_i_epochs_at_decaying_rates():
         presets.lr_at_epoch("cosine", 1e-3, 0)
 
 
-def test_presets_hold_the_papers_settings():
-    vae, iwae = presets.get_preset("burda2016-vae"), presets.get_preset("burda2016-iwae")
-    for p in (vae, iwae):
-        assert p.cli["hidden"] == (200, 200) and p.cli["z_dim"] == 50
-        assert p.cli["activation"] == "tanh" and p.cli["batch_size"] == 20
-        assert p.cli["binarize"] == "dynamic" and p.optimizer_kwargs["eps"] == 1e-4
-        assert p.lr_schedule == "burda2016" and p.eval_k == 5000 and p.paper_epochs == 3280
-    assert vae.reference == 86.76 and iwae.reference == 84.78 and iwae.cli["k"] == 50
-    assert iwae.model_kwargs == {"objective": "iwae"}
-    assert presets.get_preset("kingma2014-mnist").cli["hidden"] == (500,)
-    assert presets.get_preset("kingma2014-frey").cli["dataset"] == "frey"
+def test_each_preset_reaches_the_train_options_and_its_epochs_follow_the_paper():
+    """The preset's values become train's defaults (a flag given still wins), and the paper
+    epochs are the papers' sample budgets over the training set, not numbers typed twice."""
+    for name, p in presets.PRESETS.items():
+        a = build_parser(name).parse_args(["train", "--preset", name])
+        assert {k: getattr(a, k) for k in p.cli} == p.cli, name
+        assert build_parser(name).parse_args(["train", "--preset", name, "--epochs", "3"]).epochs == 3
+    # Kingma & Welling follow the bound up to 10^8 training samples (Figure 2)
+    assert presets.get_preset("kingma2014-mnist").paper_epochs == round(1e8 / 50_000)
+    assert presets.get_preset("kingma2014-frey").paper_epochs == round(1e8 / 1765)
+    # Burda et al.: 3^i epochs at each of the 8 learning rates; the schedule ends with the epochs
+    n = presets.get_preset("burda2016-vae").paper_epochs
+    lrs = [presets.burda2016_lr(e) for e in range(n + 1)]
+    assert len(set(lrs[:n])) == 8 and lrs[n - 1] != lrs[n - 1 - 3 ** 7] and lrs[n] == lrs[n - 1]
     with pytest.raises(ValueError, match="preset.*burda2016-vae"):
         presets.get_preset("burda2017")
 
