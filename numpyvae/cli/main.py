@@ -5,8 +5,8 @@ exit code instead of calling ``sys.exit``. Bad arguments or inputs (unknown data
 non-positive sizes, missing data directory, unreadable checkpoint, a model too large for this
 machine, an existing run in the way, ...) end with a single line ``numpyvae: error: ...`` on
 stderr and exit code 2; a diverged training run exits with 1, as does a failed gradient check;
-Ctrl-C exits with 130 after saving what there is. Set ``NUMPYVAE_DEBUG=1`` to see full
-tracebacks instead.
+Ctrl-C exits with 130 after saving what there is, SIGTERM and SIGHUP likewise with 143 and
+129. Set ``NUMPYVAE_DEBUG=1`` to see full tracebacks instead.
 
 A run never replaces another one unless asked: without ``--out`` each run gets a fresh
 directory ``runs/<timestamp>-<dataset>`` and ``runs/latest`` points at the newest; ``--out``
@@ -1223,7 +1223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     0 success; 1 training diverged or a gradient check failed; 2 bad arguments or inputs (one
     line ``numpyvae: error: ...`` on stderr, no traceback unless ``NUMPYVAE_DEBUG`` is set);
-    130 interrupted (Ctrl-C).
+    130 interrupted (Ctrl-C); 143 and 129 stopped by SIGTERM and SIGHUP (as after Ctrl-C).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("NUMPYVAE_DEBUG"))
