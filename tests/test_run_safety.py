@@ -113,10 +113,11 @@ def _no_kill(*args):
     raise AssertionError("os.kill terminates the probed process on Windows")
 
 
-def test_on_windows_no_process_is_signalled(tmp_path, monkeypatch):
+@pytest.mark.parametrize("module,attr,value", [(sys, "platform", "win32"), (os, "name", "nt")])
+def test_on_windows_no_process_is_signalled(tmp_path, monkeypatch, module, attr, value):
     dead = _dead_pid()
     k32 = _FakeKernel32(running={os.getpid(), os.getppid()})
-    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(module, attr, value)
     monkeypatch.setattr(os, "kill", _no_kill)
     monkeypatch.setattr(liveness, "_kernel32", lambda: k32)
     assert liveness.pid_alive(os.getppid()) is True and liveness.pid_alive(dead) is False
