@@ -171,6 +171,7 @@ def test_the_corpus_is_large_enough():
         == set(CORPUS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_submission(graded, name):
     report, _ = graded[name]

@@ -68,6 +68,7 @@ def test_a_data_set_that_contradicts_the_preset_is_refused(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------ special files
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
 @pytest.mark.parametrize("command", ["evaluate", "resume", "train"])
 def test_a_fifo_named_checkpoint_is_refused_not_read(tmp_path, command):
@@ -139,6 +140,7 @@ def test_a_read_only_out_says_the_folder_is_not_writable(read_only_dir, capsys):
 
 
 # ------------------------------------------------------------------------------ two runs, one --out
+@pytest.mark.slow
 def test_a_run_that_finishes_in_out_meanwhile_is_not_replaced(tmp_path, monkeypatch, capsys):
     """B looks at --out (nothing there), A runs there from start to finish, then B takes the
     lock: B must refuse, and A's finished run must stay as it was."""
@@ -162,6 +164,7 @@ def test_a_run_that_finishes_in_out_meanwhile_is_not_replaced(tmp_path, monkeypa
 
 
 # ------------------------------------------------------------------------------ SIGTERM, SIGHUP
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 @pytest.mark.parametrize("sig,threads", [("SIGTERM", "1"), ("SIGHUP", "1"), ("SIGTERM", "2")])
 def test_sigterm_and_sighup_stop_like_ctrl_c(tmp_path, sig, threads):

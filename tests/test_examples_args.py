@@ -37,6 +37,7 @@ def test_out_naming_a_file_is_refused_and_the_file_kept(tmp_path, script):
     assert f.read_text() == "my results\n" and sorted(os.listdir(tmp_path)) == ["results.txt"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script,args,says", [
     ("13_conditional.py", ["--epochs", "-1"], "--epochs"),
     ("13_conditional.py", ["--epochs", "0"], "positive integer"),
@@ -57,6 +58,7 @@ def test_a_bad_number_is_one_line_and_writes_nothing(tmp_path, script, args, say
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_out_through_a_file_is_refused(tmp_path):
     (tmp_path / "a").write_text("x")
     done = _run("10_graphical_model.py", "--out", str(tmp_path / "a" / "figs"), cwd=tmp_path)

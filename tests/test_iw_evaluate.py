@@ -23,6 +23,7 @@ def run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_evaluate_says_the_memory_and_reports_progress(run, capsys):
     assert main(["evaluate", str(run / "checkpoint.npz"), "--iw-k", "40", "--max-examples", "300",
                  "--batch-size", "100"]) == 0

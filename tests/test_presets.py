@@ -103,6 +103,7 @@ def test_log_likelihood_reports_progress_and_matches_the_silent_run():
         log_likelihood(vae, x, k=2, progress="yes")
 
 
+@pytest.mark.slow
 def test_log_likelihood_memory_is_bounded_by_max_floats_not_by_k():
     """K = 3000 samples of 40 examples would be 9.4e7 floats at once; chunks keep it small."""
     vae = nv.VAE(784, 5, hidden=(20,), seed=0)
@@ -126,6 +127,7 @@ def test_preset_evaluation_prints_progress_time_and_the_papers_number():
     assert res["neg_log_px"] > 0 and res["n"] == 30
 
 
+@pytest.mark.slow
 def test_cli_preset_runs_briefly(tmp_path, capsys):
     """A two-epoch burda2016-vae run on 200 shipped MNIST images with a small evaluation."""
     out = tmp_path / "run"
@@ -142,6 +144,7 @@ def test_cli_preset_runs_briefly(tmp_path, capsys):
     assert (out / "preset_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_a_preset_run_with_a_time_limit_stops_evaluates_and_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--preset", "kingma2014-mnist", "--dataset", "mnist-embedded", "--binarize", "fixed",

@@ -299,6 +299,7 @@ def _all_docstrings():
                 yield mod, node.name, ast.get_docstring(node)
 
 
+@pytest.mark.slow
 def test_notes_named_in_docstrings_are_the_right_ones():
     notes = {int(p.name[:2]): p.read_text(encoding="utf-8") for p in DERIV.glob("[0-9][0-9]_*.md")}
     problems = prose_problems(_all_docstrings(), notes)
