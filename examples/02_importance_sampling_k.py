@@ -11,7 +11,7 @@ log p(x) (Prabhu, "importance sampling"; lecture notes, "Caveats").
 import time
 
 import numpy as np
-from _theory_common import load_binary_mnist, nv, out_dir, parser, save_figure, save_text, train_vae
+from _theory_common import load_binary_mnist, nv, out_dir, parser, positive_int, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
 from numpyvae.theory.estimators import evaluate_bounds, format_table
@@ -37,7 +37,7 @@ def linear_case(rng):
 
 def main():
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--n-images", type=int, default=100)
+    p.add_argument("--n-images", type=positive_int, default=100)
     args = p.parse_args()
     out = out_dir(args)
     rng = np.random.default_rng(args.seed)

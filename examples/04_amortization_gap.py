@@ -13,7 +13,7 @@ is shown for comparison.
 import time
 
 import numpy as np
-from _theory_common import load_binary_mnist, nv, out_dir, parser, save_figure, save_text, train_vae
+from _theory_common import load_binary_mnist, nv, out_dir, parser, positive_int, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
 from numpyvae.theory.amortization import amortization_gap, fit_local_posterior
@@ -43,8 +43,8 @@ def linear_case(rng):
 
 def main():
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--n-images", type=int, default=100)
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--n-images", type=positive_int, default=100)
+    p.add_argument("--steps", type=positive_int, default=300)
     args = p.parse_args()
     out = out_dir(args)
     rng = np.random.default_rng(args.seed)

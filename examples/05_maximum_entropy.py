@@ -11,7 +11,7 @@ the legend.
 import time
 
 import numpy as np
-from _theory_common import out_dir, parser, save_figure, save_text
+from _theory_common import out_dir, parser, positive_float, save_figure, save_text
 
 import matplotlib.pyplot as plt
 from numpyvae.theory import maxent
@@ -20,7 +20,7 @@ from numpyvae.theory.estimators import format_table
 
 def main():
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--var", type=float, default=1.0)
+    p.add_argument("--var", type=positive_float, default=1.0)
     args = p.parse_args()
     out = out_dir(args)
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ trained MNIST VAE (784-200-10) over fresh eps draws, for K = 1, 5, 50 samples pe
 import time
 
 import numpy as np
-from _theory_common import load_binary_mnist, out_dir, parser, save_figure, save_text, train_vae
+from _theory_common import load_binary_mnist, out_dir, parser, positive_int, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
 from numpyvae.theory.estimators import elbo_gradient_variance, format_table, kl_mc_error
@@ -27,7 +27,7 @@ QS = {
 
 def main():
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--n-rep", type=int, default=40)
+    p.add_argument("--n-rep", type=positive_int, default=40)
     args = p.parse_args()
     out = out_dir(args)
     rng = np.random.default_rng(args.seed)

@@ -12,7 +12,7 @@ K = 1, 10, 100, 1000, 5000. Prints the table, the gap, and timings.
 import time
 
 import numpy as np
-from _theory_common import HERE, load_binary_mnist, out_dir, parser, save_figure, save_text, train_vae
+from _theory_common import HERE, load_binary_mnist, out_dir, parser, positive_int, save_figure, save_text, train_vae
 
 import matplotlib.pyplot as plt
 from numpyvae.theory.estimators import evaluate_bounds, format_table
@@ -20,10 +20,10 @@ from numpyvae.theory.estimators import evaluate_bounds, format_table
 
 def main():
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--n-eval", type=int, default=1000)
+    p.add_argument("--epochs", type=positive_int, default=3)
+    p.add_argument("--n-eval", type=positive_int, default=1000)
     p.add_argument("--data", choices=("auto", "mnist", "mnist-embedded"), default="auto")
-    p.add_argument("--ks", type=int, nargs="+", default=[1, 10, 100, 1000, 5000])
+    p.add_argument("--ks", type=positive_int, nargs="+", default=[1, 10, 100, 1000, 5000])
     p.add_argument("--retrain", action="store_true", help="ignore a cached trained model")
     args = p.parse_args()
     out = out_dir(args)

@@ -18,7 +18,6 @@ Derivations: derivations/11_autoencoders.md, eqs. (11.1) and (11.2).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -35,6 +34,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout
 from numpyvae.theory.autoencoders import Autoencoder, fit, pca, pca_reconstruct  # noqa: E402
 from numpyvae.data import load_dataset  # noqa: E402
+from numpyvae.cli.argtypes import ScriptParser, nonneg_int, out_folder, positive_int  # noqa: E402
 
 
 def mse_per_pixel(x, x_hat):
@@ -43,14 +43,14 @@ def mse_per_pixel(x, x_hat):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "output"),
+    ap = ScriptParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=out_folder, default=str(Path(__file__).resolve().parent / "output"),
                     help="folder for the figure and the table (default: examples/output/)")
-    ap.add_argument("--codes", type=int, nargs="+", default=[2, 10, 32], help="code sizes d")
-    ap.add_argument("--epochs", type=int, default=10, help="training epochs per autoencoder")
-    ap.add_argument("--batch-size", type=int, default=128)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n-show", type=int, default=8, help="validation digits in the figure")
+    ap.add_argument("--codes", type=positive_int, nargs="+", default=[2, 10, 32], help="code sizes d")
+    ap.add_argument("--epochs", type=positive_int, default=10, help="training epochs per autoencoder")
+    ap.add_argument("--batch-size", type=positive_int, default=128)
+    ap.add_argument("--seed", type=nonneg_int, default=0)
+    ap.add_argument("--n-show", type=positive_int, default=8, help="validation digits in the figure")
     args = ap.parse_args(argv)
 
     t_start = time.time()

@@ -38,7 +38,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _theory_common import nv, out_dir, parser, save_text  # noqa: E402
+from _theory_common import nonneg_float, nv, out_dir, parser, positive_float, positive_int, save_text  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 from numpyvae.data import load_dataset  # noqa: E402
@@ -150,11 +150,11 @@ def draw(runs, y_val, vaes, path, t0, rng):
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=12, help="training epochs per run (default 12)")
-    p.add_argument("--warmup-epochs", type=float, default=8.0,
+    p.add_argument("--epochs", type=positive_int, default=12, help="training epochs per run (default 12)")
+    p.add_argument("--warmup-epochs", type=nonneg_float, default=8.0,
                    help="epochs over which beta grows from 0 to 1 in the warm-up run (default 8)")
-    p.add_argument("--z-dim", type=int, default=16, help="latent dimensions (default 16)")
-    p.add_argument("--c", type=float, default=2.0,
+    p.add_argument("--z-dim", type=positive_int, default=16, help="latent dimensions (default 16)")
+    p.add_argument("--c", type=positive_float, default=2.0,
                    help="decoder variance of the Gaussian-decoder run (default 2.0; Lucas et al.)")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.z_dim < 2 or args.warmup_epochs <= 0 or not args.c > 0:

@@ -12,7 +12,7 @@ Embedded in derivations/01_generative_model.md, section 1.1.
 """
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +23,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))   # run from a checkout
+from numpyvae.cli.argtypes import ScriptParser, out_folder  # noqa: E402
+
 DEFAULT_OUT = HERE.parent / "docs" / "figures"
 
 
@@ -72,8 +75,8 @@ def draw():
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+    p = ScriptParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=out_folder, default=DEFAULT_OUT,
                    help="folder for graphical_model.png (default: docs/figures/)")
     args = p.parse_args(argv)
     t0 = time.perf_counter()

@@ -12,7 +12,8 @@ writes examples/output/11_iwae.txt and 11_iwae.png (sorted per-unit activity).
 import time
 
 import numpy as np
-from _family_common import active_units, fit, load_labelled, out_dir, parser, save_figure, save_text, table
+from _family_common import (active_units, fit, load_labelled, out_dir, parser, positive_int, save_figure,
+                            save_text, table)
 
 import matplotlib.pyplot as plt
 import numpyvae as nv
@@ -20,12 +21,12 @@ import numpyvae as nv
 
 def main():
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--hidden", type=int, default=200)
-    p.add_argument("--z", type=int, default=20)
-    p.add_argument("--n-test", type=int, default=1000)
-    p.add_argument("--n-train", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--k-eval", type=int, default=5000)
+    p.add_argument("--epochs", type=positive_int, default=5)
+    p.add_argument("--hidden", type=positive_int, default=200)
+    p.add_argument("--z", type=positive_int, default=20)
+    p.add_argument("--n-test", type=positive_int, default=1000)
+    p.add_argument("--n-train", type=positive_int, default=None, help="use only the first N training images")
+    p.add_argument("--k-eval", type=positive_int, default=5000)
     p.add_argument("--data", choices=("auto", "mnist", "mnist-embedded"), default="auto")
     args = p.parse_args()
     out = out_dir(args)

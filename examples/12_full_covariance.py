@@ -16,7 +16,7 @@ epochs, test ELBO (closed-form KL, one sample) after every epoch.
 import time
 
 import numpy as np
-from _family_common import fit, load_labelled, out_dir, parser, save_figure, save_text, table
+from _family_common import fit, load_labelled, out_dir, parser, positive_int, save_figure, save_text, table
 
 import matplotlib.pyplot as plt
 import numpyvae as nv
@@ -86,11 +86,11 @@ def mnist(epochs, hidden, z, seed, n_test, data):
 
 def main():
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--hidden", type=int, default=200)
-    p.add_argument("--z", type=int, default=20)
-    p.add_argument("--n-test", type=int, default=10000)
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--steps", type=positive_int, default=3000)
+    p.add_argument("--hidden", type=positive_int, default=200)
+    p.add_argument("--z", type=positive_int, default=20)
+    p.add_argument("--n-test", type=positive_int, default=10000)
     p.add_argument("--data", choices=("auto", "mnist", "mnist-embedded"), default="auto")
     args = p.parse_args()
     out = out_dir(args)

@@ -11,7 +11,8 @@ every label (rows), and 13_conditional_grid.png, one label decoded across a grid
 import time
 
 import numpy as np
-from _family_common import fit, load_labelled, out_dir, parser, save_figure, save_text, table
+from _family_common import (fit, int_between, load_labelled, out_dir, parser, positive_int, save_figure,
+                            save_text, table)
 
 import matplotlib.pyplot as plt
 import numpyvae as nv
@@ -19,10 +20,10 @@ import numpyvae as nv
 
 def main():
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--z", type=int, default=2)
-    p.add_argument("--grid-label", type=int, default=8)
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--hidden", type=positive_int, default=256)
+    p.add_argument("--z", type=positive_int, default=2)
+    p.add_argument("--grid-label", type=int_between(0, 9), default=8)
     p.add_argument("--data", choices=("auto", "mnist", "fashion-mnist", "mnist-embedded"),
                    default="auto")
     args = p.parse_args()

@@ -13,7 +13,7 @@ prior fitted to the training codes (VQVAE.fit_prior) beside samples from the uni
 import time
 
 import numpy as np
-from _family_common import load_labelled, out_dir, parser, save_figure, save_text, table
+from _family_common import load_labelled, nonneg_float, out_dir, parser, positive_int, save_figure, save_text, table
 
 import matplotlib.pyplot as plt
 import numpyvae as nv
@@ -47,12 +47,12 @@ def train(vq, x, epochs, seed, label):
 
 def main():
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--M", type=int, default=8)
-    p.add_argument("--d", type=int, default=4)
-    p.add_argument("--K", type=int, default=32)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--beta", type=float, default=0.25)
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--M", type=positive_int, default=8)
+    p.add_argument("--d", type=positive_int, default=4)
+    p.add_argument("--K", type=positive_int, default=32)
+    p.add_argument("--hidden", type=positive_int, default=256)
+    p.add_argument("--beta", type=nonneg_float, default=0.25)
     p.add_argument("--data", choices=("auto", "mnist", "mnist-embedded"), default="auto")
     args = p.parse_args()
     out = out_dir(args)

@@ -14,7 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from _theory_common import HERE, out_dir, parser, save_figure, save_text  # noqa: F401
+from _theory_common import (HERE, int_between, nonneg_float, out_dir, parser, positive_float,  # noqa: F401
+                            positive_int, save_figure, save_text)
 
 import numpyvae as nv  # noqa: E402
 

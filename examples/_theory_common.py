@@ -5,7 +5,6 @@ Not part of the package; each example imports it from its own folder.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,9 @@ try:  # run from a checkout without installing the package
 except ImportError:
     sys.path.insert(0, str(HERE.parent))
 import numpyvae as nv  # noqa: E402
+# the numpyvae command's argument checks: one line and exit code 2 for a bad value
+from numpyvae.cli.argtypes import (ScriptParser, int_between, nonneg_float, nonneg_int,  # noqa: E402,F401
+                                   out_folder, positive_float, positive_int)
 
 import matplotlib  # noqa: E402
 
@@ -27,10 +29,10 @@ matplotlib.use("Agg")
 
 
 def parser(description):
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--out", type=Path, default=HERE / "output",
+    p = ScriptParser(description=description)
+    p.add_argument("--out", type=out_folder, default=HERE / "output",
                    help="folder for figures and tables (default: examples/output/)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonneg_int, default=0)
     return p
 
 

@@ -592,7 +592,7 @@ class VAE(_DecoderHeads, _FlatParams):
                      objective=objective, log_w=log_w, off=off)
 
     def _family_backward(self):
-        """Backward of ``_family_forward``, in the five steps of note 02.
+        """Backward of ``_family_forward``, in the five steps of note 07, section 7.1.
 
         One form covers every case: loss = sum_kb [a_kb (-log p(x|z_kb))
         + c_kb (log q(z_kb|x) - log p(z_kb))] (+ beta/B * closed-form KL), with

@@ -22,6 +22,7 @@ def _trained_small_vae():
     return vae, x
 
 
+@pytest.mark.slow
 def test_local_fit_beats_the_encoder_with_common_random_numbers():
     vae, x = _trained_small_vae()
     before = vae.flat_params.copy()

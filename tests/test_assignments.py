@@ -355,6 +355,7 @@ def test_aliases_name_the_same_exercise():
 
 
 # --------------------------------------------------------------------------- CLI and Gradescope
+@pytest.mark.slow
 def test_the_instructor_commands(tmp_path, capsys, made):
     _, _, key = made
     from numpyvae.cli.main import main as top
@@ -428,6 +429,7 @@ def test_a_missing_submission_still_writes_results(tmp_path):
     assert data["score"] == 0 and "no submission" in data["tests"][0]["output"]
 
 
+@pytest.mark.slow
 def test_cli_exit_codes_and_old_options(made, tmp_path, capsys):
     root, stub, key = made
     assert A.main(["grade", str(key), "--exercises", "relu_backward,tanh_backward"]) == 0

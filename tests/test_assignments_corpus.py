@@ -171,6 +171,7 @@ def test_the_corpus_is_large_enough():
         == set(CORPUS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_submission(graded, name):
     report, _ = graded[name]
@@ -183,6 +184,7 @@ def test_submission(graded, name):
     json.dumps(report.to_gradescope(), allow_nan=False)      # strict JSON, always
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(VAE_VARIANTS))
 def test_vae_submission(graded, name):
     report, _ = graded[name]
@@ -207,6 +209,7 @@ def test_grading_one_submission_costs_about_a_second(key):
     assert report.passed and spent < 2.0, spent      # about 0.5 s here (VAE, hidden cases)
 
 
+@pytest.mark.slow
 def test_huge_prints_are_captured_and_capped(graded):
     report, _ = graded["huge_print"]
     assert 0 < len(report.student_output) <= LIMITS.output_cap + 100
@@ -215,12 +218,14 @@ def test_huge_prints_are_captured_and_capped(graded):
     assert "xxxxxxxxxx" not in text        # never mixed into the machine-readable report
 
 
+@pytest.mark.slow
 def test_a_nan_gradient_gives_strict_json(graded):
     report, _ = graded["relu_nan"]
     assert report.row(R).max_error is None or report.to_dict()["results"][0]["max_error"] is None
     json.loads(json.dumps(report.to_gradescope(), allow_nan=False))
 
 
+@pytest.mark.slow
 def test_patching_the_grader_in_the_child_does_not_reach_the_parent(graded):
     from numpyvae import gradcheck
     assert gradcheck.PASS == 1e-6 and gradcheck.rel_error([1.0], [0.0]) == 1.0

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_step_parts.py"
 ROWS = ("Linear forward (product + bias)", "Linear backward (products + bias sum)", "activations",
         "Bernoulli log p(x|z)", "Bernoulli gradient", "forward's checks and the eps draw",
@@ -18,6 +20,7 @@ ROWS = ("Linear forward (product + bias)", "Linear backward (products + bias sum
         "the Python between the pieces (the rest)")
 
 
+@pytest.mark.slow
 def test_every_piece_of_the_step_is_timed():
     res = subprocess.run([sys.executable, str(SCRIPT), "--models", "tanh", "--bursts", "2", "--burst", "3"],
                          capture_output=True, text=True, timeout=300)

@@ -21,6 +21,7 @@ from numpyvae.cli import main
 from numpyvae.cli.main import build_parser
 from numpyvae.data import load_dataset
 from numpyvae.training import checkpoint as ck
+from numpyvae.training import liveness
 from numpyvae.training.trainer import HISTORY_COLUMNS, Trainer, TrainingDiverged
 
 from _helpers import frey_bytes
@@ -44,6 +45,7 @@ def tiny_run(tmp_path_factory):
     return rc, out
 
 
+@pytest.mark.slow
 def test_train_end_to_end_writes_every_file(tiny_run, capsys):
     rc, out = tiny_run
     assert rc == 0
@@ -69,6 +71,7 @@ def test_train_end_to_end_writes_every_file(tiny_run, capsys):
     assert c.train_config["binarize"] is True and c.epoch == 1
 
 
+@pytest.mark.slow
 def test_train_summary_is_printed(tmp_path, capsys):
     rc = main(["train", "--out", str(tmp_path / "r"), "--z-dim", "3", "--hidden", ""] + TINY[:4] + ["--no-progress"])
     assert rc == 0
@@ -77,6 +80,7 @@ def test_train_summary_is_printed(tmp_path, capsys):
     assert not (tmp_path / "r" / "manifold.png").exists()  # only for z_dim = 2
 
 
+@pytest.mark.slow
 def test_resume_extends_the_history(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--out", str(out)] + TINY) == 0
@@ -85,6 +89,7 @@ def test_resume_extends_the_history(tmp_path, capsys):
     assert ck.load(out / "checkpoint.npz").extra["n_train"] == 300
 
 
+@pytest.mark.slow
 def test_toy_dataset_draws_scatter_plots(tmp_path):
     out = tmp_path / "toy"
     rc = main(["train", "--dataset", "two-moons", "--out", str(out), "--z-dim", "2", "--hidden", "16",
@@ -180,6 +185,7 @@ def test_unreadable_checkpoint_is_a_clean_error(tmp_path, capsys, content):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_python_dash_m_and_help():
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run([sys.executable, "-m", "numpyvae", "--help"], capture_output=True, text=True, env=env, cwd=REPO)
@@ -192,6 +198,7 @@ def test_python_dash_m_and_help():
 
 
 # ------------------------------------------------------------------------ no run is ever lost
+@pytest.mark.slow
 def test_each_run_gets_a_fresh_directory_and_latest_points_at_the_newest(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--seed", "1"] + TINY) == 0
@@ -209,6 +216,7 @@ def test_each_run_gets_a_fresh_directory_and_latest_points_at_the_newest(tmp_pat
     assert ck.load(f"runs/{runs[0]}/checkpoint.npz").epoch == 1  # the other run untouched
 
 
+@pytest.mark.slow
 def test_out_on_a_finished_run_needs_force_or_resume(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--out", str(out)] + TINY) == 0
@@ -224,12 +232,14 @@ def test_out_on_a_finished_run_needs_force_or_resume(tmp_path, capsys):
     assert "removed the previous run's files" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_directory_in_use_is_locked(tmp_path, capsys):
     out = tmp_path / "r"
     out.mkdir()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        (out / ".lock").write_text(f"{sleeper.pid}\n")
+        holder = liveness.identity(sleeper.pid)   # what a run writes into its lock
+        (out / ".lock").write_text(f"{sleeper.pid}\n{json.dumps(holder)}\n")
         assert main(["train", "--out", str(out)] + TINY) == 2
         err = capsys.readouterr().err
         assert "in use by another numpyvae process" in err and str(sleeper.pid) in err
@@ -242,6 +252,7 @@ def test_a_directory_in_use_is_locked(tmp_path, capsys):
     assert not (out / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_two_concurrent_trainings_into_one_out(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OPENBLAS_NUM_THREADS="1")
@@ -262,6 +273,7 @@ def test_two_concurrent_trainings_into_one_out(tmp_path):
         first.communicate()
 
 
+@pytest.mark.slow
 def test_resume_refuses_options_that_contradict_the_checkpoint(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--out", str(out)] + TINY) == 0
@@ -279,6 +291,7 @@ def test_resume_refuses_options_that_contradict_the_checkpoint(tmp_path, capsys)
                  "--no-progress"]) == 0
 
 
+@pytest.mark.slow
 def test_resume_applies_and_records_a_new_learning_rate(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--out", str(out)] + TINY) == 0
@@ -291,6 +304,7 @@ def test_resume_applies_and_records_a_new_learning_rate(tmp_path, capsys):
         assert [float(r["lr"]) for r in csv.DictReader(fh)] == [0.001, 0.01]
 
 
+@pytest.mark.slow
 def test_resume_on_a_finished_run_says_there_is_nothing_to_do(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--out", str(out)] + TINY) == 0
@@ -325,6 +339,7 @@ def _stop_in_epoch(monkeypatch, epoch, exc):
     monkeypatch.setattr(Trainer, "_train_step", step)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exc,code", [(KeyboardInterrupt, 130), (TrainingDiverged, 1)])
 def test_interrupt_or_divergence_saves_the_last_finished_epoch(tmp_path, monkeypatch, capsys, exc, code):
     out = tmp_path / "r"
@@ -345,6 +360,7 @@ def test_interrupt_or_divergence_saves_the_last_finished_epoch(tmp_path, monkeyp
     assert ck.load(out / "checkpoint.npz").epoch == 3
 
 
+@pytest.mark.slow
 def test_sigint_in_a_real_process_exits_130_and_saves(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OPENBLAS_NUM_THREADS="1")
@@ -401,6 +417,7 @@ def test_out_naming_an_existing_file(tmp_path, capsys):
     assert f.read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_a_checkpoint_with_a_nan_parameter(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--out", str(out)] + TINY) == 0
@@ -428,6 +445,7 @@ def test_a_text_file_as_checkpoint_says_what_it_is(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------ what a new user sees
+@pytest.mark.slow
 def test_epoch_lines_stay_with_no_progress_and_no_bar_off_a_terminal(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "a")] + TINY) == 0
     err = capsys.readouterr().err
@@ -438,6 +456,7 @@ def test_epoch_lines_stay_with_no_progress_and_no_bar_off_a_terminal(tmp_path, c
     assert "epoch   1/1" in err and "\r" not in err and "batch/s" not in err and "it/s" not in err
 
 
+@pytest.mark.slow
 def test_the_blas_choice_is_printed_and_recorded(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "a"), "--threads", "1"] + TINY) == 0
     err = capsys.readouterr().err
@@ -471,6 +490,7 @@ def test_evaluate_without_a_data_directory_speaks_cli(tiny_run, monkeypatch, cap
     assert "--data-dir" in err and "NUMPYVAE_DATA" in err and "data_dir=" not in err
 
 
+@pytest.mark.slow
 def test_mnist_training_needs_no_test_files(tmp_path, shared_file, capsys):
     data = tmp_path / "data" / "mnist"
     data.mkdir(parents=True)
@@ -486,6 +506,7 @@ def test_mnist_training_needs_no_test_files(tmp_path, shared_file, capsys):
     assert "t10k" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_command_to_continue_names_the_data_directory(tmp_path, capsys, monkeypatch):
     """A run that read its files through --data-dir, stopped by --time-limit, prints a command that
     continues it as printed: the checkpoint records the data set, not where its files are."""
@@ -506,6 +527,7 @@ def test_the_command_to_continue_names_the_data_directory(tmp_path, capsys, monk
     assert ck.load(out / "checkpoint.npz").epoch == 3
 
 
+@pytest.mark.slow
 def test_more_things_a_new_user_tries(tmp_path, tiny_run, capsys):
     assert main(["train", "--out", ""] + TINY) == 2
     assert "--out: expected a directory name" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import numpyvae as nv
 from numpyvae.gradcheck import check_model
 
 
+@pytest.mark.slow
 @FAST
 @given(b=st.integers(1, 5), x_dim=st.integers(1, 6), z_dim=st.integers(1, 4), c=st.integers(1, 4),
        k=st.integers(1, 3), hidden=st.sampled_from([(), (5,), (4, 3)]),

@@ -462,6 +462,7 @@ def test_frey_real(shared_data, shared_file):
 
 # ---------------------------------------------------------------- real data sets (shared folder)
 
+@pytest.mark.slow
 def test_mnist_real(shared_data, shared_file):
     shared_file("mnist/train-images-idx3-ubyte.gz")
     x, y = ds.load_mnist(shared_data, "train")

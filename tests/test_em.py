@@ -25,6 +25,7 @@ def test_marginal_likelihood_never_decreases(seed, learn_c):
     assert np.all(bound[1:] <= lp[1:] + 1e-9)
 
 
+@pytest.mark.slow
 def test_reaches_the_ppca_maximum():
     x = _data(3)
     _, hist = em.fit_em(x, 2, n_steps=1500, seed=1)

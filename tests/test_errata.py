@@ -72,6 +72,7 @@ def test_shah_chain_bracketing():
     assert np.all(np.abs(diff.mean(0) - e_log_post) < 4.5 * se_d)
 
 
+@pytest.mark.slow
 def test_liao_kl_sign():
     """1/2 sum(mu^2 + s^2 - log s^2 - 1) is +KL(q || N(0, I)), not -KL."""
     rng = np.random.default_rng(2)

@@ -167,6 +167,7 @@ def test_mnist_sized_chunks_fit_the_default_budget():
     assert bc * kc * 784 * 8 <= 200e6  # bytes of one float64 decoder output chunk
 
 
+@pytest.mark.slow
 def test_mnist_sized_evaluation_peak_memory():
     import tracemalloc
 

@@ -14,6 +14,7 @@ def _config(out):
     return json.loads((out / "checkpoint.json").read_text())
 
 
+@pytest.mark.slow
 def test_iwae_full_covariance_run_records_and_resumes(tmp_path, capsys):
     out = tmp_path / "iwae"
     assert main(["train", *SMALL, "--objective", "iwae", "--k", "2", "--posterior", "full",
@@ -28,6 +29,7 @@ def test_iwae_full_covariance_run_records_and_resumes(tmp_path, capsys):
     assert "negative ELBO" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags, what", [(["--conditional"], "n_classes"),
                                          (["--model", "vqvae", "--codebook-size", "8"], "vqvae")])
 def test_conditional_and_vqvae_train_and_evaluate(tmp_path, capsys, flags, what):
@@ -53,6 +55,7 @@ def test_contradicting_family_flags_exit_2(tmp_path, capsys, flags, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_different_objective_or_posterior(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *SMALL, "--objective", "iwae", "--k", "2", "--out", str(out)]) == 0
@@ -65,6 +68,7 @@ def test_resume_refuses_a_different_objective_or_posterior(tmp_path, capsys):
     assert "--posterior full (the run has diag)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags, cls", [(["--conditional"], "numpyvae.model.VAE"),
                                         (["--model", "vqvae", "--codebook-size", "8"], "numpyvae.vqvae.VQVAE")])
 @pytest.mark.parametrize("how", ["interrupt", "nan"])
@@ -105,6 +109,7 @@ def test_a_family_run_stopped_early_keeps_its_last_epoch_and_says_how_to_go_on(t
     assert np.isfinite(json.loads((out / "history.json").read_text())["val_neg_elbo"]).all()
 
 
+@pytest.mark.slow
 def test_an_interrupted_first_epoch_of_a_family_run_can_be_resumed(tmp_path, capsys, monkeypatch):
     from numpyvae.model import VAE
     out = tmp_path / "run"

@@ -19,6 +19,7 @@ def _train(out, flags, epochs):
     assert main(["train", *TINY, *flags, "--epochs", str(epochs), "--out", str(out)]) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags", FAMILIES)
 def test_one_epoch_then_resume_equals_two_epochs_straight(tmp_path, capsys, flags):
     _train(tmp_path / "straight", flags, 2)
@@ -39,6 +40,7 @@ def test_one_epoch_then_resume_equals_two_epochs_straight(tmp_path, capsys, flag
     assert b.build_optimizer() is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags", FAMILIES)
 def test_family_resume_follows_the_main_rules(tmp_path, capsys, flags):
     out = tmp_path / "run"
@@ -57,6 +59,7 @@ def test_family_resume_follows_the_main_rules(tmp_path, capsys, flags):
     assert meta["extra"]["resumes"][-1]["changed"]["lr"] == [0.001, 0.0005]
 
 
+@pytest.mark.slow
 def test_old_family_checkpoint_says_why_it_cannot_resume(tmp_path, capsys):
     out = tmp_path / "old"
     _train(out, ["--conditional"], 1)
@@ -71,6 +74,7 @@ def test_old_family_checkpoint_says_why_it_cannot_resume(tmp_path, capsys):
     assert "cannot be continued exactly" in err and "does not describe its optimizer" not in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags, figures", [
     (["--conditional"], ["loss_curves.png", "class_samples.png"]),
     (["--model", "vqvae", "--codebook-size", "8"], ["loss_curves.png", "reconstructions.png", "codebook_usage.png"]),

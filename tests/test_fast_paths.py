@@ -8,6 +8,7 @@ import numpyvae as nv
 from numpyvae import optim
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 2e-4)])
 @pytest.mark.parametrize("n, block", [(1000, 64), (1000, 1000), (70001, 32768)])
 def test_adam_blocked_equals_plain_over_many_steps(dtype, rtol, n, block):

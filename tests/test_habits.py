@@ -181,6 +181,7 @@ def test_integer_checks_live_in_validate(path):
 
 
 # ---------------------------------------------------------------------- dead code, imports
+@pytest.mark.slow
 def test_every_public_name_is_used_outside_its_module():
     """A public function nobody calls (elbo_common_noise was one) is dead code."""
     sources = {p: p.read_text(encoding="utf-8") for d in ("numpyvae", "tests", "examples", "benchmarks")
@@ -205,6 +206,7 @@ def test_imports_sit_at_the_top_of_the_file(path):
             assert not inner, f"{path.name}: import inside {fn.name}() at line {inner[0].lineno}"
 
 
+@pytest.mark.slow
 def test_no_unused_private_helpers():
     """A private function or constant nobody reads (autoencoders' ``_NOTE`` was one) is dead code."""
     code = "".join(p.read_text(encoding="utf-8") for p in _package_files())

@@ -134,6 +134,7 @@ def test_ppca_ml_closed_form_and_is_a_maximum(c):
     assert np.max(np.abs(model.cov - lg.cov)) < 0.2 * np.max(np.abs(lg.cov))
 
 
+@pytest.mark.slow
 def test_linear_vae_elbo_approaches_ppca_maximum_likelihood():
     """A VAE with hidden=() and a Gaussian decoder of the true c, trained by Adam on 3000
     points from a known 5-D / 2-D model: its exact ELBO (closed form, encoder q) reaches the

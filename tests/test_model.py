@@ -58,6 +58,7 @@ def assume_well_conditioned(vae, loss):
         assume(m == 0.0 or m > floor)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hidden_kind", HIDDEN_KINDS)
 @pytest.mark.parametrize("kl", ["closed", "mc"])
 @pytest.mark.parametrize("likelihood", LIKS)
@@ -395,6 +396,7 @@ def _training_images():
         return x.reshape(500, -1), "strokes"
 
 
+@pytest.mark.slow
 def test_training_lowers_negative_elbo():
     x, source = _training_images()
     assert x.shape == (500, 784) and x.dtype == np.float32 and set(np.unique(x)) <= {0.0, 1.0}

@@ -145,6 +145,7 @@ def test_trainer_threads_must_be_a_positive_integer():
             Trainer(VAE(6, 2, hidden=(4,)), x, threads=bad)
 
 
+@pytest.mark.slow
 def test_cli_trains_on_two_threads_and_says_so(tmp_path, capsys):
     from numpyvae.cli.main import main
     from numpyvae.training import checkpoint as ck
@@ -164,6 +165,7 @@ def test_cli_trains_on_two_threads_and_says_so(tmp_path, capsys):
         np.testing.assert_allclose(two.params[name], v, rtol=1e-4, atol=1e-5)   # float32 runs
 
 
+@pytest.mark.slow
 def test_cli_auto_threads_adapt_to_the_load_and_say_so(tmp_path, capsys, monkeypatch):
     from numpyvae.cli.main import main
     from numpyvae.training import checkpoint as ck
@@ -176,6 +178,7 @@ def test_cli_auto_threads_adapt_to_the_load_and_say_so(tmp_path, capsys, monkeyp
     assert blas["threads"] == 2 and blas["adapt"] is True
 
 
+@pytest.mark.slow
 def test_cli_says_when_a_minibatch_is_too_small_to_split(tmp_path, capsys):
     from numpyvae.cli.main import main
     assert main(["train", "--max-train", "100", "--epochs", "1", "--hidden", "8", "--z-dim", "2", "--no-progress",
@@ -184,6 +187,7 @@ def test_cli_says_when_a_minibatch_is_too_small_to_split(tmp_path, capsys):
     assert "a minibatch of 20 x 1 sample(s) splits into 1 part" in err and "1 thread will work" in err
 
 
+@pytest.mark.slow
 def test_the_heap_setting_says_what_it_did_and_reads_its_variable_strictly():
     import subprocess
     import sys

@@ -36,6 +36,7 @@ def _history(n=5, beta_warm=False):
     }
 
 
+@pytest.mark.slow
 def test_loss_curves(tmp_path):
     for warm in (False, True):
         p = plots.plot_loss_curves(_history(beta_warm=warm), tmp_path / f"loss{warm}.png")
@@ -65,6 +66,7 @@ def test_image_grid_layout():
         plots.image_grid(imgs, (3, 3), ncol=2)
 
 
+@pytest.mark.slow
 def test_latent_scatter_for_each_dimension(tmp_path):
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 10, 300)
@@ -127,6 +129,7 @@ def test_figures_are_written_atomically(tmp_path):
     assert os.listdir(tmp_path) == ["s.png"]
 
 
+@pytest.mark.slow
 def test_make_figures_from_models(tmp_path):
     rng = np.random.default_rng(4)
     img_vae = nv.VAE(x_dim=36, z_dim=2, hidden=(8,), seed=0, dtype=np.float32)

@@ -25,6 +25,7 @@ def _blocks(title):
     return re.findall(r"```python\n(.*?)```", body, re.S)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("title", SECTIONS)
 def test_readme_section_runs_fast_and_its_checks_pass(title, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 import numpyvae as nv
-from numpyvae.training import checkpoint as ck
 from numpyvae.training import memory, rundir, threads
 
 
@@ -73,21 +71,7 @@ def test_lock_is_exclusive_while_its_owner_lives(tmp_path):
     assert not (tmp_path / rundir.LOCK_NAME).exists()
 
 
-# ------------------------------------------------------------------------------ stale .tmp files
-def test_stale_tmp_files_are_removed_live_ones_kept(tmp_path):
-    dead = tmp_path / f".checkpoint.npz.pid{_dead_pid()}.abc.tmp"
-    live = tmp_path / f".checkpoint.npz.pid{os.getpid()}.def.tmp"
-    old = tmp_path / ".history.csv.xyz.tmp"  # no pid: removed only when old
-    young = tmp_path / ".samples.png.uvw.tmp"
-    mine = tmp_path / "notes.tmp"  # not hidden: not ours
-    for f in (dead, live, old, young, mine):
-        f.write_bytes(b"\0" * 100)
-    past = time.time() - 2 * rundir.TMP_MAX_AGE
-    os.utime(old, (past, past))
-    ck.atomic_write(tmp_path / "history.csv", lambda fh: fh.write(b"epoch\n"))
-    assert not dead.exists() and not old.exists()
-    assert live.exists() and young.exists() and mine.exists()
-    assert (tmp_path / "history.csv").read_bytes() == b"epoch\n"
+# (stale temporary files: tests/test_run_safety.py)
 
 
 # ------------------------------------------------------------------------------ BLAS threads

@@ -249,3 +249,78 @@ def test_every_tag_is_unique_within_the_notes():
                 dup.append(f"\\tag{{{tag}}} in {seen[tag]} and {path.name}")
             seen[tag] = path.name
     assert not dup, "\n".join(dup)
+
+
+# ----------------------------------------------------------------- prose references in docstrings
+#: "note 02", "Note 11", "note 06, eq. (6.14)", "note 10, section 10.4" written in a docstring
+PROSE_REF = re.compile(r"\b[Nn]otes? (\d{1,2})\b(?:,?\s+eqs?\.\s*\((\d+)\.(\d+)\)|,?\s+section\s+(\d+)\.(\d+))?")
+
+
+def prose_problems(docs, notes):
+    """Problems with the notes a docstring names in prose, as strings (empty list: all hold).
+
+    docs: iterable of (module dotted name, object name, docstring); notes: {number: text}.
+    A note named by number must exist and name the module back (``numpyvae.vqvae`` or
+    ``vqvae.py``): a note about something else is the wrong note. An equation or section
+    given with it must carry that note's number and exist there.
+    """
+    problems = []
+    for mod, who, doc in docs:
+        for m in PROSE_REF.finditer(doc or ""):
+            n, ref = int(m.group(1)), m.group(0)
+            text = notes.get(n)
+            if text is None:
+                problems.append(f"{mod}.{who}: {ref!r}: there is no note {n:02d}")
+                continue
+            short = mod.rsplit(".", 1)[-1]
+            if mod not in text and f"{short}.py" not in text:
+                problems.append(f"{mod}.{who}: {ref!r}: note {n:02d} does not mention {mod} ({short}.py); "
+                                "wrong note?")
+            eq = m.group(2) and (int(m.group(2)), m.group(3))
+            sec = m.group(4) and (int(m.group(4)), m.group(5))
+            if eq and (eq[0] != n or f"\\tag{{{eq[0]}.{eq[1]}}}" not in text):
+                problems.append(f"{mod}.{who}: {ref!r}: no eq. ({eq[0]}.{eq[1]}) in note {n:02d}")
+            if sec and (sec[0] != n or not re.search(rf"^#+\s*{sec[0]}\.{sec[1]}\b", text, re.M)):
+                problems.append(f"{mod}.{who}: {ref!r}: no section {sec[0]}.{sec[1]} in note {n:02d}")
+    return problems
+
+
+def _all_docstrings():
+    """(module, object, docstring) of every module, class and function in numpyvae/, private ones too."""
+    import ast
+
+    pkg = ROOT / "numpyvae"
+    for path in sorted(pkg.rglob("*.py")):
+        mod = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        yield mod, "(module)", ast.get_docstring(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                yield mod, node.name, ast.get_docstring(node)
+
+
+@pytest.mark.slow
+def test_notes_named_in_docstrings_are_the_right_ones():
+    notes = {int(p.name[:2]): p.read_text(encoding="utf-8") for p in DERIV.glob("[0-9][0-9]_*.md")}
+    problems = prose_problems(_all_docstrings(), notes)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_prose_checker_reports_a_broken_fixture():
+    notes = {2: "## 2.1 KL\n`numpyvae.kl` \\tag{2.1}", 7: "## 7.3 Steps\nmodel.py \\tag{7.1}",
+             10: "## 10.4 VQ-VAE\n`numpyvae.vqvae`"}
+    docs = [
+        ("numpyvae.model", "good", "the five steps of note 07, eq. (7.1)"),
+        ("numpyvae.vqvae", "good_section", "see note 10, section 10.4"),
+        ("numpyvae.model", "wrong_note", "the five steps of note 02"),
+        ("numpyvae.vqvae", "no_such_note", "Note 11 says which parts"),
+        ("numpyvae.model", "wrong_eq", "note 07, eq. (6.14)"),
+        ("numpyvae.model", "missing_eq", "note 07, eq. (7.9)"),
+        ("numpyvae.vqvae", "missing_section", "note 10, section 10.9"),
+    ]
+    problems = prose_problems(docs, notes)
+    assert not any(".good" in p for p in problems), problems
+    for who, what in [("wrong_note", "does not mention numpyvae.model"), ("no_such_note", "no note 11"),
+                      ("wrong_eq", "no eq. (6.14)"), ("missing_eq", "no eq. (7.9)"),
+                      ("missing_section", "no section 10.9")]:
+        assert any(f".{who}:" in p and what in p for p in problems), (who, problems)

@@ -5,8 +5,8 @@ exit code instead of calling ``sys.exit``. Bad arguments or inputs (unknown data
 non-positive sizes, missing data directory, unreadable checkpoint, a model too large for this
 machine, an existing run in the way, ...) end with a single line ``numpyvae: error: ...`` on
 stderr and exit code 2; a diverged training run exits with 1, as does a failed gradient check;
-Ctrl-C exits with 130 after saving what there is. Set ``NUMPYVAE_DEBUG=1`` to see full
-tracebacks instead.
+Ctrl-C exits with 130 after saving what there is, SIGTERM and SIGHUP likewise with 143 and
+129. Set ``NUMPYVAE_DEBUG=1`` to see full tracebacks instead.
 
 A run never replaces another one unless asked: without ``--out`` each run gets a fresh
 directory ``runs/<timestamp>-<dataset>`` and ``runs/latest`` points at the newest; ``--out``
@@ -31,15 +31,16 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from . import argtypes, errors, likelihood, stopping
 from ..data import DATASETS, load_dataset
 from ..gradcheck import check_model
 from ..model import VAE
 from ..teaching.cli import main as assignment_main
-from ..theory.estimators import log_likelihood
 from ..training import checkpoint as ck
 from ..training import memory, plots, pretrained, rundir, threads
 from ..training.parallel import MIN_ROWS, split_sizes, uses_processes
-from ..training.presets import add_preset_arguments, apply_preset_config, cli_defaults, preset_epilogue
+from ..training.presets import (add_preset_arguments, apply_preset_config, check_preset_dataset, cli_defaults,
+                                preset_epilogue)
 from ..training.trainer import (
     HISTORY_COLUMNS,
     TrainConfig,
@@ -88,6 +89,10 @@ class CLIError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     # argparse prints the usage block plus a message; we want exactly one line and exit 2.
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False  # --resum is an unknown option, never --resume
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise CLIError(message)
 
@@ -95,28 +100,9 @@ class _Parser(argparse.ArgumentParser):
 # ----------------------------------------------------------------------------------------------
 # argument types
 # ----------------------------------------------------------------------------------------------
-def _number(cast: Callable[[str], Any], lower: float, strict: bool, what: str) -> Callable[[str], Any]:
-    """An argparse type: ``cast(text)``, finite and above ``lower`` (or at least it if not strict)."""
-    def parse(text: str) -> Any:
-        try:
-            v = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        # math.isfinite(float(v)): a 30-digit integer is a valid seed, and too big for np.isfinite
-        try:
-            finite = math.isfinite(float(v))
-        except OverflowError:
-            finite = cast is int
-        if not finite or v < lower or (strict and v == lower):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return v
-    return parse
-
-
-_positive_int = _number(int, 0, True, "a positive integer")
-_nonneg_int = _number(int, 0, False, "a non-negative integer")
-_positive_float = _number(float, 0.0, True, "a positive number")
-_nonneg_float = _number(float, 0.0, False, "a non-negative number")
+# shared with the example scripts (cli/argtypes.py)
+_positive_int, _nonneg_int = argtypes.positive_int, argtypes.nonneg_int
+_positive_float, _nonneg_float = argtypes.positive_float, argtypes.nonneg_float
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -285,7 +271,8 @@ def _preset_hook_parser(t: argparse.ArgumentParser, preset: str | None) -> None:
 
 def _preset_hook_reparse(a: argparse.Namespace, argv: list[str]) -> argparse.Namespace:
     if getattr(a, "preset", None):
-        return build_parser(a.preset).parse_args(argv)
+        a = build_parser(a.preset).parse_args(argv)
+        check_preset_dataset(a.preset, a.dataset)
     return a
 
 
@@ -480,7 +467,11 @@ def _resume_conflicts(a: argparse.Namespace, given: set[str], c: ck.Checkpoint) 
 def _cmd_train(a: argparse.Namespace) -> int:
     held: list[rundir.RunLock] = []  # the lock of the run directory, once taken
     try:
-        return _train(a, held)
+        with stopping.stop_signals():   # SIGTERM and SIGHUP stop like Ctrl-C
+            return _train(a, held)
+    except OSError as exc:  # a full disk, a read-only folder: name the file and the way on
+        run = held[0].directory if held else None
+        raise CLIError(errors.os_error_message(exc, run, run and _resume_command(run, a.data_dir))) from exc
     finally:
         for lock in held:
             lock.release()
@@ -525,7 +516,7 @@ def _check_out_is_free(out: str, force: bool, held: list[rundir.RunLock]) -> Non
     """Refuse an ``--out`` that is a file, is in use, or holds a run (unless ``--force``)."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise CLIError(f"--out {out} is an existing file, not a directory; choose another --out")
-    if os.path.isdir(out):  # a training in progress there is the first thing to report
+    if os.path.isdir(out) and not held:  # a training in progress there is the first thing to report
         held.append(rundir.RunLock(out, say=_say).acquire())
     state, done, planned = _run_dir_state(out) if os.path.isdir(out) else ("empty", None, None)
     if state != "empty" and not force:
@@ -633,6 +624,8 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
 
     if not held:
         held.append(rundir.RunLock(out, say=_say).acquire())
+        if not a.resume:  # another run may have finished in --out since the first look
+            _check_out_is_free(out, a.force, held)
     rundir.remove_stale_tmp(out)
     if a.resume:
         trainer = _resumed_trainer(a, given, saved, total, x_train, x_val, progress, blas_record)
@@ -759,10 +752,11 @@ def _report_stop(exc: BaseException, trainer: Trainer, out: str, data_dir: str |
              + (" and the figures so far" if trainer.epoch else ""))
         _say(f"to continue with a smaller learning rate: {_resume_command(out, data_dir, lr=f'{smaller:g}')}")
         return 1
-    _say(f"{PROG}: interrupted during epoch {trainer.epoch + 1}; the last finished epoch is kept")
+    how = f"stopped by {exc.name}" if isinstance(exc, stopping.Stopped) else "interrupted"
+    _say(f"{PROG}: {how} during epoch {trainer.epoch + 1}; the last finished epoch is kept")
     _say(f"saved: checkpoint {ckpt_path} ({good}), history.csv" + (" and the figures so far" if trainer.epoch else ""))
     _say(f"to continue: {_resume_command(out, data_dir)}")
-    return 130
+    return getattr(exc, "exit_code", 130)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -849,7 +843,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
             xi = x
             if dynamic:
                 xi = binarize_batch(x, np.random.default_rng(_seed_streams(seed)["val_binarize"]))
-            ll = np.asarray(log_likelihood(vae, xi, k=a.iw_k, rng=np.random.default_rng(seed + 12345)))
+            ll = likelihood.importance_sampled(vae, xi, a.iw_k, np.random.default_rng(seed + 12345), _say)
             print(f"importance-sampled log p(x), K = {a.iw_k}: {_fmt(float(ll.mean()))} nats "
                   f"(negative: {_fmt(-float(ll.mean()))})")
     print(f"time: {time.perf_counter() - t0:.1f}s")
@@ -1023,6 +1017,8 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
             raise CLIError(f"--out {out} already holds a run; pass --force to replace it")
         os.makedirs(out, exist_ok=True)
         held.append(rundir.RunLock(out, say=_say).acquire())
+        if os.path.exists(os.path.join(out, "checkpoint.npz")) and not a.force:  # one finished meanwhile
+            raise CLIError(f"--out {out} already holds a run; pass --force to replace it")
         if a.force:
             for f in RUN_FILES + FAMILY_FIGURES:
                 if os.path.exists(os.path.join(out, f)):
@@ -1227,7 +1223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     0 success; 1 training diverged or a gradient check failed; 2 bad arguments or inputs (one
     line ``numpyvae: error: ...`` on stderr, no traceback unless ``NUMPYVAE_DEBUG`` is set);
-    130 interrupted (Ctrl-C).
+    130 interrupted (Ctrl-C); 143 and 129 stopped by SIGTERM and SIGHUP (as after Ctrl-C).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = bool(os.environ.get("NUMPYVAE_DEBUG"))
@@ -1252,6 +1248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"{PROG}: " + (f"stopped by {exc.name}" if isinstance(exc, stopping.Stopped) else "interrupted"),
+              file=sys.stderr)
+        return getattr(exc, "exit_code", 130)

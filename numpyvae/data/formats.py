@@ -270,6 +270,43 @@ def load_embedded_mnist(verify: bool = True):
     return images, labels
 
 
+def _read_npz(path: str | os.PathLike, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of the .npz archive at ``path``; a file that is not one (a web page,
+    a truncated download, pickled objects) gets one line naming the file and what was expected."""
+    p = _check_file(path)
+    name, size = str(p), p.stat().st_size
+    want = f"an .npz archive with the arrays {', '.join(repr(k) for k in keys)}"
+    with open(p, "rb") as fh:
+        head = fh.read(512)
+    if size == 0:
+        raise ValueError(f"{name}: file is empty; expected {want}")
+    hint = _describe_non_idx(head)
+    if hint is not None:
+        raise ValueError(f"{name}: not an .npz archive: {hint}")
+    if not head.startswith(b"PK"):
+        raise ValueError(f"{name}: not an .npz (zip) archive ({size} bytes beginning {head[:8]!r}); expected {want}")
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            missing = [k for k in keys if k not in npz.files]
+            if missing:
+                raise _NpzContent(f"{name}: expected {want}; it has no {', '.join(map(repr, missing))} "
+                                  f"(it holds {', '.join(map(repr, npz.files)) or 'nothing'})")
+            return {k: npz[k] for k in keys}
+    except _NpzContent as exc:
+        raise ValueError(str(exc)) from None
+    except ValueError as exc:
+        if "pickle" in str(exc):    # object arrays: numpyvae never unpickles data
+            raise ValueError(f"{name}: holds Python objects, not arrays of numbers; expected {want}") from None
+        raise ValueError(f"{name}: damaged .npz archive ({exc}); expected {want} (download it again)") from None
+    except Exception as exc:        # zipfile.BadZipFile, EOFError, zlib.error, OSError of a cut-off file
+        raise ValueError(f"{name}: truncated or damaged .npz archive ({type(exc).__name__}: {exc}); "
+                         f"expected {want} (download it again)") from None
+
+
+class _NpzContent(Exception):
+    """An .npz archive that reads but lacks an array (kept apart from NumPy's ValueErrors)."""
+
+
 def load_binarized_mnist(data_dir: str | os.PathLike | None = None):
     """Load Larochelle's fixed binarization of MNIST from ``binarized_mnist.npz``.
 
@@ -282,13 +319,7 @@ def load_binarized_mnist(data_dir: str | os.PathLike | None = None):
     """
     (path,) = _find_files(data_dir, ("binarized-mnist", "binarized_mnist"),
                           (_BINARIZED_FILE,), "binarized MNIST", allow_plain=False)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            packed = {k: npz[k] for k in ("train", "valid", "test")}
-    except KeyError as exc:
-        raise ValueError(f"{path}: expected arrays 'train', 'valid', 'test' ({exc})") from exc
-    except (OSError, ValueError, zlib.error, EOFError) as exc:
-        raise ValueError(f"{path}: cannot read as an .npz archive ({exc})") from exc
+    packed = _read_npz(path, ("train", "valid", "test"))
     out = []
     for key in ("train", "valid", "test"):
         arr = packed[key]

@@ -46,10 +46,10 @@ def _points(values) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Make gradient exercises from numpyvae, "
+    p = argparse.ArgumentParser(prog=PROG, allow_abbrev=False, description="Make gradient exercises from numpyvae, "
                                 "grade them in an isolated process, export to Gradescope.")
     sub = p.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("make", help="write the student kit into OUT_DIR")
+    m = sub.add_parser("make", allow_abbrev=False, help="write the student kit into OUT_DIR")
     m.add_argument("out_dir")
     m.add_argument("--exercises", default=None,
                    help=f"comma-separated ids (default all): {','.join(EXERCISES)}")
@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="grading: seconds per exercise (recorded in the manifest)")
     m.add_argument("--memory-mb", type=int, default=2048,
                    help="grading: memory limit of the child process (recorded)")
-    g = sub.add_parser("grade", help="grade a student's file (or notebook) in a child process")
+    g = sub.add_parser("grade", allow_abbrev=False, help="grade a student's file (or notebook) in a child process")
     g.add_argument("path")
     g.add_argument("--exercises", default=None, help="comma-separated ids to grade")
     g.add_argument("--manifest", default=None,
@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print the report as JSON")
     g.add_argument("--gradescope", default=None, metavar="PATH",
                    help="write Gradescope's results.json to PATH")
-    z = sub.add_parser("gradescope", help="build the Gradescope autograder zip of a kit")
+    z = sub.add_parser("gradescope", allow_abbrev=False, help="build the Gradescope autograder zip of a kit")
     z.add_argument("assignment_dir")
     z.add_argument("--out", required=True, help="the zip to write")
     z.add_argument("--force", action="store_true", help="overwrite --out")

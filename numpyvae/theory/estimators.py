@@ -92,6 +92,26 @@ def _chunks(vae, B, k, batch_size, max_floats):
     return bc, kc
 
 
+def log_likelihood_memory(vae, n, k, batch_size=None, max_floats=DEFAULT_MAX_FLOATS):
+    """What ``log_likelihood(vae, x, k)`` on ``n`` examples holds in memory at its peak, before
+    it runs: ``{"examples", "samples", "bytes"}``, the chunk sizes and an upper estimate of
+    the bytes. One chunk of K_chunk samples for B_chunk examples passes the decoder at a time;
+    its buffers (eps, z, every decoder layer's pre-activation and output, the log-likelihood's
+    temporaries) are a few times K_chunk * B_chunk * (z_dim + decoder widths) floats, plus
+    the float64 log-weights of the chunk and the (n,) results.
+
+    Derivation: derivations/08_importance_sampling.md, eq. (8.5)
+    """
+    k = positive_int("k", k)
+    n = positive_int("n", n)
+    bc, kc = _chunks(vae, n, k, batch_size, max_floats)
+    item = np.dtype(vae.dtype).itemsize
+    widths = 3 * vae.z_dim + 2 * sum(getattr(vae, "hidden", ()) or ()) + 4 * vae.x_dim
+    per_row = item * (2 * widths) + 8 * 6          # doubled: temporaries of the same size
+    enc = bc * (vae.x_dim + 2 * sum(getattr(vae, "hidden", ()) or ()) + 4 * vae.z_dim) * item
+    return {"examples": bc, "samples": kc, "bytes": int(kc * bc * per_row + enc + 16 * n)}
+
+
 def _check_proposal(vae, x, q):
     if q is None:
         return None

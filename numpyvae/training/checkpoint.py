@@ -32,7 +32,7 @@ import numpy as np
 from ..model import VAE
 from ..vqvae import VQVAE
 from ..optim import make_optimizer
-from .rundir import remove_stale_tmp
+from .rundir import remove_stale_tmp, special_file
 
 __all__ = [
     "FORMAT",
@@ -92,7 +92,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> str:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; use ordinary permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = path  # a full disk fails in write or fsync, which name no file
         try:
             os.unlink(tmp)
         except FileNotFoundError:
@@ -385,6 +387,8 @@ def load(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"checkpoint not found: {path}")
     if os.path.isdir(path):
         raise CheckpointError(f"checkpoint path is a directory, not a file: {path}")
+    if special_file(path):      # a FIFO would block the read below for good
+        raise CheckpointError(f"{path}: not a numpyvae checkpoint: it is {special_file(path)}, not a regular file")
     kind = _file_kind(path)
     if kind is not None:
         raise CheckpointError(f"{path}: not a numpyvae checkpoint: {kind}")

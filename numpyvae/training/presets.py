@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Preset", "PRESETS", "LR_SCHEDULES", "get_preset", "lr_at_epoch", "burda2016_lr",
-           "check_available", "cli_defaults", "add_preset_arguments", "apply_preset_config",
+           "check_available", "check_preset_dataset", "cli_defaults", "add_preset_arguments", "apply_preset_config",
            "evaluate_preset", "preset_epilogue", "projected_seconds", "write_preset_report"]
 
 
@@ -167,6 +167,21 @@ def check_available(preset: Preset, vae_class: Any = None) -> None:
 
 
 # ------------------------------------------------------------------------ the CLI's hooks
+#: The data sets that hold a preset's images: its own, and for MNIST the 10,000 digits shipped
+#: with the package (a smaller sample of the same images, for a quick look without --data-dir).
+SAME_IMAGES: dict[str, tuple[str, ...]] = {"mnist": ("mnist", "mnist-embedded"), "frey": ("frey",)}
+
+
+def check_preset_dataset(name: str, dataset: str | None) -> None:
+    """ValueError (one line) when ``dataset`` is not the data of preset ``name``'s paper: its
+    figures and numbers would be compared with a paper about other images."""
+    p = get_preset(name)
+    own = p.cli["dataset"]
+    if dataset is not None and dataset not in SAME_IMAGES.get(own, (own,)):
+        raise ValueError(f"--dataset {dataset} contradicts --preset {name}, which reproduces {p.paper.split(',')[0]} "
+                         f"on {own}; drop --dataset, or drop --preset to train on {dataset}")
+
+
 def cli_defaults(name: str) -> dict[str, Any]:
     """The preset's values for ``numpyvae train``'s options (argparse destinations)."""
     p = get_preset(name)

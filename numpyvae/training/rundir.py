@@ -7,20 +7,31 @@
   where links cannot be made, a small text file holding the run's name; ``resolve(path)``
   follows such a pointer file, so ``runs/latest/checkpoint.npz`` works either way.
 * ``RunLock(directory)`` is an exclusive lock file ``.lock`` created with ``O_EXCL`` and
-  holding the owner's pid. A lock whose pid is no longer running is stale and is taken over
-  (with a message); a live one makes a second run into the same directory fail.
-* ``remove_stale_tmp(directory)`` deletes the hidden ``.tmp`` files that an atomic write left
-  behind when its process was killed (only when the writer is gone or the file is old).
+  holding the owner's pid and, on its second line, what tells that process from a later one
+  with the same number (``liveness.identity``: machine, boot, start time). A lock whose process
+  is gone (or whose number now belongs to another process) is stale and is taken over, with a
+  message; a live one makes a second run into the same directory fail; one that cannot be
+  judged is refused with the way to clear it by hand.
+* ``special_file(path)`` says what ``path`` is when it exists but is no regular file (a named
+  pipe, a device, ...): reading one blocks or never ends, so readers refuse it first.
+* ``remove_stale_tmp(directory)`` deletes the hidden temporary files that an atomic write
+  (``checkpoint.atomic_write``) left behind when its process was killed: only names of that
+  exact form, only when their writer is gone. Any other file, however old, is the user's.
 
 Bookkeeping rather than mathematics: this wing carries no ``Derivation:`` lines.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import stat
 import time
 from collections.abc import Callable
+from typing import Any
+
+from .liveness import identity, pid_alive, same_process
 
 __all__ = [
     "LATEST",
@@ -32,35 +43,18 @@ __all__ = [
     "resolve",
     "pid_alive",
     "remove_stale_tmp",
-    "TMP_MAX_AGE",
+    "special_file",
 ]
 
 LATEST = "latest"
 LOCK_NAME = ".lock"
-#: A temporary file whose writer cannot be identified is removed once it is this old (seconds).
-TMP_MAX_AGE = 300.0
-# ".<name>.<pid>.<random>.tmp", as made by checkpoint.atomic_write
-_TMP_RE = re.compile(r"^\..*\.tmp$")
-_TMP_PID_RE = re.compile(r"\.pid(\d+)\.")
+# ".<name>.pid<N>.<8 random characters>.tmp", exactly as checkpoint.atomic_write names them
+# (tempfile.mkstemp's random part is 8 characters from [a-z0-9_])
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.pid(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp$")
 
 
 class RunLocked(RuntimeError):
     """Another live process holds the lock of a run directory."""
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists (on this machine)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    return True
 
 
 def _slug(text: str) -> str:
@@ -128,10 +122,12 @@ def resolve(path: str) -> str:
 
 
 class RunLock:
-    """Exclusive lock on a run directory: the file ``<directory>/.lock`` holding our pid.
+    """Exclusive lock on a run directory: the file ``<directory>/.lock`` naming its process.
 
-    ``acquire()`` raises ``RunLocked`` when a live process holds it; a lock left by a dead
-    process is taken over and ``message`` says so. Use as a context manager.
+    ``acquire()`` raises ``RunLocked`` when a live process holds it, or when nothing tells
+    whether its holder still runs (the message then says how to clear it); a lock left by a
+    process that is gone, or whose pid now belongs to another process, is taken over and
+    ``say`` reports it. Use as a context manager.
     """
 
     def __init__(self, directory: str, say: Callable[[str], None] | None = None):
@@ -141,35 +137,65 @@ class RunLock:
         self.say = say or (lambda msg: None)
 
     def acquire(self) -> RunLock:
+        me = identity()
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                pid = self._owner()
-                if pid is not None and pid_alive(pid) and pid != os.getpid():
-                    raise RunLocked(f"{self.directory} is in use by another numpyvae process (pid {pid}; lock file "
-                                    f"{self.path}); wait for it to finish or choose another --out") from None
-                if pid == os.getpid():
-                    raise RunLocked(f"{self.directory} is already in use by this process "
-                                    f"(lock file {self.path})") from None
-                self.say(f"taking over the stale lock {self.path} (its process {pid} is no longer running)")
+                self._judge_existing(me)
                 try:
                     os.unlink(self.path)
                 except FileNotFoundError:
                     pass
                 continue
             with os.fdopen(fd, "w") as fh:
-                fh.write(f"{os.getpid()}\n")
+                fh.write(f"{me['pid']}\n{json.dumps(me)}\n")
             self.held = True
             return self
         raise RunLocked(f"could not lock {self.directory} (lock file {self.path} keeps reappearing)")
 
-    def _owner(self) -> int | None:
+    def _judge_existing(self, me: dict[str, Any]) -> None:
+        """Return when the existing lock is stale (after saying so); else raise RunLocked."""
+        owner = self._owner_record()
+        pid = None if owner is None else owner.get("pid")
+        clear = (f"if no numpyvae run is using {self.directory}, delete {self.path} and run again")
+        if owner is None:
+            raise RunLocked(f"{self.directory} has a lock file {self.path} that names no process; {clear}")
+        if pid == me["pid"] and owner.get("start") == me["start"] and owner.get("boot") == me["boot"]:
+            raise RunLocked(f"{self.directory} is already in use by this process (lock file {self.path})")
+        running = same_process(owner)
+        if running is True:
+            raise RunLocked(f"{self.directory} is in use by another numpyvae process (pid {pid}; lock file "
+                            f"{self.path}); wait for it to finish or choose another --out")
+        if running is None:
+            why = (f"it was taken on the machine {owner.get('host')}" if owner.get("host") not in (None, me["host"])
+                   else f"a process with pid {pid} is running and nothing recorded tells whether it is the "
+                        "run that took the lock (its number may have been reused)")
+            raise RunLocked(f"{self.directory} is locked ({self.path}): {why}; {clear}")
+        reused = pid_alive(int(pid)) is True
+        self.say(f"taking over the stale lock {self.path} (its process {pid} "
+                 + ("has ended; the number now belongs to another process)" if reused else "is no longer running)"))
+
+    def _owner_record(self) -> dict[str, Any] | None:
+        """The lock's holder: ``{"pid": N}`` plus, when recorded, host, boot and start time."""
         try:
             with open(self.path, encoding="utf-8", errors="replace") as fh:
-                return int(fh.read().split()[0])
+                lines = fh.read().splitlines()
+            rec: dict[str, Any] = {"pid": int(lines[0].split()[0])}
         except (OSError, ValueError, IndexError):
             return None
+        if len(lines) > 1:
+            try:
+                more = json.loads(lines[1])
+            except ValueError:
+                more = None
+            if isinstance(more, dict) and more.get("pid") == rec["pid"]:
+                rec.update(more)
+        return rec
+
+    def _owner(self) -> int | None:
+        rec = self._owner_record()
+        return None if rec is None else int(rec["pid"])
 
     def release(self) -> None:
         if self.held:
@@ -187,32 +213,42 @@ class RunLock:
         self.release()
 
 
-def remove_stale_tmp(directory: str, max_age: float = TMP_MAX_AGE, now: float | None = None) -> list[str]:
-    """Delete leftover hidden ``.tmp`` files of interrupted atomic writes in ``directory``.
+def remove_stale_tmp(directory: str) -> list[str]:
+    """Delete leftover temporary files of interrupted atomic writes in ``directory``.
 
-    A file named with its writer's pid (``.<name>.pid<N>.<random>.tmp``) is removed when that
-    process is gone; one without a pid only when older than ``max_age`` seconds. A file whose
-    writer is alive is never touched. Returns the removed paths.
+    Only names of the form ``checkpoint.atomic_write`` gives them
+    (``.<name>.pid<N>.<8 characters>.tmp``), and only when process N is known to be gone: a
+    file whose writer is alive, or cannot be judged, and every other file, are left alone.
+    Returns the removed paths.
     """
-    now = time.time() if now is None else now
     removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:
         return removed
     for name in names:
-        if not _TMP_RE.match(name):
+        m = _TMP_RE.match(name)
+        if m is None:
             continue
         path = os.path.join(directory, name)
-        m = _TMP_PID_RE.search(name)
         try:
-            if m is not None:
-                stale = not pid_alive(int(m.group(1)))
-            else:
-                stale = now - os.lstat(path).st_mtime > max_age
-            if stale and os.path.isfile(path):
+            if pid_alive(int(m.group("pid"))) is False and os.path.isfile(path) and not os.path.islink(path):
                 os.unlink(path)
                 removed.append(path)
         except OSError:
             continue
     return removed
+
+
+def special_file(path: str) -> str | None:
+    """None when ``path`` is missing or a regular file (or a link to one); else what it is,
+    e.g. "a named pipe (FIFO)"."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((what for test, what in kinds if test(mode)), "a special file")
