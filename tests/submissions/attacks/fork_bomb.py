@@ -11,6 +11,10 @@ for _ in range(200):
         break
     if pid == 0:
         os.setsid()             # out of the grader's process group
+        try:
+            open(f"__PIDS__/{os.getpid()}", "w").close()   # for the test: still alive?
+        except OSError:
+            pass
         time.sleep(30)
         os._exit(0)
     n += 1

@@ -6,6 +6,8 @@ import numpy as np
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
+        with open("__PIDS__/rewriter", "w") as f:      # for the test: is it still alive?
+            f.write(str(os.getpid()))
         for _ in range(40):            # about 8 s: long after the grader has written its file
             time.sleep(0.2)
             try:
