@@ -31,6 +31,7 @@ _SETUP = """#!/usr/bin/env bash
 set -euo pipefail
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 SRC="$ROOT/source"
+cd "$ROOT"
 # python3 with venv and pip: installed only when missing (stock Ubuntu 22.04 and 24.04 lack venv)
 if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
@@ -47,7 +48,7 @@ python3 -m venv "$ROOT/numpyvae-student"
 "$ROOT/numpyvae-student/bin/python" -m pip install --quiet "numpy==$NUMPY"
 # the checks run_autograder relies on: the grader imports, the student side cannot
 "$ROOT/numpyvae-grader/bin/python" -c "import numpyvae.teaching.grader, threadpoolctl"
-if "$ROOT/numpyvae-student/bin/python" -c "import numpyvae" >/dev/null 2>&1; then
+if "$ROOT/numpyvae-student/bin/python" -I -c "import numpyvae" >/dev/null 2>&1; then
   echo "setup.sh: numpyvae is importable from the student environment" >&2; exit 1
 fi
 # the unprivileged user submissions run as
@@ -170,9 +171,10 @@ def results_json(report, visibility=None) -> dict:
                       "extra_data": {"review": list(report.review)}})
     return _finite({
         "score": report.points, "execution_time": round(report.execution_time, 3),
-        "output": f"{report.score} exercises passed, {report.points:g} / {report.max_points:g} "
-                  f"points (a gradient passes when its relative error is below "
-                  f"{report.threshold:.0e})", "output_format": "text",
+        "output": (f"{report.found}\n" if getattr(report, "found", "") else "")
+        + f"{report.score} exercises passed, {report.points:g} / {report.max_points:g} "
+          f"points (a gradient passes when its relative error is below "
+          f"{report.threshold:.0e})", "output_format": "text",
         "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
         "extra_data": {"student_id": report.student_id,
                        "grading_time": round(getattr(report, "grading_time", 0.0), 3)}})
