@@ -147,3 +147,31 @@ def test_the_bundled_pyproject_lists_every_dependency(tmp_path):
     commands = [ln for ln in setup.splitlines() if not ln.lstrip().startswith("#")]
     assert not [ln for ln in commands if "--break-system-packages" in ln]    # pip 22 lacks it
     assert any("-m venv" in ln for ln in commands)
+
+
+def test_results_json_carries_visibility_staff_notes_and_the_students_own_time(tmp_path):
+    """Fast, without setup.sh: the pieces of results.json a TA relies on."""
+    sub = tmp_path / "slow_relu.py"
+    sub.write_text(
+        "import time\nimport numpy as np\nimport importlib\n\n\nclass ReLU:\n"
+        "    def forward(self, x):\n        self.y = np.maximum(x, 0)\n        return self.y\n\n"
+        "    def backward(self, dy):\n        time.sleep(0.05)\n        return dy * (self.y > 0)\n")
+    res = tmp_path / "results" / "results.json"
+    assert cli.main(["grade", str(sub), "--exercises", "relu_backward,kl_backward",
+                     "--student-id", "ann", "--student-id", "bob", "--gradescope", str(res)]) == 1
+    data = json.loads(res.read_text())
+    _gradescope_format(data)
+    relu, kl = data["tests"][0], data["tests"][1]
+    assert (relu["name"], relu["status"], kl["name"], kl["status"]) == \
+        ("relu_backward", "passed", "kl_normal_std_grad", "failed")
+    assert data["extra_data"]["student_id"] == "ann, bob"          # a group: both members
+    assert data["execution_time"] >= 0.05 * 3      # at least three visible cases slept
+    assert data["execution_time"] < data["extra_data"]["grading_time"]
+    notes = [t for t in data["tests"] if t["max_score"] == 0]
+    assert len(notes) == 1 and notes[0]["visibility"] == "hidden"   # staff only
+    assert "importlib" in notes[0]["output"] and "[mentions]" in notes[0]["output"]
+    # visibility from the manifest: one setting for all, or per exercise
+    from numpyvae.teaching import grader
+    report = grader.grade(sub, ["relu_backward"])
+    assert report.to_gradescope("after_published")["tests"][0]["visibility"] == "after_published"
+    assert report.to_gradescope({"relu_backward": "hidden"})["tests"][0]["visibility"] == "hidden"
