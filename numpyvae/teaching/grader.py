@@ -532,6 +532,9 @@ def _inputs_file(spec, chosen, seed, student_id, hidden):
     """An unlinked file (gone when the last process holding it ends, even if this one is
     killed) with the spec and every case, reopened read-only: -> (fd, {id: cases})."""
     import zipfile
+    if os.name == "nt":               # no descriptor passing: the job folder holds the files
+        return None, _metas_to_files(spec, chosen, seed, student_id, hidden)
+    spec.pop("job")
     f = tempfile.TemporaryFile()
     with zipfile.ZipFile(f, "w") as z:
         spec["exercises"], metas = _job_inputs(z, chosen, seed, student_id, hidden)
@@ -544,6 +547,19 @@ def _inputs_file(spec, chosen, seed, student_id, hidden):
         fd = os.dup(f.fileno())
         f.close()
     return fd, metas
+
+
+def _metas_to_files(spec, chosen, seed, student_id, hidden):
+    """Windows: the spec and the cases as files in the job folder (``spec["job"]``)."""
+    import zipfile
+    job = Path(spec.pop("job"))
+    buf = tempfile.SpooledTemporaryFile()
+    with zipfile.ZipFile(buf, "w") as z:
+        spec["exercises"], metas = _job_inputs(z, chosen, seed, student_id, hidden)
+        for name in z.namelist():
+            (job / name).write_bytes(z.read(name))
+    (job / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+    return metas
 
 
 def _prepare(job, path, plan):
@@ -599,7 +615,7 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
     try:
         student = _prepare(job, path, plan)
         inputs_fd, metas = _inputs_file({
-            "student": str(student), "reference_dir": str(REFERENCE_DIR),
+            "job": str(job), "student": str(student), "reference_dir": str(REFERENCE_DIR),
             "allowed": [str(job / SANDBOX_NAME)], "output_cap": limits.output_cap,
             "rlimits": _rlimits(limits, len(chosen))}, chosen, seed, student_id, hidden)
         problems = _run(job, [e.id for e in chosen], limits, plan, inputs_fd)   # kills after each child
