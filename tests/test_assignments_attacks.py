@@ -205,13 +205,14 @@ def test_a_killed_grader_leaves_no_hidden_case_and_no_process(tmp_path):
     import signal
     sub = tmp_path / "looper.py"
     sub.write_text((Path(__file__).parent / "submissions" / "loop_in_backward.py").read_text())
-    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "numpyvae-grade-*")))
+    base = isolation.work_base()
+    before = set(glob.glob(os.path.join(base, "numpyvae-grade-*")))
     proc = subprocess.Popen([sys.executable, "-m", "numpyvae", "assignment", "grade", str(sub),
                              "--exercises", R, "--hidden", "--student-id", "s", "--timeout", "60"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     job, deadline = None, time.monotonic() + 60
     while job is None and time.monotonic() < deadline:
-        for d in set(glob.glob(os.path.join(tempfile.gettempdir(), "numpyvae-grade-*"))) - before:
+        for d in set(glob.glob(os.path.join(base, "numpyvae-grade-*"))) - before:
             progress = Path(d) / "progress"
             if (Path(d) / "looper.py").exists() and progress.exists() \
                     and "start" in progress.read_text(errors="replace"):

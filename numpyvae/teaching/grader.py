@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import gradcheck
 from .exercises import EXERCISES, build_cases, select
-from .isolation import Plan, acquire, read_student_file
+from .isolation import Plan, acquire, read_student_file, work_base
 
 __all__ = ["ExerciseResult", "GradeReport", "grade", "Limits", "STATUSES", "write_gradescope"]
 
@@ -610,7 +610,7 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
     plan = acquire(hide=[str(h) for h in hide] + [str(path.resolve().parent)])
     if plan.off:
         report.add_review("protection_off", "protections off: " + "; ".join(plan.off))
-    job = Path(tempfile.mkdtemp(prefix="numpyvae-grade-"))
+    job = Path(tempfile.mkdtemp(prefix="numpyvae-grade-", dir=work_base()))
     inputs_fd = None
     try:
         student = _prepare(job, path, plan)

@@ -167,10 +167,28 @@ def acquire(hide=()) -> Plan:
         time.sleep(0.05)
 
 
+def work_base() -> str | None:
+    """Root: the folder (root's, mode 0711) that holds the submissions' folders, so no
+    submission can rename its own folder away under the grader. Else None (the default
+    temporary folder)."""
+    if not is_root():
+        return None
+    base = os.path.join(tempfile.gettempdir(), "numpyvae-grading")
+    try:
+        os.mkdir(base, 0o711)
+    except FileExistsError:
+        pass
+    st = os.lstat(base)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0:
+        raise RuntimeError(f"{base} is not a folder of root's; remove it")
+    os.chmod(base, 0o711)
+    return base
+
+
 def _sweep(uid: int) -> None:
     """Remove grading folders a killed grader left to this slot's user (only the slot's
     holder uses that user, so any such folder is stale)."""
-    base = tempfile.gettempdir()
+    base = work_base() or tempfile.gettempdir()
     for name in os.listdir(base):
         if name.startswith(("numpyvae-grade-", "numpyvae-probe-")):
             p = os.path.join(base, name)
