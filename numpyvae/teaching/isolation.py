@@ -220,9 +220,27 @@ def _candidates():
     numpy_dir = os.path.dirname(os.path.dirname(os.path.realpath(numpy.__file__)))
     for p in (sys.executable, os.path.realpath(sys.executable), f"/usr/bin/{v}",
               f"/usr/local/bin/{v}", shutil.which(v)):
-        if p and (p, numpy_dir) not in out:
+        if p and (p, numpy_dir) not in out and _others_can_run(p):
             out.append((p, numpy_dir))
     return out
+
+
+def _others_can_run(path: str) -> bool:
+    """Whether a user with no group in common may run ``path`` (every folder on the way
+    searchable by others, the file executable by others); skips hopeless probes."""
+    try:
+        real = os.path.realpath(path)
+        if not os.stat(real).st_mode & 0o001:
+            return False
+        d = os.path.dirname(real)
+        while True:
+            if not os.stat(d).st_mode & 0o001:
+                return False
+            if d == os.path.dirname(d):
+                return True
+            d = os.path.dirname(d)
+    except OSError:
+        return False
 
 
 _PROBE = """
