@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -26,11 +25,14 @@ import numpy as np
 
 from .. import gradcheck
 from .exercises import EXERCISES, build_cases, select
+from .isolation import Plan, acquire, read_student_file, work_base
+from .jsonfile import _finite, write_json
 
 __all__ = ["ExerciseResult", "GradeReport", "grade", "Limits", "STATUSES", "write_gradescope"]
 
 STATUSES = ("pass", "FAIL", "not attempted", "error", "timeout", "reference")
 SANDBOX = Path(__file__).with_name("sandbox.py")
+SANDBOX_NAME = "_numpyvae_sandbox.py"      # its copy in the submission's folder
 REFERENCE_DIR = Path(__file__).resolve().parent.parent     # the numpyvae package
 
 
@@ -64,8 +66,16 @@ class GradeReport:
     threshold: float = gradcheck.PASS
     student_output: str = ""
     student_id: str | None = None
-    execution_time: float = 0.0
-    review: list = field(default_factory=list)     # words in the file worth a human look
+    execution_time: float = 0.0        # seconds the student's code ran (the graded calls)
+    grading_time: float = 0.0          # seconds the whole grading took
+    # notes for a human (the TA), never scored: {"kind", "exercise" (or None), "message"};
+    # kinds: "mentions", "protection_off", "similarity", "numerical_differentiation",
+    # "forbidden_import", "too_slow", ...
+    review: list = field(default_factory=list)
+
+    def add_review(self, kind: str, message: str, exercise: str | None = None) -> None:
+        """Add a note for the TA (shown in the report, results.json and the batch CSV)."""
+        self.review.append({"kind": str(kind), "exercise": exercise, "message": str(message)})
 
     @property
     def n_passed(self) -> int:
@@ -103,21 +113,16 @@ class GradeReport:
                         "review": list(self.review),
                         "results": [vars(r) for r in self.results]})
 
-    def to_gradescope(self) -> dict:
-        """Gradescope's results.json: numeric score, one test per exercise."""
-        tests = [{"name": f"{r.exercise} ({r.status})", "score": r.score,
-                  "max_score": r.max_score, "output": r.message or "passed",
-                  "visibility": "visible", "execution_time": round(r.execution_time, 3)}
-                 for r in self.results]
-        return _finite({"score": self.points, "execution_time": round(self.execution_time, 3),
-                        "output": f"{self.score} exercises passed, {self.points:g} / "
-                                  f"{self.max_points:g} points (a gradient passes when its "
-                                  f"relative error is below {self.threshold:.0e})",
-                        "visibility": "visible", "stdout_visibility": "hidden", "tests": tests})
+    def to_gradescope(self, visibility=None) -> dict:
+        """Gradescope's results.json (see ``gradescope.results_json``)."""
+        from .gradescope import results_json
+        return results_json(self, visibility)
 
     def __str__(self):
         w = max([len(r.exercise) for r in self.results] + [8])
-        lines = [f"grading {self.path}" + (f" (student {self.student_id})"
+        off = [n["message"] for n in self.review if n["kind"] == "protection_off"]
+        lines = [f"WARNING {m}" for m in off] + [
+                 f"grading {self.path}" + (f" (student {self.student_id})"
                                             if self.student_id else ""),
                  f"{'exercise':<{w}}  {'status':<13}  {'points':>9}  {'max rel err':>11}  note",
                  "-" * (w + 52)]
@@ -128,9 +133,11 @@ class GradeReport:
                          f"{r.message}".rstrip())
         lines.append(f"score {self.score}, {self.points:g} / {self.max_points:g} points "
                      f"(pass: max relative error < {self.threshold:.0e})")
-        if self.review:
-            lines.append("for the instructor: the file mentions " + ", ".join(self.review)
-                         + " (not scored; worth reading)")
+        for note in self.review:
+            if note["kind"] == "protection_off":
+                continue           # already the first line
+            where = f" [{note['exercise']}]" if note.get("exercise") else ""
+            lines.append(f"for the instructor ({note['kind']}){where}: {note['message']}")
         if self.student_output.strip():
             lines += ["", "the submission printed (captured, capped):",
                       _indent(self.student_output[:2000])]
@@ -141,31 +148,6 @@ class GradeReport:
 
 def _indent(text):
     return "\n".join("    " + ln for ln in text.splitlines())
-
-
-def _finite(obj):
-    """obj with every NaN/inf float replaced by None (strict JSON has neither)."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
-def write_json(path, data) -> Path:
-    """Strict JSON (no NaN/Infinity), written atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_finite(data), indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
 
 
 def write_gradescope(report: GradeReport, path) -> Path:
@@ -190,17 +172,25 @@ def _child_env():
 
 
 def _progress(job):
+    data = read_student_file(job / "progress", cap=1 << 20)
+    return data.decode("utf-8", "replace").split() if data else []
+
+
+def _student_json(path):
+    """A JSON record the child wrote, read without trusting the file (None if unusable)."""
+    data = read_student_file(path, cap=64 * 2**20)
     try:
-        return (job / "progress").read_text(encoding="utf-8").split()
-    except OSError:
-        return []
+        return None if data is None else json.loads(data.decode("utf-8", "replace"))
+    except ValueError:
+        return None
 
 
 def _kill(proc):
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError, AttributeError):
-        proc.kill()
+        if proc.poll() is None:
+            proc.kill()
     proc.wait()
 
 
@@ -215,22 +205,32 @@ def _exit_reason(code, limits):
     return f"the grading process ended with exit code {code} (os._exit or a crash?)"
 
 
-def _run(job: Path, ids: list, limits: Limits) -> dict:
-    """Run children until every exercise has a record or a problem. -> {id: (status, msg)}."""
+def _run(job: Path, ids: list, limits: Limits, plan=None, inputs_fd=None) -> dict:
+    """Run children until every exercise has a record or a problem. -> {id: (status, msg)}.
+
+    plan: an ``isolation.Plan`` (the user, walls and interpreter of the children); every
+    process of the submission's user is killed after each child, before anything it
+    wrote is read. inputs_fd: the unlinked file holding the spec and the cases."""
     problems = {}
-    out = open(job / "child_stdout.txt", "ab")
+    plan = plan or Plan()
+    out = tempfile.TemporaryFile()          # the children's own stdout/stderr, never theirs to touch
     try:
         for _ in range(len(ids) + 2):      # each child finishes an exercise or loses one
             pending = [i for i in ids if i not in problems
                        and not (job / f"out_{i}.json").exists()]
             if not pending:
                 return problems
-            (job / "progress").write_text("", encoding="utf-8")
+            if os.path.lexists(job / "progress"):
+                os.unlink(job / "progress")
             done = [i for i in ids if i not in pending]
-            (job / "skip").write_text(" ".join(list(problems) + done), encoding="utf-8")
-            proc = subprocess.Popen([sys.executable, "-I", str(SANDBOX), "--job", str(job)],
+            args = ["--job", str(job), "--skip", ",".join(list(problems) + done) or ","]
+            if inputs_fd is not None:
+                args += ["--inputs-fd", str(inputs_fd)]
+            env = _child_env()
+            proc = subprocess.Popen(plan.argv(job, job / SANDBOX_NAME, args, env),
                                     cwd=job, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                    env=_child_env(), start_new_session=True)
+                                    env=env, start_new_session=True,
+                                    pass_fds=() if inputs_fd is None else (inputs_fd,))
             t_step, current = time.monotonic(), None
             # a whole-child deadline too: a thread or an exit handler can hang between steps
             deadline = t_step + limits.timeout * (len(pending) + 2)
@@ -249,7 +249,15 @@ def _run(job: Path, ids: list, limits: Limits) -> dict:
                     break
             timed_out = proc.returncode is not None and current is not None \
                 and time.monotonic() - t_step > limits.timeout
+            _kill(proc)
+            plan.kill_all()                # nothing the submission started runs on
             words = _progress(job)
+            if proc.returncode == 111 and not words and plan.uid is not None:
+                out.seek(0)
+                tail = out.read()[-2000:].decode("utf-8", "replace")
+                if "numpyvae launch:" in tail:     # the walls could not be built: our failure
+                    raise RuntimeError("the grader could not start the isolated process: "
+                                       + tail.strip().splitlines()[-1])
             if "import-failed" in words or not words:
                 if not words:
                     msg = (f"importing the file did not finish within {limits.timeout:g} s "
@@ -321,6 +329,26 @@ def _reference_numeric(ex, meta, arrays) -> dict:
     def f():
         return vae.forward(a["x"], **kw).loss
     return {"g." + n: num(f, p) for n, p in vae.params.items()}
+
+
+_NUMERIC_CACHE: dict = {}
+
+
+def _reference_cached(ex, meta, arrays) -> dict:
+    """``_reference_numeric``, remembered for the visible cases (every student shares
+    them, so a batch computes them once per process)."""
+    if meta.get("secret"):
+        return _reference_numeric(ex, meta, arrays)
+    import hashlib
+    h = hashlib.sha1(json.dumps(meta, sort_keys=True, default=str).encode())
+    for k in sorted(arrays):
+        h.update(k.encode() + np.ascontiguousarray(arrays[k], dtype=np.float64).tobytes())
+    key = (ex.id, h.hexdigest())
+    if key not in _NUMERIC_CACHE:
+        if len(_NUMERIC_CACHE) > 512:
+            _NUMERIC_CACHE.clear()
+        _NUMERIC_CACHE[key] = _reference_numeric(ex, meta, arrays)
+    return {k: v.copy() for k, v in _NUMERIC_CACHE[key].items()}
 
 
 def _hint(a, n, meta):
@@ -453,14 +481,18 @@ def _fmt(err):
 
 
 # --------------------------------------------------------------------------- grade
-def _job_inputs(job, chosen, seed, student_id, hidden):
+def _job_inputs(inputs, chosen, seed, student_id, hidden):
+    """Write each exercise's cases into the zip ``inputs``; -> (spec entries, {id: cases})."""
+    import io
     spec_ex, metas = [], {}
     for ex in chosen:
         cases = build_cases(ex, seed) + (build_cases(ex, seed, student_id, hidden=True)
                                          if hidden else [])
         metas[ex.id] = cases
-        np.savez(job / f"in_{ex.id}.npz",
-                 **{f"c{i}.{k}": v for i, (_, arrs) in enumerate(cases) for k, v in arrs.items()})
+        buf = io.BytesIO()
+        np.savez(buf, **{f"c{i}.{k}": v for i, (_, arrs) in enumerate(cases)
+                         for k, v in arrs.items()})
+        inputs.writestr(f"in_{ex.id}.npz", buf.getvalue())
         spec_ex.append({"id": ex.id, "kind": ex.kind, "top": ex.top, "method": ex.method,
                         "function": None if ex.function is None else {
                             "forward": ex.function.forward, "args": list(ex.function.args),
@@ -472,15 +504,67 @@ def _job_inputs(job, chosen, seed, student_id, hidden):
     return spec_ex, metas
 
 
+def _inputs_file(spec, chosen, seed, student_id, hidden):
+    """An unlinked file (gone when the last process holding it ends, even if this one is
+    killed) with the spec and every case, reopened read-only: -> (fd, {id: cases})."""
+    import zipfile
+    if os.name == "nt":               # no descriptor passing: the job folder holds the files
+        return None, _metas_to_files(spec, chosen, seed, student_id, hidden)
+    spec.pop("job")
+    f = tempfile.TemporaryFile()
+    with zipfile.ZipFile(f, "w") as z:
+        spec["exercises"], metas = _job_inputs(z, chosen, seed, student_id, hidden)
+        z.writestr("spec.json", json.dumps(spec))
+    f.flush()
+    try:
+        fd = os.open(f"/proc/self/fd/{f.fileno()}", os.O_RDONLY)
+        f.close()
+    except OSError:                   # no /proc: hand over the read-write descriptor
+        fd = os.dup(f.fileno())
+        f.close()
+    return fd, metas
+
+
+def _metas_to_files(spec, chosen, seed, student_id, hidden):
+    """Windows: the spec and the cases as files in the job folder (``spec["job"]``)."""
+    import zipfile
+    job = Path(spec.pop("job"))
+    buf = tempfile.SpooledTemporaryFile()
+    with zipfile.ZipFile(buf, "w") as z:
+        spec["exercises"], metas = _job_inputs(z, chosen, seed, student_id, hidden)
+        for name in z.namelist():
+            (job / name).write_bytes(z.read(name))
+    (job / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+    return metas
+
+
+def _prepare(job, path, plan):
+    """Copy the submission (a notebook's code) and the sandbox into ``job``; -> its path."""
+    student = job / path.name
+    if path.suffix == ".ipynb":
+        student = job / "notebook_code.py"
+        student.write_text(notebook_code(path), encoding="utf-8")
+    else:
+        shutil.copyfile(path, student)
+    shutil.copyfile(SANDBOX, job / SANDBOX_NAME)
+    for f in (student, job / SANDBOX_NAME):
+        os.chmod(f, 0o644)
+    plan.own(job)
+    return student
+
+
 def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=None,
-          partial_credit=False, limits: Limits | None = None, keep_job=None) -> GradeReport:
+          partial_credit=False, limits: Limits | None = None, keep_job=None,
+          hide=()) -> GradeReport:
     """Grade the student's file in a child process; one row per exercise.
 
     exercises: ids (None: the file's ``__exercises__`` list, read without running it,
     else all). seed / student_id: the cases' values (hidden cases differ per
     student). hidden: add the hidden cases (random shapes). points: {id: points}
     (default: the table's). partial_credit: split an exercise's points over its
-    gradients. limits: ``Limits``. The report is always complete.
+    gradients. limits: ``Limits``. hide: folders the submission must not see (run as
+    root they are covered in its mount namespace: the results, other submissions). The
+    report is always complete; ``review`` says which protections were off.
     """
     t0 = time.monotonic()
     path = Path(path)
@@ -495,49 +579,62 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
             raise ValueError(f"points: unknown exercise {k!r}")
     limits = limits or Limits()
     report = GradeReport(str(path), student_id=student_id)
-    report.review = _review_words(path)
-    job = Path(tempfile.mkdtemp(prefix="numpyvae-grade-"))
+    words = _review_words(path)
+    if words:
+        report.add_review("mentions", "the file mentions " + ", ".join(words)
+                          + " (not scored; worth reading)")
+    plan = acquire(hide=[str(h) for h in hide] + [str(path.resolve().parent)])
+    if plan.off:
+        report.add_review("protection_off", "protections off: " + "; ".join(plan.off))
+    job = Path(tempfile.mkdtemp(prefix="numpyvae-grade-", dir=work_base()))
+    inputs_fd = None
     try:
-        spec_ex, metas = _job_inputs(job, chosen, seed, student_id, hidden)
-        student = path.resolve()
-        if path.suffix == ".ipynb":
-            student = job / "notebook_code.py"
-            student.write_text(notebook_code(path), encoding="utf-8")
-        (job / "spec.json").write_text(json.dumps({
-            "student": str(student), "reference_dir": str(REFERENCE_DIR),
-            "allowed": [str(SANDBOX.resolve())], "output_cap": limits.output_cap,
-            "rlimits": _rlimits(limits, len(chosen)),
-            "exercises": spec_ex}), encoding="utf-8")
-        problems = _run(job, [e.id for e in chosen], limits)
-        failed_import = None
-        if (job / "import.json").exists():
-            failed_import = json.loads((job / "import.json").read_text(encoding="utf-8"))
+        student = _prepare(job, path, plan)
+        inputs_fd, metas = _inputs_file({
+            "job": str(job), "student": str(student), "reference_dir": str(REFERENCE_DIR),
+            "allowed": [str(job / SANDBOX_NAME)], "output_cap": limits.output_cap,
+            "rlimits": _rlimits(limits, len(chosen))}, chosen, seed, student_id, hidden)
+        problems = _run(job, [e.id for e in chosen], limits, plan, inputs_fd)   # kills after each child
+        failed_import = _student_json(job / "import.json")
+        if failed_import is not None and not isinstance(failed_import, dict):
+            failed_import = {"error": "a malformed import record"}
         for ex in chosen:
-            t_ex = time.monotonic()
             max_score = float(points.get(ex.id, ex.points))
             row = ExerciseResult(ex.id, "error", max_score=max_score)
             cases = metas[ex.id]
             if ex.id in problems:
                 row.status, row.message = problems[ex.id]
+            elif failed_import is not None and _unreachable(failed_import.get("error")):
+                row.status, row.message = "reference", _unreachable(failed_import.get("error"),
+                                                                      ex.qualname)
             elif failed_import is not None:
                 ni = failed_import.get("not_implemented")
                 row.status = "not attempted" if ni else "error"
-                row.message = f"cannot import the file: {failed_import['error']}" + (
+                row.message = f"cannot import the file: {failed_import.get('error')}" + (
                     f" ({failed_import['line']})" if failed_import.get("line") else "")
             else:
                 try:
-                    record = json.loads((job / f"out_{ex.id}.json").read_text(encoding="utf-8"))
-                    with np.load(job / f"out_{ex.id}.npz", allow_pickle=False) as z:
+                    import io
+                    record = _student_json(job / f"out_{ex.id}.json")
+                    raw = read_student_file(job / f"out_{ex.id}.npz")
+                    if raw is None:
+                        raise OSError("no arrays")
+                    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
                         got = {k: z[k] for k in z.files}
                     if not isinstance(record, dict) or len(record.get("cases", [])) > len(cases):
                         raise ValueError("a malformed record")
-                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    row.execution_time = float(record.get("seconds") or 0.0)
+                except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
                     record, got = {"missing": True}, {}
                     row.message = f"the grading process left no usable result ({exc})"
                 reference = record.get("foreign") or next(
                     (c["reference"] for c in record.get("cases", []) if c.get("reference")), "")
+                blocked = next((c.get("message") for c in record.get("cases", [])
+                                if _unreachable(c.get("message"))), None)
                 if record.get("missing"):
                     row.message = row.message or f"the file has no {ex.qualname}"
+                elif blocked:
+                    row.status, row.message = "reference", _unreachable(blocked, ex.qualname)
                 elif reference:
                     row.status = "reference"
                     row.message = ("scores 0: the graded code does not come from your file ("
@@ -545,7 +642,7 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
                                    "calling, importing or inheriting numpyvae's implementation")
                 else:
                     with np.errstate(all="ignore"):
-                        record["numeric"] = [_reference_numeric(ex, m, a) for m, a in cases]
+                        record["numeric"] = [_reference_cached(ex, m, a) for m, a in cases]
                         row.status, row.max_error, row.message, grads = _verdict(
                             ex, [m for m, _ in cases], record, got, report.threshold,
                             [a for _, a in cases])
@@ -554,23 +651,35 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
                         row.score = max_score
                     elif partial_credit and row.status == "FAIL" and grads:
                         row.score = round(max_score * sum(grads.values()) / len(grads), 4)
-            row.execution_time = time.monotonic() - t_ex
             report.results.append(row)
         _note_prerequisites(report)
-        if (job / "output.txt").exists():
-            report.student_output = (job / "output.txt").read_text(
-                encoding="utf-8", errors="replace")[:limits.output_cap + 200]
+        printed = read_student_file(job / "output.txt", cap=limits.output_cap * 4 + 1000)
+        if printed:
+            report.student_output = printed.decode("utf-8", "replace")[:limits.output_cap + 200]
     finally:
+        plan.release()
+        if inputs_fd is not None:
+            os.close(inputs_fd)
         if keep_job:
-            shutil.copytree(job, keep_job, dirs_exist_ok=True)
+            shutil.copytree(job, keep_job, dirs_exist_ok=True, symlinks=True)
         shutil.rmtree(job, ignore_errors=True)
-    report.execution_time = time.monotonic() - t0
+    report.grading_time = time.monotonic() - t0
+    report.execution_time = sum(r.execution_time for r in report.results)   # the student's code
     return report
 
 
 _REVIEW = ("numpyvae", "importlib", "__import__", "modules", "setprofile", "settrace",
            "sandbox", "__bases__", "__code__", "exec", "eval", "compile", "_exit", "subprocess",
            "ctypes", "signal", "builtins")
+
+
+def _unreachable(error, qualname=None):
+    """'' unless ``error`` says the submission tried to import numpyvae where it cannot;
+    with ``qualname``, the message the student sees."""
+    if not (isinstance(error, str) and "No module named 'numpyvae" in error):
+        return ""
+    return ("scores 0: the graded code does not come from your file (it imports numpyvae, "
+            f"which a submission cannot reach); write {qualname or 'it'} yourself with NumPy only")
 
 
 def _note_prerequisites(report):
