@@ -12,7 +12,9 @@ import numpy as np
 
 from .kl import (kl_full_std, kl_full_std_grad, kl_monte_carlo, kl_normal_std,
                  kl_normal_std_grad, log_std_normal)
-from .layers import ACTIVATIONS, MLP, Linear, _bind_flat, _DecoderHeads, _FlatParams
+from . import _registry
+from ._flat import DecoderHeads, FlatParams, bind_flat
+from .layers import ACTIVATIONS, MLP, Linear
 from .likelihoods import LIKELIHOODS, make_likelihood
 from .reparam import (reparameterize, reparameterize_backward, reparameterize_full,
                       reparameterize_full_backward, sample_eps, tril_factor)
@@ -86,7 +88,8 @@ class Terms:
     off: np.ndarray = None     # (B, Z(Z-1)/2) strictly lower entries of L (posterior="full")
 
 
-class VAE(_DecoderHeads, _FlatParams):
+@_registry.register("vae")
+class VAE(DecoderHeads, FlatParams):
     """A Gaussian-encoder VAE built from hand-written layers.
 
     Encoder q(z|x) = N(mu(x), diag exp(logvar(x))) (Shah, Eq. 6): an MLP trunk
@@ -190,9 +193,9 @@ class VAE(_DecoderHeads, _FlatParams):
 
     def _bind_flat_buffers(self, flat_params=None, flat_grads=None):
         """Move every W and b (and dW, db) into views of two flat arrays, new ones or those
-        given (see layers._bind_flat)."""
+        given (see _flat.bind_flat)."""
         entries = [(f"{name}.{p}", lin, p) for name, lin in self._named_linears() for p in ("W", "b")]
-        self.flat_params, self.flat_grads, self.params, self.grads = _bind_flat(entries, self.dtype,
+        self.flat_params, self.flat_grads, self.params, self.grads = bind_flat(entries, self.dtype,
                                                                                 flat_params, flat_grads)
         self._enc_slice = slice(0, sum(self.params[n].size for n in self.params
                                        if n.startswith("enc.")))
@@ -200,25 +203,11 @@ class VAE(_DecoderHeads, _FlatParams):
     @property
     def config(self) -> dict:
         """JSON-able settings that rebuild this architecture with ``VAE.from_config``."""
-        return {"x_dim": self.x_dim, "z_dim": self.z_dim, "hidden": list(self.hidden),
+        return {"model": self.kind, "x_dim": self.x_dim, "z_dim": self.z_dim, "hidden": list(self.hidden),
                 "likelihood": self.likelihood_name, "activation": self.activation,
                 "c": self.c, "seed": self.seed, "dtype": self.dtype.name,
                 "posterior": self.posterior, "n_classes": self.n_classes,
                 "objective": self.objective, "init": self.init}
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> VAE:
-        """A freshly initialised VAE with the settings in ``cfg`` (see ``config``).
-
-        A VQ-VAE's config (``"model": "vqvae"``) builds a ``numpyvae.vqvae.VQVAE``, so code
-        that rebuilds models from a checkpoint's record needs no case of its own.
-        """
-        cfg = dict(cfg)
-        if cfg.get("model") == "vqvae":
-            from .vqvae import VQVAE
-            return VQVAE.from_config(cfg)
-        cfg["hidden"] = tuple(cfg.get("hidden", ()))
-        return cls(**cfg)
 
     # ----------------------------------------------------------------- checks
     def _check_x(self, x, name="x"):

@@ -413,7 +413,7 @@ def _resume_command(out: str, data_dir: str | None, **more: Any) -> str:
 def build_model(a: argparse.Namespace, x_dim: int, likelihood: str) -> VAE:
     """The model a fresh ``numpyvae train`` run trains, from its options (the one place to add a
     model type: it must have ``config``, ``params`` and a ``checkpoint_model`` name known to
-    ``numpyvae.training.checkpoint.MODEL_BUILDERS``)."""
+    ``numpyvae._registry``)."""
     return VAE(x_dim=x_dim, z_dim=a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation,
                c=a.c, seed=a.seed, dtype=np.dtype(a.dtype), **_family_vae_kwargs(a))
 
