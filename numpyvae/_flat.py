@@ -80,7 +80,7 @@ class FlatParams:
     def from_config(cls, cfg: dict):
         """A freshly initialised model with the settings in ``cfg`` (see ``config``); the
         config's ``"model"`` kind picks the class (``numpyvae/_registry.py``)."""
-        return _registry.from_config(cfg, default=getattr(cls, "kind", "vae"))
+        return _registry.from_config(cfg, default=getattr(cls, "kind", "vae"), cls=cls)
 
     def copy(self, dtype=None):
         """An independent copy (parameters and sampling-RNG state), optionally in ``dtype``."""

@@ -8,7 +8,7 @@ loss_b = -log p(x_b | z_q) + ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2   (sums 
 loss   = (1/B) sum_b loss_b, in nats, like ``VAE``.
 
 The argmin has no derivative, so the backward copies the decoder's gradient at z_q onto z_e
-(the straight-through estimator): a surrogate, not the derivative of the loss. Note 11 says
+(the straight-through estimator): a surrogate, not the derivative of the loss. Note 10 says
 which parts a finite-difference check can verify (``VQVAE.checkable_params``).
 """
 from __future__ import annotations

@@ -33,6 +33,7 @@ import numpy as np
 from .. import __version__
 from ..data import DATASETS, load_dataset
 from ..gradcheck import check_model
+from ..family import FamilyVAE
 from ..model import VAE
 from ..teaching.cli import main as assignment_main
 from ..theory.estimators import log_likelihood
@@ -414,8 +415,12 @@ def build_model(a: argparse.Namespace, x_dim: int, likelihood: str) -> VAE:
     """The model a fresh ``numpyvae train`` run trains, from its options (the one place to add a
     model type: it must have ``config``, ``params`` and a ``checkpoint_model`` name known to
     ``numpyvae._registry``)."""
-    return VAE(x_dim=x_dim, z_dim=a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation,
-               c=a.c, seed=a.seed, dtype=np.dtype(a.dtype), **_family_vae_kwargs(a))
+    family = _family_vae_kwargs(a)
+    if family == {"posterior": "diag", "objective": "elbo"}:
+        return VAE(x_dim=x_dim, z_dim=a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation,
+                   c=a.c, seed=a.seed, dtype=np.dtype(a.dtype))
+    return FamilyVAE(x_dim=x_dim, z_dim=a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation,
+                     c=a.c, seed=a.seed, dtype=np.dtype(a.dtype), **family)
 
 
 def _parse_train(a: argparse.Namespace) -> set[str]:
@@ -962,7 +967,6 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
     ``--resume``: the model, optimizer, generators, counters and history continue from the
     checkpoint, so 1 epoch then a resume to 2 equals 2 epochs straight, bit for bit.
     """
-    from ..model import VAE
     from ..optim import make_optimizer
     from ..vqvae import VQVAE
 
@@ -1040,8 +1044,8 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
                           c=a.c, seed=a.seed, dtype=dtype)
             kw = {}
         else:
-            model = VAE(ds.x_dim, a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation,
-                        c=a.c, seed=a.seed, dtype=dtype, n_classes=10, **_family_vae_kwargs(a))
+            model = FamilyVAE(ds.x_dim, a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation,
+                              c=a.c, seed=a.seed, dtype=dtype, n_classes=10, **_family_vae_kwargs(a))
             kw = {"k": a.k, "kl": a.kl, "beta": a.beta}
         opt = make_optimizer(a.optimizer, lr=a.lr)
         rng = np.random.default_rng(a.seed)
@@ -1055,7 +1059,7 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
                  "n_train": int(x_train.shape[0])}
     if isinstance(model, VQVAE):
         y_train = None
-    y_val = ds.y_val.astype(np.int64) if model.__class__ is VAE else None
+    y_val = ds.y_val.astype(np.int64) if isinstance(model, FamilyVAE) else None
     x_train = np.asarray(x_train, dtype=dtype)
     x_val = np.asarray(ds.x_val, dtype=dtype)
     opt_desc = {"name": str(tc.get("optimizer", a.optimizer)), "lr": float(tc["lr"]), "kwargs": {}}
