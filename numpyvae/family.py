@@ -69,6 +69,11 @@ class FamilyVAE(VAE):
         super().__init__(x_dim, z_dim, hidden=hidden, likelihood=likelihood,
                          activation=activation, c=c, seed=seed, dtype=dtype, init=init)
 
+    @property
+    def needs_labels(self):
+        """True for a conditional model: ``forward`` needs the labels y (the trainer's contract)."""
+        return bool(self.n_classes)
+
     # ------------------------------------------------------------------ setup
     def _make_layers(self, init_rng):
         super()._make_layers(init_rng, n_y=self.n_classes or 0, extra_head=self._make_off_head)

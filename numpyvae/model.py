@@ -75,6 +75,9 @@ class VAE(DecoderHeads, FlatParams):
     Derivation: derivations/01_generative_model.md, eq. (1.1)
     Derivation: derivations/03_elbo.md, eq. (3.5)
     """
+    #: the training options ``forward`` takes (the trainer's model contract)
+    train_options = ("k", "beta", "kl")
+    needs_labels = False
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli",
                  activation="relu", c=1.0, seed=0, dtype=np.float64, init="uniform"):

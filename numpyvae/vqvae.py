@@ -142,6 +142,10 @@ class VQVAE(DecoderHeads, FlatParams):
     Derivation: derivations/10_model_family.md, eq. (10.12)
     """
     stochastic = False      # no sampling noise: gradcheck.check_model passes no eps
+    train_options = ()      # forward takes none of the trainer's k, beta, kl
+    needs_labels = False
+    #: the per-epoch validation numbers ``val_extras`` adds to a run's history
+    VAL_COLUMNS = ("codebook", "perplexity", "codes_used")
 
     def __init__(self, x_dim, n_codes=4, code_dim=2, codebook_size=16, hidden=(256,),
                  likelihood="bernoulli", activation="relu", beta=0.25, c=1.0, seed=0,
@@ -385,6 +389,18 @@ class VQVAE(DecoderHeads, FlatParams):
         enc = [n for n in self.params if n.startswith("enc.")]
         return {"loss": dec, "recon": dec, "codebook": dec + ["codebook"],
                 "commitment": dec + enc}[part]
+
+    def val_extras(self, terms):
+        """The codebook's use over the batches' ``VQTerms``: mean codebook term, perplexity
+        and the number of entries used (the trainer adds them to the history).
+
+        Derivation: derivations/10_model_family.md, eq. (10.17)
+        """
+        idx = np.concatenate([t.indices for t in terms])
+        n = sum(t.indices.shape[0] for t in terms)
+        return {"codebook": float(sum(t.codebook * t.indices.shape[0] for t in terms) / n),
+                "perplexity": perplexity(idx, self.codebook_size),
+                "codes_used": int(np.unique(idx).size)}
 
     def loss(self, x, part="loss") -> float:
         """The loss (or one part), mean over the batch, in nats.

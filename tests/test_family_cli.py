@@ -94,7 +94,7 @@ def test_a_family_run_stopped_early_keeps_its_last_epoch_and_says_how_to_go_on(t
     err = capsys.readouterr().err
     assert code == (130 if how == "interrupt" else 1)
     assert "epoch 1 of 3" in err and "to continue" in err
-    assert ("interrupted during epoch 2" in err) if how == "interrupt" else ("non-finite at epoch 2" in err)
+    assert ("interrupted during epoch 2" in err) if how == "interrupt" else ("diverged at step 5 (epoch 2)" in err)
     assert (out / "loss_curves.png").exists() and (out / "history.csv").read_text().count("\n") == 2
     assert _config(out)["epoch"] == 1
     monkeypatch.setattr(klass, "forward", forward)
