@@ -17,8 +17,6 @@ a directory in use by another training is locked.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import os
@@ -315,20 +313,13 @@ def _load_data(name: str, data_dir: str | None, seed: int, binarize: str | None,
     return load_dataset(name, data_dir=data_dir, seed=seed, binarize=binarize, test=test)
 
 
-def _write_history(history: dict[str, list[float]], out: str) -> dict[str, str]:
-    cols = list(history)
-    n = len(history.get("epoch", []))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    for i in range(n):
-        w.writerow([history[c][i] if isinstance(history[c][i], int) else repr(float(history[c][i])) for c in cols])
-    csv_path = ck.atomic_write(os.path.join(out, "history.csv"), lambda fh: fh.write(buf.getvalue().encode("utf-8")))
+def _write_history_json(history: dict[str, list[float]], out: str) -> str:
+    """history.json, the history's columns in one JSON document, written once as the run ends
+    (the trainer appends history.csv epoch by epoch)."""
     # strict JSON: a missing value (e.g. no validation set) is null, not NaN
-    clean = {c: [v if isinstance(v, int) or np.isfinite(v) else None for v in history[c]] for c in cols}
+    clean = {c: [v if isinstance(v, int) or np.isfinite(v) else None for v in col] for c, col in history.items()}
     js = json.dumps(clean, indent=1)
-    json_path = ck.atomic_write(os.path.join(out, "history.json"), lambda fh: fh.write((js + "\n").encode("utf-8")))
-    return {"history_csv": csv_path, "history_json": json_path}
+    return ck.atomic_write(os.path.join(out, "history.json"), lambda fh: fh.write((js + "\n").encode("utf-8")))
 
 
 def _fmt(x: float) -> str:
@@ -581,7 +572,8 @@ def _resumed_trainer(a: argparse.Namespace, given: set[str], saved: ck.Checkpoin
     extra["resumes"] = list(extra.get("resumes") or []) + [
         {"at_epoch": saved.epoch, "changed": changed, "blas": blas_record,
          "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
-    trainer = Trainer.resume(ckpt_path, x_train, x_val, epochs=total, progress=progress,
+    trainer = Trainer.resume(saved, x_train, x_val, epochs=total, progress=progress,
+                             history_path=os.path.join(os.path.dirname(ckpt_path), "history.csv"),
                              threads=int(blas_record["threads"]), adapt=blas_record["adapt"],
                              lr=a.lr if "lr" in changed else None, extra=extra, **labels)
     for k, (old, new) in changed.items():
@@ -675,7 +667,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
             extra["preset"] = a.preset      # --resume runs the preset's evaluation again
         cfg = apply_preset_config(getattr(a, "preset", None), cfg)    # --preset: optimizer kwargs, lr schedule
         trainer = Trainer(vae, x_train, x_val, cfg, checkpoint_path=ckpt_path, extra=extra, threads=n_threads,
-                          adapt=blas_record["adapt"], **labels)
+                          adapt=blas_record["adapt"], history_path=os.path.join(out, "history.csv"), **labels)
     _say(f"run directory: {out}")
     _say(blas_line)
     parts = len(split_sizes(trainer.config.batch_size, trainer.config.k, n_threads))
@@ -695,7 +687,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     stopped: BaseException | None = None
     with threads.blas_threads(n_threads):
         try:
-            history = trainer.fit(callbacks=[report, _while_running(out)], stop_after=_seconds(a.time_limit))
+            history = trainer.fit(callbacks=[report], stop_after=_seconds(a.time_limit))
         except (TrainingDiverged, KeyboardInterrupt) as exc:
             stopped, history = exc, trainer.history  # the trainer is back at its last good state
         t_train = time.perf_counter() - t_start
@@ -703,7 +695,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         if gov is not None and gov.counts[False]:
             _say(f"threads: {gov.counts[False]} of {gov.steps} steps ran whole, not split "
                  f"({'whole steps measured faster at the end' if not gov.best else 'probes, or a busy spell'})")
-        _write_history(history, out)
+        _write_history_json(history, out)
         figs: dict[str, str] = {}
         if trainer.epoch > 0:
             fig_x = trainer.val_data if trainer.val_data is not None else x_train
@@ -745,27 +737,6 @@ def _extras(row: dict[str, Any]) -> str:
 
 def _seconds(minutes: float | None) -> float | None:
     return None if minutes is None else 60.0 * minutes
-
-
-def _while_running(out: str, history_every: float = 10.0,
-                   curve_every: float = 60.0) -> Callable[[Trainer, dict[str, float]], None]:
-    """An epoch callback: history.csv at most every 10 s and the loss curves at most once a
-    minute, so a long run can be watched (and a killed one still has its curve). Not after
-    every epoch: the whole history is rewritten each time, which over thousands of short
-    epochs (Frey Face) would cost more than the training."""
-    last = {"history": -math.inf, "curve": -math.inf}
-
-    def write(tr: Trainer, row: dict[str, float]) -> None:
-        now = time.perf_counter()
-        if tr.epoch >= tr.config.epochs:
-            return                  # the run writes both once more when it ends
-        if now - last["history"] >= history_every:
-            last["history"] = now
-            _write_history(tr.history, out)
-        if now - last["curve"] >= curve_every:
-            last["curve"] = now
-            plots.plot_loss_curves(tr.history, os.path.join(out, "loss_curves.png"))
-    return write
 
 
 def sidecar(path: str) -> str:

@@ -7,8 +7,11 @@ A checkpoint holds everything needed to continue a run bit for bit:
 * ``rng/<name>``    -- the ``bit_generator.state`` dicts of ``vae.rng`` (name ``vae``) and of the
   trainer's generators, each serialised as a JSON string in a 0-d unicode array;
 * ``meta``          -- one JSON string (0-d unicode array) with the model config, the train config,
-  the epoch/step counters, the history, the optimizer description and the list of stored keys
-  and shapes, used to validate the file when it is read back.
+  the epoch/step counters, the optimizer description and the list of stored keys and shapes,
+  used to validate the file when it is read back.
+
+Nothing in it grows with the epochs: the per-epoch history lives in the run's ``history.csv``,
+one row appended per epoch. A checkpoint of another format version is refused.
 
 Next to ``run/checkpoint.npz`` a ``run/checkpoint.json`` repeats the ``meta`` document for humans.
 Both files are written atomically: the bytes go to a temporary file in the same directory, are
@@ -48,7 +51,7 @@ __all__ = [
 ]
 
 FORMAT = "numpyvae-checkpoint"
-VERSION = 1
+VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -205,7 +208,7 @@ def save(path: str | os.PathLike, vae: Any, optimizer: Any, trainer_state: Mappi
       vae: a ``numpyvae.VAE`` (its ``config``, ``params`` and ``rng`` are stored).
       optimizer: an optimizer with ``state_dict()`` (or ``None`` to store no optimizer state).
       trainer_state: a JSON-able mapping with optional keys ``train_config`` (dict), ``epoch``,
-        ``step`` (ints), ``history`` (dict of lists), ``optimizer`` (dict describing how to
+        ``step`` (ints), ``optimizer`` (dict describing how to
         rebuild it, e.g. ``{"name": "adam", "lr": 1e-3, "kwargs": {}}``), ``rngs`` (name ->
         Generator or state dict; the name ``"vae"`` is reserved) and ``extra`` (free dict).
 
@@ -213,7 +216,7 @@ def save(path: str | os.PathLike, vae: Any, optimizer: Any, trainer_state: Mappi
     """
     path = os.fspath(path)
     ts = dict(trainer_state or {})
-    unknown = set(ts) - {"train_config", "epoch", "step", "history", "optimizer", "rngs", "extra"}
+    unknown = set(ts) - {"train_config", "epoch", "step", "optimizer", "rngs", "extra"}
     if unknown:
         raise ValueError(f"trainer_state: unexpected keys {sorted(unknown)}")
 
@@ -252,7 +255,6 @@ def save(path: str | os.PathLike, vae: Any, optimizer: Any, trainer_state: Mappi
         "optimizer": ts.get("optimizer"),
         "epoch": int(ts.get("epoch", 0)),
         "step": int(ts.get("step", 0)),
-        "history": ts.get("history") or {},
         "extra": ts.get("extra") or {},
         "param_shapes": param_shapes,
         "param_dtypes": param_dtypes,
@@ -276,7 +278,7 @@ class Checkpoint:
     """The contents of a checkpoint file, validated against its own metadata.
 
     Attributes: ``path``; ``meta`` (the whole JSON document); ``model_config``; ``train_config``;
-    ``optimizer`` (description dict or None); ``epoch``; ``step``; ``history``; ``extra``;
+    ``optimizer`` (description dict or None); ``epoch``; ``step``; ``extra``;
     ``params`` (name -> array); ``opt_state`` (key -> array, or None); ``rng_states``
     (name -> bit_generator state dict, including ``"vae"``).
     """
@@ -291,7 +293,6 @@ class Checkpoint:
     optimizer: dict[str, Any] | None = None
     epoch: int = 0
     step: int = 0
-    history: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def rng(self, name: str) -> np.random.Generator:
@@ -400,8 +401,9 @@ def load(path: str | os.PathLike) -> Checkpoint:
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise CheckpointError(f"{path}: not a numpyvae checkpoint (format marker missing)")
             if meta.get("version") != VERSION:
-                raise CheckpointError(f"{path}: unsupported checkpoint version {meta.get('version')!r} "
-                                      f"(expected {VERSION})")
+                raise CheckpointError(f"{path}: checkpoint format version {meta.get('version')!r}, but this "
+                                      f"numpyvae reads version {VERSION} only; continue it with the numpyvae "
+                                      "that wrote it, or start a new run")
 
             shapes = _meta_get(meta, "param_shapes", dict, path)
             params = _read_arrays(npz, files, "param", shapes, "parameter", path)
@@ -458,7 +460,6 @@ def load(path: str | os.PathLike) -> Checkpoint:
         optimizer=meta.get("optimizer"),
         epoch=int(meta.get("epoch", 0)),
         step=int(meta.get("step", 0)),
-        history=dict(meta.get("history") or {}),
         extra=dict(meta.get("extra") or {}),
     )
 

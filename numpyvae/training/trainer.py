@@ -44,7 +44,7 @@ a multi-threaded matrix product may sum in a different order with another thread
 Non-finite losses or gradients stop the run with ``TrainingDiverged``, which names the step and
 the quantity that went non-finite (the loss and which of its parts, a gradient, a parameter).
 The trainer keeps an in-memory copy of the state at the end of the last finished epoch
-(parameters, optimizer, generators, counters, history); on divergence or ``KeyboardInterrupt``
+(parameters, optimizer, generators, counters, rows of history); on divergence or ``KeyboardInterrupt``
 it returns to that state before re-raising, so ``trainer.vae`` is the last good model and the
 checkpoint of the last finished epoch is never overwritten by a diverged state.
 """
@@ -52,6 +52,7 @@ checkpoint of the last finished epoch is never overwritten by a diverged state.
 from __future__ import annotations
 
 import contextlib
+import csv
 import functools
 import math
 import os
@@ -78,6 +79,7 @@ __all__ = [
     "train",
     "evaluate",
     "binarize_batch",
+    "read_history",
 ]
 
 #: Columns of ``Trainer.history`` (one value per finished epoch, in this order).
@@ -337,8 +339,27 @@ def _evaluate_fixed(vae: Any, x: np.ndarray, y: np.ndarray | None, rng: np.rando
     return out
 
 
-#: a checkpoint written faster than this (seconds) is written after every epoch
-CHECKPOINT_QUICK = 0.05
+def _cell(v: Any) -> str:
+    return str(v) if isinstance(v, (int, np.integer)) else repr(float(v))
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def read_history(path: str | os.PathLike) -> dict[str, list[Any]]:
+    """The columns of a ``history.csv`` (header, then one row per finished epoch)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        raise ValueError(f"{os.fspath(path)}: empty history file (expected a header line)")
+    header, body = rows[0], rows[1:]
+    if any(len(r) != len(header) for r in body):
+        raise ValueError(f"{os.fspath(path)}: a row does not have the {len(header)} columns of the header")
+    return {c: [_number(r[i]) for r in body] for i, c in enumerate(header)}
 
 
 class Trainer:
@@ -352,9 +373,10 @@ class Trainer:
     ``threads=n`` trains on n threads, each minibatch split among them (``parallel.py``; None
     leaves the BLAS as it is set and steps on the calling thread); ``adapt=True`` lets
     ``parallel.Governor`` run whole steps instead while they measure faster. When
-    ``checkpoint_path`` is given a checkpoint is written before the first step, after every
-    epoch (after fewer when writing would take over a tenth of the time: ``_checkpoint_due``),
-    after the last one, and when training stops early (the last finished epoch). ``fit()`` runs up to
+    ``checkpoint_path`` is given a checkpoint is written before the first step and after every
+    epoch: parameters, optimizer state, generators and counters, the same size at every epoch.
+    ``history_path``: a CSV file that gets one row per finished epoch, appended just before
+    that epoch's checkpoint (a resume drops rows its checkpoint does not reach). ``fit()`` runs up to
     ``config.epochs`` (or a given total) and returns ``history`` (dict column -> list, see
     ``HISTORY_COLUMNS``). ``Trainer.resume(path, x_train, x_val)`` continues a saved run
     exactly. ``on_epoch_end(trainer, row)`` callbacks may be passed to ``fit``.
@@ -364,7 +386,7 @@ class Trainer:
                  config: TrainConfig | None = None, *, y_train: np.ndarray | None = None,
                  y_val: np.ndarray | None = None, checkpoint_path: str | os.PathLike | None = None,
                  optimizer: Any = None, extra: Mapping[str, Any] | None = None, threads: int | None = None,
-                 adapt: bool = False):
+                 adapt: bool = False, history_path: str | os.PathLike | None = None):
         self.vae = vae
         if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
             raise ValueError(f"threads: expected a positive integer or None, got {threads!r}")
@@ -374,7 +396,6 @@ class Trainer:
         self._split = None
         # adapt: a whole step instead of a split one while that measures faster (a busy machine)
         self.adapt = bool(adapt)
-        self._ckpt_done, self._ckpt_seconds, self._unsaved = 0.0, 0.0, False
         self.governor = None                 # made on the first fit that splits; kept across fits
         self.config = config if config is not None else TrainConfig()
         if not isinstance(self.config, TrainConfig):
@@ -388,6 +409,7 @@ class Trainer:
         self.y_val = _check_labels(vae, "y_val", y_val, self.x_val)
         self._check_options()
         self.checkpoint_path = None if checkpoint_path is None else os.fspath(checkpoint_path)
+        self.history_path = None if history_path is None else os.fspath(history_path)
         self.extra = dict(extra or {})
         if optimizer is None:
             optimizer = make_optimizer(self.config.optimizer, self.config.lr, **self.config.optimizer_kwargs)
@@ -455,7 +477,6 @@ class Trainer:
             "train_config": self.config.to_dict(),
             "epoch": self.epoch,
             "step": self.step,
-            "history": {k: list(v) for k, v in self.history.items()},
             "optimizer": {"name": self.config.optimizer, "lr": self.config.lr,
                           "kwargs": dict(self.config.optimizer_kwargs)},
             "rngs": dict(self.rngs),
@@ -467,22 +488,53 @@ class Trainer:
         path = self.checkpoint_path if path is None else os.fspath(path)
         if path is None:
             raise ValueError("path: no checkpoint path given and the trainer has none")
-        t0 = time.perf_counter()
         _ckpt.save(path, self.vae, self.optimizer, self.trainer_state())
-        self._ckpt_done = time.perf_counter()
-        self._ckpt_seconds = self._ckpt_done - t0
-        self._unsaved = False
         self.last_checkpoint = path
         return path
 
+    def _append_history(self, row: Mapping[str, Any]) -> None:
+        """One row more in ``history_path`` (the header first when the file is new)."""
+        if not os.path.exists(self.history_path):
+            self._start_history()
+        with open(self.history_path, "a", encoding="utf-8", newline="") as fh:
+            fh.write(",".join(_cell(row[c]) for c in self.columns) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _start_history(self) -> None:
+        """``history_path`` with the header line only (a run that has finished no epoch)."""
+        head = (",".join(self.columns) + "\n").encode("utf-8")
+        _ckpt.atomic_write(self.history_path, lambda fh: fh.write(head))
+
+    def _read_history(self, path: str, epochs: int) -> dict[str, list[Any]]:
+        """The first ``epochs`` rows of the history file; rows past the checkpoint (an epoch whose
+        checkpoint was never written) are cut from the file."""
+        if not os.path.exists(path):
+            if epochs:
+                raise ValueError(f"{path}: the history of the run's {epochs} epoch(s) is missing")
+            return {c: [] for c in self.columns}
+        have = read_history(path)
+        if list(have) != list(self.columns):
+            raise ValueError(f"{path}: columns {list(have)} are not this run's {list(self.columns)}")
+        n = len(have["epoch"])
+        if n < epochs:
+            raise ValueError(f"{path}: {n} row(s) for the checkpoint's {epochs} epochs")
+        if n > epochs:
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.readlines()[:1 + epochs]
+            _ckpt.atomic_write(path, lambda out: out.write("".join(lines).encode("utf-8")))
+        return {c: v[:epochs] for c, v in have.items()}
+
     @classmethod
-    def resume(cls, path: str | os.PathLike, x_train: np.ndarray, x_val: np.ndarray | None = None, *,
+    def resume(cls, path: str | os.PathLike | Any, x_train: np.ndarray, x_val: np.ndarray | None = None, *,
                y_train: np.ndarray | None = None, y_val: np.ndarray | None = None,
                checkpoint_path: str | os.PathLike | None = None, epochs: int | None = None,
                progress: bool | None = None, lr: float | None = None,
                extra: Mapping[str, Any] | None = None, threads: int | None = None,
-               adapt: bool = False) -> Trainer:
-        """Rebuild model, optimizer, generators, counters and history from checkpoint ``path``.
+               adapt: bool = False, history_path: str | os.PathLike | None = None) -> Trainer:
+        """Rebuild model, optimizer, generators, counters and history from checkpoint ``path``
+        (a path, or a ``checkpoint.Checkpoint`` already read: the file is read once) and the
+        history file ``history_path`` (none: the history starts empty).
 
         The returned trainer continues the run exactly (``fit()`` then matches an uninterrupted
         run with the same seed). ``epochs`` overrides the total epoch count; ``lr`` the
@@ -492,7 +544,8 @@ class Trainer:
         ``threads`` and ``adapt`` as in the constructor (not part of the run: they may change on
         resume).
         """
-        ck = _ckpt.load(path)
+        ck = path if isinstance(path, _ckpt.Checkpoint) else _ckpt.load(path)
+        path = ck.path
         cfg_d = dict(ck.train_config)
         if epochs is not None:
             cfg_d["epochs"] = epochs
@@ -510,17 +563,16 @@ class Trainer:
             opt.lr = config.lr
         tr = cls(vae, x_train, x_val, config, y_train=y_train, y_val=y_val,
                  checkpoint_path=os.fspath(path) if checkpoint_path is None else checkpoint_path,
-                 optimizer=opt, extra=ck.extra if extra is None else extra, threads=threads, adapt=adapt)
+                 optimizer=opt, extra=ck.extra if extra is None else extra, threads=threads, adapt=adapt,
+                 history_path=history_path)
         for name in tr.rngs:
             if name not in ck.rng_states:
                 raise _ckpt.CheckpointError(f"{ck.path}: rng state {name!r} is missing")
             _ckpt.set_rng_state(tr.rngs[name], ck.rng_states[name])
         tr.epoch = ck.epoch
         tr.step = ck.step
-        n_rows = len(ck.history.get("epoch", []))
-        old_lr = float(ck.train_config.get("lr", config.lr))
-        # a checkpoint older than the lr column: every earlier epoch ran at the recorded lr
-        tr.history = {c: list(ck.history.get(c, [old_lr] * n_rows if c == "lr" else [])) for c in tr.columns}
+        if tr.history_path is not None:
+            tr.history = tr._read_history(tr.history_path, ck.epoch)
         tr.last_checkpoint = os.fspath(path)
         return tr
 
@@ -589,7 +641,7 @@ class Trainer:
             "vae_rng": self.vae.rng.bit_generator.state,
             "epoch": self.epoch,
             "step": self.step,
-            "history": {k: list(v) for k, v in self.history.items()},
+            "rows": len(self.history["epoch"]),
         }
 
     def restore_last_good(self) -> bool:
@@ -603,7 +655,8 @@ class Trainer:
             self.rngs[name].bit_generator.state = state
         self.vae.rng.bit_generator.state = g["vae_rng"]
         self.epoch, self.step = g["epoch"], g["step"]
-        self.history = {k: list(v) for k, v in g["history"].items()}
+        for column in self.history.values():      # rows of epochs after the good state go
+            del column[g["rows"]:]
         return True
 
     def train_step(self, xb: np.ndarray, yb: np.ndarray | None = None) -> Any:
@@ -707,8 +760,6 @@ class Trainer:
                 return self._fit(epochs, callbacks, stop_after)
         except (TrainingDiverged, KeyboardInterrupt):
             self.restore_last_good()
-            if self._unsaved:            # the last finished epoch was not written yet: write it now
-                self.save_checkpoint()
             raise
 
     @contextlib.contextmanager
@@ -759,6 +810,8 @@ class Trainer:
             raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
         if self.checkpoint_path is not None and self.last_checkpoint is None:
             self.save_checkpoint()  # so that a divergence in epoch 1 still leaves a good state
+        if self.history_path is not None and self.epoch == 0:
+            self._start_history()
         self._snapshot()
         dtype = _model_dtype(self.vae)
         cfg = self.config
@@ -814,27 +867,16 @@ class Trainer:
             for c in self.columns:
                 self.history[c].append(row[c])
             self.epoch_times.append(time.perf_counter() - t0)
+            if self.history_path is not None:
+                self._append_history(row)
             if self.checkpoint_path is not None:
-                if self.epoch >= total or self._checkpoint_due():
-                    self.save_checkpoint()
-                else:
-                    self._unsaved = True
+                self.save_checkpoint()
             self._snapshot()
             for cb in callbacks:
                 cb(self, row)
             if stop_after is not None and time.perf_counter() - t_begin >= stop_after:
                 break
-        if self._unsaved:
-            self.save_checkpoint()
         return self.history
-
-    def _checkpoint_due(self) -> bool:
-        """A checkpoint after every epoch, unless a write takes over ``CHECKPOINT_QUICK`` seconds
-        and would spend more than a tenth of the time (thousands of short epochs, e.g. Frey
-        Face, whose checkpoint carries a growing history): then once the time since the last
-        write is ten times that write's duration."""
-        return (self._ckpt_seconds < CHECKPOINT_QUICK
-                or time.perf_counter() - self._ckpt_done >= 10 * self._ckpt_seconds)
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
