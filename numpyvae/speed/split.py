@@ -304,9 +304,10 @@ class _Worker:
 
     def result(self) -> Any:
         try:
+            _spin(self.conn)
             while not self.conn.wait(PATIENCE):     # no answer yet: is the child still working?
                 self._check_alive()
-            out = _recv(self.conn)
+            out = self.conn.recv()
         except (EOFError, OSError):
             raise self._gone() from None
         self.busy = False
@@ -358,11 +359,16 @@ def _stopped(pid: int) -> bool:
         return False
 
 
-def _recv(conn: Any) -> Any:
+def _spin(conn: Any) -> None:
+    """Poll ``conn`` for up to ``SPIN`` seconds (an answer usually comes that soon)."""
     if not conn.poll():
         end = time.perf_counter() + SPIN
         while not conn.poll() and time.perf_counter() < end:
             pass
+
+
+def _recv(conn: Any) -> Any:
+    _spin(conn)
     return conn.recv()
 
 
