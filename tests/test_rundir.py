@@ -9,7 +9,8 @@ import sys
 import pytest
 
 import numpyvae as nv
-from numpyvae.training import memory, rundir, threads
+from numpyvae.speed import threads
+from numpyvae.training import memory, rundir
 
 
 def _dead_pid() -> int:

@@ -35,10 +35,11 @@ def _progress_lines(say: Callable[[str], None], every: float = 10.0) -> Callable
 
 
 def importance_sampled(vae, x: np.ndarray, k: int, rng: np.random.Generator, say: Callable[[str], None],
-                       share: float = 0.8, progress: bool | None = None) -> np.ndarray:
+                       share: float = 0.8, progress: bool | None = None, y: np.ndarray | None = None) -> np.ndarray:
     """log p(x) per example with K importance samples; ValueError (one line) when the chunked
     computation would not fit in ``share`` of the memory this machine has available.
-    ``progress``: a bar (True), lines (False), or by whether stderr is a terminal (None)."""
+    ``progress``: a bar (True), lines (False), or by whether stderr is a terminal (None); ``y``: the
+    labels of a conditional model (None otherwise)."""
     plan = log_likelihood_memory(vae, x.shape[0], k)
     need = memory.fmt_bytes(plan["bytes"])
     avail = memory.available_bytes()
@@ -50,7 +51,8 @@ def importance_sampled(vae, x: np.ndarray, k: int, rng: np.random.Generator, say
         f"samples x {plan['examples']} examples at a time, about {need} of memory")
     bar = sys.stderr.isatty() if progress is None else progress
     t0 = time.perf_counter()
-    ll = np.asarray(log_likelihood(vae, x, k=k, rng=rng, progress=True if bar else _progress_lines(say)))
+    ll = np.asarray(log_likelihood(vae, x, k=k, rng=rng, y=y,
+                                   progress=True if bar else _progress_lines(say)))
     if bar:
         say(f"log p(x): {x.shape[0]} examples in {time.perf_counter() - t0:.0f} s")
     return ll

@@ -1,4 +1,4 @@
-"""Two or more threads for one training step: the minibatch split across model replicas.
+"""Two or more parts of one training step at once: the minibatch split across model replicas.
 
 A VAE step on a laptop-sized model is a few small matrix products plus elementwise work
 (activations, the likelihood, Adam). A multi-threaded BLAS speeds up only the products, and
@@ -44,11 +44,22 @@ from typing import Any
 import numpy as np
 
 from ..model import Terms
-from ..optim import Adam
 from ..reparam import sample_eps
-from .memory import keep_freed_heap, release_free_heap
+from ..training.trainer import TrainingStopped
+from .adam import BlockedAdam
+from .heap import keep_freed_heap, release_free_heap
 
-__all__ = ["SplitStep", "ProcessSplitStep", "Governor", "make_split", "uses_processes", "split_sizes", "MIN_ROWS"]
+__all__ = ["SplitStep", "ProcessSplitStep", "Governor", "WorkerLost", "make_split", "uses_processes",
+           "split_sizes", "MIN_ROWS"]
+
+
+class WorkerLost(TrainingStopped):
+    """The child process of a split step died or was stopped (SIGSTOP) during a step: the run
+    ends on its last finished epoch, like an interruption."""
+
+
+#: seconds between looks at a child that has not answered (is it dead, or stopped?)
+PATIENCE = 1.0
 
 #: a part smaller than this many decoder rows (K * B_i) costs more in overhead than it saves
 MIN_ROWS = 32
@@ -150,13 +161,15 @@ def _check(vae: Any, threads: int) -> None:
 def _join(terms: list[Terms], w: list[float]) -> Terms:
     """One ``Terms`` for the whole batch: means weighted by part size, arrays concatenated."""
     first = terms[0]
-    out: dict[str, Any] = {"beta": first.beta, "objective": first.objective}
+    out: dict[str, Any] = {f: getattr(first, f) for f in ("beta", "objective") if hasattr(first, f)}
     for name in ("loss", "elbo", "recon", "kl"):
         out[name] = float(sum(wi * getattr(t, name) for wi, t in zip(w, terms)))
     for name in _BATCH_AXIS_0 + _BATCH_AXIS_1:
+        if not hasattr(first, name):
+            continue
         arrays = [getattr(t, name) for t in terms]
         out[name] = None if arrays[0] is None else np.concatenate(arrays, axis=0 if name in _BATCH_AXIS_0 else 1)
-    return Terms(**out)
+    return type(first)(**out)
 
 
 def _is_shared(a: np.ndarray) -> bool:
@@ -168,7 +181,7 @@ def _is_shared(a: np.ndarray) -> bool:
 
 def _adam_splits(opt: Any, params: np.ndarray) -> bool:
     """Whether ``opt``'s update can be cut across processes: Adam's blocked path, no weight decay."""
-    return (type(opt) is Adam and opt.fast and not opt.weight_decay
+    return (isinstance(opt, BlockedAdam) and not opt.weight_decay
             and params.ndim == 1 and params.flags.c_contiguous)
 
 
@@ -184,7 +197,7 @@ def _send_terms(conn: Any, t: Terms, out: np.ndarray) -> None:
     their places go through the pipe. Pickling the arrays instead cost the child ~0.07 ms a step."""
     places, at = {}, 0
     for name in _BATCH_AXIS_0 + _BATCH_AXIS_1:
-        a = getattr(t, name)
+        a = getattr(t, name, None)
         if a is None:
             continue
         a = np.asarray(a)
@@ -194,8 +207,8 @@ def _send_terms(conn: Any, t: Terms, out: np.ndarray) -> None:
         out[at:at + a.nbytes].view(a.dtype).reshape(a.shape)[...] = a
         places[name] = (a.dtype.str, a.shape, at)
         at += -(-a.nbytes // 8) * 8
-    scalars = {f: getattr(t, f) for f in ("loss", "elbo", "recon", "kl", "beta", "objective")}
-    conn.send(("terms", scalars, places))
+    scalars = {f: getattr(t, f) for f in ("loss", "elbo", "recon", "kl", "beta", "objective") if hasattr(t, f)}
+    conn.send(("terms", type(t), scalars, places))
 
 
 def _read_terms(msg: Any, out: np.ndarray) -> Terms:
@@ -203,9 +216,9 @@ def _read_terms(msg: Any, out: np.ndarray) -> Terms:
     (valid until the child's next step; ``_join`` copies them first)."""
     if isinstance(msg, Terms):
         return msg
-    _, scalars, places = msg
+    _, cls, scalars, places = msg
     arrays = {name: np.ndarray(shape, dt, buffer=out, offset=at) for name, (dt, shape, at) in places.items()}
-    return Terms(**scalars, **arrays)
+    return cls(**scalars, **arrays)
 
 
 class _Pipe:
@@ -227,6 +240,10 @@ class _Pipe:
 
     def poll(self) -> bool:
         return bool(select.select([self.rfd], [], [], 0)[0])
+
+    def wait(self, seconds: float) -> bool:
+        """Whether a message arrives within ``seconds``."""
+        return bool(select.select([self.rfd], [], [], seconds)[0])
 
     def recv(self) -> Any:
         (n,) = struct.unpack("<Q", self._read(8))
@@ -287,7 +304,10 @@ class _Worker:
 
     def result(self) -> Any:
         try:
-            out = _recv(self.conn)
+            _spin(self.conn)
+            while not self.conn.wait(PATIENCE):     # no answer yet: is the child still working?
+                self._check_alive()
+            out = self.conn.recv()
         except (EOFError, OSError):
             raise self._gone() from None
         self.busy = False
@@ -295,10 +315,19 @@ class _Worker:
             raise RuntimeError(f"the training worker process failed:\n{out}")
         return out
 
-    def _gone(self) -> RuntimeError:
+    def _check_alive(self) -> None:
+        if not self.proc.is_alive():
+            raise self._gone()
+        if _stopped(self.proc.pid):
+            self.proc.kill()          # a stopped child never answers: end it, and say so
+            self.proc.join(5)
+            raise WorkerLost(f"the training worker process (pid {self.proc.pid}) was stopped (SIGSTOP) "
+                             "during a step")
+
+    def _gone(self) -> WorkerLost:
         self.proc.join(1)
-        return RuntimeError(f"the training worker process (pid {self.proc.pid}) ended during a step "
-                            f"(exit code {self.proc.exitcode}); train with threads=1 to go on without it")
+        return WorkerLost(f"the training worker process (pid {self.proc.pid}) ended during a step "
+                          f"(exit code {self.proc.exitcode})")
 
     def close(self) -> None:
         if self.proc.is_alive():
@@ -321,11 +350,25 @@ class _Worker:
 SPIN = 0.0005
 
 
-def _recv(conn: Any) -> Any:
+def _stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (Linux: state T in /proc; elsewhere never known)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
+
+
+def _spin(conn: Any) -> None:
+    """Poll ``conn`` for up to ``SPIN`` seconds (an answer usually comes that soon)."""
     if not conn.poll():
         end = time.perf_counter() + SPIN
         while not conn.poll() and time.perf_counter() < end:
             pass
+
+
+def _recv(conn: Any) -> Any:
+    _spin(conn)
     return conn.recv()
 
 
@@ -347,9 +390,11 @@ def _serve(conn: _Pipe, parents: _Pipe, rep: Any, x: np.ndarray, eps: np.ndarray
     """The child's loop. "step": forward and backward of its replica on the rows the parent
     wrote; "merge": its slice of the weighted gradient sum; "adam": its slice of the update."""
     parents.close()       # the parent's ends: with them open here, the parent's death would go unseen
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    for sig in ("SIGINT", "SIGTERM", "SIGHUP"):       # stopping the run is the parent's to handle
+        if hasattr(signal, sig):
+            signal.signal(getattr(signal, sig), signal.SIG_IGN)
     keep_freed_heap()
-    adam = Adam()
+    adam = BlockedAdam()
     mine = rep.flat_grads
     while True:
         try:
@@ -370,7 +415,8 @@ def _serve(conn: _Pipe, parents: _Pipe, rep: Any, x: np.ndarray, eps: np.ndarray
                 conn.send(_merge(shared["grads"][lo:hi], mine[lo:hi], weights))
             else:
                 _, lo, hi, adam.lr, adam.b1, adam.b2, adam.eps, adam.t = msg
-                adam._update_blocked(*(shared[a][lo:hi] for a in ("params", "grads", "m", "v")))
+                adam.update_blocked(*(shared[a][lo:hi] for a in ("params", "grads", "m", "v")))
+                adam._flush_moments(shared["m"][lo:hi], shared["v"][lo:hi])
                 conn.send(True)
         except Exception:
             conn.send(traceback.format_exc())
@@ -459,6 +505,8 @@ class ProcessSplitStep(SplitStep):
             idle()
         try:
             terms.append(_read_terms(w.result(), w.out))
+        except WorkerLost:
+            raise
         except RuntimeError:
             if w.proc.is_alive():   # its part failed: take the merge's answer too, so the next step starts clean
                 with contextlib.suppress(RuntimeError):
@@ -476,15 +524,16 @@ class ProcessSplitStep(SplitStep):
             return False
         self.wait()
         opt._grad(vae.flat_params, vae.flat_grads)      # the optimizer's own checks and binding
-        for name, attr in (("m", "m_sum"), ("v", "v_sum")):   # Adam's state into shared memory
-            if getattr(opt, attr) is not sh[name]:                 # (again, if it was replaced)
-                old = getattr(opt, attr)
+        for name in ("m", "v"):                   # Adam's state into shared memory
+            if getattr(opt, name) is not sh[name]:      # (again, if it was replaced)
+                old = getattr(opt, name)
                 sh[name][...] = 0 if old is None else old
-                setattr(opt, attr, sh[name])
+                setattr(opt, name, sh[name])
         opt.t += 1
         n = vae.flat_params.size
         w.send("adam", self.mid, n, opt.lr, opt.b1, opt.b2, opt.eps, opt.t)
-        opt._update_blocked(*(sh[a][:self.mid] for a in ("params", "grads", "m", "v")))
+        opt.update_blocked(*(sh[a][:self.mid] for a in ("params", "grads", "m", "v")))
+        opt._flush_moments(sh["m"][:self.mid], sh["v"][:self.mid])
         self._updating = True     # the child's answer is collected by the next step (or wait)
         return True
 
@@ -553,13 +602,18 @@ def _load_average() -> float:
         return 0.0
 
 
+def fork_available() -> bool:
+    """Whether this system can fork a child process (Linux and macOS can; Windows cannot)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def uses_processes(threads: int) -> bool:
     """Whether ``make_split`` gives ``threads`` parts a child process (else threads)."""
     how = os.environ.get("NUMPYVAE_SPLIT", "processes")
     if how not in ("processes", "threads"):
         raise ValueError(f"NUMPYVAE_SPLIT: expected 'processes' or 'threads', got {how!r}")
     return (how == "processes" and threads == 2 and sys.platform.startswith("linux")
-            and "fork" in multiprocessing.get_all_start_methods())
+            and fork_available())
 
 
 def make_split(vae: Any, threads: int, batch_size: int, k: int = 1) -> SplitStep:
