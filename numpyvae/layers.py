@@ -311,3 +311,9 @@ class _FlatParams:
                 raise ValueError(f"parameter {k!r} must have shape {self.params[k].shape}, "
                                  f"got {v.shape}")
             self.params[k][...] = v
+
+
+# the convolution layers live in their own file (one idea a file) and are re-exported here
+from .conv_layers import Conv2d, ConvTranspose2d  # noqa: E402
+
+__all__ += ["Conv2d", "ConvTranspose2d"]
