@@ -18,7 +18,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["Conv2d", "ConvTranspose2d", "conv_output_size", "conv_transpose_output_size",
-           "im2col", "col2im", "conv2d", "conv2d_backward", "conv2d_loop", "conv2d_backward_loop",
+           "im2col", "col2im", "im2col_nhwc", "col2im_nhwc", "conv2d", "conv2d_backward", "conv2d_loop", "conv2d_backward_loop",
            "conv_transpose2d", "conv_transpose2d_backward", "conv_transpose2d_loop",
            "conv_transpose2d_backward_loop"]
 
@@ -316,6 +316,95 @@ def conv_transpose2d_backward_loop(dy, x, W, stride=1, padding=0, output_padding
     return dx, dW, dy.sum(axis=(0, 2, 3))
 
 
+# ------------------------------------------------------------------ the fast form: channels last
+# The layers compute in (B, H, W, C) memory order. A window's rows then read, and col2im writes,
+# runs of C neighbouring numbers instead of single numbers C*k*k apart, and the product's output
+# (B*H'*W', F) already *is* (B, H', W', F) memory, so the next layer reads it without a copy.
+# The arrays the layers return are (B, C, H, W) views of that memory. Tested equal to the plain form.
+def _pad_nhwc(xh, p):
+    """xh (B, H, W, C), any strides -> a zero-padded copy (B, H+2p, W+2p, C), or xh when p = 0."""
+    if p == 0:
+        return xh
+    B, H, W, C = xh.shape
+    out = np.zeros((B, H + 2 * p, W + 2 * p, C), dtype=xh.dtype)
+    out[:, p:p + H, p:p + W] = xh
+    return out
+
+
+def im2col_nhwc(xp, k, stride, out_h, out_w):
+    """``im2col`` for a channels-last padded image: xp (B, Hp, Wp, C) -> (B*out_h*out_w, k*k*C),
+    each row in (u, v, c) order, so it meets W.transpose(0, 2, 3, 1).reshape(F, k*k*C).
+
+    Derivation: derivations/14_convolutions.md, eq. (14.3)
+    """
+    B, C = xp.shape[0], xp.shape[3]
+    win = sliding_window_view(xp, (k, k), axis=(1, 2))        # (B, Hp-k+1, Wp-k+1, C, k, k)
+    win = win[:, :stride * (out_h - 1) + 1:stride, :stride * (out_w - 1) + 1:stride]
+    return win.transpose(0, 1, 2, 4, 5, 3).reshape(B * out_h * out_w, k * k * C)
+
+
+def col2im_nhwc(cols, shape, k, stride, out_h, out_w):
+    """``col2im`` for channels last: cols (B*out_h*out_w, k*k*C) -> (B, Hp, Wp, C) of ``shape``.
+
+    Derivation: derivations/14_convolutions.md, eq. (14.6)
+    """
+    B, C = shape[0], shape[3]
+    c6 = cols.reshape(B, out_h, out_w, k, k, C)
+    out = np.zeros(shape, dtype=cols.dtype)
+    hi, wi = stride * (out_h - 1) + 1, stride * (out_w - 1) + 1
+    for i in range(k):
+        for j in range(k):
+            out[:, i:i + hi:stride, j:j + wi:stride] += c6[:, :, :, i, j]
+    return out
+
+
+def _conv2d_fast(x, W, b, s, p, k, oh, ow):
+    """Forward in channels-last memory: -> (y (B, F, oh, ow) view, cols, Wm)."""
+    B, F = x.shape[0], W.shape[0]
+    cols = im2col_nhwc(_pad_nhwc(x.transpose(0, 2, 3, 1), p), k, s, oh, ow)
+    Wm = W.transpose(0, 2, 3, 1).reshape(F, -1)               # (F, k*k*C), a small copy
+    y = cols @ Wm.T                                            # (B*oh*ow, F): one product
+    y += b
+    return y.reshape(B, oh, ow, F).transpose(0, 3, 1, 2), cols, Wm
+
+
+def _conv2d_backward_fast(dy, cols, Wm, x_shape, s, p, k, dW, db, input_grad):
+    """Backward in channels-last memory, writing dW and db in place: -> dx (view) or None."""
+    B, C, H, Wd = x_shape
+    F, oh, ow = dy.shape[1:]
+    dyf = dy.transpose(0, 2, 3, 1).reshape(B * oh * ow, F)    # free when dy is channels last
+    dW[...] = (dyf.T @ cols).reshape(F, k, k, C).transpose(0, 3, 1, 2)
+    np.sum(dyf, axis=0, out=db)
+    if not input_grad:
+        return None
+    dxp = col2im_nhwc(dyf @ Wm, (B, H + 2 * p, Wd + 2 * p, C), k, s, oh, ow)
+    return dxp[:, p:p + H, p:p + Wd].transpose(0, 3, 1, 2)
+
+
+def _convT_fast(x, W, b, s, p, k, oh, ow):
+    """Transposed forward in channels-last memory: -> (y (B, C_out, oh, ow) view, xf, Wm)."""
+    B, Cin, H, Wd = x.shape
+    Cout = W.shape[1]
+    xf = x.transpose(0, 2, 3, 1).reshape(B * H * Wd, Cin)
+    Wm = W.transpose(0, 2, 3, 1).reshape(Cin, -1)              # (C_in, k*k*C_out)
+    full = col2im_nhwc(xf @ Wm, (B, oh + 2 * p, ow + 2 * p, Cout), k, s, H, Wd)
+    y = full[:, p:p + oh, p:p + ow]
+    y += b
+    return y.transpose(0, 3, 1, 2), xf, Wm
+
+
+def _convT_backward_fast(dy, xf, Wm, x_shape, s, p, k, dW, db, input_grad):
+    """Transposed backward in channels-last memory, writing dW and db: -> dx (view) or None."""
+    B, Cin, H, Wd = x_shape
+    Cout = dy.shape[1]
+    cols = im2col_nhwc(_pad_nhwc(dy.transpose(0, 2, 3, 1), p), k, s, H, Wd)
+    dW[...] = (xf.T @ cols).reshape(Cin, k, k, Cout).transpose(0, 3, 1, 2)
+    np.sum(dy, axis=(0, 2, 3), out=db)
+    if not input_grad:
+        return None
+    return (cols @ Wm.T).reshape(B, H, Wd, Cin).transpose(0, 3, 1, 2)
+
+
 # ------------------------------------------------------------------ the layers
 class _ConvBase:
     """What both layers share: arguments, parameters by name, gradients like ``Linear``'s."""
@@ -388,18 +477,18 @@ class Conv2d(_ConvBase):
         """x (B, C_in, H, W) -> y (B, C_out, H', W'); keeps im2col(x) for the backward."""
         x = _image("x", x, self.in_channels, "in_channels")
         oh, ow = self.output_shape(*x.shape[2:])
-        y, cols = _conv2d_cols(x, self.W, self.b, self.stride, self.padding, self.kernel_size,
-                               oh, ow)
-        self._cache = dict(cols=cols, x_shape=x.shape, y_shape=y.shape)
+        y, cols, Wm = _conv2d_fast(x, self.W, self.b, self.stride, self.padding,
+                                   self.kernel_size, oh, ow)
+        self._cache = dict(cols=cols, Wm=Wm, x_shape=x.shape, y_shape=y.shape)
         return y
 
     def backward(self, dy):
         """dy (B, C_out, H', W') -> dx (B, C_in, H, W), or None when ``input_grad`` is False."""
         dy = self._check_dy(dy)
         c = self._cache
-        return _conv2d_backward_cols(dy, c["cols"], self.W, c["x_shape"], self.stride,
+        return _conv2d_backward_fast(dy, c["cols"], c["Wm"], c["x_shape"], self.stride,
                                      self.padding, self.kernel_size, self.dW, self.db,
-                                     self.input_grad)[0]
+                                     self.input_grad)
 
     def __repr__(self):
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -436,16 +525,17 @@ class ConvTranspose2d(_ConvBase):
         """x (B, C_in, H, W) -> y (B, C_out, H', W'); keeps x as rows for the backward."""
         x = _image("x", x, self.in_channels, "in_channels")
         oh, ow = self.output_shape(*x.shape[2:])
-        y, xf = _convT_cols(x, self.W, self.b, self.stride, self.padding, self.kernel_size, oh, ow)
-        self._cache = dict(xf=xf, x_shape=x.shape, y_shape=y.shape)
+        y, xf, Wm = _convT_fast(x, self.W, self.b, self.stride, self.padding, self.kernel_size,
+                                oh, ow)
+        self._cache = dict(xf=xf, Wm=Wm, x_shape=x.shape, y_shape=y.shape)
         return y
 
     def backward(self, dy):
         """dy (B, C_out, H', W') -> dx (B, C_in, H, W), or None when ``input_grad`` is False."""
         dy = self._check_dy(dy)
         c = self._cache
-        return _convT_backward_cols(dy, c["xf"], self.W, c["x_shape"], self.stride, self.padding,
-                                    self.kernel_size, self.dW, self.db, self.input_grad)[0]
+        return _convT_backward_fast(dy, c["xf"], c["Wm"], c["x_shape"], self.stride, self.padding,
+                                    self.kernel_size, self.dW, self.db, self.input_grad)
 
     def __repr__(self):
         return (f"ConvTranspose2d({self.in_channels}, {self.out_channels}, "

@@ -92,13 +92,13 @@ def test_conv2d_loop_equals_im2col(setting, seed):
     W, b, s, p = layer.W, layer.b, layer.stride, layer.padding
     y = layer.forward(x)
     np.testing.assert_allclose(y, C.conv2d_loop(x, W, b, s, p), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(C.conv2d(x, W, b, s, p), y, rtol=0, atol=0)
+    np.testing.assert_allclose(C.conv2d(x, W, b, s, p), y, rtol=1e-12, atol=1e-12)
     dy = np.random.default_rng(seed).standard_normal(y.shape)
     dx = layer.backward(dy)
     for a, e in zip((dx, layer.dW, layer.db), C.conv2d_backward_loop(dy, x, W, s, p)):
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
     for a, e in zip((dx, layer.dW, layer.db), C.conv2d_backward(dy, x, W, s, p)):
-        np.testing.assert_allclose(a, e, rtol=0, atol=0)
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
 
 
 @FAST
@@ -109,11 +109,34 @@ def test_conv_transpose2d_loop_equals_im2col(setting, op, seed):
     y = layer.forward(x)
     np.testing.assert_allclose(y, C.conv_transpose2d_loop(x, layer.W, layer.b, *a),
                                rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(C.conv_transpose2d(x, layer.W, layer.b, *a), y, rtol=0, atol=0)
+    np.testing.assert_allclose(C.conv_transpose2d(x, layer.W, layer.b, *a), y, rtol=1e-12, atol=1e-12)
     dy = np.random.default_rng(seed).standard_normal(y.shape)
     dx = layer.backward(dy)
     for got, e in zip((dx, layer.dW, layer.db), C.conv_transpose2d_backward_loop(dy, x, layer.W, *a)):
         np.testing.assert_allclose(got, e, rtol=1e-12, atol=1e-12)
+    for got, e in zip((dx, layer.dW, layer.db), C.conv_transpose2d_backward(dy, x, layer.W, *a)):
+        np.testing.assert_allclose(got, e, rtol=1e-12, atol=1e-12)
+
+
+@FAST
+@given(setting=conv_settings(), seed=seeds)
+def test_channels_last_im2col_and_col2im_equal_the_plain_ones(setting, seed):
+    """The layers' fast form holds the same numbers as the plain form, columns reordered
+    from (c, u, v) to (u, v, c); its col2im is the same adjoint."""
+    B, ci, _, h, w, k, s, p = setting
+    rng = np.random.default_rng(seed)
+    xp = rng.standard_normal((B, ci, h + 2 * p, w + 2 * p))
+    oh, ow = C.conv_output_size(h, k, s, p), C.conv_output_size(w, k, s, p)
+    plain = C.im2col(xp, k, s, oh, ow)
+    fast = C.im2col_nhwc(xp.transpose(0, 2, 3, 1), k, s, oh, ow)
+    reorder = fast.reshape(-1, k, k, ci).transpose(0, 3, 1, 2).reshape(plain.shape)
+    np.testing.assert_array_equal(reorder, plain)
+    cols = rng.standard_normal(plain.shape)
+    back = C.col2im(cols, xp.shape, k, s, oh, ow)
+    cols_fast = cols.reshape(-1, ci, k, k).transpose(0, 2, 3, 1).reshape(fast.shape)
+    back_fast = C.col2im_nhwc(cols_fast, xp.transpose(0, 2, 3, 1).shape, k, s, oh, ow)
+    np.testing.assert_allclose(back_fast.transpose(0, 3, 1, 2), back, rtol=1e-13, atol=1e-13)
+    assert np.sum(plain * cols) == pytest.approx(np.sum(xp * back), rel=1e-10, abs=1e-10)
 
 
 # ------------------------------------------------------------------ the adjoint
@@ -247,16 +270,15 @@ def test_col2im_that_overwrites_instead_of_adding_is_caught(monkeypatch):
     assert check_layer(layer, x).passed
 
     def col2im_assign(cols, shape, k, stride, out_h, out_w):
-        B, Ch = shape[:2]
-        c6 = cols.reshape(B, out_h, out_w, Ch, k, k).transpose(0, 3, 4, 5, 1, 2)
+        c6 = cols.reshape(shape[0], out_h, out_w, k, k, shape[3])
         out = np.zeros(shape, dtype=cols.dtype)
         for i in range(k):
             for j in range(k):
-                out[:, :, i:i + stride * (out_h - 1) + 1:stride,
-                    j:j + stride * (out_w - 1) + 1:stride] = c6[:, :, i, j]
+                out[:, i:i + stride * (out_h - 1) + 1:stride,
+                    j:j + stride * (out_w - 1) + 1:stride] = c6[:, :, :, i, j]
         return out
 
-    monkeypatch.setattr(C, "col2im", col2im_assign)
+    monkeypatch.setattr(C, "col2im_nhwc", col2im_assign)
     rep = check_layer(layer, x)
     assert rep.errors()["x"] > 1e-3 and rep.errors()["W"] < PASS and not rep.passed
 
@@ -264,14 +286,14 @@ def test_col2im_that_overwrites_instead_of_adding_is_caught(monkeypatch):
 def test_a_transposed_weight_gradient_is_caught(monkeypatch):
     layer, x = _convT((2, 2, 3, 5, 5, 3, 2, 1), 0)
     assert check_layer(layer, x).passed
-    real = C._convT_backward_cols
+    real = C._convT_backward_fast
 
-    def flipped(dy, xf, W, x_shape, s, p, k, dW=None, db=None, input_grad=True):
-        dx, dW_, db_ = real(dy, xf, W, x_shape, s, p, k, dW, db, input_grad)
-        dW_[...] = dW_[:, :, ::-1, ::-1].copy()                 # the kernel read upside down
-        return dx, dW_, db_
+    def flipped(dy, xf, Wm, x_shape, s, p, k, dW, db, input_grad):
+        dx = real(dy, xf, Wm, x_shape, s, p, k, dW, db, input_grad)
+        dW[...] = dW[:, :, ::-1, ::-1].copy()                   # the kernel read upside down
+        return dx
 
-    monkeypatch.setattr(C, "_convT_backward_cols", flipped)
+    monkeypatch.setattr(C, "_convT_backward_fast", flipped)
     rep = check_layer(layer, x)
     assert rep.errors()["W"] > 1e-3 and not rep.passed
 
