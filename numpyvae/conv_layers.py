@@ -15,10 +15,10 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["Conv2d", "ConvTranspose2d", "conv_output_size", "conv_transpose_output_size",
-           "im2col", "col2im", "im2col_nhwc", "col2im_nhwc", "conv2d", "conv2d_backward", "conv2d_loop", "conv2d_backward_loop",
+           "im2col", "col2im", "im2col_nhwc", "col2im_nhwc", "conv2d", "conv2d_backward",
+           "conv2d_loop", "conv2d_backward_loop",
            "conv_transpose2d", "conv_transpose2d_backward", "conv_transpose2d_loop",
            "conv_transpose2d_backward_loop"]
 
@@ -92,7 +92,7 @@ def im2col(xp, k, stride, out_h, out_w):
     Derivation: derivations/14_convolutions.md, eq. (14.3)
     """
     B, C = xp.shape[:2]
-    win = sliding_window_view(xp, (k, k), axis=(2, 3))        # (B, C, Hp-k+1, Wp-k+1, k, k)
+    win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))        # (B, C, Hp-k+1, Wp-k+1, k, k)
     win = win[:, :, :stride * (out_h - 1) + 1:stride, :stride * (out_w - 1) + 1:stride]
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(B * out_h * out_w, C * k * k)
 
@@ -135,21 +135,6 @@ def _conv2d_cols(x, W, b, s, p, k, oh, ow):
     return y.reshape(B, oh, ow, F).transpose(0, 3, 1, 2), cols
 
 
-def _conv2d_backward_cols(dy, cols, W, x_shape, s, p, k, dW=None, db=None, input_grad=True):
-    """The im2col backward from the forward's cols: -> (dx or None, dW, db)."""
-    B, C, H, Wd = x_shape
-    F, oh, ow = dy.shape[1:]
-    dyf = dy.transpose(0, 2, 3, 1).reshape(B * oh * ow, F)    # rows match cols' rows
-    dW = np.empty(W.shape, dy.dtype) if dW is None else dW
-    np.matmul(dyf.T, cols, out=dW.reshape(F, -1))             # dW = dy^T cols   (14.4)
-    db = np.sum(dy, axis=(0, 2, 3), out=db)                   # db = sum dy      (14.4)
-    if not input_grad:
-        return None, dW, db
-    dcols = dyf @ W.reshape(F, -1)                            # (B*oh*ow, C*k*k)  (14.5)
-    dxp = col2im(dcols, (B, C, H + 2 * p, Wd + 2 * p), k, s, oh, ow)
-    return dxp[:, :, p:p + H, p:p + Wd], dW, db
-
-
 def conv2d(x, W, b, stride=1, padding=0):
     """Convolution (cross-correlation, as in PyTorch) by im2col and one matrix product.
 
@@ -174,8 +159,15 @@ def conv2d_backward(dy, x, W, stride=1, padding=0):
     if dy.shape != (x.shape[0], W.shape[0], oh, ow):
         raise ValueError(f"dy must have the output's shape {(x.shape[0], W.shape[0], oh, ow)}, "
                          f"got {dy.shape}")
-    cols = im2col(_pad(x, p), k, s, oh, ow)
-    return _conv2d_backward_cols(dy, cols, W, x.shape, s, p, k)
+    B, C, H, Wd = x.shape
+    F = W.shape[0]
+    cols = im2col(_pad(x, p), k, s, oh, ow)                  # (B*oh*ow, C*k*k), as in the forward
+    dyf = dy.transpose(0, 2, 3, 1).reshape(B * oh * ow, F)    # rows match cols' rows
+    dW = (dyf.T @ cols).reshape(W.shape)                      # dW = dy^T cols   (14.4)
+    db = dy.sum(axis=(0, 2, 3))                               # db = sum dy      (14.4)
+    dcols = dyf @ W.reshape(F, -1)                            # (B*oh*ow, C*k*k)  (14.5)
+    dxp = col2im(dcols, (B, C, H + 2 * p, Wd + 2 * p), k, s, oh, ow)
+    return dxp[:, :, p:p + H, p:p + Wd], dW, db
 
 
 def conv2d_loop(x, W, b, stride=1, padding=0):
@@ -200,6 +192,7 @@ def conv2d_backward_loop(dy, x, W, stride=1, padding=0):
     dW += dy_ij^T window and dx_window += dy_ij W back along the window it came from.
 
     Derivation: derivations/14_convolutions.md, eq. (14.4)
+    Derivation: derivations/14_convolutions.md, eq. (14.5)
     """
     x, W, s, p, k, oh, ow = _conv_sizes(x, W, stride, padding)
     xp = _pad(x, p)
@@ -240,19 +233,6 @@ def _convT_cols(x, W, b, s, p, k, oh, ow):
     return y, xf
 
 
-def _convT_backward_cols(dy, xf, W, x_shape, s, p, k, dW=None, db=None, input_grad=True):
-    """The im2col backward of the transposed convolution: -> (dx or None, dW, db)."""
-    B, Cin, H, Wd = x_shape
-    cols = im2col(_pad(dy, p), k, s, H, Wd)                    # (B*H*W, C_out*k*k)
-    dW = np.empty(W.shape, dy.dtype) if dW is None else dW
-    np.matmul(xf.T, cols, out=dW.reshape(Cin, -1))             # dW = x^T im2col(dy)  (14.9)
-    db = np.sum(dy, axis=(0, 2, 3), out=db)
-    if not input_grad:
-        return None, dW, db
-    dx = cols @ W.reshape(Cin, -1).T                           # a convolution of dy  (14.9)
-    return dx.reshape(B, H, Wd, Cin).transpose(0, 3, 1, 2), dW, db
-
-
 def conv_transpose2d(x, W, b, stride=1, padding=0, output_padding=0):
     """Transposed convolution by one matrix product and col2im.
 
@@ -277,8 +257,13 @@ def conv_transpose2d_backward(dy, x, W, stride=1, padding=0, output_padding=0):
     if dy.shape != (x.shape[0], W.shape[1], oh, ow):
         raise ValueError(f"dy must have the output's shape {(x.shape[0], W.shape[1], oh, ow)}, "
                          f"got {dy.shape}")
-    xf = x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
-    return _convT_backward_cols(dy, xf, W, x.shape, s, p, k)
+    B, Cin, H, Wd = x.shape
+    xf = x.transpose(0, 2, 3, 1).reshape(B * H * Wd, Cin)     # rows, as in the forward
+    cols = im2col(_pad(dy, p), k, s, H, Wd)                    # (B*H*W, C_out*k*k)
+    dW = (xf.T @ cols).reshape(W.shape)                        # dW = x^T im2col(dy)  (14.9)
+    db = dy.sum(axis=(0, 2, 3))
+    dx = cols @ W.reshape(Cin, -1).T                           # a convolution of dy  (14.9)
+    return dx.reshape(B, H, Wd, Cin).transpose(0, 3, 1, 2), dW, db
 
 
 def conv_transpose2d_loop(x, W, b, stride=1, padding=0, output_padding=0):
@@ -338,7 +323,7 @@ def im2col_nhwc(xp, k, stride, out_h, out_w):
     Derivation: derivations/14_convolutions.md, eq. (14.3)
     """
     B, C = xp.shape[0], xp.shape[3]
-    win = sliding_window_view(xp, (k, k), axis=(1, 2))        # (B, Hp-k+1, Wp-k+1, C, k, k)
+    win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(1, 2))        # (B, Hp-k+1, Wp-k+1, C, k, k)
     win = win[:, :stride * (out_h - 1) + 1:stride, :stride * (out_w - 1) + 1:stride]
     return win.transpose(0, 1, 2, 4, 5, 3).reshape(B * out_h * out_w, k * k * C)
 
