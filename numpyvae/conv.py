@@ -179,7 +179,8 @@ class ConvVAE(VAE):
     @property
     def config(self) -> dict:
         """JSON-able settings that rebuild this architecture with ``ConvVAE.from_config``."""
-        return {"model": "conv", "image_shape": list(self.image_shape), "z_dim": self.z_dim,
+        return {"model": "conv", "image_shape": list(self.image_shape), "x_dim": self.x_dim,
+                "z_dim": self.z_dim,
                 "channels": list(self.channels), "kernel_size": self.kernel_size,
                 "stride": self.stride, "padding": self.padding,
                 "likelihood": self.likelihood_name, "activation": self.activation, "c": self.c,
