@@ -179,7 +179,7 @@ def speed(args):
           f"B={args.batch}, median of {args.steps} steps; load {os.getloadavg()[0]:.2f}")
     for threads in (1, 2):
         r = {}
-        for rep in range(args.repeats):            # alternate the sides: the load drifts
+        for _ in range(args.repeats):              # alternate the sides: the load drifts
             for side in sides:
                 r.setdefault(side, []).append(_worker(side, threads, args.steps, args.batch)["step_s"])
         line = f"  {threads} thread{'s' if threads > 1 else ' '}: numpyvae {1e3 * min(r['numpyvae']):7.1f} ms"
