@@ -163,3 +163,15 @@ def test_memory_estimate_covers_a_measured_step():
     assert est >= peak + params - 2 * m.flat_params.size * 4, (est, peak)
     assert est < 4 * (peak + params), (est, peak)
     assert conv_run_bytes(**cfg, batch_size=64, k=2, eval_batch=32) > est
+
+
+def test_figures_include_the_first_layers_filters(tmp_path):
+    from numpyvae.training import plots
+    m = ConvVAE(**SMALL, seed=0)
+    x = model_x(m, np.random.default_rng(0), 12)
+    paths = plots.make_figures(m, x, tmp_path, image_shape=(7, 7))
+    assert set(paths) >= {"filters", "samples", "reconstructions"}
+    assert (tmp_path / "filters.png").stat().st_size > 1000
+    with pytest.raises(ValueError) as e:
+        plots.plot_filters(np.zeros((3, 3)), tmp_path / "bad.png")
+    _one_line(e, "W: expected (C_out, C_in, k, k)")
