@@ -313,7 +313,6 @@ class _FlatParams:
             self.params[k][...] = v
 
 
-# the convolution layers live in their own file (one idea a file) and are re-exported here
-from .conv_layers import Conv2d, ConvTranspose2d  # noqa: E402
-
-__all__ += ["Conv2d", "ConvTranspose2d"]
+# the convolution layers live in their own file (one idea a file); numpyvae.layers.Conv2d
+# and numpyvae.layers.ConvTranspose2d name them here too, as PyTorch's torch.nn does
+from .conv_layers import Conv2d, ConvTranspose2d  # noqa: E402, F401
