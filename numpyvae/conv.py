@@ -1,22 +1,21 @@
-"""A convolutional VAE: the VAE of model.py with convolutional trunks.
+"""A convolutional VAE: the VAE family of family.py with convolutional trunks.
 
 Encoder: the image through ``Conv2d`` + activation layers, flattened, then the two linear
 Gaussian heads (mu, logvar). Decoder: z through a linear layer + activation, reshaped to the
 encoder's last feature map, then ``ConvTranspose2d`` layers back to the image's size; the last
 one is the likelihood's head (Bernoulli logits or the Gaussian mean; a second last layer gives
 the learned log-variance). Everything above the trunks (sampling, the likelihood, the KL, the
-IWAE bound, labels, the five backward steps) is the ``VAE``'s own code: the trunks below offer
-the forward/backward the VAE's code calls on its MLPs, on flat (B, C*H*W) images.
+IWAE bound, labels, the five backward steps) is ``FamilyVAE``'s own code: the trunks below offer
+the forward/backward that code calls on its MLPs, on flat (B, C*H*W) images.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import _rng, _validate
+from . import _registry, _validate
 from .conv_layers import Conv2d, ConvTranspose2d, conv_output_size
-from .layers import ACTIVATIONS, Linear, make_activation
-from .likelihoods import LIKELIHOODS, make_likelihood
-from .model import OBJECTIVES, VAE
+from .family import FamilyVAE
+from .layers import Linear, make_activation
 
 __all__ = ["ConvVAE", "conv_run_bytes"]
 
@@ -82,89 +81,78 @@ class _FlatHead:
         return self.conv.backward(dy.reshape(self.conv._cache["y_shape"]))
 
 
-class ConvVAE(VAE):
+@_registry.register("conv")
+class ConvVAE(FamilyVAE):
     """A VAE with convolutional encoder and transposed-convolutional decoder.
 
     image_shape: (C, H, W) of one image; data are given flat, (B, C*H*W), as to ``VAE``
     (or as (B, C, H, W)). channels: the encoder's convolutions, e.g. (32, 64) with kernel 4,
     stride 2, padding 1 maps 28 x 28 -> 14 x 14 -> 7 x 7; the decoder mirrors them with
     transposed convolutions (output_padding chosen so each recovers the encoder's size).
-    Options as ``VAE``: the likelihoods, ``n_classes`` (labels join the flattened features in
-    the encoder and z in the decoder), ``objective="iwae"``, K samples and beta in
-    ``forward``. Parameters live in one flat buffer with names ``enc.conv0.W``, ...,
-    ``enc.mu.W``, ``dec.in.W``, ``dec.convT0.W``, ..., ``dec.out.W`` (``dec.logvar.W``).
+    Options as ``FamilyVAE``: the likelihoods, ``n_classes`` (labels join the flattened
+    features in the encoder and z in the decoder), ``objective="iwae"``, K samples and beta in
+    ``forward``; the posterior is diagonal. Parameters live in one flat buffer with names
+    ``enc.conv0.W``, ..., ``enc.mu.W``, ``dec.in.W``, ``dec.convT0.W``, ..., ``dec.out.W``
+    (``dec.logvar.W``).
 
     Derivation: derivations/14_convolutions.md, eq. (14.10)
     """
 
     def __init__(self, image_shape=(1, 28, 28), z_dim=20, channels=(32, 64), kernel_size=4,
                  stride=2, padding=1, likelihood="bernoulli", activation="relu", c=1.0, seed=0,
-                 dtype=np.float64, n_classes=None, objective="elbo", init="uniform"):
+                 dtype=np.float64, n_classes=None, objective="elbo", init="uniform", x_dim=None):
         image_shape = _validate.int_sizes("image_shape", image_shape)
         if len(image_shape) != 3:
             raise ValueError(f"image_shape must be (C, H, W), got {image_shape}")
+        if x_dim is not None and x_dim != int(np.prod(image_shape)):
+            raise ValueError(f"x_dim must be C*H*W = {int(np.prod(image_shape))} for image_shape "
+                             f"{image_shape}, got {x_dim!r}")
         channels = _validate.int_sizes("channels", channels)
         if not channels:
             raise ValueError("channels must name at least one convolution, got ()")
         k = _validate.positive_int("kernel_size", kernel_size)
-        s = _validate.positive_int("stride", stride)
-        p = _validate.int_in_range("padding", padding, 0, k - 1)
-        z_dim = _validate.positive_int("z_dim", z_dim)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-        if init not in ("uniform", "he"):
-            raise ValueError(f"init must be 'uniform' or 'he', got {init!r}")
-        n_classes = None if n_classes is None else _validate.positive_int("n_classes", n_classes)
-        sizes = _feature_sizes(image_shape, channels, k, s, p)
         self.image_shape, self.channels = image_shape, channels
-        self.kernel_size, self.stride, self.padding = k, s, p
-        self.x_dim, self.z_dim, self.hidden = int(np.prod(image_shape)), z_dim, ()
-        self.activation, self.likelihood_name = activation, likelihood
-        self.c, self.seed, self.dtype = float(c), _validate.seed(seed), _validate.float_dtype(dtype)
-        self.posterior, self.n_classes, self.objective, self.init = "diag", n_classes, objective, init
-        self.lik = make_likelihood(likelihood, c)
-        init_rng = _rng.generator(self.seed, "init")
-        self.rng = _rng.generator(self.seed, "sample")
-        dt, n_y = self.dtype, n_classes or 0
-        lin_init = "glorot" if init == "he" else "uniform"
+        self.kernel_size, self.stride = k, _validate.positive_int("stride", stride)
+        self.padding = _validate.int_in_range("padding", padding, 0, k - 1)
+        self._sizes = _feature_sizes(image_shape, channels, k, self.stride, self.padding)
+        super().__init__(int(np.prod(image_shape)), z_dim, hidden=(), likelihood=likelihood,
+                         activation=activation, c=c, seed=seed, dtype=dtype, n_classes=n_classes,
+                         objective=objective, init=init)
 
+    def _make_layers(self, init_rng, n_y=None, extra_head=None):
+        """Convolutions, the Gaussian heads, a dense layer and transposed convolutions, drawn in
+        this order from ``init_rng``."""
+        k, s, p, dt = self.kernel_size, self.stride, self.padding, self.dtype
+        channels, image_shape, sizes = self.channels, self.image_shape, self._sizes
+        n_y, act, init = self.n_classes or 0, self.activation, self.init
+        lin_init = "glorot" if init == "he" else "uniform"
         # encoder: convolutions, then the Gaussian heads on the flattened features (+ labels)
         ins = (image_shape[0],) + channels[:-1]
         convs = [Conv2d(a, b, k, s, p, rng=init_rng, init=init, dtype=dt)
                  for a, b in zip(ins, channels)]
         convs[0].input_grad = False                # nobody needs dL/dx of the data
-        self.enc = _ConvEncoderTrunk(convs, [make_activation(activation) for _ in convs],
-                                     image_shape)
+        self.enc = _ConvEncoderTrunk(convs, [make_activation(act) for _ in convs], image_shape)
         feature_shape = (channels[-1],) + sizes[-1]
         n_feat = int(np.prod(feature_shape))
-        self.enc_mu = Linear(n_feat + n_y, z_dim, init_rng, lin_init, dt)
-        self.enc_logvar = Linear(n_feat + n_y, z_dim, init_rng, lin_init, dt)
+        self.enc_mu = Linear(n_feat + n_y, self.z_dim, init_rng, lin_init, dt)
+        self.enc_logvar = Linear(n_feat + n_y, self.z_dim, init_rng, lin_init, dt)
         self.enc_off = None
-
         # decoder: a dense layer to the last feature map, then transposed convolutions back
-        dense = Linear(z_dim + n_y, n_feat, init_rng, "he" if init == "he" else "uniform", dt)
+        dense = Linear(self.z_dim + n_y, n_feat, init_rng, "he" if init == "he" else "uniform", dt)
         tconvs = []
         for i in range(len(channels) - 1, -1, -1):
             c_out = channels[i - 1] if i > 0 else image_shape[0]
-            op = _output_padding(sizes[i], k, s, p)
-            tconvs.append(ConvTranspose2d(channels[i], c_out, k, s, p, op, rng=init_rng,
-                                          init=init, dtype=dt))
+            tconvs.append(ConvTranspose2d(channels[i], c_out, k, s, p, _output_padding(sizes[i], k, s, p),
+                                          rng=init_rng, init=init, dtype=dt))
         last = tconvs.pop()
-        self.dec = _ConvDecoderTrunk(dense, make_activation(activation), tconvs,
-                                     [make_activation(activation) for _ in tconvs], feature_shape)
+        self.dec = _ConvDecoderTrunk(dense, make_activation(act), tconvs,
+                                     [make_activation(act) for _ in tconvs], feature_shape)
         self.dec_out = _FlatHead(last)
         self.dec_logvar = None
-        if likelihood == "gaussian_learned":      # a second head on the same feature map
+        if self.likelihood_name == "gaussian_learned":   # a second head on the same feature map
             self.dec_logvar = _FlatHead(ConvTranspose2d(last.in_channels, image_shape[0], k, s, p,
                                                         last.output_padding, rng=init_rng,
                                                         init=init, dtype=dt))
-        self._bind_flat_buffers()
-        self._cache = None
-        self.dmu = self.dlogvar = None
 
     def _named_linears(self):
         """(name, layer) for every layer with W and b, in the flat buffer's order."""
@@ -178,23 +166,13 @@ class ConvVAE(VAE):
 
     @property
     def config(self) -> dict:
-        """JSON-able settings that rebuild this architecture with ``ConvVAE.from_config``."""
-        return {"model": "conv", "image_shape": list(self.image_shape), "x_dim": self.x_dim,
-                "z_dim": self.z_dim,
-                "channels": list(self.channels), "kernel_size": self.kernel_size,
-                "stride": self.stride, "padding": self.padding,
+        """JSON-able settings that rebuild this architecture with ``from_config``."""
+        return {"model": self.kind, "image_shape": list(self.image_shape), "x_dim": self.x_dim,
+                "z_dim": self.z_dim, "channels": list(self.channels),
+                "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
                 "likelihood": self.likelihood_name, "activation": self.activation, "c": self.c,
                 "seed": self.seed, "dtype": self.dtype.name, "n_classes": self.n_classes,
                 "objective": self.objective, "init": self.init}
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> ConvVAE:
-        """A freshly initialised ConvVAE with the settings in ``cfg`` (see ``config``)."""
-        cfg = {k: v for k, v in cfg.items() if k not in ("model", "x_dim")}
-        for key in ("image_shape", "channels"):
-            if key in cfg:
-                cfg[key] = tuple(cfg[key])
-        return cls(**cfg)
 
     def _check_x(self, x, name="x"):
         x = np.asarray(x)

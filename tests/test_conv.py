@@ -59,20 +59,31 @@ def test_a_wrong_decoder_backward_is_caught(monkeypatch):
     assert rep.errors()["dec.in.W"] > 1e-3 and not rep.passed
 
 
-def test_the_plain_and_family_paths_agree():
-    """The diagonal ELBO takes the VAE's plain path; a label or the IWAE objective the family
-    path; at K = 1 with the Monte Carlo KL both are the same number and gradient."""
+def test_one_sample_iwae_is_the_monte_carlo_elbo():
+    """At K = 1 the IWAE bound and the ELBO with the Monte Carlo KL are one number and one
+    gradient (note 10, eq. (10.3)); the closed-form KL gives another gradient."""
     m = ConvVAE(**SMALL, seed=3)
     rng = np.random.default_rng(0)
     x = model_x(m, rng, 4)
     eps = rng.standard_normal((1, 4, 3))
-    plain = m.forward(x, eps=eps, kl="mc").loss
+    elbo = m.forward(x, eps=eps, kl="mc").loss
     m.backward()
-    g_plain = m.flat_grads.copy()
-    fam = m.forward(x, eps=eps, objective="iwae").loss
+    g_elbo = m.flat_grads.copy()
+    iwae = m.forward(x, eps=eps, objective="iwae").loss
     m.backward()
-    assert plain == pytest.approx(fam, rel=1e-12)
-    np.testing.assert_allclose(m.flat_grads, g_plain, rtol=1e-10, atol=1e-12)
+    assert elbo == pytest.approx(iwae, rel=1e-12)
+    np.testing.assert_allclose(m.flat_grads, g_elbo, rtol=1e-10, atol=1e-12)
+    m.forward(x, eps=eps, kl="closed")
+    m.backward()
+    assert np.max(np.abs(m.flat_grads - g_elbo)) > 1e-6
+
+
+def test_registered_kind_and_the_model_contract():
+    from numpyvae import _registry
+    m = ConvVAE(**SMALL, n_classes=2, seed=1)
+    assert _registry.MODELS["conv"] is ConvVAE and m.config["model"] == "conv"
+    assert type(_registry.from_config(m.config)) is ConvVAE
+    assert m.needs_labels and set(m.train_options) >= {"k", "beta", "kl"}
 
 
 def test_float32_stays_float32_and_agrees_with_float64():
