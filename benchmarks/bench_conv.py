@@ -7,8 +7,9 @@ Three parts (``--parts``, default all):
   decoder) trained by the same ``Trainer`` with the same settings (batch 100, Adam 1e-3, equal
   epochs) for each seed, then scored by the same code: test -ELBO
   (``training.trainer.evaluate``) and -log p(x) (``theory.estimators.log_likelihood``, K = 1000
-  importance samples, on the first ``--n-ll`` test images). Printed side by side per seed, then
-  mean +- standard deviation, with the seconds per epoch.
+  importance samples, on the first ``--n-ll`` test images, with the -ELBO on those same images
+  beside it: the first images of the test set are not an average sample of it). Printed side
+  by side per seed, then mean +- standard deviation, with the seconds per epoch.
 * ``speed``: one training step of the ConvVAE (``Trainer.train_step``, float32, B = 100) against
   the same architecture written in PyTorch as a user would (nn.Conv2d, nn.ConvTranspose2d,
   nn.Linear, BCE with logits, Adam), at one and at two threads, each side in its own process;
@@ -74,11 +75,14 @@ def quality(args):
             per_epoch = (time.perf_counter() - t0) / args.epochs
             v64 = vae.astype(np.float64)
             ev = evaluate(v64, x_test64, seed=seed, k=1)
+            ev_ll = evaluate(v64, x_test64[:args.n_ll], seed=seed, k=1)   # the same images as -log p(x)
             ll = log_likelihood(v64, x_test64[:args.n_ll], k=args.k, rng=np.random.default_rng(seed))
             r = dict(side=side, seed=seed, neg_elbo=ev["neg_elbo"], nll=float(-ll.mean()),
-                     epoch_seconds=per_epoch, n_params=int(vae.flat_params.size))
+                     neg_elbo_same=ev_ll["neg_elbo"], epoch_seconds=per_epoch,
+                     n_params=int(vae.flat_params.size))
             rows[side].append(r)
-            print(f"  seed {seed} {side:<5} -ELBO {r['neg_elbo']:8.3f}  -log p(x) {r['nll']:8.3f}  "
+            print(f"  seed {seed} {side:<5} -ELBO {r['neg_elbo']:8.3f}  -log p(x) {r['nll']:8.3f} "
+                  f"(-ELBO {r['neg_elbo_same']:.3f} on the same {args.n_ll} images)  "
                   f"({per_epoch:.0f} s an epoch, {r['n_params']} parameters, "
                   f"load {os.getloadavg()[0]:.2f})", flush=True)
             if args.json:
@@ -266,6 +270,9 @@ def parts(args):
             for a, b in mats:
                 a @ b
         gemm = (time.perf_counter() - t0) / args.steps
+    never = sorted({row for _, _, row in wrapped if acc[row] == 0})
+    if never:       # a renamed or bypassed piece would silently leave its row out of the table
+        sys.exit(f"bench_conv: these pieces of the step were never timed: {', '.join(never)}")
     print(f"parts: one numpyvae ConvVAE step on one thread, B={args.batch}, mean of {args.steps} "
           f"steps: {1e3 * step:.1f} ms; load {os.getloadavg()[0]:.2f}")
     inner = [r for r in acc if r.startswith("  ")]
