@@ -18,6 +18,7 @@ from .iwae import iwae_bound, log_mean_exp
 from .model import VAE, Terms
 from .family import FamilyVAE, FamilyTerms
 from .vqvae import VQVAE, VQTerms
+from .conv import ConvVAE       # registers the model kind "conv" (derivations/14_convolutions.md)
 from .optim import SGD, Adagrad, Adam, make_optimizer
 
 __version__ = "0.1.0"
@@ -42,4 +43,4 @@ __all__ = ["load_model", "VAE", "Terms", "FamilyVAE", "FamilyTerms", "VQVAE", "V
            "elbo_energy_entropy", "score_function_grad", "pathwise_grad",
            "LinearGaussian", "ppca_ml", "fit_local_posterior", "amortization_gap",
            "data", "family", "gradcheck", "iwae", "kl", "layers", "likelihoods", "model", "optim", "reparam",
-           "theory", "vqvae"]
+           "theory", "vqvae", "ConvVAE"]

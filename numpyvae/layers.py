@@ -217,3 +217,8 @@ class MLP:
     def layers(self):
         """(name, Linear) pairs in order."""
         return [(str(i), lin) for i, lin in enumerate(self.linears)]
+
+
+# the convolution layers live in their own file (one idea a file); numpyvae.layers.Conv2d
+# and numpyvae.layers.ConvTranspose2d name them here too, as PyTorch's torch.nn does
+from .conv_layers import Conv2d, ConvTranspose2d  # noqa: E402, F401

@@ -30,6 +30,7 @@ import numpy as np
 from .. import __version__
 from . import argtypes, errors, likelihood, stopping
 from ..data import DATASETS, load_dataset
+from ..conv import conv_run_bytes
 from ..gradcheck import check_model
 from .. import _registry, _rng
 from ..model import VAE
@@ -77,6 +78,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     # the model family (derivations/10_model_family.md)
     "model": "vae", "objective": "elbo", "posterior": "diag", "conditional": False,
     "n_codes": 8, "code_dim": 4, "codebook_size": 32, "commitment": 0.25,
+    # the convolutional VAE (derivations/14_convolutions.md)
+    "channels": (32, 64), "kernel_size": 4, "stride": 2, "padding": 1,
 }
 # options that may differ from the checkpoint on --resume (applied and recorded)
 RESUME_MAY_CHANGE = ("epochs", "lr", "threads", "out", "data_dir")
@@ -391,7 +394,8 @@ def _resume_command(out: str, data_dir: str | None, **more: Any) -> str:
 # ----------------------------------------------------------------------------------------------
 # train
 # ----------------------------------------------------------------------------------------------
-def build_model(a: argparse.Namespace, x_dim: int, likelihood: str, n_classes: int | None = None) -> Any:
+def build_model(a: argparse.Namespace, x_dim: int, likelihood: str, n_classes: int | None = None,
+                image_shape: Sequence[int] | None = None) -> Any:
     """The model a fresh ``numpyvae train`` run trains, from its options: a config whose
     ``"model"`` kind ``numpyvae._registry`` builds (a new model registers its kind there and
     meets the trainer's model contract, ``numpyvae/training/trainer.py``)."""
@@ -400,6 +404,12 @@ def build_model(a: argparse.Namespace, x_dim: int, likelihood: str, n_classes: i
     if a.model == "vqvae":
         cfg.update(model="vqvae", n_codes=a.n_codes, code_dim=a.code_dim, codebook_size=a.codebook_size,
                    beta=a.commitment)
+    elif a.model == "conv":
+        cfg = {"model": "conv", "image_shape": [1, *image_shape], "z_dim": a.z_dim, "channels": list(a.channels),
+               "kernel_size": a.kernel_size, "stride": a.stride, "padding": a.padding,
+               "likelihood": likelihood, "activation": a.activation, "c": a.c, "seed": a.seed,
+               "dtype": np.dtype(a.dtype).name, "objective": a.objective,
+               "n_classes": n_classes if a.conditional else None}
     elif a.conditional or a.posterior != "diag" or a.objective != "elbo":
         cfg.update(model="family", z_dim=a.z_dim, posterior=a.posterior, objective=a.objective,
                    n_classes=n_classes if a.conditional else None)
@@ -449,7 +459,10 @@ def _resume_conflicts(a: argparse.Namespace, given: set[str], c: ck.Checkpoint) 
         "optimizer": tc.get("optimizer"), "max_train": ex.get("max_train"),
         "binarize": ex.get("binarize") or "none",
         "objective": m.get("objective", "elbo"), "posterior": m.get("posterior", "diag"),
-        "model": "vqvae" if m.get("model") == "vqvae" else "vae", "conditional": bool(m.get("n_classes")),
+        "model": m.get("model") if m.get("model") in ("vqvae", "conv") else "vae",
+        "conditional": bool(m.get("n_classes")),
+        "channels": tuple(m["channels"]) if "channels" in m else None, "kernel_size": m.get("kernel_size"),
+        "stride": m.get("stride"), "padding": m.get("padding"),
         "n_codes": m.get("n_codes"), "code_dim": m.get("code_dim"), "codebook_size": m.get("codebook_size"),
         "commitment": m.get("beta") if m.get("model") == "vqvae" else None,
     }
@@ -537,9 +550,24 @@ def _check_out_is_free(out: str, force: bool, held: list[rundir.RunLock]) -> Non
                        "replace it with --force, or choose another --out")
 
 
-def _check_train_memory(a: argparse.Namespace, x_dim: int, likelihood: str) -> None:
+def _check_train_memory(a: argparse.Namespace, x_dim: int, likelihood: str,
+                        image_shape: Sequence[int] | None = None) -> None:
     """Refuse a model whose training would not fit in this machine's memory."""
     itemsize = np.dtype(a.dtype).itemsize
+    if a.model == "conv":
+        shape = (1, *image_shape)
+        try:                                   # sizes that do not fit the image: one line
+            conv_run_bytes(shape, a.z_dim, a.channels, a.kernel_size, a.stride, a.padding, likelihood)
+        except ValueError as exc:
+            raise CLIError(f"--model conv: {exc}") from None
+
+        def need_conv(**v: Any) -> int:
+            return conv_run_bytes(shape, v["--z-dim"], a.channels, a.kernel_size, a.stride, a.padding,
+                                  likelihood, batch_size=v["--batch-size"], k=v["--k"], itemsize=itemsize)
+        d = TRAIN_DEFAULTS
+        _check_memory({"--z-dim": a.z_dim, "--k": a.k, "--batch-size": a.batch_size}, need_conv,
+                      {"--z-dim": d["z_dim"], "--k": d["k"], "--batch-size": d["batch_size"]})
+        return
 
     def need(**v: Any) -> int:
         return memory.run_bytes(x_dim, v["--z-dim"], v["--hidden"], likelihood, batch_size=v["--batch-size"],
@@ -621,7 +649,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
             raise CLIError(f"--conditional needs labels; data set {name} has none")
         labels = {"y_train": ds.y_train[: x_train.shape[0]].astype(np.int64), "y_val": y_val.astype(np.int64)}
     if not a.resume:
-        _check_train_memory(a, ds.x_dim, likelihood)
+        _check_train_memory(a, ds.x_dim, likelihood, ds.image_shape)
         fresh_default = out is None
         try:
             if out is None:
@@ -654,7 +682,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
                 _say(note)
         ckpt_path = os.path.join(out, "checkpoint.npz")
         n_classes = int(max(labels["y_train"].max(), labels["y_val"].max())) + 1 if labels else None
-        vae = build_model(a, ds.x_dim, likelihood, n_classes)
+        vae = build_model(a, ds.x_dim, likelihood, n_classes, ds.image_shape)
         cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, beta=a.beta,
                           warmup_epochs=a.warmup_epochs, k=a.k, kl=a.kl, binarize=(mode == "dynamic"),
                           seed=a.seed, progress=progress)
@@ -808,12 +836,17 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     if a.dataset and a.dataset != c.extra.get("dataset"):
         mode = None if a.dataset in TOY_SETS or a.dataset == "binarized-mnist" else mode
     m = c.model_config
-    _check_memory({"--k": a.k, "--batch-size": a.batch_size},
-                  lambda **v: memory.run_bytes(int(m.get("x_dim", 1)), int(m.get("z_dim", 1)),
-                                               list(m.get("hidden", ())), str(m.get("likelihood")),
-                                               batch_size=v["--batch-size"], k=v["--k"],
-                                               itemsize=np.dtype(m.get("dtype", "float32")).itemsize, eval_batch=0),
-                  {"--k": 1, "--batch-size": 500})
+    itemsize = np.dtype(m.get("dtype", "float32")).itemsize
+
+    def need(**v: Any) -> int:
+        if m.get("model") == "conv":
+            return conv_run_bytes(m["image_shape"], int(m["z_dim"]), m["channels"], int(m["kernel_size"]),
+                                  int(m["stride"]), int(m["padding"]), str(m.get("likelihood")),
+                                  batch_size=v["--batch-size"], k=v["--k"], itemsize=itemsize, eval_batch=0)
+        return memory.run_bytes(int(m.get("x_dim", 1)), int(m.get("z_dim", 1)), list(m.get("hidden", ())),
+                                str(m.get("likelihood")), batch_size=v["--batch-size"], k=v["--k"],
+                                itemsize=itemsize, eval_batch=0)
+    _check_memory({"--k": a.k, "--batch-size": a.batch_size}, need, {"--k": 1, "--batch-size": 500})
     vae = c.build_model()
     data_seed = int(c.extra.get("data_seed", 0))
     ds = _load_data(name, _data_dir(a.data_dir), data_seed, mode, test=a.split in ("auto", "test"),
@@ -872,7 +905,8 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------
 def _add_family_flags(t: argparse.ArgumentParser) -> None:
     f = t.add_argument_group("model family (derivations/10_model_family.md)")
-    f.add_argument("--model", choices=("vae", "vqvae"), help="the VAE (default) or a VQ-VAE")
+    f.add_argument("--model", choices=("vae", "vqvae", "conv"),
+                   help="the VAE (default), a VQ-VAE, or the convolutional VAE (derivations/14_convolutions.md)")
     f.add_argument("--objective", choices=("elbo", "iwae"),
                    help="training objective: the ELBO (default) or the importance-weighted bound with --k samples")
     f.add_argument("--posterior", choices=("diag", "full"),
@@ -883,6 +917,11 @@ def _add_family_flags(t: argparse.ArgumentParser) -> None:
     f.add_argument("--code-dim", type=_positive_int, help="VQ-VAE: dimension of each code vector (default 4)")
     f.add_argument("--codebook-size", type=_positive_int, help="VQ-VAE: codebook entries K (default 32)")
     f.add_argument("--commitment", type=_nonneg_float, help="VQ-VAE: commitment weight (default 0.25)")
+    f.add_argument("--channels", type=_hidden, help="--model conv: the encoder's convolution channels, mirrored "
+                                                     "by the decoder's transposed convolutions (default 32,64)")
+    f.add_argument("--kernel-size", type=_positive_int, help="--model conv: kernel size (default 4)")
+    f.add_argument("--stride", type=_positive_int, help="--model conv: stride (default 2)")
+    f.add_argument("--padding", type=_nonneg_int, help="--model conv: zero padding (default 1)")
 
 
 def _check_family_flags(a: argparse.Namespace) -> None:
@@ -900,6 +939,19 @@ def _check_family_flags(a: argparse.Namespace) -> None:
         raise CLIError("--n-codes, --code-dim, --codebook-size and --commitment need --model vqvae")
     if (vq or a.conditional) and not a.resume and a.dataset in TOY_SETS:
         raise CLIError(f"--conditional / --model vqvae train on image data sets, got {a.dataset!r}")
+    conv = a.model == "conv"
+    if conv and a.posterior != "diag":
+        raise CLIError("--model conv has a diagonal posterior: drop --posterior full")
+    if conv and not a.resume and a.dataset in TOY_SETS:
+        raise CLIError(f"--model conv trains on image data sets, got {a.dataset!r}")
+    if conv and not a.channels:
+        raise CLIError("--channels: --model conv needs at least one convolution, e.g. 32,64")
+    if conv and a.padding >= a.kernel_size:
+        raise CLIError(f"--padding {a.padding} must be smaller than --kernel-size {a.kernel_size}")
+    if not conv and (tuple(a.channels), a.kernel_size, a.stride, a.padding) != (
+            TRAIN_DEFAULTS["channels"], TRAIN_DEFAULTS["kernel_size"], TRAIN_DEFAULTS["stride"],
+            TRAIN_DEFAULTS["padding"]):
+        raise CLIError("--channels, --kernel-size, --stride and --padding need --model conv")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -507,3 +507,74 @@ def select(exercises) -> list:
     if not out:
         raise ValueError("exercises must name at least one exercise")
     return out
+
+
+# --------------------------------------------------------------------------- convolutions
+def _conv_cases(ex, rng, hidden):
+    """Visible: small shapes, one of them strided and padded. Hidden: random shapes whose windows
+    overlap (stride < k) with padding, one with disjoint windows, and one large case that a
+    coordinate-by-coordinate numerical gradient cannot finish in the time limit (graded against
+    the reference backward, which the tests check by finite differences)."""
+    from ..conv_layers import conv_output_size, conv_transpose_output_size
+    transpose = ex.id == "conv_transpose2d_backward"
+    # (B, C_in, C_out, H, W, k, stride, padding)
+    dims = [(1, 1, 1, 3, 3, 2, 1, 0), (2, 2, 3, 5, 4, 3, 1, 1), (2, 3, 2, 7, 6, 3, 2, 1)]
+    if hidden:
+        k = int(rng.integers(3, 6))
+        s = int(rng.integers(2, k))                               # 2 <= s < k: overlapping, strided
+        dims = [(int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(1, 4)),
+                 int(rng.integers(k, 10)), int(rng.integers(k, 10)), k, s, int(rng.integers(1, 3))),
+                (2, int(rng.integers(1, 4)), int(rng.integers(1, 4)), 7, 9, 2, 3, 0),   # disjoint
+                (8, 16, 32, 32, 32, 3, 1, 1) if not transpose else (8, 32, 16, 16, 16, 4, 2, 1)]
+    cases = []
+    for i, (B, ci, co, H, W, k, s, p) in enumerate(dims):
+        if transpose:
+            op = s - 1 if s > 1 and i % 2 == 0 else 0
+            p = min(p, ((H - 1) * s + k + op - 1) // 2)             # padding may not crop it all
+            oh = conv_transpose_output_size(H, k, s, p, op)
+            ow = conv_transpose_output_size(W, k, s, p, op)
+            w_shape = (ci, co, k, k)
+        else:
+            oh, ow, w_shape = conv_output_size(H, k, s, p), conv_output_size(W, k, s, p), (co, ci, k, k)
+        arrays = {"x": rng.standard_normal((B, ci, H, W)),
+                  "W": rng.standard_normal(w_shape) / np.sqrt(ci * k * k),
+                  "b": rng.standard_normal(co), "g": rng.standard_normal((B, co, oh, ow)),
+                  "stride": np.array(float(s)), "padding": np.array(float(p))}
+        label = f"x {(B, ci, H, W)}, kernel {k}, stride {s}, padding {p}"
+        if transpose:
+            arrays["output_padding"] = np.array(float(op))
+            label += f", output_padding {op}"
+        meta = {"B": B, "label": label + (", windows overlap" if s < k else "")}
+        if hidden and i == 2:
+            meta.update(large=True, label=label + ", large")
+        cases.append((meta, arrays))
+    return cases
+
+
+for _ex in [
+    Exercise("conv2d_backward", "function", "conv_layers", "conv2d_backward",
+             "Given dy = dL/dy (B, F, H', W') for y = conv2d(x, W, b, stride, padding), return "
+             "(dx, dW, db) with the shapes of x (B, C, H, W), W (F, C, k, k) and b (F,). Where "
+             "windows overlap (stride < k) a pixel belongs to several windows; the padding is "
+             "not an input. Hidden cases overlap windows, use stride and padding, and one is too "
+             "large for a numerical gradient.",
+             gradients=("dx", "dW", "db"), context=("conv2d",), points=3.0,
+             function=FunctionSpec("conv2d", ("x", "W", "b", "stride", "padding"),
+                                   ("g", "x", "W", "stride", "padding"), ("x", "W", "b"),
+                                   ("dx", "dW", "db"), consts=("stride", "padding"), weighted=True),
+             answer_names=("dx", "dW", "db", "dcols", "dxp"), cases=_conv_cases),
+    Exercise("conv_transpose2d_backward", "function", "conv_layers", "conv_transpose2d_backward",
+             "Given dy = dL/dy (B, C_out, H', W') for y = conv_transpose2d(x, W, b, stride, "
+             "padding, output_padding), return (dx, dW, db) with the shapes of x (B, C_in, H, W), "
+             "W (C_in, C_out, k, k) and b (C_out,). Hidden cases overlap windows, use stride, "
+             "padding and output_padding, and one is too large for a numerical gradient.",
+             gradients=("dx", "dW", "db"), context=("conv_transpose2d",), points=3.0,
+             function=FunctionSpec("conv_transpose2d",
+                                   ("x", "W", "b", "stride", "padding", "output_padding"),
+                                   ("g", "x", "W", "stride", "padding", "output_padding"),
+                                   ("x", "W", "b"), ("dx", "dW", "db"),
+                                   consts=("stride", "padding", "output_padding"), weighted=True),
+             answer_names=("dx", "dW", "db", "cols"), cases=_conv_cases),
+]:
+    register(_ex)
+DEFAULT_EXERCISES += ("conv2d_backward", "conv_transpose2d_backward")

@@ -311,6 +311,10 @@ def _reference_numeric(ex, meta, arrays) -> dict:
         spec = ex.function
         import importlib
         fwd = getattr(importlib.import_module(f"numpyvae.{ex.module}"), spec.forward)
+        if meta.get("large"):   # too large to difference: the reference backward (tested by them)
+            ref = getattr(importlib.import_module(f"numpyvae.{ex.module}"), ex.qualname)
+            out = ref(*[float(a[n]) if n in spec.consts else a[n] for n in spec.call])
+            return dict(zip(spec.outputs, out))
 
         def f():
             y = fwd(*[float(a[n]) if n in spec.consts else a[n] for n in spec.args])

@@ -542,4 +542,30 @@ def make_figures(vae: Any, x_val: np.ndarray, out_dir: str | os.PathLike, *,
     if z_dim == 2 and image_shape is not None:
         paths["manifold"] = plot_manifold(vae.decode_mean, image_shape, os.path.join(out_dir, "manifold.png"),
                                           n=manifold_n)
+    if hasattr(vae, "filters"):              # a convolutional model: what its first layer looks for
+        paths["filters"] = plot_filters(vae.filters(), os.path.join(out_dir, "filters.png"))
     return paths
+
+
+def plot_filters(W: np.ndarray, path: str | os.PathLike, title: str | None = None) -> str:
+    """The filters of a convolution, W (C_out, C_in, k, k), one tile each (input channel 0 when
+    there are several), each scaled to its own largest |weight|: red positive, blue negative."""
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 4:
+        raise ValueError(f"W: expected (C_out, C_in, k, k), got shape {W.shape}")
+    tiles = W[:, 0]
+    tiles = tiles / np.maximum(np.abs(tiles).max(axis=(1, 2), keepdims=True), 1e-12)
+    n, k = len(tiles), tiles.shape[1]
+    ncol = int(np.ceil(np.sqrt(n)))
+    nrow = -(-n // ncol)
+    canvas = np.full((nrow * (k + 1) - 1, ncol * (k + 1) - 1), np.nan)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, ncol)
+        canvas[r * (k + 1):r * (k + 1) + k, c * (k + 1):c * (k + 1) + t.shape[1]] = t
+    fig = _figure((0.45 * ncol + 1.0, 0.45 * nrow + 1.0))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(canvas, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_title(title or f"first convolution: {n} filters, {k}x{k}"
+                 + (f" (input channel 0 of {W.shape[1]})" if W.shape[1] > 1 else ""), fontsize=9)
+    ax.axis("off")
+    return save_figure(fig, path)
