@@ -13,7 +13,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "numpyvae"
 CORE = {"layers", "reparam", "kl", "likelihoods", "model", "optim", "gradcheck", "_validate", "_rng",
-        "_progress", "vqvae"}
+        "_progress", "vqvae", "priors"}
 WINGS = {"data", "training", "theory", "teaching", "cli"}
 
 
