@@ -57,6 +57,10 @@ RUNS_ROOT = "runs"
 DEFAULT_OUT = os.path.join(RUNS_ROOT, rundir.LATEST)
 DEFAULT_EPOCHS = 30
 TOY_SETS = ("two-moons", "gaussian-mixture", "pinwheel")
+#: data sets whose images are binary already: no binarization on load or per batch
+ALREADY_BINARY = ("binarized-mnist", "shapes")
+#: image sets drawn from the seed, needing no data directory
+GENERATED = ("shapes",)
 LIKELIHOOD_CHOICES = ("bernoulli", "gaussian", "gaussian_learned")
 ACTIVATION_CHOICES = ("relu", "leaky_relu", "tanh", "sigmoid", "softplus", "identity")
 OPTIMIZER_CHOICES = ("sgd", "momentum", "adagrad", "adam")
@@ -309,7 +313,7 @@ def _load_data(name: str, data_dir: str | None, seed: int, binarize: str | None,
     data directory (default ``--dataset NAME``)."""
     if name not in DATASETS:
         raise CLIError(f"unknown dataset {name!r} (choose from: {', '.join(DATASETS)})")
-    if data_dir is None and name != "mnist-embedded" and name not in TOY_SETS:
+    if data_dir is None and name != "mnist-embedded" and name not in TOY_SETS and name not in GENERATED:
         raise CLIError(f"{who or '--dataset ' + name} is read from a data directory: pass --data-dir DIR or set "
                        "NUMPYVAE_DATA (the default data set mnist-embedded ships with the package and needs none)")
     return load_dataset(name, data_dir=data_dir, seed=seed, binarize=binarize, test=test)
@@ -438,13 +442,13 @@ def _train_mode(a: argparse.Namespace) -> tuple[str, str | None]:
                        "(use gaussian)")
     if toy and a.binarize in ("dynamic", "fixed"):
         raise CLIError(f"--binarize {a.binarize} applies to grey-level images, not to the 2-D set {a.dataset}")
-    already_binary = a.dataset == "binarized-mnist"
+    already_binary = a.dataset in ALREADY_BINARY
     if a.binarize == "auto":
         mode = "dynamic" if (likelihood == "bernoulli" and not toy and not already_binary) else None
     else:
         mode = None if a.binarize == "none" else a.binarize
     if already_binary and mode is not None:
-        raise CLIError("--binarize: binarized-mnist is already binary (use --binarize none or auto)")
+        raise CLIError(f"--binarize: {a.dataset} is already binary (use --binarize none or auto)")
     return likelihood, mode
 
 
@@ -805,7 +809,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         raise CLIError(f"{a.checkpoint}: the checkpoint does not record its data set; pass --dataset")
     mode = c.extra.get("binarize")
     if a.dataset and a.dataset != c.extra.get("dataset"):
-        mode = None if a.dataset in TOY_SETS or a.dataset == "binarized-mnist" else mode
+        mode = None if a.dataset in TOY_SETS or a.dataset in ALREADY_BINARY else mode
     m = c.model_config
     _check_memory({"--k": a.k, "--batch-size": a.batch_size},
                   lambda **v: memory.run_bytes(int(m.get("x_dim", 1)), int(m.get("z_dim", 1)),
@@ -1015,7 +1019,7 @@ def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
         if a.binarize == "dynamic":
             raise CLIError("--binarize dynamic is not available here; use fixed (the default for these models)")
         name, data_seed, max_train = a.dataset, a.seed, a.max_train
-        mode = (None if a.binarize == "none" or a.dataset == "binarized-mnist" or likelihood != "bernoulli"
+        mode = (None if a.binarize == "none" or a.dataset in ALREADY_BINARY or likelihood != "bernoulli"
                 else "fixed")
         dtype = np.dtype(a.dtype)
         out = a.out or rundir.new_run_dir(RUNS_ROOT, a.dataset)
