@@ -279,3 +279,23 @@ def test_model_type_is_recorded_and_unknown_types_are_refused(tmp_path):
     _rewrite(p, relabel)
     with pytest.raises(ck.CheckpointError, match="unknown model type 'flow'"):
         ck.load(p).build_model()
+
+
+def test_a_model_registered_in_one_place_round_trips_through_a_checkpoint(tmp_path, monkeypatch):
+    """A new kind needs only ``@register``: its config names it, the checkpoint rebuilds it."""
+    from numpyvae import _registry
+
+    monkeypatch.setattr(_registry, "MODELS", dict(_registry.MODELS))
+
+    @_registry.register("wider-vae")
+    class WiderVAE(nv.VAE):
+        pass
+
+    m = WiderVAE(6, 2, hidden=(5,), seed=3)
+    assert m.config["model"] == "wider-vae"
+    ck.save(tmp_path / "c.npz", m, None, {})
+    back = ck.load(tmp_path / "c.npz").build_model()
+    assert type(back) is WiderVAE and np.array_equal(back.flat_params, m.flat_params)
+    assert type(m.copy()) is WiderVAE
+    with pytest.raises(ValueError, match="registered already"):
+        _registry.register("wider-vae")(nv.VQVAE)

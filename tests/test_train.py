@@ -384,3 +384,36 @@ def test_slow_checkpoints_are_written_less_often_and_never_lose_the_last_epoch(t
     with pytest.raises(KeyboardInterrupt):
         tr2.fit(callbacks=[stop_at_33])
     assert ck.load(tmp_path / "b.npz").epoch == 33 and writes[-1] == 33 and len(writes) < 30
+
+
+def test_labels_travel_with_their_rows_through_the_shuffle():
+    """A conditional model gets each minibatch's own labels, in training and validation."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 50)
+    x = np.column_stack([y / 2, rng.random((50, 4))])       # column 0 tells the label
+    seen = []
+
+    class Checking(nv.FamilyVAE):
+        def forward(self, xb, **kw):
+            assert np.array_equal(np.round(np.asarray(xb)[:, 0] * 2), kw["y"])
+            seen.append(len(kw["y"]))
+            return super().forward(xb, **kw)
+
+    m = Checking(5, 2, hidden=(4,), likelihood="gaussian", n_classes=3, seed=0)
+    tr = Trainer(m, x[:40], x[40:], TrainConfig(epochs=2, batch_size=7, progress=False),
+                 y_train=y[:40], y_val=y[40:])
+    tr.fit()
+    assert sum(seen) == 2 * 40 + 2 * 10
+    with pytest.raises(ValueError, match="y_train: this model is conditional"):
+        Trainer(m, x, None)
+    with pytest.raises(ValueError, match="y_train: labels are for a conditional model"):
+        Trainer(nv.VAE(5, 2, hidden=(4,), likelihood="gaussian"), x, None, y_train=y)
+
+
+def test_an_option_the_model_does_not_take_is_refused():
+    x = np.random.default_rng(1).random((20, 6))
+    with pytest.raises(ValueError, match="config.k: VQVAE takes no 'k' option"):
+        Trainer(nv.VQVAE(6, hidden=(4,)), x, None, TrainConfig(k=3))
+    tr = Trainer(nv.VQVAE(6, hidden=(4,), codebook_size=4), x, x[:5], TrainConfig(epochs=1, progress=False))
+    h = tr.fit()
+    assert set(tr.columns) - set(h) == set() and 1 <= h["val_codes_used"][0] <= 4

@@ -29,15 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from ..model import VAE
-from ..vqvae import VQVAE
+from .. import _registry
 from ..optim import make_optimizer
 from .rundir import remove_stale_tmp
 
 __all__ = [
     "FORMAT",
     "VERSION",
-    "MODEL_BUILDERS",
     "CheckpointError",
     "Checkpoint",
     "atomic_write",
@@ -51,11 +49,6 @@ __all__ = [
 
 FORMAT = "numpyvae-checkpoint"
 VERSION = 1
-
-#: The ``"model"`` field of a checkpoint's metadata -> a function rebuilding that model from its
-#: ``model_config``. Checkpoints written before the field existed are ``"vae"``. A new model
-#: type registers its builder here (and its ``checkpoint_model`` attribute names it on save).
-MODEL_BUILDERS: dict[str, Callable[[dict], Any]] = {"vae": VAE.from_config, "vqvae": VQVAE.from_config}
 
 
 class CheckpointError(ValueError):
@@ -253,7 +246,7 @@ def save(path: str | os.PathLike, vae: Any, optimizer: Any, trainer_state: Mappi
     meta = {
         "format": FORMAT,
         "version": VERSION,
-        "model": str(getattr(vae, "checkpoint_model", "vae")),
+        "model": _registry.kind_of(vae.config),
         "model_config": vae.config,
         "train_config": ts.get("train_config") or {},
         "optimizer": ts.get("optimizer"),
@@ -308,15 +301,15 @@ class Checkpoint:
         return rng_from_state(self.rng_states[name])
 
     def build_model(self) -> Any:
-        """Rebuild the model (``MODEL_BUILDERS[meta["model"]]``, a ``numpyvae.VAE`` by default):
-        fresh model from ``model_config``, then the saved parameters (shapes checked name by
-        name) and the saved ``vae.rng`` state."""
+        """Rebuild the model of the kind ``meta["model"]`` (``numpyvae/_registry.py``): a fresh
+        model from ``model_config``, then the saved parameters (shapes checked name by name)
+        and the saved ``vae.rng`` state."""
         kind = str(self.meta.get("model", "vae"))
-        if kind not in MODEL_BUILDERS:
+        if kind not in _registry.MODELS:
             raise CheckpointError(f"{self.path}: unknown model type {kind!r} (this numpyvae knows: "
-                                  f"{', '.join(sorted(MODEL_BUILDERS))})")
+                                  f"{', '.join(sorted(_registry.MODELS))})")
         try:
-            vae = MODEL_BUILDERS[kind](dict(self.model_config))
+            vae = _registry.from_config({**self.model_config, "model": kind})
         except (TypeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{self.path}: cannot rebuild the model from its config: {exc}") from exc
         want = {k: tuple(np.shape(v)) for k, v in vae.params.items()}
