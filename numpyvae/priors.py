@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kl import LOG_2PI, kl_normal_normal, log_std_normal
-from . import _rng, _validate
+from ._flat import bind_flat
+from .kl import LOG_2PI, kl_normal_normal, log_normal_diag, log_std_normal
+from .model import VAE, Terms
+from .reparam import reparameterize, reparameterize_backward
+from . import _registry, _rng, _validate
 
 __all__ = ["log_mixture", "log_mixture_backward", "kl_mixture_bounds", "parse_prior",
-           "StandardNormalPrior", "MixturePrior", "VampPrior", "PRIORS"]
+           "StandardNormalPrior", "MixturePrior", "VampPrior", "PriorVAE", "PRIORS"]
 
 PRIORS = ("normal", "mog", "vamp")
 
@@ -220,7 +223,8 @@ class MixturePrior:
 
         Derivation: derivations/15_learned_priors.md, eq. (15.3)
         """
-        c = rng.choice(self.n_components, size=n, p=np.exp(self.log_weights()).astype(np.float64))
+        w = np.exp(self.log_weights().astype(np.float64))
+        c = rng.choice(self.n_components, size=n, p=w / w.sum())
         eps = rng.standard_normal((n, self.z_dim)).astype(self.means.dtype)
         return self.means[c] + np.exp(0.5 * self.logvars[c]) * eps
 
@@ -298,3 +302,189 @@ class VampPrior:
         c = rng.integers(self.n_components, size=n)
         eps = rng.standard_normal((n, mu_u.shape[1])).astype(mu_u.dtype)
         return mu_u[c] + np.exp(0.5 * logvar_u[c]) * eps
+
+
+# ------------------------------------------------------------------ the model with a learned prior
+
+
+@_registry.register("prior")
+class PriorVAE(VAE):
+    """The VAE of note 3 with a learned prior p_lambda(z): ``prior="mog:K"`` (a mixture of K
+    Gaussians, eq. (15.3)) or ``prior="vamp:K"`` (K pseudo-inputs, eq. (15.7)); ``"normal"``
+    gives N(0, I) through the same Monte Carlo path (a test proves it equals the plain model's).
+
+    The KL term is always the Monte Carlo estimate log q(z|x) - log p(z) at the sampled z
+    (15.5): no closed form exists, so ``kl="closed"`` (the trainer's default) means the same
+    estimate. The prior's parameters live in the flat buffer after the decoder's, as
+    ``params["prior.means"]`` ... or ``params["prior.pseudo"]``, so optimizers, copies and
+    checkpoints carry them with the weights.
+
+    Derivation: derivations/15_learned_priors.md, eq. (15.5)
+    """
+
+    def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli", activation="relu",
+                 c=1.0, seed=0, dtype=np.float64, init="uniform", prior="mog:10"):
+        kind, n = parse_prior(prior)
+        dtype = _validate.float_dtype(dtype)
+        self.prior_spec = prior
+        if kind == "normal":
+            self.prior = StandardNormalPrior(z_dim, dtype)
+        elif kind == "mog":
+            self.prior = MixturePrior(n, z_dim, seed, dtype)
+        else:
+            self.prior = VampPrior(n, x_dim, seed, dtype)
+        super().__init__(x_dim, z_dim, hidden, likelihood, activation, c, seed, dtype, init)
+        if kind == "vamp":     # (15.8) needs the encoder's gradient at its input
+            (self.enc.linears[:1] or [self.enc_mu, self.enc_logvar])[0].input_grad = True
+            if not self.enc.linears:
+                self.enc_logvar.input_grad = True
+
+    def _bind_flat_buffers(self, flat_params=None, flat_grads=None):
+        """The weights' entries, then the prior's (see ``VAE._bind_flat_buffers``)."""
+        entries = [(f"{name}.{p}", lin, p) for name, lin in self._named_linears() for p in ("W", "b")]
+        entries += [(f"prior.{n}", self.prior, n) for n in self.prior.param_names()]
+        self.flat_params, self.flat_grads, self.params, self.grads = bind_flat(entries, self.dtype,
+                                                                               flat_params, flat_grads)
+        self._enc_slice = slice(0, sum(self.params[n].size for n in self.params if n.startswith("enc.")))
+
+    @property
+    def config(self) -> dict:
+        """``VAE.config`` plus the prior's spelling.
+
+        Derivation: derivations/15_learned_priors.md, eq. (15.3)
+        """
+        return {**super().config, "prior": self.prior_spec}
+
+    def _repr_extra(self):
+        return f", prior={self.prior_spec!r}"
+
+    # ------------------------------------------------------------------ the prior
+    def _encode_with_pseudo(self, x):
+        """Encoder on x, and for the VampPrior on [x; u] in one pass -> (mu, logvar, mu_u, lv_u)."""
+        if self.prior.kind != "vamp":
+            return (*self._encode(x), None, None)
+        B = len(x)
+        mu, logvar = self._encode(np.concatenate([x, self.prior.pseudo.astype(self.dtype)]))
+        return mu[:B], logvar[:B], mu[B:], logvar[B:]
+
+    def _log_prior(self, z, comp):
+        return self.prior.log_prob(z) if comp[0] is None else self.prior.log_prob(z, *comp)
+
+    def prior_components(self):
+        """The prior's components (means (C, Z), log-variances (C, Z), log weights (C,)); for the
+        standard normal one component at 0.
+
+        Derivation: derivations/15_learned_priors.md, eq. (15.7)
+        """
+        if self.prior.kind == "normal":
+            return np.zeros((1, self.z_dim)), np.zeros((1, self.z_dim)), np.zeros(1)
+        if self.prior.kind == "mog":
+            return self.prior.means.copy(), self.prior.logvars.copy(), self.prior.log_weights()
+        mu_u, lv_u = self._encode(self.prior.pseudo.astype(self.dtype))
+        C = self.prior.n_components
+        return mu_u, lv_u, np.full(C, -np.log(C))
+
+    def sample(self, n, rng=None):
+        """Ancestral sampling from the learned prior: z ~ p_lambda(z), then the decoder mean.
+
+        Derivation: derivations/15_learned_priors.md, eq. (15.3)
+        """
+        n = _validate.positive_int("n", n)
+        rng = self.rng if rng is None else rng
+        m, s, log_w = self.prior_components()
+        w = np.exp(log_w.astype(np.float64))
+        c = rng.choice(len(log_w), size=n, p=w / w.sum())
+        z = m[c] + np.exp(0.5 * s[c]) * rng.standard_normal((n, self.z_dim))
+        return self.decode_mean(z.astype(self.dtype))
+
+    def log_weights(self, x, eps, q=None):
+        """log w_k = log p(x|z_k) + log p_lambda(z_k) - log q(z_k|x). -> (K, B).
+
+        Derivation: derivations/15_learned_priors.md, eq. (15.5)
+        """
+        x, eps, q = self._forward_args(x, eps, None, 1.0, "closed", q)
+        mu, logvar, mu_u, lv_u = self._encode_with_pseudo(x)
+        if q is not None:
+            mu, logvar = q
+        z = reparameterize(mu, logvar, eps)
+        return self.log_px_given_z(x, z) + self._log_prior(z, (mu_u, lv_u)) - log_normal_diag(z, mu, logvar)
+
+    # ---------------------------------------------------------------- objective
+    def forward(self, x, eps=None, k=None, beta=1.0, kl="closed", q=None) -> Terms:
+        """Negative ELBO with the Monte Carlo KL to the learned prior (15.5).
+
+        loss_b = (1/K) sum_k [-log p(x|z_kb) + beta (log q(z_kb|x) - log p_lambda(z_kb))].
+        ``q=(mu, logvar)`` replaces q(z|x) (the VampPrior still encodes its pseudo-inputs).
+
+        Derivation: derivations/15_learned_priors.md, eq. (15.5)
+        """
+        x, eps, q = self._forward_args(x, eps, k, beta, kl, q)
+        K, B, _ = eps.shape
+        if q is None:
+            mu, logvar, mu_u, lv_u = self._encode_with_pseudo(x)
+        else:
+            mu, logvar = q
+            mu_u = lv_u = None
+            if self.prior.kind == "vamp":
+                mu_u, lv_u = self._encode(self.prior.pseudo.astype(self.dtype))
+        z = reparameterize(mu, logvar, eps)                               # z = mu + sigma * eps
+        outs = tuple(o.reshape(K, B, self.x_dim)
+                     for o in self._decode_flat(z.reshape(K * B, self.z_dim)))
+        log_px_z = self.lik.log_prob(x, *outs)                            # (K, B)
+        log_q = log_normal_diag(z, mu, logvar)
+        log_p = self._log_prior(z, (mu_u, lv_u))                          # (K, B)
+        recon = -log_px_z.mean(axis=0)
+        kl_pe = (log_q - log_p).mean(axis=0)
+        self._cache = dict(x=x, mu=mu, logvar=logvar, eps=eps, z=z, outs=outs, beta=float(beta),
+                           encoder=q is None)
+        elbo_pe = -(recon + kl_pe)
+        return Terms(loss=float(np.mean(recon + beta * kl_pe)), elbo=float(elbo_pe.mean()),
+                     recon=float(recon.mean()), kl=float(kl_pe.mean()), beta=float(beta),
+                     elbo_per_example=elbo_pe, recon_per_example=recon, kl_per_example=kl_pe,
+                     log_px_z=log_px_z, mu=mu, logvar=logvar, z=z, eps=eps)
+
+    def backward(self):
+        """Gradients of the last ``forward``'s loss, the five steps of note 7 with the prior's
+        backward (15.4) at step 4 and, for the VampPrior, the encoder run back over [x; u] (15.8).
+
+        Derivation: derivations/15_learned_priors.md, eq. (15.8)
+        """
+        cache = self._cache
+        if cache is None:
+            raise RuntimeError("backward() needs a forward() first")
+        x, mu, logvar, eps, z, beta = (cache[n] for n in ("x", "mu", "logvar", "eps", "z", "beta"))
+        K, B, Z = eps.shape
+        scale = 1.0 / (K * B)
+        # 1. likelihood
+        douts = [(-scale * d).reshape(K * B, self.x_dim) for d in self.lik.grad(x, *cache["outs"])]
+        # 2. decoder, back to z
+        dz = self._decode_backward(douts).reshape(K, B, Z)
+        # 4a. the sampled KL's dependence on z: log q (at fixed mu, logvar) and -log p(z)
+        r = (z - mu) * np.exp(-logvar)                                    # (z - mu) / sigma^2
+        w = beta * scale
+        prior_out = self.prior.backward(np.full((K, B), -w, dtype=self.dtype))
+        dz_prior, dmu_u, dlv_u = prior_out if isinstance(prior_out, tuple) else (prior_out, None, None)
+        dz = dz - w * r + dz_prior
+        # 3. reparameterization, eps held fixed
+        dmu, dlogvar = reparameterize_backward(dz, logvar, eps)
+        # 4b. log q's direct dependence on (mu, logvar) at fixed z
+        dmu = dmu + w * r.sum(axis=0)
+        dlogvar = dlogvar + w * (-0.5 + 0.5 * (z - mu) * r).sum(axis=0)
+        self.dmu, self.dlogvar = dmu, dlogvar
+        # 5. encoder: the data's rows and, for the VampPrior, the pseudo-inputs' rows
+        if dmu_u is not None:
+            if cache["encoder"]:
+                dmu, dlogvar = np.concatenate([dmu, dmu_u]), np.concatenate([dlogvar, dlv_u])
+            else:
+                dmu, dlogvar = dmu_u, dlv_u
+        elif not cache["encoder"]:
+            self.flat_grads[self._enc_slice] = 0      # the encoder took no part
+            return
+        dh_mu = self.enc_mu.backward(dmu)
+        dh_logvar = self.enc_logvar.backward(dlogvar)
+        if self.enc.linears:
+            dx = self.enc.backward(dh_mu + dh_logvar)
+        else:                                         # the heads read the input itself
+            dx = None if dh_mu is None else dh_mu + dh_logvar
+        if dmu_u is not None:
+            self.prior.set_input_grad(dx[len(dx) - self.prior.n_components:])

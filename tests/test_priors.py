@@ -186,3 +186,104 @@ def test_parse_prior_refuses_with_one_line(spec, needle):
 def test_vamp_init_shape_is_checked():
     with pytest.raises(ValueError, match=r"init must have shape \(3, 4\)"):
         priors.VampPrior(3, 4, init=np.zeros((2, 4)))
+
+
+# ------------------------------------------------------------------ the model with a learned prior
+from numpyvae.cli.main import main as cli_main  # noqa: E402
+from numpyvae.gradcheck import check_model  # noqa: E402
+from numpyvae.model import VAE  # noqa: E402
+from numpyvae.training import checkpoint as ck  # noqa: E402
+
+specs = st.sampled_from(["normal", "mog:1", "mog:3", "vamp:1", "vamp:4"])
+
+
+@FAST
+@given(spec=specs, b=st.integers(1, 4), k=st.integers(1, 3), z=st.integers(1, 3),
+       deep=st.booleans(), beta=st.floats(0.1, 2.0), seed=seeds)
+def test_prior_vae_whole_gradient_through_the_sampling_step(spec, b, k, z, deep, beta, seed):
+    """Every parameter (encoder, decoder, the prior's own) against central differences, eps fixed."""
+    m = priors.PriorVAE(5, z, hidden=(4,) if deep else (), activation="tanh", prior=spec, seed=seed % 1000)
+    rng = np.random.default_rng(seed)
+    if spec.startswith("mog"):
+        m.prior.logvars[...] = rng.uniform(-1, 0.5, m.prior.logvars.shape)
+        m.prior.logits[...] = rng.standard_normal(m.prior.logits.shape)
+    x = rng.uniform(0, 1, (b, 5))
+    rep = check_model(m, x, eps=rng.standard_normal((k, b, z)), beta=beta)
+    names = {row[0] for row in rep.rows}
+    assert all(f"prior.{n}" in names for n in m.prior.param_names())
+    assert rep.max_error < PASS, str(rep)
+
+
+def test_prior_vae_with_the_standard_normal_is_the_plain_model_with_the_monte_carlo_kl():
+    """Same seed, same weights: the same loss and the same gradients as VAE(kl='mc')."""
+    rng = np.random.default_rng(0)
+    x, eps = rng.uniform(0, 1, (6, 8)), rng.standard_normal((3, 6, 2))
+    plain, learned = VAE(8, 2, hidden=(5,), seed=4), priors.PriorVAE(8, 2, hidden=(5,), seed=4, prior="normal")
+    np.testing.assert_array_equal(plain.flat_params, learned.flat_params)
+    lp, gp = plain.loss_and_grads(x, eps=eps, kl="mc", beta=0.5)
+    ll, gl = learned.loss_and_grads(x, eps=eps, beta=0.5)
+    assert ll == pytest.approx(lp, rel=1e-12)
+    for name, g in gp.items():
+        np.testing.assert_allclose(gl[name], g, rtol=1e-10, atol=1e-12)
+
+
+def test_prior_vae_log_weights_use_the_learned_prior():
+    """log w = log p(x|z) + log p_lambda(z) - log q(z|x): the K-sample mean of log w is the ELBO."""
+    rng = np.random.default_rng(1)
+    m = priors.PriorVAE(8, 3, hidden=(6,), prior="vamp:5", seed=2)
+    x, eps = rng.uniform(0, 1, (4, 8)), rng.standard_normal((50, 4, 3))
+    lw = m.log_weights(x, eps)
+    t = m.forward(x, eps=eps)
+    np.testing.assert_allclose(lw.mean(0), t.elbo_per_example, rtol=1e-10)
+    mu_u, lv_u = m.encode(m.prior.pseudo)
+    z = t.z
+    expected = (m.log_px_given_z(x, z) + priors.log_mixture(z, mu_u, lv_u, np.full(5, -np.log(5)))[0]
+                - kl.log_normal_diag(z, t.mu, t.logvar))
+    np.testing.assert_allclose(lw, expected, rtol=1e-10)
+
+
+def test_prior_vae_config_copy_and_samples():
+    m = priors.PriorVAE(8, 2, hidden=(5,), prior="mog:3", seed=3)
+    m.prior.means[...] = [[5.0, 5.0], [5.0, 5.0], [5.0, 5.0]]
+    c = m.copy(np.float32)
+    assert type(c) is priors.PriorVAE and c.config["prior"] == "mog:3" and c.config["model"] == "prior"
+    np.testing.assert_array_equal(c.prior.means, 5.0)       # the prior's parameters travel with the weights
+    assert m.sample(4).shape == (4, 8)
+    with pytest.raises(ValueError, match="positive component count"):
+        priors.PriorVAE(8, 2, prior="mog:0")
+
+
+TINY = ["--max-train", "300", "--hidden", "32", "--z-dim", "3", "--no-progress"]
+
+
+@pytest.mark.parametrize("spec", ["mog:4", "vamp:6"])
+def test_cli_prior_run_resumes_bit_for_bit_and_evaluates_with_iw_k(tmp_path, capsys, spec):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert cli_main(["train", *TINY, "--prior", spec, "--epochs", "2", "--out", str(straight)]) == 0
+    assert cli_main(["train", *TINY, "--prior", spec, "--epochs", "1", "--out", str(resumed)]) == 0
+    assert cli_main(["train", "--resume", "--epochs", "2", "--no-progress", "--out", str(resumed)]) == 0
+    a, b = ck.load(str(straight / "checkpoint.npz")), ck.load(str(resumed / "checkpoint.npz"))
+    assert a.model_config["prior"] == spec and a.meta["model"] == "prior"
+    assert any(n.startswith("prior.") for n in a.params)
+    for name in a.params:
+        assert np.array_equal(a.params[name], b.params[name]), name
+    assert a.history == b.history
+    capsys.readouterr()
+    assert cli_main(["evaluate", str(straight / "checkpoint.npz"), "--iw-k", "10", "--max-examples", "50"]) == 0
+    out = capsys.readouterr().out
+    elbo = -float(out.split("negative ELBO: ")[1].split()[0])
+    ll = float(out.split("K = 10: ")[1].split()[0])
+    assert ll > elbo - 1.0                    # the 10-sample bound sits above the one-sample ELBO
+    # a different prior on --resume contradicts the checkpoint: one line, exit 2
+    assert cli_main(["train", "--resume", "--prior", "mog:9", "--epochs", "3", "--no-progress",
+                     "--out", str(resumed)]) == 2
+    assert "--prior mog:9 (the run has " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, needle", [(["--prior", "vamp:0"], "positive component count"),
+                                          (["--prior", "flow:2"], "'normal', 'mog:K' or 'vamp:K'"),
+                                          (["--prior", "mog:3", "--objective", "iwae"], "works with the plain VAE")])
+def test_cli_prior_refuses_with_one_line(tmp_path, capsys, argv, needle):
+    assert cli_main(["train", *TINY, "--epochs", "1", "--out", str(tmp_path / "r"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1

@@ -81,6 +81,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     # the model family (derivations/10_model_family.md)
     "model": "vae", "objective": "elbo", "posterior": "diag", "conditional": False,
     "n_codes": 8, "code_dim": 4, "codebook_size": 32, "commitment": 0.25,
+    # a learned prior (derivations/15_learned_priors.md)
+    "prior": "normal",
 }
 # options that may differ from the checkpoint on --resume (applied and recorded)
 RESUME_MAY_CHANGE = ("epochs", "lr", "threads", "out", "data_dir")
@@ -422,6 +424,8 @@ def build_model(a: argparse.Namespace, x_dim: int, likelihood: str, n_classes: i
     if a.model == "vqvae":
         cfg.update(model="vqvae", n_codes=a.n_codes, code_dim=a.code_dim, codebook_size=a.codebook_size,
                    beta=a.commitment)
+    elif a.prior != "normal":
+        cfg.update(model="prior", z_dim=a.z_dim, prior=a.prior)
     elif a.conditional or a.posterior != "diag" or a.objective != "elbo":
         cfg.update(model="family", z_dim=a.z_dim, posterior=a.posterior, objective=a.objective,
                    n_classes=n_classes if a.conditional else None)
@@ -474,6 +478,7 @@ def _resume_conflicts(a: argparse.Namespace, given: set[str], c: ck.Checkpoint) 
         "model": "vqvae" if m.get("model") == "vqvae" else "vae", "conditional": bool(m.get("n_classes")),
         "n_codes": m.get("n_codes"), "code_dim": m.get("code_dim"), "codebook_size": m.get("codebook_size"),
         "commitment": m.get("beta") if m.get("model") == "vqvae" else None,
+        "prior": m.get("prior", "normal"),
     }
     out = []
     for key in sorted(given - set(RESUME_MAY_CHANGE)):
@@ -912,6 +917,19 @@ def _add_family_flags(t: argparse.ArgumentParser) -> None:
     f.add_argument("--code-dim", type=_positive_int, help="VQ-VAE: dimension of each code vector (default 4)")
     f.add_argument("--codebook-size", type=_positive_int, help="VQ-VAE: codebook entries K (default 32)")
     f.add_argument("--commitment", type=_nonneg_float, help="VQ-VAE: commitment weight (default 0.25)")
+    f.add_argument("--prior", type=_prior_spec, metavar="normal|mog:K|vamp:K",
+                   help="p(z): the standard normal (default), a learned mixture of K Gaussians (mog:10) or a "
+                        "VampPrior with K pseudo-inputs (vamp:500); derivations/15_learned_priors.md")
+
+
+def _prior_spec(text: str) -> str:
+    """argparse type of --prior: 'normal', 'mog:K' or 'vamp:K' (one-line error otherwise)."""
+    from ..priors import parse_prior
+    try:
+        parse_prior(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).replace("prior must be", "expected")) from None
+    return text
 
 
 def _check_family_flags(a: argparse.Namespace) -> None:
@@ -927,6 +945,9 @@ def _check_family_flags(a: argparse.Namespace) -> None:
         raise CLIError("--model vqvae has no KL term or samples: use --commitment, not --beta/--k/--kl/--warmup-epochs")
     if not vq and (a.n_codes, a.code_dim, a.codebook_size, a.commitment) != (8, 4, 32, 0.25):
         raise CLIError("--n-codes, --code-dim, --codebook-size and --commitment need --model vqvae")
+    if a.prior != "normal" and (vq or a.conditional or a.posterior != "diag" or a.objective != "elbo"):
+        raise CLIError(f"--prior {a.prior} works with the plain VAE (ELBO, diagonal posterior, no labels); "
+                       "drop --model vqvae, --conditional, --posterior and --objective")
     if (vq or a.conditional) and not a.resume and a.dataset in TOY_SETS:
         raise CLIError(f"--conditional / --model vqvae train on image data sets, got {a.dataset!r}")
 
