@@ -71,14 +71,55 @@ def run(beta, seed, epochs, z_dim, x_train, x_eval, f_eval):
                  "gaps": [float(g) for g in gaps], "train_s": train_s, "kl_dim": kl_dim.tolist()}
 
 
+def plot_scores(rows, path):
+    """The metric table as a figure: each score against beta, one dot per seed, the mean joined."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = ("MIG", "FactorVAE", "DCI D", "DCI C", "active", "val_elbo")
+    names = ("MIG (16.3)", "FactorVAE score (16.4)", "DCI disentanglement (16.5)", "DCI completeness (16.5)",
+             "active dimensions (9.3) of 10", "validation ELBO (nats)")
+    betas = sorted({r["beta"] for r in rows})
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.1 * len(keys), 3.2))
+    for ax, key, name in zip(axes, keys, names):
+        for i, b in enumerate(betas):
+            v = [r[key] for r in rows if r["beta"] == b]
+            ax.plot([i] * len(v), v, "o", color="tab:blue", alpha=0.6, ms=5)
+        ax.plot(range(len(betas)), [np.mean([r[key] for r in rows if r["beta"] == b]) for b in betas], "k-", lw=1)
+        ax.set_xticks(range(len(betas)))
+        ax.set_xticklabels([f"{b:g}" for b in betas])
+        ax.set_xlabel("beta")
+        ax.set_title(name, fontsize=9)
+        if key in ("MIG", "FactorVAE", "DCI D", "DCI C"):
+            ax.set_ylim(0, 1)
+        if key == "active":
+            ax.set_ylim(0, 10.5)
+        if key == "FactorVAE":
+            ax.axhline(0.2, color="tab:red", ls=":", lw=1)
+            ax.text(0.02, 0.21, "chance (1/5)", color="tab:red", fontsize=7, transform=ax.get_yaxis_transform())
+    fig.suptitle("beta-VAEs on the sprites: each dot one seed, the line the mean", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--plot-only", metavar="RESULTS_JSON", help="draw the score figure of an earlier run and stop")
     p.add_argument("--betas", default="1,4,16")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--z-dim", type=int, default=10)
     p.add_argument("--out", default="bench_disentangle_out")
     a = p.parse_args(argv)
+    if a.plot_only:
+        os.makedirs(a.out, exist_ok=True)
+        with open(a.plot_only) as fh:
+            rows = json.load(fh)
+        print(f"[wrote {plot_scores(rows, os.path.join(a.out, 'scores_vs_beta.png'))}]")
+        return
     betas = [float(b) for b in a.betas.split(",")]
     seeds = [int(s) for s in a.seeds.split(",")]
     os.makedirs(a.out, exist_ok=True)
@@ -118,7 +159,8 @@ def main(argv=None):
     disentangle.save_traversal_gif(imgs, (32, 32), os.path.join(a.out, "traversal_best.gif"))
     with open(os.path.join(a.out, "results.json"), "w") as fh:
         json.dump(rows, fh, indent=1)
-    print(f"[wrote {a.out}/traversal_best.png, traversal_best.gif, results.json]")
+    plot_scores(rows, os.path.join(a.out, "scores_vs_beta.png"))
+    print(f"[wrote {a.out}/traversal_best.png, traversal_best.gif, scores_vs_beta.png, results.json]")
 
 
 if __name__ == "__main__":
