@@ -335,9 +335,8 @@ class PriorVAE(VAE):
             self.prior = VampPrior(n, x_dim, seed, dtype)
         super().__init__(x_dim, z_dim, hidden, likelihood, activation, c, seed, dtype, init)
         if kind == "vamp":     # (15.8) needs the encoder's gradient at its input
-            (self.enc.linears[:1] or [self.enc_mu, self.enc_logvar])[0].input_grad = True
-            if not self.enc.linears:
-                self.enc_logvar.input_grad = True
+            for lin in self.enc.linears[:1] or [self.enc_mu, self.enc_logvar]:
+                lin.input_grad = True
 
     def _bind_flat_buffers(self, flat_params=None, flat_grads=None):
         """The weights' entries, then the prior's (see ``VAE._bind_flat_buffers``)."""
