@@ -119,8 +119,7 @@ def main(argv=None):
     # (9.2): KL(q(z) || p) by Monte Carlo on draws from the aggregate posterior of the validation set
     mu_v, lv_v = vae.encode(x_va)
     zq = aggregate_draws(mu_v, lv_v, 4000, rng)
-    from numpyvae.priors import log_mixture
-    log_qz = log_mixture(zq, mu_v, lv_v, np.full(len(mu_v), -np.log(len(mu_v))))[0]
+    log_qz = priors.log_mixture(zq, mu_v, lv_v, np.full(len(mu_v), -np.log(len(mu_v))))[0]
     lines = [f"VAE 784-200-{args.z_dim} (N(0, I) prior while training), {args.epochs} epochs on the packaged MNIST "
              f"(9000 train / 1000 validation, fixed binarization), seed {args.seed}; priors fitted to the "
              f"training aggregate posterior with the encoder and decoder frozen ({args.steps} Adam steps).",

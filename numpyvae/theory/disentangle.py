@@ -9,6 +9,8 @@ Note 16 gives the definitions and where each one fails.
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
 
 __all__ = ["discretize", "mutual_information", "mig", "factor_vae_score", "dci", "traverse",
            "save_traversal_png", "save_traversal_gif"]
@@ -167,17 +169,14 @@ def save_traversal_png(images, image_shape, path, row_labels=None, values=None, 
 
     Derivation: derivations/16_disentangling.md, eq. (16.6)
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     Z, T, _ = images.shape
     H, W = image_shape
     grid = np.ones((Z * (H + 1), T * (W + 1)))
     for j in range(Z):
         for t in range(T):
             grid[j * (H + 1):j * (H + 1) + H, t * (W + 1):t * (W + 1) + W] = images[j, t].reshape(H, W)
-    fig, ax = plt.subplots(figsize=(0.55 * T + 1.8, 0.55 * Z + 0.8))
+    fig = Figure(figsize=(0.55 * T + 1.8, 0.55 * Z + 0.8))     # no pyplot: no GUI backend involved
+    ax = fig.subplots()
     ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1)
     ax.set_yticks([j * (H + 1) + H / 2 for j in range(Z)])
     ax.set_yticklabels(row_labels if row_labels is not None else [f"z[{j}]" for j in range(Z)], fontsize=7)
@@ -190,7 +189,6 @@ def save_traversal_png(images, image_shape, path, row_labels=None, values=None, 
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -200,8 +198,6 @@ def save_traversal_gif(images, image_shape, path, scale=3, ms=120):
 
     Derivation: derivations/16_disentangling.md, eq. (16.6)
     """
-    from PIL import Image
-
     Z, T, _ = images.shape
     H, W = image_shape
     frames = []
