@@ -202,7 +202,7 @@ def save_traversal_gif(images, image_shape, path, scale=3, ms=120):
     H, W = image_shape
     frames = []
     for t in list(range(T)) + list(range(T - 2, 0, -1)):
-        strip = np.ones((H, Z * (W + 2)))
+        strip = np.full((H, Z * (W + 2)), 0.25)              # light grey between the tiles
         for j in range(Z):
             strip[:, j * (W + 2) + 1:j * (W + 2) + 1 + W] = images[j, t].reshape(H, W)
         pix = (255 * (1 - np.clip(strip, 0, 1))).astype(np.uint8)
