@@ -9,7 +9,7 @@ theory/ (the documents' claims, measured), teaching/ (exercises and grading), sp
 faster, handed to the trainer by the command line), cli/.
 The core imports no wing.
 """
-from . import data, family, gradcheck, iwae, kl, layers, likelihoods, model, optim, reparam, theory, vqvae
+from . import data, family, gradcheck, iwae, kl, layers, likelihoods, model, optim, priors, reparam, theory, vqvae
 from .theory.amortization import amortization_gap, fit_local_posterior
 from .theory.estimators import (elbo_energy_entropy, evaluate_bounds, log_likelihood,
                                 pathwise_grad, score_function_grad)
@@ -19,6 +19,7 @@ from .model import VAE, Terms
 from .family import FamilyVAE, FamilyTerms
 from .vqvae import VQVAE, VQTerms
 from .conv import ConvVAE       # registers the model kind "conv" (derivations/14_convolutions.md)
+from .priors import PriorVAE
 from .optim import SGD, Adagrad, Adam, make_optimizer
 
 __version__ = "0.1.0"
@@ -37,10 +38,10 @@ def load_model(path):
     return _load_model(path)
 
 
-__all__ = ["load_model", "VAE", "Terms", "FamilyVAE", "FamilyTerms", "VQVAE", "VQTerms",
+__all__ = ["load_model", "VAE", "Terms", "FamilyVAE", "FamilyTerms", "VQVAE", "VQTerms", "ConvVAE", "PriorVAE",
            "SGD", "Adagrad", "Adam", "make_optimizer",
            "log_likelihood", "iwae_bound", "log_mean_exp", "evaluate_bounds",
            "elbo_energy_entropy", "score_function_grad", "pathwise_grad",
            "LinearGaussian", "ppca_ml", "fit_local_posterior", "amortization_gap",
-           "data", "family", "gradcheck", "iwae", "kl", "layers", "likelihoods", "model", "optim", "reparam",
-           "theory", "vqvae", "ConvVAE"]
+           "data", "family", "gradcheck", "iwae", "kl", "layers", "likelihoods", "model", "optim", "priors",
+           "reparam", "theory", "vqvae"]

@@ -14,7 +14,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "numpyvae"
 CORE = {"layers", "reparam", "kl", "likelihoods", "model", "optim", "gradcheck", "_validate", "_rng",
         "_flat", "_registry", "family", "iwae",
-        "_progress", "vqvae", "conv_layers", "conv"}
+        "_progress", "vqvae", "conv_layers", "conv", "priors"}
 WINGS = {"data", "training", "theory", "teaching", "cli", "speed"}
 
 

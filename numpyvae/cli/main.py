@@ -58,6 +58,10 @@ RUNS_ROOT = "runs"
 DEFAULT_OUT = os.path.join(RUNS_ROOT, rundir.LATEST)
 DEFAULT_EPOCHS = 30
 TOY_SETS = ("two-moons", "gaussian-mixture", "pinwheel")
+#: data sets whose images are binary already: no binarization on load or per batch
+ALREADY_BINARY = ("binarized-mnist", "shapes")
+#: image sets drawn from the seed, needing no data directory
+GENERATED = ("shapes",)
 LIKELIHOOD_CHOICES = ("bernoulli", "gaussian", "gaussian_learned")
 ACTIVATION_CHOICES = ("relu", "leaky_relu", "tanh", "sigmoid", "softplus", "identity")
 OPTIMIZER_CHOICES = ("sgd", "momentum", "adagrad", "adam")
@@ -80,6 +84,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "n_codes": 8, "code_dim": 4, "codebook_size": 32, "commitment": 0.25,
     # the convolutional VAE (derivations/14_convolutions.md)
     "channels": (32, 64), "kernel_size": 4, "stride": 2, "padding": 1,
+    # a learned prior (derivations/15_learned_priors.md)
+    "prior": "normal",
 }
 # options that may differ from the checkpoint on --resume (applied and recorded)
 RESUME_MAY_CHANGE = ("epochs", "lr", "threads", "out", "data_dir")
@@ -299,7 +305,7 @@ def _load_data(name: str, data_dir: str | None, seed: int, binarize: str | None,
     data directory (default ``--dataset NAME``)."""
     if name not in DATASETS:
         raise CLIError(f"unknown dataset {name!r} (choose from: {', '.join(DATASETS)})")
-    if data_dir is None and name != "mnist-embedded" and name not in TOY_SETS:
+    if data_dir is None and name != "mnist-embedded" and name not in TOY_SETS and name not in GENERATED:
         raise CLIError(f"{who or '--dataset ' + name} is read from a data directory: pass --data-dir DIR or set "
                        "NUMPYVAE_DATA (the default data set mnist-embedded ships with the package and needs none)")
     return load_dataset(name, data_dir=data_dir, seed=seed, binarize=binarize, test=test)
@@ -410,6 +416,8 @@ def build_model(a: argparse.Namespace, x_dim: int, likelihood: str, n_classes: i
                "likelihood": likelihood, "activation": a.activation, "c": a.c, "seed": a.seed,
                "dtype": np.dtype(a.dtype).name, "objective": a.objective,
                "n_classes": n_classes if a.conditional else None}
+    elif a.prior != "normal":
+        cfg.update(model="prior", z_dim=a.z_dim, prior=a.prior)
     elif a.conditional or a.posterior != "diag" or a.objective != "elbo":
         cfg.update(model="family", z_dim=a.z_dim, posterior=a.posterior, objective=a.objective,
                    n_classes=n_classes if a.conditional else None)
@@ -438,13 +446,13 @@ def _train_mode(a: argparse.Namespace) -> tuple[str, str | None]:
                        "(use gaussian)")
     if toy and a.binarize in ("dynamic", "fixed"):
         raise CLIError(f"--binarize {a.binarize} applies to grey-level images, not to the 2-D set {a.dataset}")
-    already_binary = a.dataset == "binarized-mnist"
+    already_binary = a.dataset in ALREADY_BINARY
     if a.binarize == "auto":
         mode = "dynamic" if (likelihood == "bernoulli" and not toy and not already_binary) else None
     else:
         mode = None if a.binarize == "none" else a.binarize
     if already_binary and mode is not None:
-        raise CLIError("--binarize: binarized-mnist is already binary (use --binarize none or auto)")
+        raise CLIError(f"--binarize: {a.dataset} is already binary (use --binarize none or auto)")
     return likelihood, mode
 
 
@@ -465,6 +473,7 @@ def _resume_conflicts(a: argparse.Namespace, given: set[str], c: ck.Checkpoint) 
         "stride": m.get("stride"), "padding": m.get("padding"),
         "n_codes": m.get("n_codes"), "code_dim": m.get("code_dim"), "codebook_size": m.get("codebook_size"),
         "commitment": m.get("beta") if m.get("model") == "vqvae" else None,
+        "prior": m.get("prior", "normal"),
     }
     out = []
     for key in sorted(given - set(RESUME_MAY_CHANGE)):
@@ -834,7 +843,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         raise CLIError(f"{a.checkpoint}: the checkpoint does not record its data set; pass --dataset")
     mode = c.extra.get("binarize")
     if a.dataset and a.dataset != c.extra.get("dataset"):
-        mode = None if a.dataset in TOY_SETS or a.dataset == "binarized-mnist" else mode
+        mode = None if a.dataset in TOY_SETS or a.dataset in ALREADY_BINARY else mode
     m = c.model_config
     itemsize = np.dtype(m.get("dtype", "float32")).itemsize
 
@@ -922,6 +931,19 @@ def _add_family_flags(t: argparse.ArgumentParser) -> None:
     f.add_argument("--kernel-size", type=_positive_int, help="--model conv: kernel size (default 4)")
     f.add_argument("--stride", type=_positive_int, help="--model conv: stride (default 2)")
     f.add_argument("--padding", type=_nonneg_int, help="--model conv: zero padding (default 1)")
+    f.add_argument("--prior", type=_prior_spec, metavar="normal|mog:K|vamp:K",
+                   help="p(z): the standard normal (default), a learned mixture of K Gaussians (mog:10) or a "
+                        "VampPrior with K pseudo-inputs (vamp:500); derivations/15_learned_priors.md")
+
+
+def _prior_spec(text: str) -> str:
+    """argparse type of --prior: 'normal', 'mog:K' or 'vamp:K' (one-line error otherwise)."""
+    from ..priors import parse_prior
+    try:
+        parse_prior(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).replace("prior must be", "expected")) from None
+    return text
 
 
 def _check_family_flags(a: argparse.Namespace) -> None:
@@ -937,6 +959,9 @@ def _check_family_flags(a: argparse.Namespace) -> None:
         raise CLIError("--model vqvae has no KL term or samples: use --commitment, not --beta/--k/--kl/--warmup-epochs")
     if not vq and (a.n_codes, a.code_dim, a.codebook_size, a.commitment) != (8, 4, 32, 0.25):
         raise CLIError("--n-codes, --code-dim, --codebook-size and --commitment need --model vqvae")
+    if a.prior != "normal" and (a.model != "vae" or a.conditional or a.posterior != "diag" or a.objective != "elbo"):
+        raise CLIError(f"--prior {a.prior} works with the plain VAE (ELBO, diagonal posterior, no labels); "
+                       "drop --model, --conditional, --posterior and --objective")
     if (vq or a.conditional) and not a.resume and a.dataset in TOY_SETS:
         raise CLIError(f"--conditional / --model vqvae train on image data sets, got {a.dataset!r}")
     conv = a.model == "conv"

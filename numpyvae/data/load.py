@@ -19,6 +19,7 @@ from .formats import (
     load_mnist,
 )
 from .preprocess import binarize_fixed, scale_pixels, train_val_indices
+from .shapes import load_shapes
 from .toy import TOY_MAKERS
 
 _TOY_TEST_SIZE = 1000
@@ -34,6 +35,8 @@ DATASETS: dict[str, str] = {
     "two-moons": "2-D toy: two interleaved half circles (labels = moon)",
     "gaussian-mixture": "2-D toy: 8 Gaussians on a circle (labels = component)",
     "pinwheel": "2-D toy: 5 curved arms (labels = arm)",
+    "shapes": "sprites with known factors (shape, scale, rotation, x, y), 32x32 binary, drawn from "
+              "the seed: 20000/2000/2000, labels = shape",
 }
 
 
@@ -95,6 +98,8 @@ def load_dataset(name: str = "mnist-embedded", data_dir: str | os.PathLike | Non
         binary, no labels (``binarize`` and ``val_size`` must stay None).
       * "frey": 1965 faces (D = 560, image_shape (28, 20)), split by ``seed``
         into 1765 train / 200 val, no test split, no labels.
+      * "shapes": binary 32x32 sprites drawn from ``seed`` (numpyvae.data.shapes), 20000 train /
+        2000 val / 2000 test; y = the shape; the other factors from ``load_shapes(seed)``.
       * "two-moons", "gaussian-mixture", "pinwheel": generated from ``seed``:
         8000 train, ``val_size`` (1000) val and 1000 test points, D = 2.
     data_dir: directory with the real data (else ``$NUMPYVAE_DATA``), see
@@ -126,6 +131,17 @@ def load_dataset(name: str = "mnist-embedded", data_dir: str | os.PathLike | Non
         a, b = _TOY_TRAIN_SIZE, _TOY_TRAIN_SIZE + n_val
         return Dataset(name, x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], None,
                        None, seed, desc)
+
+    if name == "shapes":
+        if binarize is not None:
+            raise ValueError("binarize must be None for 'shapes' (already binary)")
+        if val_size is not None:
+            raise ValueError(f"'shapes' has a fixed 2000-image validation split; val_size must be None, "
+                             f"got {val_size!r}")
+        d = load_shapes(seed)
+        return Dataset(name, d["x_train"], d["f_train"][:, 0].astype(np.uint8), d["x_val"],
+                       d["f_val"][:, 0].astype(np.uint8), d["x_test"], d["f_test"][:, 0].astype(np.uint8),
+                       (32, 32), None, seed, desc)
 
     if name == "binarized-mnist":
         if binarize is not None:
