@@ -39,7 +39,7 @@ def main():
     runs = [("VAE", "elbo", 1), ("VAE", "elbo", 5), ("IWAE", "iwae", 5)]
     rows, acts, lls = [], {}, {}
     for name, objective, k in runs:
-        vae = nv.VAE(784, args.z, hidden=(args.hidden,), seed=args.seed, dtype=np.float32)
+        vae = nv.FamilyVAE(784, args.z, hidden=(args.hidden,), seed=args.seed, dtype=np.float32)
         label = f"{name} K={k}"
         losses, secs = fit(vae, x_train, args.epochs, k=k, objective=objective, label=label,
                            seed=args.seed)

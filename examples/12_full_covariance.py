@@ -30,7 +30,7 @@ def linear_gaussian(steps, seed, train_decoder):
     x = nv.LinearGaussian(W, b, c).sample(N, rng=seed + 1)
     rows, curves = [], {}
     for post in ("full", "diag"):
-        vae = nv.VAE(D, Z, hidden=(), likelihood="gaussian", c=c, posterior=post, seed=seed)
+        vae = nv.FamilyVAE(D, Z, hidden=(), likelihood="gaussian", c=c, posterior=post, seed=seed)
         vae.params["dec.out.W"][...] = W.T
         vae.params["dec.out.b"][...] = b
         dec = [n for n in vae.params if n.startswith("dec.")]
@@ -71,7 +71,7 @@ def mnist(epochs, hidden, z, seed, n_test, data):
     x_test = (d.x_test if d.x_test is not None else d.x_val)[:n_test]
     rows, curves = [], {}
     for post in ("diag", "full"):
-        vae = nv.VAE(784, z, hidden=(hidden,), posterior=post, seed=seed, dtype=np.float32)
+        vae = nv.FamilyVAE(784, z, hidden=(hidden,), posterior=post, seed=seed, dtype=np.float32)
         ev = []
 
         def on_epoch(ep, vae=vae, ev=ev):

@@ -38,7 +38,7 @@ def main():
     eps = np.random.default_rng(args.seed + 3).standard_normal((1, len(x_test), args.z))
     models = {}
     for name, n_classes in (("VAE", None), ("CVAE", 10)):
-        vae = nv.VAE(784, args.z, hidden=(args.hidden,), n_classes=n_classes, seed=args.seed,
+        vae = nv.FamilyVAE(784, args.z, hidden=(args.hidden,), n_classes=n_classes, seed=args.seed,
                      dtype=np.float32)
         losses, secs = fit(vae, d.x_train, args.epochs, y=y_train if n_classes else None,
                            seed=args.seed, label=name)

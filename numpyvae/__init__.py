@@ -8,20 +8,22 @@ holds: data/ (where x comes from), training/ (the loop, checkpoints, figures),
 theory/ (the documents' claims, measured), teaching/ (exercises and grading), cli/.
 The core imports no wing.
 """
-from . import data, gradcheck, kl, layers, likelihoods, model, optim, reparam, theory, vqvae
+from . import data, family, gradcheck, iwae, kl, layers, likelihoods, model, optim, reparam, theory, vqvae
 from .theory.amortization import amortization_gap, fit_local_posterior
-from .theory.estimators import (elbo_energy_entropy, evaluate_bounds, iwae_bound, log_likelihood,
-                                log_mean_exp, pathwise_grad, score_function_grad)
+from .theory.estimators import (elbo_energy_entropy, evaluate_bounds, log_likelihood,
+                                pathwise_grad, score_function_grad)
 from .theory.linear_gaussian import LinearGaussian, ppca_ml
+from .iwae import iwae_bound, log_mean_exp
 from .model import VAE, Terms
+from .family import FamilyVAE, FamilyTerms
 from .vqvae import VQVAE, VQTerms
 from .optim import SGD, Adagrad, Adam, make_optimizer
 
 __version__ = "0.1.0"
 
-__all__ = ["VAE", "Terms", "VQVAE", "VQTerms", "SGD", "Adagrad", "Adam", "make_optimizer",
+__all__ = ["VAE", "Terms", "FamilyVAE", "FamilyTerms", "VQVAE", "VQTerms", "SGD", "Adagrad", "Adam", "make_optimizer",
            "log_likelihood", "iwae_bound", "log_mean_exp", "evaluate_bounds",
            "elbo_energy_entropy", "score_function_grad", "pathwise_grad",
            "LinearGaussian", "ppca_ml", "fit_local_posterior", "amortization_gap",
-           "data", "gradcheck", "kl", "layers", "likelihoods", "model", "optim", "reparam",
+           "data", "family", "gradcheck", "iwae", "kl", "layers", "likelihoods", "model", "optim", "reparam",
            "theory", "vqvae"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = ("init", "sample", "batch", "binarize", "val_eps", "val_binarize")
+STREAMS = ("init", "sample", "batch", "binarize", "val_eps", "val_binarize", "iw_eps")
 
 
 def streams(seed: int) -> dict:

@@ -156,12 +156,8 @@ class GradcheckReport:
     __repr__ = __str__
 
 
-def _per_param(per_param, sparse) -> int | None:
-    """The number of coordinates to check per parameter; ``sparse`` is its former name."""
-    if sparse is not None:
-        if per_param is not None:
-            raise ValueError("give per_param or its former name sparse, not both")
-        per_param = sparse
+def _per_param(per_param) -> int | None:
+    """The number of coordinates to check per parameter (None: all)."""
     return None if per_param is None else _validate.positive_int("per_param", per_param)
 
 
@@ -172,18 +168,16 @@ def _pick(size, per_param, rng):
     return np.sort(rng.choice(size, size=per_param, replace=False))
 
 
-def check_function(f, grad, x, name="x", h=H, per_param=None, seed=0, sparse=None
-                   ) -> GradcheckReport:
+def check_function(f, grad, x, name="x", h=H, per_param=None, seed=0) -> GradcheckReport:
     """Check ``grad`` (the analytic gradient array of scalar ``f()`` w.r.t. ``x``).
 
     ``f`` takes no arguments and reads ``x``, which is perturbed in place.
-    ``per_param``: check only this many random entries of x (drawn with ``seed``);
-    ``sparse`` is its former name.
+    ``per_param``: check only this many random entries of x (drawn with ``seed``).
 
     Derivation: derivations/06_backprop_mlp.md, eq. (6.12)
     """
     report = GradcheckReport()
-    index = _pick(x.size, _per_param(per_param, sparse), np.random.default_rng(seed))
+    index = _pick(x.size, _per_param(per_param), np.random.default_rng(seed))
     report.add(name, grad, numerical_grad(f, x, h, index), index)
     return report
 
@@ -222,7 +216,7 @@ def check_layer(layer, x, seed=0, h=H) -> GradcheckReport:
 
 
 def check_model(vae, x, eps=None, k=None, beta=1.0, kl="closed", per_param=None, seed=0,
-                h=H, progress=None, sparse=None, **forward_kwargs) -> GradcheckReport:
+                h=H, progress=None, **forward_kwargs) -> GradcheckReport:
     """Check every parameter gradient of the VAE's loss with eps held fixed.
 
     The model is copied to float64 first (the original is untouched). ``eps``:
@@ -244,8 +238,7 @@ def check_model(vae, x, eps=None, k=None, beta=1.0, kl="closed", per_param=None,
     call checks the same coordinates. ``per_param=10`` checks the 784-400-20 model
     (100 coordinates) in about half a second, and a wrong factor or a dropped term
     shows in any coordinate it touches.
-    ``per_param=None`` (default) checks every coordinate. ``sparse`` is the former
-    name of ``per_param``.
+    ``per_param=None`` (default) checks every coordinate.
 
     ``progress``: None shows a progress bar (tqdm, on stderr; redrawn at most every
     30 s when stderr is not a terminal) when more than ``PROGRESS_ABOVE`` coordinates
@@ -255,7 +248,7 @@ def check_model(vae, x, eps=None, k=None, beta=1.0, kl="closed", per_param=None,
     Derivation: derivations/07_objective_backward.md, eq. (7.1)
     Derivation: derivations/10_model_family.md, eq. (10.16)
     """
-    per_param = _per_param(per_param, sparse)
+    per_param = _per_param(per_param)
     model = vae.copy(np.float64)
     x = np.asarray(x, dtype=np.float64)
     rng = np.random.default_rng(seed)

@@ -8,7 +8,7 @@ loss_b = -log p(x_b | z_q) + ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2   (sums 
 loss   = (1/B) sum_b loss_b, in nats, like ``VAE``.
 
 The argmin has no derivative, so the backward copies the decoder's gradient at z_q onto z_e
-(the straight-through estimator): a surrogate, not the derivative of the loss. Note 11 says
+(the straight-through estimator): a surrogate, not the derivative of the loss. Note 10 says
 which parts a finite-difference check can verify (``VQVAE.checkable_params``).
 """
 from __future__ import annotations
@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _rng, _validate
-from .layers import ACTIVATIONS, MLP, Linear, _bind_flat, _DecoderHeads, _FlatParams
+from . import _registry
+from ._flat import DecoderHeads, FlatParams, bind_flat
+from .layers import ACTIVATIONS, MLP, Linear
 from .likelihoods import LIKELIHOODS, make_likelihood
 
 __all__ = ["PARTS", "VQVAE", "VQTerms", "perplexity", "nearest_codes", "vq_surrogate_loss",
@@ -127,7 +129,8 @@ class _Codebook:
         self.dW = np.zeros_like(self.W)
 
 
-class VQVAE(_DecoderHeads, _FlatParams):
+@_registry.register("vqvae")
+class VQVAE(DecoderHeads, FlatParams):
     """Vector-quantized VAE (van den Oord, Vinyals & Kavukcuoglu 2017) with MLPs.
 
     x_dim: D; n_codes: M code vectors per image; code_dim: d; codebook_size: K entries;
@@ -139,7 +142,10 @@ class VQVAE(_DecoderHeads, _FlatParams):
     Derivation: derivations/10_model_family.md, eq. (10.12)
     """
     stochastic = False      # no sampling noise: gradcheck.check_model passes no eps
-    checkpoint_model = "vqvae"  # the checkpoint's "model" field (training.checkpoint.MODEL_BUILDERS)
+    train_options = ()      # forward takes none of the trainer's k, beta, kl
+    needs_labels = False
+    #: the per-epoch validation numbers ``val_extras`` adds to a run's history
+    VAL_COLUMNS = ("codebook", "perplexity", "codes_used")
 
     def __init__(self, x_dim, n_codes=4, code_dim=2, codebook_size=16, hidden=(256,),
                  likelihood="bernoulli", activation="relu", beta=0.25, c=1.0, seed=0,
@@ -195,24 +201,16 @@ class VQVAE(_DecoderHeads, _FlatParams):
         """Every parameter (and its gradient) becomes a view of one flat array, as in VAE."""
         entries = [(name if name == "codebook" else f"{name}.{p}", obj, p)
                    for name, obj, ps in self._named() for p in ps]
-        self.flat_params, self.flat_grads, self.params, self.grads = _bind_flat(entries, self.dtype)
+        self.flat_params, self.flat_grads, self.params, self.grads = bind_flat(entries, self.dtype)
 
     @property
     def config(self) -> dict:
-        """JSON-able settings that rebuild this architecture with ``VQVAE.from_config``."""
+        """JSON-able settings that rebuild this architecture with ``from_config``."""
         return {"model": "vqvae", "x_dim": self.x_dim, "n_codes": self.n_codes,
                 "code_dim": self.code_dim, "codebook_size": self.codebook_size,
                 "hidden": list(self.hidden), "likelihood": self.likelihood_name,
                 "activation": self.activation, "beta": self.beta, "c": self.c,
                 "seed": self.seed, "dtype": self.dtype.name}
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> VQVAE:
-        """A freshly initialised VQVAE with the settings in ``cfg`` (see ``config``)."""
-        cfg = dict(cfg)
-        cfg.pop("model", None)
-        cfg["hidden"] = tuple(cfg.get("hidden", ()))
-        return cls(**cfg)
 
     def _check_x(self, x, name="x"):
         x = np.asarray(x)
@@ -391,6 +389,18 @@ class VQVAE(_DecoderHeads, _FlatParams):
         enc = [n for n in self.params if n.startswith("enc.")]
         return {"loss": dec, "recon": dec, "codebook": dec + ["codebook"],
                 "commitment": dec + enc}[part]
+
+    def val_extras(self, terms):
+        """The codebook's use over the batches' ``VQTerms``: mean codebook term, perplexity
+        and the number of entries used (the trainer adds them to the history).
+
+        Derivation: derivations/10_model_family.md, eq. (10.17)
+        """
+        idx = np.concatenate([t.indices for t in terms])
+        n = sum(t.indices.shape[0] for t in terms)
+        return {"codebook": float(sum(t.codebook * t.indices.shape[0] for t in terms) / n),
+                "perplexity": perplexity(idx, self.codebook_size),
+                "codes_used": int(np.unique(idx).size)}
 
     def loss(self, x, part="loss") -> float:
         """The loss (or one part), mean over the batch, in nats.

@@ -17,7 +17,7 @@ from numpyvae.gradcheck import check_model
        objective=st.sampled_from(["elbo", "iwae"]), posterior=st.sampled_from(["diag", "full"]),
        likelihood=st.sampled_from(["bernoulli", "gaussian"]), seed=seeds)
 def test_cvae_gradcheck(b, x_dim, z_dim, c, k, hidden, objective, posterior, likelihood, seed):
-    vae = nv.VAE(x_dim, z_dim, hidden=hidden, likelihood=likelihood, activation="tanh",
+    vae = nv.FamilyVAE(x_dim, z_dim, hidden=hidden, likelihood=likelihood, activation="tanh",
                  n_classes=c, posterior=posterior, seed=seed)
     rng = np.random.default_rng(seed)
     vae.flat_params[...] += 0.3 * rng.standard_normal(vae.flat_params.size)
@@ -32,7 +32,7 @@ def test_label_changes_the_output_and_the_gradient_ignores_it():
     """The label enters the first layers (its rows of W get gradient), but it is data: the
     loss is not differentiated with respect to y, and changing y changes the decoder's output."""
     rng = np.random.default_rng(1)
-    vae = nv.VAE(6, 2, hidden=(), n_classes=3, seed=1)
+    vae = nv.FamilyVAE(6, 2, hidden=(), n_classes=3, seed=1)
     vae.flat_params[...] += 0.5 * rng.standard_normal(vae.flat_params.size)
     z = rng.standard_normal((4, 2))
     assert not np.allclose(vae.decode(z, y=0), vae.decode(z, y=2))
@@ -47,7 +47,7 @@ def test_label_changes_the_output_and_the_gradient_ignores_it():
 
 
 def test_cvae_label_errors_and_shapes():
-    vae = nv.VAE(5, 2, hidden=(4,), n_classes=3)
+    vae = nv.FamilyVAE(5, 2, hidden=(4,), n_classes=3)
     x = np.full((2, 5), 0.5)
     with pytest.raises(ValueError, match="needs the labels y"):
         vae.forward(x)
@@ -58,7 +58,7 @@ def test_cvae_label_errors_and_shapes():
     with pytest.raises(TypeError, match="integer"):
         vae.forward(x, y=[0.5, 1])
     with pytest.raises(ValueError, match="n_classes"):
-        nv.VAE(5, 2).forward(x, y=[0, 1])
+        nv.FamilyVAE(5, 2).forward(x, y=[0, 1])
     assert vae.reconstruct(x, y=[0, 1]).shape == (2, 5)
     assert vae.sample(3, y=2).shape == (3, 5)
     assert vae.decode_mean(np.zeros((4, 3, 2)), y=1).shape == (4, 3, 5)

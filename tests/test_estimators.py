@@ -107,7 +107,7 @@ def test_bound_increases_with_k_and_stays_below_exact():
     exact = lg.log_marginal(x).mean()
     means, ses = [], []
     for k in (1, 10, 100):
-        b = est.iwae_bound(vae, x, k, rng=10 + k)
+        b = est.log_likelihood(vae, x, k, rng=10 + k)
         means.append(b.mean())
         ses.append((b - lg.log_marginal(x)).std(ddof=1) / np.sqrt(len(x)))
         assert b.mean() - exact < 3 * ses[-1]  # E[bound] <= log p(x)
@@ -130,7 +130,7 @@ def test_proposal_override():
     # the same K with the encoder's poor proposal is much further below
     assert np.mean(exact - est.log_likelihood(vae, x, k=2000, rng=1)) > 10 * np.mean(exact - ll)
     with pytest.raises(ValueError, match="q must be"):
-        est.iwae_bound(vae, x, 3, q=(m[:2], good[1]))
+        est.log_likelihood(vae, x, 3, q=(m[:2], good[1]))
 
 
 def test_sample_chunking_is_exact_and_memory_bounded():
@@ -158,6 +158,18 @@ def test_sample_chunking_is_exact_and_memory_bounded():
     z = nv.reparam.reparameterize(mu, lv, eps)
     lw = orig(x, z) + nv.kl.log_std_normal(z) - nv.kl.log_normal_diag(z, mu, lv)
     np.testing.assert_allclose(one_chunk, est.log_mean_exp(lw, axis=0), atol=1e-10)
+
+
+def test_an_example_no_sample_can_explain_has_log_likelihood_minus_infinity():
+    """Eq. (8.4): where every weight is 0 the estimate is -inf (not NaN), chunk after chunk;
+    the other examples are unaffected."""
+    vae = nv.VAE(3, 2, hidden=(), likelihood="bernoulli", seed=0)
+    vae.params["dec.out.W"][...] = 0
+    vae.params["dec.out.b"][...] = [-1e308, -1e308, 0.0]    # pixels 0 and 1 are (almost) never on
+    x = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])         # log p(x_0 | z) overflows to -inf
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ll = est.log_likelihood(vae, x, k=12, rng=0, max_floats=2 * 3 * 5)
+    assert ll[0] == -np.inf and np.isfinite(ll[1])
 
 
 def test_mnist_sized_chunks_fit_the_default_budget():
@@ -203,7 +215,7 @@ def test_evaluate_bounds_table():
 def test_bad_inputs():
     vae, x = small_bernoulli_vae()
     with pytest.raises(ValueError, match="k"):
-        est.iwae_bound(vae, x, 0)
+        est.log_likelihood(vae, x, 0)
     with pytest.raises(ValueError, match="x"):
         est.log_likelihood(vae, x[:, :5], k=2)
     with pytest.raises(TypeError, match="rng"):

@@ -1,5 +1,7 @@
-"""--resume for --conditional and --model vqvae runs: exact continuation, the same rules as the
-main path (contradicting options, nothing to do), and the figures these runs write."""
+"""Every model kind through the one training path of the command line: exact continuation
+after --resume, Ctrl-C and --time-limit, the same rules as the plain model (contradicting
+options, nothing to do), the figures these runs write, and evaluate --iw-k through the one
+importance-sampling estimator."""
 from __future__ import annotations
 
 import json
@@ -13,19 +15,18 @@ from numpyvae.training import checkpoint as ck
 TINY = ["--max-train", "300", "--hidden", "32", "--no-progress"]
 FAMILIES = [pytest.param(["--conditional"], id="conditional"),
             pytest.param(["--model", "vqvae", "--codebook-size", "8"], id="vqvae")]
+KINDS = [pytest.param([], id="plain"),
+         pytest.param(["--objective", "iwae", "--k", "2"], id="iwae"),
+         pytest.param(["--posterior", "full"], id="full"), *FAMILIES]
 
 
 def _train(out, flags, epochs):
     assert main(["train", *TINY, *flags, "--epochs", str(epochs), "--out", str(out)]) == 0
 
 
-@pytest.mark.parametrize("flags", FAMILIES)
-def test_one_epoch_then_resume_equals_two_epochs_straight(tmp_path, capsys, flags):
-    _train(tmp_path / "straight", flags, 2)
-    _train(tmp_path / "resumed", flags, 1)
-    assert main(["train", "--resume", "--epochs", "2", "--no-progress", "--out", str(tmp_path / "resumed")]) == 0
-    a = ck.load(str(tmp_path / "straight" / "checkpoint.npz"))
-    b = ck.load(str(tmp_path / "resumed" / "checkpoint.npz"))
+def _same_run(straight, resumed):
+    a = ck.load(str(straight / "checkpoint.npz"))
+    b = ck.load(str(resumed / "checkpoint.npz"))
     assert (a.epoch, a.step) == (b.epoch, b.step) == (2, 6)
     assert sorted(a.params) == sorted(b.params)
     for name in a.params:
@@ -33,10 +34,80 @@ def test_one_epoch_then_resume_equals_two_epochs_straight(tmp_path, capsys, flag
     for key in a.opt_state:
         assert np.array_equal(a.opt_state[key], b.opt_state[key]), key
     assert a.rng_states == b.rng_states
-    assert a.history == b.history and len(b.history["epoch"]) == 2
+    history = (straight / "history.csv").read_text()
+    assert history == (resumed / "history.csv").read_text() and len(history.splitlines()) == 3
     assert a.meta["model"] == b.meta["model"] and a.model_config == b.model_config
     assert [r["at_epoch"] for r in b.extra["resumes"]] == [1]
     assert b.build_optimizer() is not None
+
+
+@pytest.mark.parametrize("flags", KINDS)
+def test_one_epoch_then_resume_equals_two_epochs_straight(tmp_path, capsys, flags):
+    _train(tmp_path / "straight", flags, 2)
+    _train(tmp_path / "resumed", flags, 1)
+    assert main(["train", "--resume", "--epochs", "2", "--no-progress", "--out", str(tmp_path / "resumed")]) == 0
+    _same_run(tmp_path / "straight", tmp_path / "resumed")
+
+
+@pytest.mark.parametrize("flags", FAMILIES)
+def test_a_stopped_family_run_resumes_bit_for_bit(tmp_path, capsys, monkeypatch, flags):
+    """--time-limit and Ctrl-C stop a --conditional / --model vqvae run on its last finished
+    epoch and print the resume command; following it gives the uninterrupted run exactly."""
+    from numpyvae.training import trainer as trainer_mod
+
+    _train(tmp_path / "straight", flags, 2)
+    limited = tmp_path / "limited"
+    assert main(["train", *TINY, *flags, "--epochs", "2", "--time-limit", "1e-6", "--out", str(limited)]) == 0
+    err = capsys.readouterr().err
+    assert "stopped after epoch 1 of 2" in err
+    command = err.split("to continue: ")[1].split()
+    assert command[:3] == ["numpyvae", "train", "--resume"]
+    assert main(command[1:] + ["--no-progress"]) == 0
+    _same_run(tmp_path / "straight", limited)
+
+    stopped = tmp_path / "stopped"
+    fit = trainer_mod.Trainer._fit
+
+    def interrupted(self, *args):      # Ctrl-C in the first step of epoch 2
+        cbs = list(args[1]) + [lambda tr, row: (_ for _ in ()).throw(KeyboardInterrupt)]
+        return fit(self, args[0], cbs, *args[2:])
+    monkeypatch.setattr(trainer_mod.Trainer, "_fit", interrupted)
+    assert main(["train", *TINY, *flags, "--epochs", "2", "--out", str(stopped)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted during epoch 2" in err and "to continue" in err
+    monkeypatch.setattr(trainer_mod.Trainer, "_fit", fit)
+    assert main(["train", "--resume", "--no-progress", "--out", str(stopped)]) == 0
+    _same_run(tmp_path / "straight", stopped)
+
+
+@pytest.mark.parametrize("flags", KINDS)
+def test_evaluate_iw_k_uses_the_one_estimator_for_every_kind(tmp_path, capsys, monkeypatch, flags):
+    """evaluate --iw-k runs theory.estimators.log_likelihood on the model itself (its own
+    posterior, the labels for a conditional model); a VQ-VAE, which samples nothing, is told so."""
+    import importlib
+    cli = importlib.import_module("numpyvae.cli.main")
+
+    out = tmp_path / "run"
+    _train(out, flags, 1)
+    seen = []
+
+    def spy(model, x, k, rng, y=None):
+        ll = real(model, x, k=k, rng=rng, y=y)
+        seen.append((type(model).__name__, k, y is not None, float(ll.mean())))
+        return ll
+    real = cli.log_likelihood
+    monkeypatch.setattr(cli, "log_likelihood", spy)
+    capsys.readouterr()
+    code = main(["evaluate", str(out / "checkpoint.npz"), "--max-examples", "20", "--iw-k", "8"])
+    said = capsys.readouterr()
+    if "vqvae" in flags:
+        assert code == 2 and not seen and "VQ-VAE" in said.err and len(said.err.splitlines()) == 1
+        return
+    assert code == 0
+    (kind, k, labelled, mean), = seen
+    assert k == 8 and labelled == ("--conditional" in flags)
+    assert kind == ("VAE" if not flags else "FamilyVAE")
+    assert f"K = 8: {mean:.2f} nats" in said.out
 
 
 @pytest.mark.parametrize("flags", FAMILIES)
@@ -55,20 +126,6 @@ def test_family_resume_follows_the_main_rules(tmp_path, capsys, flags):
     meta = json.loads((out / "checkpoint.json").read_text())
     assert meta["epoch"] == 2 and meta["optimizer"]["lr"] == 0.0005
     assert meta["extra"]["resumes"][-1]["changed"]["lr"] == [0.001, 0.0005]
-
-
-def test_old_family_checkpoint_says_why_it_cannot_resume(tmp_path, capsys):
-    out = tmp_path / "old"
-    _train(out, ["--conditional"], 1)
-    c = ck.load(str(out / "checkpoint.npz"))
-    model = c.build_model()
-    # as written before family runs saved their optimizer and shuffling state
-    ck.save(str(out / "checkpoint.npz"), model, None,
-            {"epoch": 1, "step": c.step, "history": c.history, "extra": c.extra, "train_config": c.train_config})
-    capsys.readouterr()
-    assert main(["train", "--resume", "--epochs", "2", "--no-progress", "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "cannot be continued exactly" in err and "does not describe its optimizer" not in err
 
 
 @pytest.mark.parametrize("flags, figures", [

@@ -75,7 +75,7 @@ def test_kl_full_closed_form_and_gradient(b, z, seed):
 def test_log_q_is_the_full_gaussian_density():
     """log q(z|x) = log N(eps) - log det L equals log N(z; mu, L L^T) computed directly."""
     rng = np.random.default_rng(2)
-    vae = nv.VAE(5, 3, hidden=(4,), posterior="full", activation="tanh", seed=2)
+    vae = nv.FamilyVAE(5, 3, hidden=(4,), posterior="full", activation="tanh", seed=2)
     vae.flat_params[...] += 0.3 * rng.standard_normal(vae.flat_params.size)
     x = model_x(vae, rng, 2)
     eps = rng.standard_normal((4, 2, 3))
@@ -95,7 +95,7 @@ def test_log_q_is_the_full_gaussian_density():
        kl=st.sampled_from(["closed", "mc"]),
        likelihood=st.sampled_from(["bernoulli", "gaussian", "gaussian_learned"]), seed=seeds)
 def test_full_cov_model_gradcheck(b, x_dim, z_dim, k, hidden, objective, kl, likelihood, seed):
-    vae = nv.VAE(x_dim, z_dim, hidden=hidden, likelihood=likelihood, activation="tanh",
+    vae = nv.FamilyVAE(x_dim, z_dim, hidden=hidden, likelihood=likelihood, activation="tanh",
                  posterior="full", seed=seed)
     rng = np.random.default_rng(seed)
     vae.flat_params[...] += 0.3 * rng.standard_normal(vae.flat_params.size)   # off != 0
@@ -106,19 +106,19 @@ def test_full_cov_model_gradcheck(b, x_dim, z_dim, k, hidden, objective, kl, lik
 
 
 def test_full_cov_config_round_trip_and_errors():
-    vae = nv.VAE(5, 3, hidden=(4,), posterior="full")
+    vae = nv.FamilyVAE(5, 3, hidden=(4,), posterior="full")
     assert "enc.off.W" in vae.params and vae.params["enc.off.W"].shape == (4, 3)
     again = nv.VAE.from_config(vae.config)
     assert again.posterior == "full" and again.flat_params.size == vae.flat_params.size
     with pytest.raises(ValueError, match="posterior"):
-        nv.VAE(5, 3, posterior="banded")
+        nv.FamilyVAE(5, 3, posterior="banded")
 
 
 def test_linear_gaussian_exact_elbo_of_the_full_encoder():
     """hidden=(), gaussian: the model is linear-Gaussian, and the exact ELBO of the encoder's
     full-covariance q (LinearGaussian.elbo with q_cov = L L^T) matches the sampled one."""
     rng = np.random.default_rng(8)
-    vae = nv.VAE(4, 2, hidden=(), likelihood="gaussian", posterior="full", seed=8)
+    vae = nv.FamilyVAE(4, 2, hidden=(), likelihood="gaussian", posterior="full", seed=8)
     vae.flat_params[...] += 0.3 * rng.standard_normal(vae.flat_params.size)
     x = rng.standard_normal((2, 4))
     lg = nv.LinearGaussian.from_vae(vae)

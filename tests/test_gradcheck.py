@@ -280,12 +280,6 @@ def test_check_model_per_param_samples_a_fixed_seeded_number_per_parameter(monke
     calls.clear()
     gc.check_model(vae, x, per_param=3, seed=1)
     assert calls != first
-    # `sparse` is the former name of per_param: same coordinates
-    calls.clear()
-    gc.check_model(vae, x, sparse=3)
-    assert calls == first
-    with pytest.raises(ValueError, match="not both"):
-        gc.check_model(vae, x, per_param=3, sparse=3)
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="per_param must be a positive integer"):
             gc.check_model(vae, x, per_param=bad)

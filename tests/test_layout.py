@@ -13,6 +13,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "numpyvae"
 CORE = {"layers", "reparam", "kl", "likelihoods", "model", "optim", "gradcheck", "_validate", "_rng",
+        "_flat", "_registry", "family", "iwae",
         "_progress", "vqvae"}
 WINGS = {"data", "training", "theory", "teaching", "cli"}
 

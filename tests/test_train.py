@@ -9,7 +9,7 @@ import pytest
 
 import numpyvae as nv
 from numpyvae.training import checkpoint as ck
-from numpyvae.training.trainer import (HISTORY_COLUMNS, TrainConfig, Trainer, TrainingDiverged, evaluate,
+from numpyvae.training.trainer import (HISTORY_COLUMNS, TrainConfig, Trainer, TrainingDiverged, evaluate, read_history,
                             kl_warmup_beta, train)
 
 
@@ -120,17 +120,22 @@ def test_training_reduces_the_loss():
 @pytest.mark.parametrize("split_after", [1, 2])
 def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path, split_after):
     xt, xv = _data()
-    full = Trainer(_vae(), xt, xv, _cfg(epochs=4), checkpoint_path=tmp_path / "full.npz")
+    full = Trainer(_vae(), xt, xv, _cfg(epochs=4), checkpoint_path=tmp_path / "full.npz",
+                   history_path=tmp_path / "full.csv")
     full.fit()
 
-    part = Trainer(_vae(), xt, xv, _cfg(epochs=split_after), checkpoint_path=tmp_path / "part.npz")
+    part = Trainer(_vae(), xt, xv, _cfg(epochs=split_after), checkpoint_path=tmp_path / "part.npz",
+                   history_path=tmp_path / "part.csv")
     part.fit()
     del part
-    resumed = Trainer.resume(tmp_path / "part.npz", xt, xv, epochs=4)
+    resumed = Trainer.resume(tmp_path / "part.npz", xt, xv, epochs=4, history_path=tmp_path / "part.csv")
     assert resumed.epoch == split_after
     resumed.fit()
 
     assert resumed.history == full.history
+    # history.csv holds the same numbers, bit for bit (floats written with repr)
+    assert (tmp_path / "part.csv").read_text() == (tmp_path / "full.csv").read_text()
+    assert read_history(tmp_path / "full.csv") == full.history
     assert np.array_equal(resumed.vae.flat_params, full.vae.flat_params)
     so, sr = full.optimizer.state_dict(), resumed.optimizer.state_dict()
     for k in so:
@@ -345,42 +350,103 @@ def test_keyboard_interrupt_returns_to_the_last_good_state():
 def test_resume_may_change_the_learning_rate_and_records_it(tmp_path):
     xt, xv = _data()
     path = tmp_path / "ck.npz"
-    Trainer(_vae(), xt, xv, _cfg(epochs=1), checkpoint_path=path).fit()
-    tr = Trainer.resume(path, xt, xv, epochs=3, lr=1e-4)
+    Trainer(_vae(), xt, xv, _cfg(epochs=1), checkpoint_path=path, history_path=tmp_path / "h.csv").fit()
+    tr = Trainer.resume(path, xt, xv, epochs=3, lr=1e-4, history_path=tmp_path / "h.csv")
     assert tr.optimizer.lr == 1e-4 and tr.config.lr == 1e-4
     tr.fit()
     assert tr.history["lr"] == [3e-3, 1e-4, 1e-4]
     c = ck.load(path)
-    assert c.train_config["lr"] == 1e-4 and c.history["lr"] == [3e-3, 1e-4, 1e-4]
+    assert c.train_config["lr"] == 1e-4 and read_history(tmp_path / "h.csv")["lr"] == [3e-3, 1e-4, 1e-4]
 
 
-def test_slow_checkpoints_are_written_less_often_and_never_lose_the_last_epoch(tmp_path, monkeypatch):
-    """Short epochs and a checkpoint that takes longer (Frey Face: 0.07 s epochs, a growing
-    history in every write): writes are spaced so they take about a tenth of the time, the last
-    epoch is always written, and so is the last finished epoch when training is stopped."""
-    import time as _time
-
+def test_every_epoch_is_checkpointed_and_a_stop_keeps_the_last_finished_one(tmp_path, monkeypatch):
+    """A checkpoint before the first step and after every epoch (constant in size, so no write
+    is ever skipped to save time); a run stopped in epoch 4 keeps epoch 3."""
     from numpyvae.training import trainer as trainer_mod
     save = trainer_mod._ckpt.save
     writes = []
 
-    def slow_save(path, *a, **kw):
-        _time.sleep(0.06)                 # above CHECKPOINT_QUICK
-        writes.append(a[2]["epoch"] if len(a) > 2 else None)
+    def counted(path, *a, **kw):
+        writes.append(a[2]["epoch"])
         return save(path, *a, **kw)
-    monkeypatch.setattr(trainer_mod._ckpt, "save", slow_save)
+    monkeypatch.setattr(trainer_mod._ckpt, "save", counted)
     xt, xv = _data()
-    path = tmp_path / "ck.npz"
-    tr = Trainer(_vae(), xt, xv, _cfg(epochs=40), checkpoint_path=path)
-    tr.fit()
-    assert ck.load(path).epoch == 40 and writes[-1] == 40
-    assert 2 <= len(writes) < 30                     # epoch 0, some epochs in between, the last
+    Trainer(_vae(), xt, xv, _cfg(epochs=5), checkpoint_path=tmp_path / "a.npz").fit()
+    assert writes == [0, 1, 2, 3, 4, 5]
 
-    def stop_at_33(t, row):
-        if t.epoch == 33:
+    def stop_at_3(t, row):
+        if t.epoch == 3:
             raise KeyboardInterrupt
-    tr2 = Trainer(_vae(), xt, xv, _cfg(epochs=40), checkpoint_path=tmp_path / "b.npz")
     writes.clear()
     with pytest.raises(KeyboardInterrupt):
-        tr2.fit(callbacks=[stop_at_33])
-    assert ck.load(tmp_path / "b.npz").epoch == 33 and writes[-1] == 33 and len(writes) < 30
+        Trainer(_vae(), xt, xv, _cfg(epochs=5), checkpoint_path=tmp_path / "b.npz").fit(callbacks=[stop_at_3])
+    assert ck.load(tmp_path / "b.npz").epoch == 3 and writes == [0, 1, 2, 3]
+
+def test_labels_travel_with_their_rows_through_the_shuffle():
+    """A conditional model gets each minibatch's own labels, in training and validation."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 50)
+    x = np.column_stack([y / 2, rng.random((50, 4))])       # column 0 tells the label
+    seen = []
+
+    class Checking(nv.FamilyVAE):
+        def forward(self, xb, **kw):
+            assert np.array_equal(np.round(np.asarray(xb)[:, 0] * 2), kw["y"])
+            seen.append(len(kw["y"]))
+            return super().forward(xb, **kw)
+
+    m = Checking(5, 2, hidden=(4,), likelihood="gaussian", n_classes=3, seed=0)
+    tr = Trainer(m, x[:40], x[40:], TrainConfig(epochs=2, batch_size=7, progress=False),
+                 y_train=y[:40], y_val=y[40:])
+    tr.fit()
+    assert sum(seen) == 2 * 40 + 2 * 10
+    with pytest.raises(ValueError, match="y_train: this model is conditional"):
+        Trainer(m, x, None)
+    with pytest.raises(ValueError, match="y_train: labels are for a conditional model"):
+        Trainer(nv.VAE(5, 2, hidden=(4,), likelihood="gaussian"), x, None, y_train=y)
+
+
+def test_an_option_the_model_does_not_take_is_refused():
+    x = np.random.default_rng(1).random((20, 6))
+    with pytest.raises(ValueError, match="config.k: VQVAE takes no 'k' option"):
+        Trainer(nv.VQVAE(6, hidden=(4,)), x, None, TrainConfig(k=3))
+    tr = Trainer(nv.VQVAE(6, hidden=(4,), codebook_size=4), x, x[:5], TrainConfig(epochs=1, progress=False))
+    h = tr.fit()
+    assert set(tr.columns) - set(h) == set() and 1 <= h["val_codes_used"][0] <= 4
+
+
+def test_the_checkpoint_stays_the_same_size_and_the_history_is_appended(tmp_path):
+    """Each epoch appends one row to history.csv (the same file, its earlier bytes untouched)
+    and rewrites a checkpoint that holds no history: its size does not grow with the epochs."""
+    xt, xv = _data()
+    path, hist = tmp_path / "ck.npz", tmp_path / "history.csv"
+    seen = []
+
+    def look(tr, row):
+        seen.append((os.path.getsize(path), os.stat(hist).st_ino, hist.read_text()))
+    Trainer(_vae(), xt, xv, _cfg(epochs=12), checkpoint_path=path, history_path=hist).fit(callbacks=[look])
+    sizes = [s for s, _, _ in seen]
+    # generator states and counters change their digits; a history would add ~200 bytes an epoch
+    assert max(sizes) - min(sizes) <= 64
+    assert len({ino for _, ino, _ in seen}) == 1
+    for (_, _, before), (_, _, after) in zip(seen, seen[1:]):
+        assert after.startswith(before) and after.count("\n") == before.count("\n") + 1
+    assert "history" not in ck.load(path).meta
+
+
+def test_resume_drops_history_rows_its_checkpoint_does_not_reach(tmp_path):
+    """A crash between an epoch's history row and its checkpoint leaves one row too many: the
+    resume cuts it, and the continued run matches an uninterrupted one."""
+    xt, xv = _data()
+    Trainer(_vae(), xt, xv, _cfg(epochs=3), history_path=tmp_path / "full.csv").fit()
+    Trainer(_vae(), xt, xv, _cfg(epochs=1), checkpoint_path=tmp_path / "ck.npz",
+            history_path=tmp_path / "h.csv").fit()
+    full = (tmp_path / "full.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "h.csv").write_text("".join(full[:3]))        # the row of epoch 2, without its checkpoint
+    tr = Trainer.resume(tmp_path / "ck.npz", xt, xv, epochs=3, history_path=tmp_path / "h.csv")
+    assert tr.history["epoch"] == [1] and (tmp_path / "h.csv").read_text() == "".join(full[:2])
+    tr.fit()
+    assert (tmp_path / "h.csv").read_text() == "".join(full)
+    (tmp_path / "h.csv").write_text(full[0])
+    with pytest.raises(ValueError, match="0 row.*3 epochs"):
+        Trainer.resume(tmp_path / "ck.npz", xt, xv, history_path=tmp_path / "h.csv")

@@ -17,8 +17,6 @@ a directory in use by another training is locked.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import os
@@ -33,6 +31,7 @@ import numpy as np
 from .. import __version__
 from ..data import DATASETS, load_dataset
 from ..gradcheck import check_model
+from .. import _registry, _rng
 from ..model import VAE
 from ..teaching.cli import main as assignment_main
 from ..theory.estimators import log_likelihood
@@ -41,7 +40,6 @@ from ..training import memory, plots, rundir, threads
 from ..training.parallel import MIN_ROWS, split_sizes, uses_processes
 from ..training.presets import add_preset_arguments, apply_preset_config, cli_defaults, preset_epilogue
 from ..training.trainer import (
-    HISTORY_COLUMNS,
     TrainConfig,
     Trainer,
     TrainingDiverged,
@@ -63,9 +61,7 @@ OPTIMIZER_CHOICES = ("sgd", "momentum", "adagrad", "adam")
 # the files a training run writes; --force removes exactly these before starting over
 RUN_FILES = ("checkpoint.npz", "checkpoint.json", "history.csv", "history.json", "loss_curves.png",
              "reconstructions.png", "samples.png", "latent.png", "manifold.png", "toy.png",
-             "preset.json", "preset_curve.png")
-# the figures of --conditional / --model vqvae runs (removed by --force as well)
-FAMILY_FIGURES = ("class_samples.png", "codebook_usage.png")
+             "preset.json", "preset_curve.png", "class_samples.png", "codebook_usage.png")
 # share of the machine's available memory a run may plan to use
 MEMORY_SHARE = 0.8
 
@@ -76,7 +72,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "c": 1.0, "k": 1, "kl": "closed", "beta": 1.0, "warmup_epochs": 0.0, "epochs": DEFAULT_EPOCHS,
     "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "seed": 0, "dtype": "float32", "binarize": "auto",
     "max_train": None, "threads": "auto", "out": None, "data_dir": None,
-    "objective": "elbo", "posterior": "diag",   # the model family (derivations/10_model_family.md)
+    # the model family (derivations/10_model_family.md)
+    "model": "vae", "objective": "elbo", "posterior": "diag", "conditional": False,
+    "n_codes": 8, "code_dim": 4, "codebook_size": 32, "commitment": 0.25,
 }
 # options that may differ from the checkpoint on --resume (applied and recorded)
 RESUME_MAY_CHANGE = ("epochs", "lr", "threads", "out", "data_dir")
@@ -315,21 +313,13 @@ def _load_data(name: str, data_dir: str | None, seed: int, binarize: str | None,
     return load_dataset(name, data_dir=data_dir, seed=seed, binarize=binarize, test=test)
 
 
-def _write_history(history: dict[str, list[float]], out: str,
-                   columns: Sequence[str] = HISTORY_COLUMNS) -> dict[str, str]:
-    cols = [c for c in columns if c in history]
-    n = len(history.get("epoch", []))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    for i in range(n):
-        w.writerow([history[c][i] if isinstance(history[c][i], int) else repr(float(history[c][i])) for c in cols])
-    csv_path = ck.atomic_write(os.path.join(out, "history.csv"), lambda fh: fh.write(buf.getvalue().encode("utf-8")))
+def _write_history_json(history: dict[str, list[float]], out: str) -> str:
+    """history.json, the history's columns in one JSON document, written once as the run ends
+    (the trainer appends history.csv epoch by epoch)."""
     # strict JSON: a missing value (e.g. no validation set) is null, not NaN
-    clean = {c: [v if isinstance(v, int) or np.isfinite(v) else None for v in history[c]] for c in cols}
+    clean = {c: [v if isinstance(v, int) or np.isfinite(v) else None for v in col] for c, col in history.items()}
     js = json.dumps(clean, indent=1)
-    json_path = ck.atomic_write(os.path.join(out, "history.json"), lambda fh: fh.write((js + "\n").encode("utf-8")))
-    return {"history_csv": csv_path, "history_json": json_path}
+    return ck.atomic_write(os.path.join(out, "history.json"), lambda fh: fh.write((js + "\n").encode("utf-8")))
 
 
 def _fmt(x: float) -> str:
@@ -410,12 +400,21 @@ def _resume_command(out: str, data_dir: str | None, **more: Any) -> str:
 # ----------------------------------------------------------------------------------------------
 # train
 # ----------------------------------------------------------------------------------------------
-def build_model(a: argparse.Namespace, x_dim: int, likelihood: str) -> VAE:
-    """The model a fresh ``numpyvae train`` run trains, from its options (the one place to add a
-    model type: it must have ``config``, ``params`` and a ``checkpoint_model`` name known to
-    ``numpyvae.training.checkpoint.MODEL_BUILDERS``)."""
-    return VAE(x_dim=x_dim, z_dim=a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation,
-               c=a.c, seed=a.seed, dtype=np.dtype(a.dtype), **_family_vae_kwargs(a))
+def build_model(a: argparse.Namespace, x_dim: int, likelihood: str, n_classes: int | None = None) -> Any:
+    """The model a fresh ``numpyvae train`` run trains, from its options: a config whose
+    ``"model"`` kind ``numpyvae._registry`` builds (a new model registers its kind there and
+    meets the trainer's model contract, ``numpyvae/training/trainer.py``)."""
+    cfg: dict[str, Any] = {"x_dim": x_dim, "hidden": list(a.hidden), "likelihood": likelihood,
+                           "activation": a.activation, "c": a.c, "seed": a.seed, "dtype": np.dtype(a.dtype).name}
+    if a.model == "vqvae":
+        cfg.update(model="vqvae", n_codes=a.n_codes, code_dim=a.code_dim, codebook_size=a.codebook_size,
+                   beta=a.commitment)
+    elif a.conditional or a.posterior != "diag" or a.objective != "elbo":
+        cfg.update(model="family", z_dim=a.z_dim, posterior=a.posterior, objective=a.objective,
+                   n_classes=n_classes if a.conditional else None)
+    else:
+        cfg.update(model="vae", z_dim=a.z_dim)
+    return _registry.from_config(cfg)
 
 
 def _parse_train(a: argparse.Namespace) -> set[str]:
@@ -459,6 +458,9 @@ def _resume_conflicts(a: argparse.Namespace, given: set[str], c: ck.Checkpoint) 
         "optimizer": tc.get("optimizer"), "max_train": ex.get("max_train"),
         "binarize": ex.get("binarize") or "none",
         "objective": m.get("objective", "elbo"), "posterior": m.get("posterior", "diag"),
+        "model": "vqvae" if m.get("model") == "vqvae" else "vae", "conditional": bool(m.get("n_classes")),
+        "n_codes": m.get("n_codes"), "code_dim": m.get("code_dim"), "codebook_size": m.get("codebook_size"),
+        "commitment": m.get("beta") if m.get("model") == "vqvae" else None,
     }
     out = []
     for key in sorted(given - set(RESUME_MAY_CHANGE)):
@@ -556,7 +558,7 @@ def _check_train_memory(a: argparse.Namespace, x_dim: int, likelihood: str) -> N
 
 def _resumed_trainer(a: argparse.Namespace, given: set[str], saved: ck.Checkpoint, total: int,
                      x_train: np.ndarray, x_val: np.ndarray | None, progress: bool,
-                     blas_record: dict[str, Any]) -> Trainer:
+                     blas_record: dict[str, Any], labels: dict[str, np.ndarray]) -> Trainer:
     """The trainer continuing ``saved`` up to ``total`` epochs, with --lr applied and every
     change recorded in the checkpoint (``extra["resumes"]``)."""
     ckpt_path = saved.path
@@ -570,9 +572,10 @@ def _resumed_trainer(a: argparse.Namespace, given: set[str], saved: ck.Checkpoin
     extra["resumes"] = list(extra.get("resumes") or []) + [
         {"at_epoch": saved.epoch, "changed": changed, "blas": blas_record,
          "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
-    trainer = Trainer.resume(ckpt_path, x_train, x_val, epochs=total, progress=progress,
+    trainer = Trainer.resume(saved, x_train, x_val, epochs=total, progress=progress,
+                             history_path=os.path.join(os.path.dirname(ckpt_path), "history.csv"),
                              threads=int(blas_record["threads"]), adapt=blas_record["adapt"],
-                             lr=a.lr if "lr" in changed else None, extra=extra)
+                             lr=a.lr if "lr" in changed else None, extra=extra, **labels)
     for k, (old, new) in changed.items():
         _say(f"--resume: {k} {old} -> {new} (recorded in {sidecar(ckpt_path)})")
     return trainer
@@ -587,10 +590,6 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         found = _open_run_to_resume(a, given, held)
         if found is None:
             return 0  # the run has finished its epochs: nothing to do, and it said so
-        if _is_family_run(found[1]) or a.conditional or a.model == "vqvae":
-            return _cmd_train_family(a, held, given, found)
-    elif a.conditional or a.model == "vqvae":
-        return _cmd_train_family(a, held, given, None)
     progress = not a.no_progress and sys.stderr.isatty()
     n_threads, blas_line, blas_record = _threads_choice(a.threads, split=True)
     data_dir = _data_dir(a.data_dir)
@@ -604,8 +603,10 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         name, mode = saved.extra["dataset"], saved.extra.get("binarize")
         data_seed, max_train = int(saved.extra.get("data_seed", 0)), saved.extra.get("max_train")
         likelihood = str(saved.model_config.get("likelihood"))
+        conditional = bool(saved.model_config.get("n_classes"))
     else:
         likelihood, mode = _train_mode(a)
+        conditional = a.conditional
         name, data_seed, max_train = a.dataset, a.seed, a.max_train
         out = a.out
         if out == "":
@@ -618,6 +619,12 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
                     who=f"the run's data set {name}" if a.resume else "")
     x_train = ds.x_train if max_train is None else ds.x_train[: max_train]
     x_val, y_val = ds.x_val, ds.y_val
+    # a conditional model's labels travel with the rows through the trainer
+    labels = {}
+    if conditional:
+        if ds.y_train is None or y_val is None:
+            raise CLIError(f"--conditional needs labels; data set {name} has none")
+        labels = {"y_train": ds.y_train[: x_train.shape[0]].astype(np.int64), "y_val": y_val.astype(np.int64)}
     if not a.resume:
         _check_train_memory(a, ds.x_dim, likelihood)
         fresh_default = out is None
@@ -634,12 +641,12 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         held.append(rundir.RunLock(out, say=_say).acquire())
     rundir.remove_stale_tmp(out)
     if a.resume:
-        trainer = _resumed_trainer(a, given, saved, total, x_train, x_val, progress, blas_record)
+        trainer = _resumed_trainer(a, given, saved, total, x_train, x_val, progress, blas_record, labels)
         if saved.extra.get("preset") and not getattr(a, "preset", None):
             a.preset = saved.extra["preset"]
     else:
         if a.force:
-            removed = [f for f in RUN_FILES + FAMILY_FIGURES if os.path.exists(os.path.join(out, f))]
+            removed = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
             for f in removed:
                 os.unlink(os.path.join(out, f))
             if removed:
@@ -649,7 +656,8 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
             if note:
                 _say(note)
         ckpt_path = os.path.join(out, "checkpoint.npz")
-        vae = build_model(a, ds.x_dim, likelihood)
+        n_classes = int(max(labels["y_train"].max(), labels["y_val"].max())) + 1 if labels else None
+        vae = build_model(a, ds.x_dim, likelihood, n_classes)
         cfg = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, optimizer=a.optimizer, lr=a.lr, beta=a.beta,
                           warmup_epochs=a.warmup_epochs, k=a.k, kl=a.kl, binarize=(mode == "dynamic"),
                           seed=a.seed, progress=progress)
@@ -659,7 +667,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
             extra["preset"] = a.preset      # --resume runs the preset's evaluation again
         cfg = apply_preset_config(getattr(a, "preset", None), cfg)    # --preset: optimizer kwargs, lr schedule
         trainer = Trainer(vae, x_train, x_val, cfg, checkpoint_path=ckpt_path, extra=extra, threads=n_threads,
-                          adapt=blas_record["adapt"])
+                          adapt=blas_record["adapt"], history_path=os.path.join(out, "history.csv"), **labels)
     _say(f"run directory: {out}")
     _say(blas_line)
     parts = len(split_sizes(trainer.config.batch_size, trainer.config.k, n_threads))
@@ -674,12 +682,12 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     def report(tr: Trainer, row: dict[str, float]) -> None:
         print(f"epoch {row['epoch']:>3}/{tr.config.epochs}  train -ELBO {row['train_neg_elbo']:8.2f}  "
               f"val -ELBO {row['val_neg_elbo']:8.2f} (recon {row['val_recon']:7.2f} + KL {row['val_kl']:6.2f})  "
-              f"beta {row['beta']:.3g}  {tr.epoch_times[-1]:.1f}s", file=sys.stderr, flush=True)
+              f"beta {row['beta']:.3g}  {tr.epoch_times[-1]:.1f}s{_extras(row)}", file=sys.stderr, flush=True)
 
     stopped: BaseException | None = None
     with threads.blas_threads(n_threads):
         try:
-            history = trainer.fit(callbacks=[report, _while_running(out)], stop_after=_seconds(a.time_limit))
+            history = trainer.fit(callbacks=[report], stop_after=_seconds(a.time_limit))
         except (TrainingDiverged, KeyboardInterrupt) as exc:
             stopped, history = exc, trainer.history  # the trainer is back at its last good state
         t_train = time.perf_counter() - t_start
@@ -687,11 +695,13 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         if gov is not None and gov.counts[False]:
             _say(f"threads: {gov.counts[False]} of {gov.steps} steps ran whole, not split "
                  f"({'whole steps measured faster at the end' if not gov.best else 'probes, or a busy spell'})")
-        _write_history(history, out)
+        _write_history_json(history, out)
         figs: dict[str, str] = {}
         if trainer.epoch > 0:
             fig_x = trainer.val_data if trainer.val_data is not None else x_train
             fig_y = y_val if trainer.val_data is not None else ds.y_train
+            if conditional:
+                fig_y = trainer.y_val if trainer.val_data is not None else trainer.y_train
             figs = plots.make_figures(trainer.vae, fig_x, out, history=history, y_val=fig_y,
                                       image_shape=ds.image_shape, seed=data_seed)
     if stopped is not None:
@@ -708,7 +718,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
           f"[{trainer.x_train.shape[0]} train / {0 if x_val is None else x_val.shape[0]} val] "
           f"in {t_train:.1f}s (with figures {t_total:.1f}s)")
     print(f"validation negative ELBO: {_fmt(last['val_neg_elbo'])} nats "
-          f"= reconstruction {_fmt(last['val_recon'])} + KL {_fmt(last['val_kl'])}")
+          f"= reconstruction {_fmt(last['val_recon'])} + KL {_fmt(last['val_kl'])}{_extras(last)}")
     print(f"train negative ELBO (epoch average): {_fmt(last['train_neg_elbo'])} nats"
           + (f"; training objective (beta={last['beta']:.3g}): {_fmt(last['train_loss'])}"
              if last['beta'] != 1.0 else ""))
@@ -717,29 +727,16 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     return 0
 
 
+def _extras(row: dict[str, Any]) -> str:
+    """A VQ-VAE's codebook numbers of a history row, or ''."""
+    if "val_perplexity" not in row:
+        return ""
+    return (f"  codebook {row['val_codebook']:.3f}  perplexity {row['val_perplexity']:.1f}"
+            f"  codes used {row['val_codes_used']}")
+
+
 def _seconds(minutes: float | None) -> float | None:
     return None if minutes is None else 60.0 * minutes
-
-
-def _while_running(out: str, history_every: float = 10.0,
-                   curve_every: float = 60.0) -> Callable[[Trainer, dict[str, float]], None]:
-    """An epoch callback: history.csv at most every 10 s and the loss curves at most once a
-    minute, so a long run can be watched (and a killed one still has its curve). Not after
-    every epoch: the whole history is rewritten each time, which over thousands of short
-    epochs (Frey Face) would cost more than the training."""
-    last = {"history": -math.inf, "curve": -math.inf}
-
-    def write(tr: Trainer, row: dict[str, float]) -> None:
-        now = time.perf_counter()
-        if tr.epoch >= tr.config.epochs:
-            return                  # the run writes both once more when it ends
-        if now - last["history"] >= history_every:
-            last["history"] = now
-            _write_history(tr.history, out)
-        if now - last["curve"] >= curve_every:
-            last["curve"] = now
-            plots.plot_loss_curves(tr.history, os.path.join(out, "loss_curves.png"))
-    return write
 
 
 def sidecar(path: str) -> str:
@@ -814,8 +811,6 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
                                                itemsize=np.dtype(m.get("dtype", "float32")).itemsize, eval_batch=0),
                   {"--k": 1, "--batch-size": 500})
     vae = c.build_model()
-    if c.model_config.get("model") == "vqvae" or c.model_config.get("n_classes"):
-        return _cmd_evaluate_family(a, c, vae)
     data_seed = int(c.extra.get("data_seed", 0))
     ds = _load_data(name, _data_dir(a.data_dir), data_seed, mode, test=a.split in ("auto", "test"),
                     who="" if a.dataset else f"the checkpoint's data set {name}")
@@ -827,52 +822,63 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     if split == "test":
         if ds.x_test is None:
             raise CLIError(f"data set {name} has no test split (use --split val)")
-        x = ds.x_test
+        x, y = ds.x_test, ds.y_test
     else:
-        x = ds.x_val
+        x, y = ds.x_val, ds.y_val
     if a.max_examples is not None:
-        x = x[: a.max_examples]
+        x, y = x[: a.max_examples], (None if y is None else y[: a.max_examples])
     x = np.asarray(x, dtype=vae.dtype)
+    if not getattr(vae, "needs_labels", False):
+        y = None
+    elif y is None:
+        raise CLIError(f"the conditional model needs labels; data set {name} has none")
+    else:
+        y = np.asarray(y, dtype=np.int64)
+    if a.iw_k is not None and not getattr(vae, "stochastic", True):
+        raise CLIError("evaluate --iw-k: a VQ-VAE's posterior is one code per position (no sampling): its "
+                       "importance-sampled log p(x) is its ELBO, printed without --iw-k")
+    if not getattr(vae, "stochastic", True) and a.k != 1:
+        raise CLIError("evaluate --k: a VQ-VAE draws no samples; leave --k 1")
     dynamic = mode == "dynamic"
     seed = a.seed if a.seed is not None else int(c.train_config.get("seed", 0))
     kl = c.train_config.get("kl", "closed")
     n_threads, blas_line, _ = _threads_choice(a.threads)
     _say(blas_line)
     with threads.blas_threads(n_threads):
-        res = evaluate(vae, x, seed=seed, batch_size=a.batch_size, k=a.k, kl=kl, binarize=dynamic)
+        res = evaluate(vae, x, seed=seed, batch_size=a.batch_size, k=a.k, kl=kl, binarize=dynamic, y=y)
         note = " (binarised once with a fixed seed)" if dynamic else ""
         print(f"checkpoint {a.checkpoint}: epoch {c.epoch}, step {c.step}")
         print(f"{name} {split} split, {res['n']} examples{note}, K = {a.k}:")
         print(f"negative ELBO: {_fmt(res['neg_elbo'])} nats = reconstruction {_fmt(res['recon'])} "
-              f"+ KL {_fmt(res['kl'])}")
+              f"+ KL {_fmt(res['kl'])}" + _extras({f"val_{k}": v for k, v in res.items()}))
         if a.iw_k is not None:
             xi = x
             if dynamic:
                 xi = binarize_batch(x, np.random.default_rng(_seed_streams(seed)["val_binarize"]))
-            ll = np.asarray(log_likelihood(vae, xi, k=a.iw_k, rng=np.random.default_rng(seed + 12345)))
-            print(f"importance-sampled log p(x), K = {a.iw_k}: {_fmt(float(ll.mean()))} nats "
+            ll = np.asarray(log_likelihood(vae, xi, k=a.iw_k, rng=_rng.generator(seed, "iw_eps"), y=y))
+            given = " | y" if y is not None else ""
+            print(f"importance-sampled log p(x{given}), K = {a.iw_k}: {_fmt(float(ll.mean()))} nats "
                   f"(negative: {_fmt(-float(ll.mean()))})")
     print(f"time: {time.perf_counter() - t0:.1f}s")
     return 0
 
 
 # ----------------------------------------------------------------------------------------------
-# the model family (note 10): flags, and the loop for the models the Trainer does not feed
+# the model family (note 10): its flags
 # ----------------------------------------------------------------------------------------------
 def _add_family_flags(t: argparse.ArgumentParser) -> None:
     f = t.add_argument_group("model family (derivations/10_model_family.md)")
-    f.add_argument("--model", choices=("vae", "vqvae"), default="vae", help="the VAE (default) or a VQ-VAE")
+    f.add_argument("--model", choices=("vae", "vqvae"), help="the VAE (default) or a VQ-VAE")
     f.add_argument("--objective", choices=("elbo", "iwae"),
                    help="training objective: the ELBO (default) or the importance-weighted bound with --k samples")
     f.add_argument("--posterior", choices=("diag", "full"),
                    help="encoder covariance: diagonal (default) or full (Cholesky factor)")
-    f.add_argument("--conditional", action="store_true",
+    f.add_argument("--conditional", action="store_true", default=None,
                    help="conditional VAE: the one-hot label joins the encoder input and z (labelled data sets)")
-    f.add_argument("--n-codes", type=_positive_int, default=8, help="VQ-VAE: code vectors per image (default 8)")
-    f.add_argument("--code-dim", type=_positive_int, default=4,
-                   help="VQ-VAE: dimension of each code vector (default 4)")
-    f.add_argument("--codebook-size", type=_positive_int, default=32, help="VQ-VAE: codebook entries K (default 32)")
-    f.add_argument("--commitment", type=_nonneg_float, default=0.25, help="VQ-VAE: commitment weight (default 0.25)")
+    f.add_argument("--n-codes", type=_positive_int, help="VQ-VAE: code vectors per image (default 8)")
+    f.add_argument("--code-dim", type=_positive_int, help="VQ-VAE: dimension of each code vector (default 4)")
+    f.add_argument("--codebook-size", type=_positive_int, help="VQ-VAE: codebook entries K (default 32)")
+    f.add_argument("--commitment", type=_nonneg_float, help="VQ-VAE: commitment weight (default 0.25)")
 
 
 def _check_family_flags(a: argparse.Namespace) -> None:
@@ -888,331 +894,8 @@ def _check_family_flags(a: argparse.Namespace) -> None:
         raise CLIError("--model vqvae has no KL term or samples: use --commitment, not --beta/--k/--kl/--warmup-epochs")
     if not vq and (a.n_codes, a.code_dim, a.codebook_size, a.commitment) != (8, 4, 32, 0.25):
         raise CLIError("--n-codes, --code-dim, --codebook-size and --commitment need --model vqvae")
-
-
-def _family_vae_kwargs(a: argparse.Namespace) -> dict[str, Any]:
-    """The VAE's family settings; recorded in its config, so checkpoints and --resume keep them."""
-    return {"posterior": a.posterior, "objective": a.objective}
-
-
-def _family_batches(model: Any, x: np.ndarray, y: np.ndarray | None, batch: int, **kw: Any):
-    """Yield forward's Terms over x in order (labels y when the model is conditional)."""
-    for s in range(0, x.shape[0], batch):
-        extra = dict(kw)
-        if y is not None:
-            extra["y"] = y[s:s + batch]
-        yield x[s:s + batch].shape[0], model.forward(x[s:s + batch], **extra)
-
-
-def _family_eval(model: Any, x: np.ndarray, y: np.ndarray | None, seed: int,
-                 batch: int = 500) -> dict[str, float]:
-    """Validation numbers for a conditional VAE (ELBO with the labels) or a VQ-VAE."""
-    from ..vqvae import VQVAE, perplexity
-
-    n = x.shape[0]
-    if isinstance(model, VQVAE):
-        tot, idx = np.zeros(3), []
-        for b, t in _family_batches(model, x, None, batch):
-            tot += b * np.array([t.recon, t.kl, t.codebook])
-            idx.append(t.indices)
-        recon, kl, cb = tot / n
-        return {"neg_elbo": recon + kl, "recon": recon, "kl": kl, "codebook": cb,
-                "perplexity": perplexity(np.concatenate(idx), model.codebook_size),
-                "codes_used": int(np.unique(np.concatenate(idx)).size)}
-    rng = np.random.default_rng(seed)
-    tot = np.zeros(3)
-    for s in range(0, n, batch):
-        xb, yb = x[s:s + batch], y[s:s + batch]
-        eps = rng.standard_normal((1, xb.shape[0], model.z_dim)).astype(model.dtype)
-        t = model.forward(xb, eps=eps, y=yb, objective="elbo")
-        tot += xb.shape[0] * np.array([-t.elbo, t.recon, t.kl])
-    return dict(zip(("neg_elbo", "recon", "kl"), tot / n))
-
-
-def _is_family_run(c: ck.Checkpoint) -> bool:
-    """Whether checkpoint ``c`` was written by ``_cmd_train_family`` (a VQ-VAE or a conditional VAE)."""
-    return str(c.meta.get("model", "vae")) == "vqvae" or bool(c.model_config.get("n_classes"))
-
-
-def _family_resume_conflicts(a: argparse.Namespace, c: ck.Checkpoint) -> list[str]:
-    """Family flags on ``--resume`` that contradict checkpoint ``c`` (the model kind and the
-    VQ-VAE sizes; the shared options were checked by ``_resume_conflicts``)."""
-    vq = str(c.meta.get("model", "vae")) == "vqvae"
-    kind = "a VQ-VAE" if vq else ("a conditional VAE" if c.model_config.get("n_classes") else "a VAE")
-    out = []
-    if a.model == "vqvae" and not vq:
-        out.append(f"--model vqvae (the run is {kind})")
-    if a.conditional and not c.model_config.get("n_classes"):
-        out.append(f"--conditional (the run is {kind})")
-    defaults = {"n_codes": 8, "code_dim": 4, "codebook_size": 32, "commitment": 0.25}
-    for key, default in defaults.items():
-        want = getattr(a, key)
-        have = c.model_config.get("beta" if key == "commitment" else key)
-        if want != default and want != have:
-            out.append(f"--{key.replace('_', '-')} {want} (the run has {have})")
-    return out
-
-
-def _cmd_train_family(a: argparse.Namespace, held: list, given: set[str],
-                      found: tuple[str, ck.Checkpoint, int] | None) -> int:
-    """``train --conditional`` and ``train --model vqvae``: Adam (or --optimizer) over minibatches,
-    validation after each epoch, then checkpoint.npz, history.csv and figures in --out.
-
-    ``found`` is ``_open_run_to_resume``'s (run directory, checkpoint, epochs in total) on
-    ``--resume``: the model, optimizer, generators, counters and history continue from the
-    checkpoint, so 1 epoch then a resume to 2 equals 2 epochs straight, bit for bit.
-    """
-    from ..model import VAE
-    from ..optim import make_optimizer
-    from ..vqvae import VQVAE
-
-    t0 = time.perf_counter()
-    saved = found[1] if found is not None else None
-    if saved is not None:
-        conflicts = _family_resume_conflicts(a, saved)
-        if conflicts:
-            raise CLIError(f"--resume: {len(conflicts)} option(s) contradict the checkpoint {saved.path}: "
-                           + "; ".join(conflicts) + ". Drop them to continue the run (only --epochs, --lr and "
-                           "--threads may change), or start a new run without --resume")
-        if "dataset" not in saved.extra:
-            raise CLIError(f"--resume: {saved.path} does not record its data set")
-        out, total = found[0], found[2]
-        name, mode = saved.extra["dataset"], saved.extra.get("binarize")
-        data_seed, max_train = int(saved.extra.get("data_seed", 0)), saved.extra.get("max_train")
-        if "batch" not in saved.rng_states or not saved.optimizer:
-            raise CLIError(f"--resume: {saved.path} was written by an older numpyvae that did not save the "
-                           "optimizer and shuffling state of --conditional / --model vqvae runs; it cannot be "
-                           "continued exactly. Start a new run (--force) instead")
-        model = saved.build_model()
-        opt = saved.build_optimizer()
-        tc = dict(saved.train_config)
-        lr_old = float(tc.get("lr", a.lr))
-        changed: dict[str, list] = {}
-        if "lr" in given and not np.isclose(a.lr, lr_old, rtol=1e-12, atol=0):
-            changed["lr"] = [lr_old, a.lr]
-            opt.lr = a.lr
-            tc["lr"] = a.lr
-        if total != int(tc.get("epochs", saved.epoch)):
-            changed["epochs"] = [tc.get("epochs"), total]
-        tc["epochs"] = total
-        rng = saved.rng("batch")
-        history = {k: list(v) for k, v in saved.history.items()}
-        step, start = saved.step, saved.epoch
-        seed, batch_size = int(tc.get("seed", 0)), int(tc.get("batch_size", a.batch_size))
-        kw: dict[str, Any] = ({} if isinstance(model, VQVAE)
-                              else {"k": int(tc.get("k", 1)), "kl": tc.get("kl", "closed"),
-                                    "beta": float(tc.get("beta", 1.0))})
-        extra = dict(saved.extra)
-        extra["resumes"] = list(extra.get("resumes") or []) + [
-            {"at_epoch": saved.epoch, "changed": changed, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
-        for k, (old, new) in changed.items():
-            _say(f"--resume: {k} {old} -> {new} (recorded in {sidecar(saved.path)})")
-        dtype = model.dtype
-    else:
-        if a.dataset not in DATASETS or a.dataset in TOY_SETS:
-            raise CLIError(f"--conditional / --model vqvae train on image data sets, got {a.dataset!r}")
-        likelihood = a.likelihood or "bernoulli"
-        if a.binarize == "dynamic":
-            raise CLIError("--binarize dynamic is not available here; use fixed (the default for these models)")
-        name, data_seed, max_train = a.dataset, a.seed, a.max_train
-        mode = (None if a.binarize == "none" or a.dataset == "binarized-mnist" or likelihood != "bernoulli"
-                else "fixed")
-        dtype = np.dtype(a.dtype)
-        out = a.out or rundir.new_run_dir(RUNS_ROOT, a.dataset)
-        if os.path.exists(os.path.join(out, "checkpoint.npz")) and not a.force:
-            raise CLIError(f"--out {out} already holds a run; pass --force to replace it")
-        os.makedirs(out, exist_ok=True)
-        held.append(rundir.RunLock(out, say=_say).acquire())
-        if a.force:
-            for f in RUN_FILES + FAMILY_FIGURES:
-                if os.path.exists(os.path.join(out, f)):
-                    os.unlink(os.path.join(out, f))
-        total, seed, batch_size = a.epochs, a.seed, a.batch_size
-    ds = _load_data(name, _data_dir(a.data_dir), data_seed, mode, test=False)
-    x_train = ds.x_train if max_train is None else ds.x_train[: max_train]
-    y_train = None if ds.y_train is None else ds.y_train[: x_train.shape[0]].astype(np.int64)
-    if saved is None:
-        if a.conditional and (y_train is None or ds.y_val is None):
-            raise CLIError(f"--conditional needs labels; data set {a.dataset} has none")
-        if a.model == "vqvae":
-            model = VQVAE(ds.x_dim, n_codes=a.n_codes, code_dim=a.code_dim, codebook_size=a.codebook_size,
-                          hidden=a.hidden, likelihood=likelihood, activation=a.activation, beta=a.commitment,
-                          c=a.c, seed=a.seed, dtype=dtype)
-            kw = {}
-        else:
-            model = VAE(ds.x_dim, a.z_dim, hidden=a.hidden, likelihood=likelihood, activation=a.activation,
-                        c=a.c, seed=a.seed, dtype=dtype, n_classes=10, **_family_vae_kwargs(a))
-            kw = {"k": a.k, "kl": a.kl, "beta": a.beta}
-        opt = make_optimizer(a.optimizer, lr=a.lr)
-        rng = np.random.default_rng(a.seed)
-        history = {c: [] for c in ("epoch", "step", "train_loss", "val_neg_elbo", "val_recon", "val_kl")}
-        if a.model == "vqvae":
-            history.update({"val_codebook": [], "val_perplexity": [], "val_codes_used": []})
-        step, start = 0, 0
-        tc = {"seed": a.seed, "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr,
-              "optimizer": a.optimizer, "k": a.k, "kl": a.kl, "beta": a.beta}
-        extra = {"dataset": a.dataset, "binarize": mode, "data_seed": a.seed, "max_train": a.max_train,
-                 "n_train": int(x_train.shape[0])}
-    if isinstance(model, VQVAE):
-        y_train = None
-    y_val = ds.y_val.astype(np.int64) if model.__class__ is VAE else None
-    x_train = np.asarray(x_train, dtype=dtype)
-    x_val = np.asarray(ds.x_val, dtype=dtype)
-    opt_desc = {"name": str(tc.get("optimizer", a.optimizer)), "lr": float(tc["lr"]), "kwargs": {}}
-    ckpt_path = os.path.join(out, "checkpoint.npz")
-    val: dict[str, float] = {}
-    more = ""
-    limit, t_loop, done = _seconds(a.time_limit), time.perf_counter(), start
-
-    def save(epoch: int) -> None:
-        ck.save(ckpt_path, model, opt,
-                {"epoch": epoch, "step": step, "history": history, "extra": extra, "train_config": tc,
-                 "optimizer": opt_desc, "rngs": {"batch": rng}})
-
-    if saved is None:
-        save(0)         # an interrupted first epoch can still be resumed
-    n_threads, blas_line, _ = _threads_choice(a.threads)
-    _say(blas_line)
-    stop = None         # why training stopped before its epochs: a message, or "interrupted"
-    with threads.blas_threads(n_threads):
-        try:
-            for epoch in range(start + 1, total + 1):
-                order = rng.permutation(x_train.shape[0])
-                s_loss = 0.0
-                for s in range(0, x_train.shape[0], batch_size):
-                    idx = order[s:s + batch_size]
-                    extra_kw = dict(kw, y=y_train[idx]) if y_train is not None else kw
-                    t = model.forward(x_train[idx], **extra_kw)
-                    if not np.isfinite(t.loss):
-                        stop = f"the loss is non-finite at epoch {epoch}, step {step + 1}"
-                        break
-                    model.backward()
-                    opt.step(model.flat_params, model.flat_grads)
-                    s_loss += float(t.loss) * idx.size
-                    step += 1
-                if stop is not None:
-                    break
-                val = _family_eval(model, x_val, y_val, seed)
-                row = {"epoch": epoch, "step": step, "train_loss": s_loss / x_train.shape[0],
-                       "val_neg_elbo": val["neg_elbo"], "val_recon": val["recon"], "val_kl": val["kl"],
-                       "val_codebook": val.get("codebook"), "val_perplexity": val.get("perplexity"),
-                       "val_codes_used": val.get("codes_used")}
-                for c in history:
-                    history[c].append(row[c])
-                more = (f"  codebook {val['codebook']:.3f}  perplexity {val['perplexity']:.1f}"
-                        if "perplexity" in val else "")
-                if not a.no_progress:
-                    print(f"epoch {epoch:>3}/{total}  train loss {s_loss / x_train.shape[0]:8.2f}  val -ELBO "
-                          f"{val['neg_elbo']:8.2f} (recon {val['recon']:7.2f} + KL {val['kl']:6.2f}){more}",
-                          file=sys.stderr, flush=True)
-                save(epoch)
-                done = epoch
-                if limit is not None and time.perf_counter() - t_loop >= limit:
-                    break
-        except KeyboardInterrupt:
-            stop = "interrupted"
-    if stop is not None:
-        model = ck.load(ckpt_path).build_model()    # the last finished epoch, not a partial one
-    _write_history(history, out, columns=list(history))  # the VQ-VAE's codebook columns too
-    figures = _family_figures(model, history, x_val, y_val, ds.image_shape, out) if done > 0 else []
-    if saved is None and a.out is None:
-        rundir.point_latest(RUNS_ROOT, out)
-    what = "VQ-VAE" if isinstance(model, VQVAE) else "conditional VAE"
-    if stop is not None:
-        good = "the untrained model" if done == 0 else f"epoch {done} of {total}"
-        kept = f"saved: checkpoint {ckpt_path} ({good}), history.csv" + (" and the figures" if done else "")
-        if stop == "interrupted":
-            _say(f"{PROG}: interrupted during epoch {done + 1}; the last finished epoch is kept")
-            _say(kept)
-            _say(f"to continue: {_resume_command(out, a.data_dir)}")
-            return 130
-        _say(f"{PROG}: error: {stop}")
-        _say(kept)
-        smaller = min(float(opt.lr) / 10, TRAIN_DEFAULTS["lr"])
-        _say(f"to continue with a smaller learning rate: {_resume_command(out, a.data_dir, lr=f'{smaller:g}')}")
-        return 1
-    if done < total:
-        _say(f"--time-limit {a.time_limit:g}: stopped after epoch {done} of {total}; "
-             f"to continue: {_resume_command(out, a.data_dir)}")
-    print(f"finished {done} epochs ({step} steps) of the {what} on {name} "
-          f"[{x_train.shape[0]} train / {x_val.shape[0]} val] in {time.perf_counter() - t0:.1f}s")
-    print(f"validation negative ELBO: {_fmt(val['neg_elbo'])} nats = reconstruction {_fmt(val['recon'])} "
-          f"+ KL {_fmt(val['kl'])}" + more)
-    print(f"files in {os.path.abspath(out)}: checkpoint.npz, checkpoint.json, history.csv, history.json, "
-          + ", ".join(figures))
-    return 0
-
-
-def _family_figures(model: Any, history: dict[str, list], x_val: np.ndarray, y_val: np.ndarray | None,
-                    image_shape: Any, out: str) -> list[str]:
-    """The figures of a family run, written into ``out``; returns their file names.
-
-    Both: ``loss_curves.png``. Conditional VAE: ``class_samples.png`` (the z of eight validation
-    images decoded with every label). VQ-VAE: ``reconstructions.png`` and ``codebook_usage.png``
-    (perplexity and entries used per epoch)."""
-    from ..training import plots
-    from ..vqvae import VQVAE
-
-    names = []
-    if len(history.get("epoch", [])) > 0:
-        what = "VQ-VAE" if isinstance(model, VQVAE) else "conditional VAE"
-        plots.plot_loss_curves(history, os.path.join(out, "loss_curves.png"), title=f"{what}: validation")
-        names.append("loss_curves.png")
-    if image_shape is None:
-        return names
-    if isinstance(model, VQVAE):
-        xr = x_val[:32]
-        plots.plot_reconstructions(xr, model.reconstruct(xr), image_shape, os.path.join(out, "reconstructions.png"),
-                                   title=f"VQ-VAE ({model.n_codes} codes of {model.codebook_size}): inputs (left "
-                                         "of each pair) and reconstructions (right)")
-        plots.plot_codebook_usage(history, model.codebook_size, os.path.join(out, "codebook_usage.png"))
-        return names + ["reconstructions.png", "codebook_usage.png"]
-    x8, y8 = x_val[:8], np.asarray(y_val)[:8]
-    mu = model.encode(x8, y8)[0]
-    plots.plot_class_rows(lambda z, c: model.decode_mean(z, y=c), x8, mu, image_shape,
-                          os.path.join(out, "class_samples.png"), n_classes=int(model.n_classes))
-    return names + ["class_samples.png"]
-
-
-def _cmd_evaluate_family(a: argparse.Namespace, c: Any, model: Any) -> int:
-    """``evaluate`` for a conditional VAE (with the data set's labels) or a VQ-VAE."""
-    t0 = time.perf_counter()
-    name = a.dataset or c.extra.get("dataset")
-    if not name:
-        raise CLIError(f"{a.checkpoint}: the checkpoint does not record its data set; pass --dataset")
-    ds = _load_data(name, _data_dir(a.data_dir), int(c.extra.get("data_seed", 0)), c.extra.get("binarize"),
-                    test=a.split in ("auto", "test"))
-    split = ("test" if ds.x_test is not None else "val") if a.split == "auto" else a.split
-    x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_val, ds.y_val)
-    if x is None:
-        raise CLIError(f"data set {name} has no {split} split")
-    if a.max_examples is not None:
-        x, y = x[: a.max_examples], (None if y is None else y[: a.max_examples])
-    conditional = bool(c.model_config.get("n_classes"))
-    if conditional and y is None:
-        raise CLIError(f"the conditional model needs labels; data set {name} has none")
-    if a.k != 1 or (a.iw_k is not None and not conditional):
-        raise CLIError("evaluate --k / --iw-k: only K = 1 here (and --iw-k for a conditional VAE)")
-    x = np.asarray(x, dtype=model.dtype)
-    y = None if y is None else np.asarray(y, dtype=np.int64)
-    seed = a.seed if a.seed is not None else int(c.train_config.get("seed", 0))
-    res = _family_eval(model, x, y, seed, a.batch_size)
-    print(f"checkpoint {a.checkpoint}: epoch {c.epoch}, step {c.step}")
-    print(f"{name} {split} split, {x.shape[0]} examples:")
-    print(f"negative ELBO: {_fmt(res['neg_elbo'])} nats = reconstruction {_fmt(res['recon'])} + KL {_fmt(res['kl'])}"
-          + (f"; codebook perplexity {res['perplexity']:.2f}" if "perplexity" in res else ""))
-    if a.iw_k is not None:
-        rng = np.random.default_rng(seed + 12345)
-        ll = []
-        for s in range(0, x.shape[0], 100):
-            xb, yb = x[s:s + 100], y[s:s + 100]
-            lw = np.concatenate([model.log_weights(xb, rng.standard_normal((min(500, a.iw_k - j), xb.shape[0],
-                                 model.z_dim)).astype(model.dtype), y=yb) for j in range(0, a.iw_k, 500)])
-            m = lw.max(axis=0)
-            ll.append(m + np.log(np.mean(np.exp(lw - m), axis=0)))
-        print(f"importance-sampled log p(x | y), K = {a.iw_k}: {_fmt(float(np.concatenate(ll).mean()))} nats")
-    print(f"time: {time.perf_counter() - t0:.1f}s")
-    return 0
+    if (vq or a.conditional) and not a.resume and a.dataset in TOY_SETS:
+        raise CLIError(f"--conditional / --model vqvae train on image data sets, got {a.dataset!r}")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -432,7 +432,7 @@ def _st_diagnose(name, a, n, meta, arrays):
 
 
 for _ex in [
-    Exercise("iwae_backward", "function", "model", "iwae_bound_backward",
+    Exercise("iwae_backward", "function", "iwae", "iwae_bound_backward",
              "Given dbound = dL/dL_K (B,), the upstream gradient of each example's bound "
              "L_K = iwae_bound(log_w), return dL/dlog_w with the shape of log_w (K, B). It must "
              "stay finite when every log w is near -1000 nats, as on real images.",

@@ -30,7 +30,8 @@ import numpy as np
 
 from .. import _validate
 from ..data import iterate_minibatches
-from ..layers import ACTIVATIONS, MLP, Linear, _bind_flat, make_activation
+from .._flat import bind_flat
+from ..layers import ACTIVATIONS, MLP, Linear, make_activation
 from ..optim import Adam
 
 __all__ = ["pca", "pca_reconstruct", "Autoencoder", "AETerms", "fit"]
@@ -229,7 +230,7 @@ class Autoencoder:
         # and its dW a private scratch array, added into "enc.code.W" in backward.
         entries = [(f"{name}.{p}", lin, p) for name, lin in self._named_linears()
                    for p in ("W", "b") if not (self.tied and lin is self.dec_out and p == "W")]
-        self.flat_params, self.flat_grads, self.params, self.grads = _bind_flat(entries, self.dtype)
+        self.flat_params, self.flat_grads, self.params, self.grads = bind_flat(entries, self.dtype)
         if self.tied:
             self.dec_out.W = self.enc_code.W.T
             self.dec_out.dW = np.zeros_like(self.dec_out.W)

@@ -1,7 +1,7 @@
 """Estimators around the VAE: importance-sampled log p(x), gradient estimators, diagnostics.
 
-* ``log_mean_exp``: a numerically stable log of a mean of exponentials.
-* ``iwae_bound`` / ``log_likelihood``: the K-sample importance-sampling estimate
+* ``log_mean_exp`` (from ``numpyvae.iwae``): a numerically stable log of a mean of exponentials.
+* ``log_likelihood``: the K-sample importance-sampling estimate
   log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x),  z_k ~ q(z|x)  (Prabhu, "importance
   sampling"). K = 1 is the single-sample ELBO; its expectation rises with K towards
   log p(x). ``log_likelihood`` evaluates it in bounded memory (chunks over examples
@@ -23,12 +23,12 @@ import numpy as np
 
 from .. import kl as _kl
 from .._progress import progress_bar
+from ..iwae import iwae_bound, log_mean_exp
 from .._validate import as_rng, positive_int, vae_and_x
 from ..reparam import reparameterize, sample_eps
 
 __all__ = [
     "log_mean_exp",
-    "iwae_bound",
     "log_likelihood",
     "evaluate_bounds",
     "format_table",
@@ -46,36 +46,8 @@ DEFAULT_MAX_FLOATS = 2_500_000
 
 
 # ---------------------------------------------------------------------- helpers
-def log_mean_exp(a, axis=0, keepdims=False):
-    """log(mean(exp(a), axis)) without overflow or underflow.
-
-    Shifts by the maximum m along ``axis``: m + log(mean(exp(a - m))). Entries equal to
-    -inf contribute 0 to the mean; a slice that is all -inf gives -inf; +inf gives +inf.
-    a: any shape -> a with ``axis`` removed (kept with size 1 if ``keepdims``).
-
-    Derivation: derivations/08_importance_sampling.md, eq. (8.4)
-    """
-    a = np.asarray(a)
-    if not np.issubdtype(a.dtype, np.floating):
-        a = a.astype(np.float64)
-    if a.size == 0 or (axis is not None and a.shape[axis] == 0):
-        raise ValueError(f"a must have at least one entry along axis {axis}, got shape {a.shape}")
-    m = np.max(a, axis=axis, keepdims=True)
-    # where the max is not finite the shift would give nan; use 0 there instead
-    m_safe = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.mean(np.exp(a - m_safe), axis=axis, keepdims=True)) + m_safe
-    return out if keepdims else np.squeeze(out, axis=axis)
-
-
 def _widest(vae):
     return max((vae.x_dim,) + tuple(getattr(vae, "hidden", ()) or ()))
-
-
-def _log_weights(vae, x, mu, logvar, eps):
-    """log p(x|z) + log p(z) - log q(z|x) at z = mu + sigma eps: (K, B)."""
-    z = reparameterize(mu, logvar, eps)
-    return vae.log_px_given_z(x, z) + _kl.log_std_normal(z) - _kl.log_normal_diag(z, mu, logvar)
 
 
 def _chunks(vae, B, k, batch_size, max_floats):
@@ -106,12 +78,14 @@ def _check_proposal(vae, x, q):
 
 
 def _lse_accumulate(vae, x, k, rng, batch_size, max_floats, with_second_moment, q=None,
-                    progress=None):
-    """Running log-sum-exp of the K importance log-weights per example.
+                    progress=None, y=None):
+    """log (1/K) sum_k w_k per example from K importance log-weights drawn in chunks.
 
-    Returns (log mean w (B,), log mean w^2 (B,) or None). Samples are drawn in chunks of
-    K_chunk and combined with the usual max-shift update, so only (K_chunk, B_chunk, width)
-    floats are alive at a time.
+    Returns (log mean w (B,), log mean w^2 (B,) or None). Each chunk of K_chunk samples gives
+    log sum_k w_k over the chunk (``iwae_bound`` plus log K_chunk); the chunks' sums are merged
+    with ``iwae_bound`` again, so only (K_chunk, B_chunk, width) floats are alive at a time.
+    The weights come from the model's own ``log_weights`` (any posterior; labels y (B,) for
+    a conditional model).
     """
     x = vae_and_x(vae, x)
     k = positive_int("k", k)
@@ -123,28 +97,24 @@ def _lse_accumulate(vae, x, k, rng, batch_size, max_floats, with_second_moment, 
     report = _progress_reporter(progress, B, k)
     for s in range(0, B, bc):
         xb = x[s:s + bc]
-        mu, logvar = vae.encode(xb) if q is None else (q[0][s:s + bc], q[1][s:s + bc])
         nb = xb.shape[0]
-        m = np.full(nb, -np.inf)      # running max of log w
-        s1 = np.zeros(nb)             # sum exp(log w - m)
-        s2 = np.zeros(nb)             # sum exp(2 (log w - m))
-        done = 0
-        while done < k:
+        given = {}
+        if q is not None:
+            given["q"] = (q[0][s:s + bc], q[1][s:s + bc])
+        if y is not None:
+            given["y"] = y[s:s + bc]
+        sums1, sums2 = [], []        # log sum_k w_k (and w_k^2) of each chunk of samples
+        for done in range(0, k, kc):
             kk = min(kc, k - done)
             eps = sample_eps(rng, kk, nb, vae.z_dim, dtype=vae.dtype)
-            lw = _log_weights(vae, xb, mu, logvar, eps).astype(np.float64)  # (kk, nb)
-            m_new = np.maximum(m, lw.max(axis=0))
-            with np.errstate(invalid="ignore"):
-                shift = np.where(np.isfinite(m), np.exp(m - m_new), 0.0)
-            e = np.exp(lw - m_new)
-            s1 = s1 * shift + e.sum(axis=0)
+            lw = vae.log_weights(xb, eps, **given).astype(np.float64)     # (kk, nb)
+            sums1.append(iwae_bound(lw) + np.log(kk))
             if with_second_moment:
-                s2 = s2 * shift**2 + (e * e).sum(axis=0)
-            m = m_new
-            done += kk
-        out1[s:s + nb] = m + np.log(s1 / k)
+                sums2.append(iwae_bound(2 * lw) + np.log(kk))
+        n_chunks = len(sums1)
+        out1[s:s + nb] = iwae_bound(np.stack(sums1)) + np.log(n_chunks / k)
         if with_second_moment:
-            out2[s:s + nb] = 2 * m + np.log(s2 / k)
+            out2[s:s + nb] = iwae_bound(np.stack(sums2)) + np.log(n_chunks / k)
         report(s + nb)
     report(None)
     return out1, out2
@@ -174,29 +144,18 @@ def _progress_reporter(progress, total, k):
 
 
 # ------------------------------------------------------------- importance sampling
-def iwae_bound(vae, x, k, rng=None, batch_size=None, max_floats=DEFAULT_MAX_FLOATS, q=None):
-    """K-sample importance-weighted bound, per example: (B,) in nats.
-
-    log (1/K) sum_{k=1}^K p(x|z_k) p(z_k) / q(z_k|x) with z_k ~ q(z|x) the encoder's
-    Gaussian. Its expectation is <= log p(x), is non-decreasing in K, and at K = 1 equals
-    the ELBO E_q[log p(x|z)] - KL(q || p(z)) (here estimated with one sample, including the
-    Monte Carlo KL). x: (B, D); rng: None (uses ``vae.rng``), int seed or Generator;
-    batch_size: examples per chunk (default 100); max_floats bounds the memory of a chunk;
-    q: None (the encoder's q(z|x)) or a proposal (mu, logvar), each (B, Z), used instead
-    (e.g. per-example fitted posteriors; the bound holds for any proposal).
-
-    Derivation: derivations/08_importance_sampling.md, eq. (8.5)
-    Derivation: derivations/08_importance_sampling.md, eq. (8.1)
-    """
-    out, _ = _lse_accumulate(vae, x, k, as_rng(rng, vae.rng), batch_size, max_floats, False, q)
-    return out
-
-
 def log_likelihood(vae, x, k=5000, batch_size=None, rng=None, max_floats=DEFAULT_MAX_FLOATS,
-                   return_stderr=False, q=None, progress=None):
+                   return_stderr=False, q=None, progress=None, y=None):
     """Importance-sampled estimate of log p(x) with K samples from q(z|x): (B,) in nats.
 
-    The same estimator as ``iwae_bound``, for large K: examples are processed in chunks of
+    log (1/K) sum_{k=1}^K p(x|z_k) p(z_k) / q(z_k|x) with z_k ~ q(z|x), the K-sample bound
+    ``numpyvae.iwae.iwae_bound`` of each example. Its expectation is <= log p(x), is
+    non-decreasing in K, and at K = 1 equals the ELBO (estimated with one sample, including
+    the Monte Carlo KL). The weights are the model's ``log_weights``: any posterior, and for
+    a conditional model (labels y (B,)) the estimate of log p(x | y). rng: None (uses
+    ``vae.rng``), int seed or Generator.
+
+    For large K examples are processed in chunks of
     ``batch_size`` (default 100) and samples in chunks of K_chunk, chosen so that
     K_chunk * B_chunk * max(D, widest hidden layer) <= ``max_floats`` (default 2.5e6 floats,
     20 MB in float64; a few such buffers are alive at once); the K log-weights are merged
@@ -205,18 +164,20 @@ def log_likelihood(vae, x, k=5000, batch_size=None, rng=None, max_floats=DEFAULT
 
     With ``return_stderr=True`` also returns a delta-method standard error per example,
     sqrt((mean w^2 / (mean w)^2 - 1) / K), computed from the same weights (it understates
-    the error when the proposal is poor and the weights are heavy-tailed). q: as in
-    ``iwae_bound``, a proposal (mu, logvar) to use instead of the encoder.
+    the error when the proposal is poor and the weights are heavy-tailed). q: None (the
+    encoder's q(z|x)) or a proposal (mu, logvar), each (B, Z), used instead (e.g. per-example
+    fitted posteriors; the bound holds for any proposal; plain VAE only).
 
     progress: None (silent), True (a progress bar on stderr with the time left) or a callable
     ``progress(done, total, seconds)`` called after each chunk of examples (e.g. to log the
     progress of an L_5000 evaluation of 10,000 test images, which takes minutes).
 
     Derivation: derivations/08_importance_sampling.md, eq. (8.5)
+    Derivation: derivations/08_importance_sampling.md, eq. (8.1)
     Derivation: derivations/08_importance_sampling.md, eq. (8.2)
     """
     l1, l2 = _lse_accumulate(vae, x, k, as_rng(rng, vae.rng), batch_size, max_floats, return_stderr, q,
-                             progress)
+                             progress, y)
     if not return_stderr:
         return l1
     rel_var = np.maximum(np.exp(l2 - 2 * l1) - 1.0, 0.0)

@@ -1,6 +1,7 @@
 """The training wing: the loop around the model, and what it leaves on disk.
 
-- ``trainer``: ``Trainer``, ``TrainConfig``, ``evaluate``, KL warm-up, divergence stop;
+- ``trainer``: ``Trainer`` (the one loop for every model; its docstring states the model contract a
+  new model meets), ``TrainConfig``, ``evaluate``, KL warm-up, divergence stop;
 - ``checkpoint``: the ``.npz`` + ``.json`` checkpoint format (``allow_pickle=False``);
 - ``plots``: the figures of a run (loss curves, reconstructions, samples, latent, manifold);
 - ``rundir``: a fresh directory per run, ``runs/latest``, the lock of a directory in use, stale

@@ -7,8 +7,11 @@ A checkpoint holds everything needed to continue a run bit for bit:
 * ``rng/<name>``    -- the ``bit_generator.state`` dicts of ``vae.rng`` (name ``vae``) and of the
   trainer's generators, each serialised as a JSON string in a 0-d unicode array;
 * ``meta``          -- one JSON string (0-d unicode array) with the model config, the train config,
-  the epoch/step counters, the history, the optimizer description and the list of stored keys
-  and shapes, used to validate the file when it is read back.
+  the epoch/step counters, the optimizer description and the list of stored keys and shapes,
+  used to validate the file when it is read back.
+
+Nothing in it grows with the epochs: the per-epoch history lives in the run's ``history.csv``,
+one row appended per epoch. A checkpoint of another format version is refused.
 
 Next to ``run/checkpoint.npz`` a ``run/checkpoint.json`` repeats the ``meta`` document for humans.
 Both files are written atomically: the bytes go to a temporary file in the same directory, are
@@ -29,15 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from ..model import VAE
-from ..vqvae import VQVAE
+from .. import _registry
 from ..optim import make_optimizer
 from .rundir import remove_stale_tmp
 
 __all__ = [
     "FORMAT",
     "VERSION",
-    "MODEL_BUILDERS",
     "CheckpointError",
     "Checkpoint",
     "atomic_write",
@@ -50,12 +51,7 @@ __all__ = [
 ]
 
 FORMAT = "numpyvae-checkpoint"
-VERSION = 1
-
-#: The ``"model"`` field of a checkpoint's metadata -> a function rebuilding that model from its
-#: ``model_config``. Checkpoints written before the field existed are ``"vae"``. A new model
-#: type registers its builder here (and its ``checkpoint_model`` attribute names it on save).
-MODEL_BUILDERS: dict[str, Callable[[dict], Any]] = {"vae": VAE.from_config, "vqvae": VQVAE.from_config}
+VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -212,7 +208,7 @@ def save(path: str | os.PathLike, vae: Any, optimizer: Any, trainer_state: Mappi
       vae: a ``numpyvae.VAE`` (its ``config``, ``params`` and ``rng`` are stored).
       optimizer: an optimizer with ``state_dict()`` (or ``None`` to store no optimizer state).
       trainer_state: a JSON-able mapping with optional keys ``train_config`` (dict), ``epoch``,
-        ``step`` (ints), ``history`` (dict of lists), ``optimizer`` (dict describing how to
+        ``step`` (ints), ``optimizer`` (dict describing how to
         rebuild it, e.g. ``{"name": "adam", "lr": 1e-3, "kwargs": {}}``), ``rngs`` (name ->
         Generator or state dict; the name ``"vae"`` is reserved) and ``extra`` (free dict).
 
@@ -220,7 +216,7 @@ def save(path: str | os.PathLike, vae: Any, optimizer: Any, trainer_state: Mappi
     """
     path = os.fspath(path)
     ts = dict(trainer_state or {})
-    unknown = set(ts) - {"train_config", "epoch", "step", "history", "optimizer", "rngs", "extra"}
+    unknown = set(ts) - {"train_config", "epoch", "step", "optimizer", "rngs", "extra"}
     if unknown:
         raise ValueError(f"trainer_state: unexpected keys {sorted(unknown)}")
 
@@ -253,13 +249,12 @@ def save(path: str | os.PathLike, vae: Any, optimizer: Any, trainer_state: Mappi
     meta = {
         "format": FORMAT,
         "version": VERSION,
-        "model": str(getattr(vae, "checkpoint_model", "vae")),
+        "model": _registry.kind_of(vae.config),
         "model_config": vae.config,
         "train_config": ts.get("train_config") or {},
         "optimizer": ts.get("optimizer"),
         "epoch": int(ts.get("epoch", 0)),
         "step": int(ts.get("step", 0)),
-        "history": ts.get("history") or {},
         "extra": ts.get("extra") or {},
         "param_shapes": param_shapes,
         "param_dtypes": param_dtypes,
@@ -283,7 +278,7 @@ class Checkpoint:
     """The contents of a checkpoint file, validated against its own metadata.
 
     Attributes: ``path``; ``meta`` (the whole JSON document); ``model_config``; ``train_config``;
-    ``optimizer`` (description dict or None); ``epoch``; ``step``; ``history``; ``extra``;
+    ``optimizer`` (description dict or None); ``epoch``; ``step``; ``extra``;
     ``params`` (name -> array); ``opt_state`` (key -> array, or None); ``rng_states``
     (name -> bit_generator state dict, including ``"vae"``).
     """
@@ -298,7 +293,6 @@ class Checkpoint:
     optimizer: dict[str, Any] | None = None
     epoch: int = 0
     step: int = 0
-    history: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def rng(self, name: str) -> np.random.Generator:
@@ -308,15 +302,15 @@ class Checkpoint:
         return rng_from_state(self.rng_states[name])
 
     def build_model(self) -> Any:
-        """Rebuild the model (``MODEL_BUILDERS[meta["model"]]``, a ``numpyvae.VAE`` by default):
-        fresh model from ``model_config``, then the saved parameters (shapes checked name by
-        name) and the saved ``vae.rng`` state."""
+        """Rebuild the model of the kind ``meta["model"]`` (``numpyvae/_registry.py``): a fresh
+        model from ``model_config``, then the saved parameters (shapes checked name by name)
+        and the saved ``vae.rng`` state."""
         kind = str(self.meta.get("model", "vae"))
-        if kind not in MODEL_BUILDERS:
+        if kind not in _registry.MODELS:
             raise CheckpointError(f"{self.path}: unknown model type {kind!r} (this numpyvae knows: "
-                                  f"{', '.join(sorted(MODEL_BUILDERS))})")
+                                  f"{', '.join(sorted(_registry.MODELS))})")
         try:
-            vae = MODEL_BUILDERS[kind](dict(self.model_config))
+            vae = _registry.from_config({**self.model_config, "model": kind})
         except (TypeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"{self.path}: cannot rebuild the model from its config: {exc}") from exc
         want = {k: tuple(np.shape(v)) for k, v in vae.params.items()}
@@ -407,8 +401,9 @@ def load(path: str | os.PathLike) -> Checkpoint:
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise CheckpointError(f"{path}: not a numpyvae checkpoint (format marker missing)")
             if meta.get("version") != VERSION:
-                raise CheckpointError(f"{path}: unsupported checkpoint version {meta.get('version')!r} "
-                                      f"(expected {VERSION})")
+                raise CheckpointError(f"{path}: checkpoint format version {meta.get('version')!r}, but this "
+                                      f"numpyvae reads version {VERSION} only; continue it with the numpyvae "
+                                      "that wrote it, or start a new run")
 
             shapes = _meta_get(meta, "param_shapes", dict, path)
             params = _read_arrays(npz, files, "param", shapes, "parameter", path)
@@ -465,7 +460,6 @@ def load(path: str | os.PathLike) -> Checkpoint:
         optimizer=meta.get("optimizer"),
         epoch=int(meta.get("epoch", 0)),
         step=int(meta.get("step", 0)),
-        history=dict(meta.get("history") or {}),
         extra=dict(meta.get("extra") or {}),
     )
 

@@ -150,13 +150,15 @@ def _check(vae: Any, threads: int) -> None:
 def _join(terms: list[Terms], w: list[float]) -> Terms:
     """One ``Terms`` for the whole batch: means weighted by part size, arrays concatenated."""
     first = terms[0]
-    out: dict[str, Any] = {"beta": first.beta, "objective": first.objective}
+    out: dict[str, Any] = {f: getattr(first, f) for f in ("beta", "objective") if hasattr(first, f)}
     for name in ("loss", "elbo", "recon", "kl"):
         out[name] = float(sum(wi * getattr(t, name) for wi, t in zip(w, terms)))
     for name in _BATCH_AXIS_0 + _BATCH_AXIS_1:
+        if not hasattr(first, name):
+            continue
         arrays = [getattr(t, name) for t in terms]
         out[name] = None if arrays[0] is None else np.concatenate(arrays, axis=0 if name in _BATCH_AXIS_0 else 1)
-    return Terms(**out)
+    return type(first)(**out)
 
 
 def _is_shared(a: np.ndarray) -> bool:
@@ -184,7 +186,7 @@ def _send_terms(conn: Any, t: Terms, out: np.ndarray) -> None:
     their places go through the pipe. Pickling the arrays instead cost the child ~0.07 ms a step."""
     places, at = {}, 0
     for name in _BATCH_AXIS_0 + _BATCH_AXIS_1:
-        a = getattr(t, name)
+        a = getattr(t, name, None)
         if a is None:
             continue
         a = np.asarray(a)
@@ -194,8 +196,8 @@ def _send_terms(conn: Any, t: Terms, out: np.ndarray) -> None:
         out[at:at + a.nbytes].view(a.dtype).reshape(a.shape)[...] = a
         places[name] = (a.dtype.str, a.shape, at)
         at += -(-a.nbytes // 8) * 8
-    scalars = {f: getattr(t, f) for f in ("loss", "elbo", "recon", "kl", "beta", "objective")}
-    conn.send(("terms", scalars, places))
+    scalars = {f: getattr(t, f) for f in ("loss", "elbo", "recon", "kl", "beta", "objective") if hasattr(t, f)}
+    conn.send(("terms", type(t), scalars, places))
 
 
 def _read_terms(msg: Any, out: np.ndarray) -> Terms:
@@ -203,9 +205,9 @@ def _read_terms(msg: Any, out: np.ndarray) -> Terms:
     (valid until the child's next step; ``_join`` copies them first)."""
     if isinstance(msg, Terms):
         return msg
-    _, scalars, places = msg
+    _, cls, scalars, places = msg
     arrays = {name: np.ndarray(shape, dt, buffer=out, offset=at) for name, (dt, shape, at) in places.items()}
-    return Terms(**scalars, **arrays)
+    return cls(**scalars, **arrays)
 
 
 class _Pipe:

@@ -424,6 +424,34 @@ def plot_codebook_usage(history: Mapping[str, Sequence[float]], codebook_size: i
 # ----------------------------------------------------------------------------------------------
 # glue for a trained model
 # ----------------------------------------------------------------------------------------------
+def _vq_figures(vae: Any, x_val: np.ndarray, out_dir: str, history: Mapping[str, Sequence[float]],
+                image_shape: Sequence[int] | None, n_recon: int) -> dict[str, str]:
+    paths = {"codebook_usage": plot_codebook_usage(history, vae.codebook_size,
+                                                   os.path.join(out_dir, "codebook_usage.png"))}
+    if image_shape is not None:
+        xr = x_val[:n_recon]
+        paths["reconstructions"] = plot_reconstructions(
+            xr, vae.reconstruct(xr), image_shape, os.path.join(out_dir, "reconstructions.png"), n=n_recon,
+            title=f"VQ-VAE ({vae.n_codes} codes of {vae.codebook_size}): inputs (left of each pair) and "
+                  "reconstructions (right)")
+    return paths
+
+
+def _conditional_figures(vae: Any, x_val: np.ndarray, y_val: np.ndarray, out_dir: str,
+                         image_shape: Sequence[int] | None, n_recon: int) -> dict[str, str]:
+    mu = np.concatenate([vae.encode(x_val[s:s + 1000], y_val[s:s + 1000])[0]
+                         for s in range(0, x_val.shape[0], 1000)])
+    paths = {"latent": plot_latent(mu, y_val, os.path.join(out_dir, "latent.png"))}
+    if image_shape is not None:
+        xr, yr = x_val[:n_recon], y_val[:n_recon]
+        paths["reconstructions"] = plot_reconstructions(xr, vae.reconstruct(xr, yr), image_shape,
+                                                        os.path.join(out_dir, "reconstructions.png"), n=n_recon)
+        paths["class_samples"] = plot_class_rows(lambda z, c: vae.decode_mean(z, y=c), x_val[:8], mu[:8],
+                                                 image_shape, os.path.join(out_dir, "class_samples.png"),
+                                                 n_classes=int(vae.n_classes))
+    return paths
+
+
 def plot_preset_curve(history: Mapping[str, Sequence[float]], path: str | os.PathLike, *, n_train: int,
                       reference: float | None = None, reference_label: str = "",
                       result: Mapping[str, Any] | None = None, note: str = "", title: str | None = None) -> str:
@@ -475,6 +503,10 @@ def make_figures(vae: Any, x_val: np.ndarray, out_dir: str | os.PathLike, *,
     the model has z_dim = 2 and the data are images. x_val: (N, D) data to reconstruct and
     encode (already binarised if the model was trained on binary data); y_val: (N,) labels or
     None. Sampling uses a generator seeded with ``seed``, never ``vae.rng``.
+
+    The family's models get their own: a VQ-VAE (it reports ``val_perplexity``)
+    ``reconstructions`` and ``codebook_usage``; a conditional VAE (``needs_labels``; y_val its
+    labels) ``reconstructions``, ``class_samples`` (a z decoded with every label) and ``latent``.
     """
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
@@ -483,6 +515,10 @@ def make_figures(vae: Any, x_val: np.ndarray, out_dir: str | os.PathLike, *,
     x_val = np.asarray(x_val)
     if history is not None and len(history.get("epoch", [])) > 0:
         paths["loss_curves"] = plot_loss_curves(history, os.path.join(out_dir, "loss_curves.png"))
+    if "val_perplexity" in (history or {}):
+        return {**paths, **_vq_figures(vae, x_val, out_dir, history, image_shape, n_recon)}
+    if getattr(vae, "needs_labels", False):
+        return {**paths, **_conditional_figures(vae, x_val, np.asarray(y_val), out_dir, image_shape, n_recon)}
     z_dim = int(vae.config["z_dim"])
     if image_shape is not None:
         xr = x_val[:n_recon]

@@ -28,7 +28,6 @@ initialised weights from N(0, 0.01), numpyvae uses its own initialisation.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -41,7 +40,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Preset", "PRESETS", "LR_SCHEDULES", "get_preset", "lr_at_epoch", "burda2016_lr",
-           "check_available", "cli_defaults", "add_preset_arguments", "apply_preset_config",
+           "cli_defaults", "add_preset_arguments", "apply_preset_config",
            "evaluate_preset", "preset_epilogue", "projected_seconds", "write_preset_report"]
 
 
@@ -144,28 +143,6 @@ def lr_at_epoch(schedule: str | None, lr0: float, epoch: int) -> float:
     return LR_SCHEDULES[schedule](epoch, lr0)
 
 
-# ------------------------------------------------------------------------- availability
-def check_available(preset: Preset, vae_class: Any = None) -> None:
-    """Raise a clear error when the preset needs a model option this build lacks."""
-    if not preset.model_kwargs:
-        return
-    if vae_class is None:
-        from ..model import VAE as vae_class
-    params = inspect.signature(vae_class.__init__).parameters
-    missing = [k for k in preset.model_kwargs if k not in params]
-    if missing:
-        wanted = ", ".join(f"{k}={v!r}" for k, v in preset.model_kwargs.items())
-        raise ValueError(f"preset {preset.name!r} needs VAE({wanted}) (the model-family "
-                         f"objective), which this build of numpyvae does not have yet "
-                         f"(VAE has no {', '.join(missing)!s} option)")
-    probe = dict(x_dim=2, z_dim=1, hidden=(2,), **preset.model_kwargs)
-    try:
-        vae_class(**probe)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"preset {preset.name!r} needs VAE({preset.model_kwargs}), "
-                         f"which this build rejects: {exc}") from exc
-
-
 # ------------------------------------------------------------------------ the CLI's hooks
 def cli_defaults(name: str) -> dict[str, Any]:
     """The preset's values for ``numpyvae train``'s options (argparse destinations)."""
@@ -190,7 +167,6 @@ def apply_preset_config(name: str | None, cfg: Any) -> Any:
     if not name:
         return cfg
     p = get_preset(name)
-    check_available(p)
     d = cfg.to_dict()
     d["optimizer_kwargs"] = {**p.optimizer_kwargs, **d.get("optimizer_kwargs", {})}
     d["lr_schedule"] = p.lr_schedule

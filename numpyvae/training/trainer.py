@@ -1,10 +1,36 @@
-"""Minibatch training loop for ``numpyvae.VAE`` with reproducible, resumable state.
+"""One minibatch training loop for every model of the package, with reproducible, resumable state.
+
+The model contract
+------------------
+``Trainer`` trains any object that offers these (``VAE``, ``FamilyVAE``, ``VQVAE`` do, and so
+must a new model; register its kind with ``numpyvae._registry.register`` so that checkpoints
+and the command line rebuild it):
+
+* ``forward(x, **options) -> terms``: the loss of the minibatch x (B, D) and what it is made
+  of, as batch means in nats: ``terms.loss`` (the number ``backward`` differentiates),
+  ``terms.elbo``, ``terms.recon``, ``terms.kl``. ``options`` are the names listed in the
+  model's ``train_options`` (a subset of ``("k", "beta", "kl")``, the ``TrainConfig`` fields of
+  the same names); a model with ``needs_labels`` true is also given ``y=`` the minibatch's labels
+  (B,), which travel with the rows through the shuffle. Noise: a model with ``stochastic`` true
+  (the default) draws its training noise from ``model.rng`` and, given ``eps`` (K, B, z_dim),
+  uses that instead (the validation passes do).
+* ``backward()``: writes d loss / d parameters into ``flat_grads``.
+* ``flat_params``, ``flat_grads``: 1-D arrays holding every parameter and its gradient
+  (``params`` and ``grads`` are named views of them); the optimizer steps on these.
+* ``rng``: the model's generator (saved in checkpoints with the trainer's own streams).
+* ``config`` (JSON-able, with ``"model": kind``), ``from_config``, ``load_state_dict``.
+* optional ``VAL_COLUMNS`` and ``val_extras(terms_list)``: further per-epoch validation numbers
+  (the VQ-VAE's codebook perplexity), written to the history as ``val_<name>``.
+
+``Trainer(model, x).fit()`` runs exactly that: shuffle, forward, backward, optimizer step, on the
+calling thread, nothing else. A faster step (split across threads or processes) is a plug-in
+the caller hands over (``threads=``), not part of the loop a reader follows.
 
 Everything random in a run comes from generators derived from one integer seed, so two runs
 with the same seed give identical histories, and a run resumed from a checkpoint continues
 exactly where the uninterrupted run would have been:
 
-* ``vae.rng``                 -- the reparameterisation noise of training steps (``eps=None``);
+* ``model.rng``               -- the model's noise in training steps (the reparameterisation eps);
 * the ``"batch"`` generator   -- the shuffling of the training set at the start of each epoch;
 * the ``"binarize"`` generator -- dynamic binarisation of each training minibatch;
 * validation noise and the one-off binarisation of the validation set come from generators
@@ -18,7 +44,7 @@ a multi-threaded matrix product may sum in a different order with another thread
 Non-finite losses or gradients stop the run with ``TrainingDiverged``, which names the step and
 the quantity that went non-finite (the loss and which of its parts, a gradient, a parameter).
 The trainer keeps an in-memory copy of the state at the end of the last finished epoch
-(parameters, optimizer, generators, counters, history); on divergence or ``KeyboardInterrupt``
+(parameters, optimizer, generators, counters, rows of history); on divergence or ``KeyboardInterrupt``
 it returns to that state before re-raising, so ``trainer.vae`` is the last good model and the
 checkpoint of the last finished epoch is never overwritten by a diverged state.
 """
@@ -26,6 +52,7 @@ checkpoint of the last finished epoch is never overwritten by a diverged state.
 from __future__ import annotations
 
 import contextlib
+import csv
 import functools
 import math
 import os
@@ -52,6 +79,7 @@ __all__ = [
     "train",
     "evaluate",
     "binarize_batch",
+    "read_history",
 ]
 
 #: Columns of ``Trainer.history`` (one value per finished epoch, in this order).
@@ -145,6 +173,7 @@ class TrainConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed: expected a non-negative integer, got {self.seed!r}")
         self.epochs = int(self.epochs)
+        self.k, self.batch_size = int(self.k), int(self.batch_size)
         self.seed = int(self.seed)
         self.lr = float(self.lr)
         self.beta = float(self.beta)
@@ -234,8 +263,11 @@ def _as_float(x: np.ndarray) -> np.ndarray:
 
 
 def evaluate(vae: Any, x: np.ndarray, *, seed: int = 0, batch_size: int = 1000, k: int = 1, kl: str = "closed",
-             binarize: bool = False) -> dict[str, float]:
+             binarize: bool = False, y: np.ndarray | None = None) -> dict[str, float]:
     """Negative ELBO (beta = 1) of ``vae`` on ``x`` with its parts, averaged over examples.
+
+    Any model of the contract (module docstring); y: the labels (N,) of a conditional model.
+    A model's ``val_extras`` are added to the result by name.
 
     x: (N, D) of floats, bool (0/1) or uint8 (grey levels, divided by 255). The
     reparameterisation noise comes from a generator seeded with ``seed`` (one draw of shape
@@ -246,61 +278,115 @@ def evaluate(vae: Any, x: np.ndarray, *, seed: int = 0, batch_size: int = 1000, 
     ``neg_elbo = recon + kl``.
     """
     x = _check_data("x", x, None)
+    y = _check_labels(vae, "y", y, x)
     streams = _seed_streams(seed)
     if binarize:
         x = binarize_batch(_as_float(x), np.random.default_rng(streams["val_binarize"]))
-    return _evaluate_fixed(vae, x, np.random.default_rng(streams["val_eps"]), batch_size, k, kl)
+    return _evaluate_fixed(vae, x, y, np.random.default_rng(streams["val_eps"]), batch_size, k, kl)
 
 
 def _model_dtype(vae: Any) -> np.dtype:
     return np.asarray(vae.flat_params).dtype
 
 
-def _evaluate_fixed(vae: Any, x: np.ndarray, rng: np.random.Generator, batch_size: int, k: int,
-                    kl: str) -> dict[str, float]:
+def _options(model: Any, **values: Any) -> dict[str, Any]:
+    """The keyword arguments of ``model.forward`` among ``values`` (its ``train_options``)."""
+    return {name: values[name] for name in getattr(model, "train_options", ()) if name in values}
+
+
+def _check_labels(model: Any, name: str, y: Any, x: np.ndarray | None) -> np.ndarray | None:
+    """Labels (N,) as int64 for a model that needs them, None for one that does not."""
+    needs = bool(getattr(model, "needs_labels", False))
+    if y is None:
+        if needs and x is not None:
+            raise ValueError(f"{name}: this model is conditional and needs the labels of its data, got none")
+        return None
+    if not needs:
+        raise ValueError(f"{name}: labels are for a conditional model; {type(model).__name__} takes none")
+    y = np.asarray(y)
+    if x is None or y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name}: expected integer labels of shape ({None if x is None else x.shape[0]},), "
+                         f"got {y.dtype} {y.shape}")
+    return y.astype(np.int64, copy=False)
+
+
+def _evaluate_fixed(vae: Any, x: np.ndarray, y: np.ndarray | None, rng: np.random.Generator, batch_size: int,
+                    k: int, kl: str) -> dict[str, float]:
     n = x.shape[0]
     if n == 0:
         return {"neg_elbo": float("nan"), "recon": float("nan"), "kl": float("nan"), "n": 0}
     dtype = _model_dtype(vae)
-    z_dim = int(vae.config["z_dim"]) if "z_dim" in vae.config else None
+    stochastic = getattr(vae, "stochastic", True)
     s_elbo = s_recon = s_kl = 0.0
+    kept = []
     for start in range(0, n, batch_size):
         xb = np.asarray(_as_float(x[start:start + batch_size]), dtype=dtype)
         b = xb.shape[0]
-        eps = rng.standard_normal((k, b, z_dim)).astype(dtype, copy=False)
-        t = vae.forward(xb, eps=eps, k=k, beta=1.0, kl=kl)
+        given = _options(vae, k=k, beta=1.0, kl=kl)
+        if stochastic:      # the validation noise, drawn here so that it never touches vae.rng
+            given["eps"] = rng.standard_normal((k, b, vae.z_dim)).astype(dtype, copy=False)
+        if y is not None:
+            given["y"] = y[start:start + batch_size]
+        t = vae.forward(xb, **given)
         s_elbo += float(t.elbo) * b
         s_recon += float(t.recon) * b
         s_kl += float(t.kl) * b
-    return {"neg_elbo": -s_elbo / n, "recon": s_recon / n, "kl": s_kl / n, "n": n}
+        if hasattr(vae, "val_extras"):
+            kept.append(t)
+    out = {"neg_elbo": -s_elbo / n, "recon": s_recon / n, "kl": s_kl / n, "n": n}
+    if kept:
+        out.update(vae.val_extras(kept))
+    return out
 
 
-#: a checkpoint written faster than this (seconds) is written after every epoch
-CHECKPOINT_QUICK = 0.05
+def _cell(v: Any) -> str:
+    return str(v) if isinstance(v, (int, np.integer)) else repr(float(v))
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def read_history(path: str | os.PathLike) -> dict[str, list[Any]]:
+    """The columns of a ``history.csv`` (header, then one row per finished epoch)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        raise ValueError(f"{os.fspath(path)}: empty history file (expected a header line)")
+    header, body = rows[0], rows[1:]
+    if any(len(r) != len(header) for r in body):
+        raise ValueError(f"{os.fspath(path)}: a row does not have the {len(header)} columns of the header")
+    return {c: [_number(r[i]) for r in body] for i, c in enumerate(header)}
 
 
 class Trainer:
-    """Train a ``numpyvae.VAE`` on ``x_train`` and track the negative ELBO on ``x_val``.
+    """Train a model of the contract (module docstring) on ``x_train``; track ``x_val``.
 
-    Construction: ``Trainer(vae, x_train, x_val=None, config=TrainConfig(), checkpoint_path=None,
-    optimizer=None, threads=None, adapt=False)``; x_train: (N, D), x_val: (M, D) or None, each of
+    Construction: ``Trainer(model, x_train, x_val=None, config=TrainConfig(), y_train=None,
+    y_val=None, checkpoint_path=None, optimizer=None, threads=None, adapt=False)``; y_train,
+    y_val: labels (N,), (M,) for a conditional model; x_train: (N, D), x_val: (M, D) or None, each of
     floats, bool (binary pixels) or uint8 (grey levels 0..255, divided by 255 one minibatch at a
     time, so MNIST kept as uint8 takes 47 MB instead of 188).
     ``threads=n`` trains on n threads, each minibatch split among them (``parallel.py``; None
     leaves the BLAS as it is set and steps on the calling thread); ``adapt=True`` lets
     ``parallel.Governor`` run whole steps instead while they measure faster. When
-    ``checkpoint_path`` is given a checkpoint is written before the first step, after every
-    epoch (after fewer when writing would take over a tenth of the time: ``_checkpoint_due``),
-    after the last one, and when training stops early (the last finished epoch). ``fit()`` runs up to
+    ``checkpoint_path`` is given a checkpoint is written before the first step and after every
+    epoch: parameters, optimizer state, generators and counters, the same size at every epoch.
+    ``history_path``: a CSV file that gets one row per finished epoch, appended just before
+    that epoch's checkpoint (a resume drops rows its checkpoint does not reach). ``fit()`` runs up to
     ``config.epochs`` (or a given total) and returns ``history`` (dict column -> list, see
     ``HISTORY_COLUMNS``). ``Trainer.resume(path, x_train, x_val)`` continues a saved run
     exactly. ``on_epoch_end(trainer, row)`` callbacks may be passed to ``fit``.
     """
 
     def __init__(self, vae: Any, x_train: np.ndarray, x_val: np.ndarray | None = None,
-                 config: TrainConfig | None = None, *, checkpoint_path: str | os.PathLike | None = None,
+                 config: TrainConfig | None = None, *, y_train: np.ndarray | None = None,
+                 y_val: np.ndarray | None = None, checkpoint_path: str | os.PathLike | None = None,
                  optimizer: Any = None, extra: Mapping[str, Any] | None = None, threads: int | None = None,
-                 adapt: bool = False):
+                 adapt: bool = False, history_path: str | os.PathLike | None = None):
         self.vae = vae
         if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
             raise ValueError(f"threads: expected a positive integer or None, got {threads!r}")
@@ -310,7 +396,6 @@ class Trainer:
         self._split = None
         # adapt: a whole step instead of a split one while that measures faster (a busy machine)
         self.adapt = bool(adapt)
-        self._ckpt_done, self._ckpt_seconds, self._unsaved = 0.0, 0.0, False
         self.governor = None                 # made on the first fit that splits; kept across fits
         self.config = config if config is not None else TrainConfig()
         if not isinstance(self.config, TrainConfig):
@@ -320,7 +405,11 @@ class Trainer:
         if self.x_train.shape[0] == 0:
             raise ValueError("x_train: expected at least one example, got 0")
         self.x_val = None if x_val is None else _check_data("x_val", x_val, x_dim)
+        self.y_train = _check_labels(vae, "y_train", y_train, self.x_train)
+        self.y_val = _check_labels(vae, "y_val", y_val, self.x_val)
+        self._check_options()
         self.checkpoint_path = None if checkpoint_path is None else os.fspath(checkpoint_path)
+        self.history_path = None if history_path is None else os.fspath(history_path)
         self.extra = dict(extra or {})
         if optimizer is None:
             optimizer = make_optimizer(self.config.optimizer, self.config.lr, **self.config.optimizer_kwargs)
@@ -333,12 +422,32 @@ class Trainer:
         self._val_x = self._prepare_val()
         self.epoch = 0  # finished epochs
         self.step = 0  # optimizer steps taken
-        self.history: dict[str, list[float]] = {c: [] for c in HISTORY_COLUMNS}
+        self.history: dict[str, list[float]] = {c: [] for c in self.columns}
         self.epoch_times: list[float] = []
         self.last_checkpoint: str | None = None
         self._good: dict[str, Any] | None = None  # state at the end of the last finished epoch
 
     # -- bookkeeping --------------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        """The model being trained (also ``vae``, its older name)."""
+        return self.vae
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The history's columns: ``HISTORY_COLUMNS`` and the model's ``val_<VAL_COLUMNS>``."""
+        return HISTORY_COLUMNS + tuple(f"val_{c}" for c in getattr(self.vae, "VAL_COLUMNS", ()))
+
+    def _check_options(self) -> None:
+        """Refuse a config that sets a training option the model does not take."""
+        takes = set(getattr(self.vae, "train_options", ()))
+        default = TrainConfig()
+        for name in ("k", "beta", "kl", "warmup_epochs"):
+            opt = "beta" if name == "warmup_epochs" else name
+            if opt not in takes and getattr(self.config, name) != getattr(default, name):
+                raise ValueError(f"config.{name}: {type(self.vae).__name__} takes no {opt!r} option "
+                                 f"(leave it at {getattr(default, name)!r})")
+
     @property
     def steps_per_epoch(self) -> int:
         """Number of optimizer steps per epoch (the last minibatch may be smaller)."""
@@ -368,7 +477,6 @@ class Trainer:
             "train_config": self.config.to_dict(),
             "epoch": self.epoch,
             "step": self.step,
-            "history": {k: list(v) for k, v in self.history.items()},
             "optimizer": {"name": self.config.optimizer, "lr": self.config.lr,
                           "kwargs": dict(self.config.optimizer_kwargs)},
             "rngs": dict(self.rngs),
@@ -380,21 +488,53 @@ class Trainer:
         path = self.checkpoint_path if path is None else os.fspath(path)
         if path is None:
             raise ValueError("path: no checkpoint path given and the trainer has none")
-        t0 = time.perf_counter()
         _ckpt.save(path, self.vae, self.optimizer, self.trainer_state())
-        self._ckpt_done = time.perf_counter()
-        self._ckpt_seconds = self._ckpt_done - t0
-        self._unsaved = False
         self.last_checkpoint = path
         return path
 
+    def _append_history(self, row: Mapping[str, Any]) -> None:
+        """One row more in ``history_path`` (the header first when the file is new)."""
+        if not os.path.exists(self.history_path):
+            self._start_history()
+        with open(self.history_path, "a", encoding="utf-8", newline="") as fh:
+            fh.write(",".join(_cell(row[c]) for c in self.columns) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _start_history(self) -> None:
+        """``history_path`` with the header line only (a run that has finished no epoch)."""
+        head = (",".join(self.columns) + "\n").encode("utf-8")
+        _ckpt.atomic_write(self.history_path, lambda fh: fh.write(head))
+
+    def _read_history(self, path: str, epochs: int) -> dict[str, list[Any]]:
+        """The first ``epochs`` rows of the history file; rows past the checkpoint (an epoch whose
+        checkpoint was never written) are cut from the file."""
+        if not os.path.exists(path):
+            if epochs:
+                raise ValueError(f"{path}: the history of the run's {epochs} epoch(s) is missing")
+            return {c: [] for c in self.columns}
+        have = read_history(path)
+        if list(have) != list(self.columns):
+            raise ValueError(f"{path}: columns {list(have)} are not this run's {list(self.columns)}")
+        n = len(have["epoch"])
+        if n < epochs:
+            raise ValueError(f"{path}: {n} row(s) for the checkpoint's {epochs} epochs")
+        if n > epochs:
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.readlines()[:1 + epochs]
+            _ckpt.atomic_write(path, lambda out: out.write("".join(lines).encode("utf-8")))
+        return {c: v[:epochs] for c, v in have.items()}
+
     @classmethod
-    def resume(cls, path: str | os.PathLike, x_train: np.ndarray, x_val: np.ndarray | None = None, *,
+    def resume(cls, path: str | os.PathLike | Any, x_train: np.ndarray, x_val: np.ndarray | None = None, *,
+               y_train: np.ndarray | None = None, y_val: np.ndarray | None = None,
                checkpoint_path: str | os.PathLike | None = None, epochs: int | None = None,
                progress: bool | None = None, lr: float | None = None,
                extra: Mapping[str, Any] | None = None, threads: int | None = None,
-               adapt: bool = False) -> Trainer:
-        """Rebuild model, optimizer, generators, counters and history from checkpoint ``path``.
+               adapt: bool = False, history_path: str | os.PathLike | None = None) -> Trainer:
+        """Rebuild model, optimizer, generators, counters and history from checkpoint ``path``
+        (a path, or a ``checkpoint.Checkpoint`` already read: the file is read once) and the
+        history file ``history_path`` (none: the history starts empty).
 
         The returned trainer continues the run exactly (``fit()`` then matches an uninterrupted
         run with the same seed). ``epochs`` overrides the total epoch count; ``lr`` the
@@ -404,7 +544,8 @@ class Trainer:
         ``threads`` and ``adapt`` as in the constructor (not part of the run: they may change on
         resume).
         """
-        ck = _ckpt.load(path)
+        ck = path if isinstance(path, _ckpt.Checkpoint) else _ckpt.load(path)
+        path = ck.path
         cfg_d = dict(ck.train_config)
         if epochs is not None:
             cfg_d["epochs"] = epochs
@@ -420,19 +561,18 @@ class Trainer:
         opt = ck.build_optimizer()
         if lr is not None:
             opt.lr = config.lr
-        tr = cls(vae, x_train, x_val, config,
+        tr = cls(vae, x_train, x_val, config, y_train=y_train, y_val=y_val,
                  checkpoint_path=os.fspath(path) if checkpoint_path is None else checkpoint_path,
-                 optimizer=opt, extra=ck.extra if extra is None else extra, threads=threads, adapt=adapt)
+                 optimizer=opt, extra=ck.extra if extra is None else extra, threads=threads, adapt=adapt,
+                 history_path=history_path)
         for name in tr.rngs:
             if name not in ck.rng_states:
                 raise _ckpt.CheckpointError(f"{ck.path}: rng state {name!r} is missing")
             _ckpt.set_rng_state(tr.rngs[name], ck.rng_states[name])
         tr.epoch = ck.epoch
         tr.step = ck.step
-        n_rows = len(ck.history.get("epoch", []))
-        old_lr = float(ck.train_config.get("lr", config.lr))
-        # a checkpoint older than the lr column: every earlier epoch ran at the recorded lr
-        tr.history = {c: list(ck.history.get(c, [old_lr] * n_rows if c == "lr" else [])) for c in HISTORY_COLUMNS}
+        if tr.history_path is not None:
+            tr.history = tr._read_history(tr.history_path, ck.epoch)
         tr.last_checkpoint = os.fspath(path)
         return tr
 
@@ -442,8 +582,8 @@ class Trainer:
         if self._val_x is None:
             return {"neg_elbo": float("nan"), "recon": float("nan"), "kl": float("nan"), "n": 0}
         rng = np.random.default_rng(_seed_streams(self.config.seed)["val_eps"])
-        return _evaluate_fixed(self.vae, self._val_x, rng, self.config.val_batch_size, self.config.val_k,
-                               self.config.kl)
+        return _evaluate_fixed(self.vae, self._val_x, self.y_val, rng, self.config.val_batch_size,
+                               self.config.val_k, self.config.kl)
 
     # -- training -----------------------------------------------------------------------------
     def _diverged(self, what: str, parameter: str | None, quantity: str) -> TrainingDiverged:
@@ -467,7 +607,7 @@ class Trainer:
             more = f" (also: {', '.join(bad[1:])})" if len(bad) > 1 else ""
             return (f"parameter {bad[0]!r} is non-finite{more}, so the loss is {float(t.loss)}", bad[0], "parameter")
         parts = [name for name in ("mu", "logvar", "z", "recon_per_example", "kl_per_example")
-                 if not np.all(np.isfinite(getattr(t, name)))]
+                 if getattr(t, name, None) is not None and not np.all(np.isfinite(getattr(t, name)))]
         labels = {"mu": "the encoder mean mu", "logvar": "the encoder log-variance logvar",
                   "z": "the sample z", "recon_per_example": "the reconstruction cost",
                   "kl_per_example": "the KL term"}
@@ -501,7 +641,7 @@ class Trainer:
             "vae_rng": self.vae.rng.bit_generator.state,
             "epoch": self.epoch,
             "step": self.step,
-            "history": {k: list(v) for k, v in self.history.items()},
+            "rows": len(self.history["epoch"]),
         }
 
     def restore_last_good(self) -> bool:
@@ -515,16 +655,18 @@ class Trainer:
             self.rngs[name].bit_generator.state = state
         self.vae.rng.bit_generator.state = g["vae_rng"]
         self.epoch, self.step = g["epoch"], g["step"]
-        self.history = {k: list(v) for k, v in g["history"].items()}
+        for column in self.history.values():      # rows of epochs after the good state go
+            del column[g["rows"]:]
         return True
 
-    def train_step(self, xb: np.ndarray) -> Any:
-        """One optimizer step on the minibatch xb: (B, D); returns the ``Terms``.
+    def train_step(self, xb: np.ndarray, yb: np.ndarray | None = None) -> Any:
+        """One optimizer step on the minibatch xb: (B, D) (labels yb (B,) for a conditional
+        model); returns the model's terms.
 
         Raises ``TrainingDiverged`` (before touching the parameters) if the loss or any gradient
         is not finite.
         """
-        return self._train_step_idle(xb, None)
+        return self._train_step_idle(xb, None, yb)
 
     def _minibatch(self, idx: np.ndarray, dtype: Any) -> np.ndarray:
         """The training rows ``idx`` as the model's floats, binarised if the config says so."""
@@ -536,12 +678,14 @@ class Trainer:
     def _minibatch_into(self, into: list[np.ndarray], idx: np.ndarray, dtype: Any) -> None:
         into.append(self._minibatch(idx, dtype))
 
-    def _train_step_idle(self, xb: np.ndarray, idle: Callable[[], None] | None) -> Any:
+    def _train_step_idle(self, xb: np.ndarray, idle: Callable[[], None] | None, yb: np.ndarray | None = None) -> Any:
         """``train_step``; a process split calls ``idle`` (fit's next minibatch) while it waits
         for its child, where the parent would otherwise sit still (~0.2 ms a step)."""
         beta = self.beta_at(self.step)
         # overflow warnings would only precede the TrainingDiverged raised below
         with np.errstate(over="ignore", invalid="ignore"):
+            if yb is not None:
+                return self._step_once(xb, beta, None, None, yb)
             return self._train_step(xb, beta, idle)
 
     def _train_step(self, xb: np.ndarray, beta: float, idle: Callable[[], None] | None) -> Any:
@@ -565,10 +709,14 @@ class Trainer:
         gov.record(split, xb.shape[0], time.perf_counter() - t0 - spent)
         return t
 
-    def _step_once(self, xb: np.ndarray, beta: float, split: Any, idle: Callable[[], None] | None = None) -> Any:
+    def _step_once(self, xb: np.ndarray, beta: float, split: Any, idle: Callable[[], None] | None = None,
+                   yb: np.ndarray | None = None) -> Any:
         cfg = self.config
-        t = (split.step(xb, k=cfg.k, beta=beta, kl=cfg.kl, idle=idle) if split is not None
-             else self.vae.forward(xb, eps=None, k=cfg.k, beta=beta, kl=cfg.kl))
+        if split is not None:
+            t = split.step(xb, k=cfg.k, beta=beta, kl=cfg.kl, idle=idle)
+        else:
+            given = _options(self.vae, k=cfg.k, beta=beta, kl=cfg.kl)
+            t = self.vae.forward(xb, **given) if yb is None else self.vae.forward(xb, y=yb, **given)
         if not math.isfinite(float(t.loss)):
             raise self._diverged(*self._loss_diagnosis(t))
         if split is None:
@@ -612,8 +760,6 @@ class Trainer:
                 return self._fit(epochs, callbacks, stop_after)
         except (TrainingDiverged, KeyboardInterrupt):
             self.restore_last_good()
-            if self._unsaved:            # the last finished epoch was not written yet: write it now
-                self.save_checkpoint()
             raise
 
     @contextlib.contextmanager
@@ -625,7 +771,7 @@ class Trainer:
             yield
             return
         from .threads import blas_threads
-        if n == 1 or not hasattr(self.vae, "_named_linears"):
+        if n == 1 or not hasattr(self.vae, "_named_linears") or self.y_train is not None:
             with blas_threads(n):
                 yield
             return
@@ -664,6 +810,8 @@ class Trainer:
             raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
         if self.checkpoint_path is not None and self.last_checkpoint is None:
             self.save_checkpoint()  # so that a divergence in epoch 1 still leaves a good state
+        if self.history_path is not None and self.epoch == 0:
+            self._start_history()
         self._snapshot()
         dtype = _model_dtype(self.vae)
         cfg = self.config
@@ -683,7 +831,8 @@ class Trainer:
                     xb = ahead.pop() if ahead else self._minibatch(order[start:start + cfg.batch_size], dtype)
                     nxt = order[start + cfg.batch_size:start + 2 * cfg.batch_size]
                     idle = functools.partial(self._minibatch_into, ahead, nxt, dtype) if nxt.size else None
-                    t = self._train_step_idle(xb, idle)
+                    yb = None if self.y_train is None else self.y_train[order[start:start + cfg.batch_size]]
+                    t = self._train_step_idle(xb, idle, yb)
                     b = xb.shape[0]
                     seen += b
                     s_loss += float(t.loss) * b
@@ -713,30 +862,21 @@ class Trainer:
                 "val_recon": val["recon"],
                 "val_kl": val["kl"],
             }
-            for c in HISTORY_COLUMNS:
+            row.update({c: val[c[len("val_"):]] if c[len("val_"):] in val else float("nan")
+                        for c in self.columns[len(HISTORY_COLUMNS):]})
+            for c in self.columns:
                 self.history[c].append(row[c])
             self.epoch_times.append(time.perf_counter() - t0)
+            if self.history_path is not None:
+                self._append_history(row)
             if self.checkpoint_path is not None:
-                if self.epoch >= total or self._checkpoint_due():
-                    self.save_checkpoint()
-                else:
-                    self._unsaved = True
+                self.save_checkpoint()
             self._snapshot()
             for cb in callbacks:
                 cb(self, row)
             if stop_after is not None and time.perf_counter() - t_begin >= stop_after:
                 break
-        if self._unsaved:
-            self.save_checkpoint()
         return self.history
-
-    def _checkpoint_due(self) -> bool:
-        """A checkpoint after every epoch, unless a write takes over ``CHECKPOINT_QUICK`` seconds
-        and would spend more than a tenth of the time (thousands of short epochs, e.g. Frey
-        Face, whose checkpoint carries a growing history): then once the time since the last
-        write is ten times that write's duration."""
-        return (self._ckpt_seconds < CHECKPOINT_QUICK
-                or time.perf_counter() - self._ckpt_done >= 10 * self._ckpt_seconds)
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
