@@ -201,7 +201,8 @@ def test_adam_kernel_catches_a_dropped_bias_correction():
     fused.adam_update(tf, g, m, v, lr=1e-2, b1=0.9, b2=0.999, eps=1e-8, t=1)
     assert np.all(np.abs(tf - tp) <= 8 * _u(np.float64) * (np.abs(theta) + 0.1))
     tw = theta.copy()
-    fused._load().adam(tw, g, np.zeros(100), np.zeros(100), 1e-2, 0.9, 0.999, 1e-8, 0.1, 1.0, 0, 0)
+    fused._load().adam(tw, g, np.zeros(100), np.zeros(100), 1e-2, 0.9, 0.999, 0.1, 0.001, 1e-8, 0.1, 1.0,
+                       0.0, 0.0)
     assert np.abs(tw - tp).max() > 1e-3
 
 
@@ -344,3 +345,85 @@ def test_adam_flushes_after_the_update(dtype):
     assert np.all(m[:2] == 0) and np.all(m[2:4] != 0)
     # theta moved by the unflushed moments: entry 0 had m below the threshold and still moved
     assert theta[0] < 0 and theta[1] > 0
+
+
+# ------------------------------------------------------------- the whole step, fused
+def _pair(act, hidden, z_dim, dtype):
+    from numpyvae import VAE
+    return [VAE(30, z_dim, hidden=hidden, activation=act, seed=4, dtype=dtype) for _ in range(2)]
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act, hidden, z_dim", [("relu", (12,), 3), ("tanh", (10, 8), 4)])
+def test_fused_step_equals_the_models_step(dtype, act, hidden, z_dim):
+    plain, fast = _pair(act, hidden, z_dim, dtype)
+    assert fused.attach(fast)
+    rng = np.random.default_rng(0)
+    x = (rng.random((7, 30)) < 0.3).astype(dtype)
+    eps = rng.standard_normal((2, 7, z_dim)).astype(dtype)
+    tp = plain.forward(x, eps=eps, beta=0.7)
+    plain.backward()
+    tf = fast.forward(x, eps=eps, beta=0.7)
+    fast.backward()
+    u = _u(dtype)
+    # the same products; the kernels round a few elementwise steps differently (a few u each),
+    # carried through at most six layers: far inside 1e3 u of the largest entry
+    for name in ("loss", "elbo", "recon", "kl"):
+        assert abs(getattr(tf, name) - getattr(tp, name)) <= 1e3 * u * abs(tp.loss), name
+    gmax = np.abs(plain.flat_grads).max()
+    assert np.all(np.abs(fast.flat_grads - plain.flat_grads) <= 1e3 * u * gmax)
+    np.testing.assert_allclose(fast.dmu, plain.dmu, rtol=0, atol=1e3 * u * np.abs(plain.dmu).max())
+    # and the check can fail: a gradient left out of one layer is far outside the bound
+    wrong = fast.flat_grads.copy()
+    wrong[fast.flat_grads.size // 2:] *= 2
+    assert not np.all(np.abs(wrong - plain.flat_grads) <= 1e3 * u * gmax)
+
+
+@needs_numba
+def test_models_the_fused_step_does_not_fit_run_their_own():
+    from numpyvae import VAE
+    for vae in (VAE(30, 3, hidden=(8,), activation="sigmoid", seed=0),
+                VAE(30, 3, hidden=(8,), likelihood="gaussian", seed=0),
+                VAE(30, 3, hidden=(), seed=0)):
+        assert not fused.fits(vae) and not fused.attach(vae)
+        assert "forward" not in vars(vae)
+    vae = VAE(30, 3, hidden=(8,), seed=0)
+    assert fused.attach(vae)
+    x = (np.random.default_rng(0).random((5, 30)) < 0.5).astype(float)
+    eps = np.random.default_rng(1).standard_normal((1, 5, 3))
+    t = vae.forward(x, eps=eps, kl="mc")          # the Monte Carlo KL: the model's own step
+    vae.backward()
+    ref = VAE(30, 3, hidden=(8,), seed=0)
+    tr = ref.forward(x, eps=eps, kl="mc")
+    ref.backward()
+    assert t.loss == tr.loss
+    np.testing.assert_array_equal(vae.flat_grads, ref.flat_grads)
+
+
+@needs_numba
+@pytest.mark.parametrize("act, hidden", [("relu", (16,)), ("tanh", (12, 10))])
+def test_a_fused_training_run_equals_the_plain_run(act, hidden):
+    """Five Trainer steps (shuffle, minibatch, step, Adam) with and without the fused path."""
+    from numpyvae import VAE
+    from numpyvae.training.trainer import TrainConfig, Trainer
+    x = (np.random.default_rng(2).random((50, 30)) < 0.3).astype(np.float32)
+    runs = []
+    for use in (False, True):
+        vae = VAE(30, 4, hidden=hidden, activation=act, seed=1, dtype=np.float32)
+        opt = optim.Adam(1e-2)
+        if use:
+            assert fused.attach(vae)
+            opt = fused.FusedAdam(1e-2)
+        tr = Trainer(vae, x, None, TrainConfig(epochs=1, batch_size=10, progress=False), optimizer=opt)
+        tr.fit(1)
+        runs.append((vae.flat_params.copy(), tr.history["train_loss"][-1], opt.state_dict()))
+    (p0, l0, s0), (p1, l1, s1) = runs
+    u = _u(np.float32)
+    moved = np.abs(p0 - VAE(30, 4, hidden=hidden, activation=act, seed=1, dtype=np.float32).flat_params)
+    assert moved.max() > 1e-3
+    # five steps of lr 1e-2 from the same gradients up to rounding: Adam's step, about lr an
+    # entry, is where rounding differences show, a few u of it a step
+    assert np.all(np.abs(p1 - p0) <= 5 * 1e3 * u * (np.abs(p0) + 1e-2))
+    assert abs(l1 - l0) <= 1e3 * u * abs(l0)
+    assert s0.keys() == s1.keys() and int(s0["t"]) == int(s1["t"]) == 5

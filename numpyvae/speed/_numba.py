@@ -19,13 +19,12 @@ _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @_jit
-def adam(theta, g, m, v, lr, b1, b2, eps, c1, c2, tiny_m, tiny_v):
-    """theta, g, m, v: 1-D, same dtype. m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2;
-    theta <- theta - lr (m / c1) / (sqrt(v / c2) + eps), with c1 = 1 - b1^t, c2 = 1 - b2^t.
-    After the update, entries of m (of v) smaller than ``tiny_m`` (``tiny_v``) in size are
-    stored as 0, as the plain update flushes them (0: none)."""
-    a1 = 1 - b1
-    a2 = 1 - b2
+def adam(theta, g, m, v, lr, b1, b2, a1, a2, eps, c1, c2, tiny_m, tiny_v):
+    """theta, g, m, v: 1-D, same dtype. m <- b1 m + a1 g; v <- b2 v + a2 g^2;
+    theta <- theta - lr (m / c1) / (sqrt(v / c2) + eps). Kingma & Ba's moments: a1 = 1 - b1,
+    c1 = 1 - b1^t (likewise for v); weighted sums of the gradients: a1 = 1, c1 = the sum of
+    the weights (1 - b1^t) / (1 - b1). After the update, entries of m (of v) smaller than
+    ``tiny_m`` (``tiny_v``) in size are stored as 0, as the plain update flushes them (0: none)."""
     for i in range(theta.size):
         gi = g[i]
         mi = b1 * m[i] + a1 * gi

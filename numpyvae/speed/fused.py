@@ -26,13 +26,16 @@ import time
 
 import numpy as np
 
+from .. import optim
 from ..kl import kl_normal_std, kl_normal_std_grad
 from ..likelihoods import bernoulli_log_prob, bernoulli_log_prob_grad
+from ..model import VAE, Terms
 from ..reparam import reparameterize, reparameterize_backward
 
 __all__ = ["available", "warm_up", "adam_update", "bernoulli_log_prob_and_grad",
            "bias_act_forward", "act_bias_backward", "reparameterize_kl",
-           "reparameterize_kl_backward"]
+           "reparameterize_kl_backward", "FusedAdam", "fits", "attach", "fused_forward",
+           "fused_backward"]
 
 _FLOATS = (np.float32, np.float64)
 #: the loaded kernel module, False when switched off, None before the first attempt
@@ -57,7 +60,7 @@ def _warm(k):
     from numba's cache) now, so a compile failure shows here and not in a step."""
     for dt in _FLOATS:
         a = np.ones(4, dt)
-        k.adam(a.copy(), a, a.copy(), a.copy(), 1e-3, 0.9, 0.999, 1e-8, 0.1, 0.001, 0.0, 0.0)
+        k.adam(a.copy(), a, a.copy(), a.copy(), 1e-3, 0.9, 0.999, 0.1, 0.001, 1e-8, 0.1, 0.001, 0.0, 0.0)
         x2, l3 = np.ones((2, 2), dt), np.ones((1, 2, 2), dt)
         k.bernoulli(x2, l3, l3, l3, np.empty((1, 2), dt), np.empty_like(l3), 1.0)
         k.bias_relu(x2.copy(), a[:2])
@@ -145,8 +148,8 @@ def adam_update(theta, g, m, v, *, lr, b1, b2, eps, t, flush_m=0.0, flush_v=0.0)
     Derivation: derivations/18_where_the_time_goes.md, eq. (18.6)
     """
     if theta.ndim == 1 and _ok(theta, g, m, v) and _call(
-            "adam", theta, g, m, v, float(lr), float(b1), float(b2), float(eps),
-            float(1 - b1 ** t), float(1 - b2 ** t), float(flush_m), float(flush_v)):
+            "adam", theta, g, m, v, float(lr), float(b1), float(b2), float(1 - b1), float(1 - b2),
+            float(eps), float(1 - b1 ** t), float(1 - b2 ** t), float(flush_m), float(flush_v)):
         return
     m *= b1
     m += (1 - b1) * g
@@ -261,3 +264,137 @@ def reparameterize_kl_backward(dz, mu, logvar, eps, c):
     dmu += c * dmu_kl
     dlogvar += c * dlogvar_kl
     return dmu, dlogvar
+
+
+# ------------------------------------------------------------------------ the optimizer
+class FusedAdam(optim.Adam):
+    """``numpyvae.optim.Adam`` whose update is the one-pass kernel of ``adam_update``.
+
+    The same state (so checkpoints and ``state_dict`` are unchanged), the same weight decay and
+    flushing of decayed moments; the plain Adam's own update runs when the kernels are off or
+    the buffer is not a contiguous float array. Whether the state is Kingma & Ba's m and v or the
+    weighted sums of the gradients, one kernel serves: only its four scalars differ.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.6)
+    """
+
+    def step(self, params, grads):
+        """One Adam update of ``params`` in place from ``grads``, in one pass when fused."""
+        if not (params.ndim == 1 and _ok(params, grads) and getattr(self, "pool", None) is None
+                and available()):
+            return super().step(params, grads)
+        g = self._grad(params, grads)
+        self.t += 1
+        names = self._buffers
+        m = self._state(params.shape, params.dtype, names[0])
+        v = self._state(params.shape, params.dtype, names[1])
+        b1, b2, t = self.b1, self.b2, self.t
+        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+        if names[0] == "m_sum":        # weighted sums: m_sum = m / (1 - b1), v_sum = v / (1 - b2)
+            a1, a2, c1, c2 = 1.0, 1.0, c1 / (1 - b1), c2 / (1 - b2)
+        else:
+            a1, a2 = 1 - b1, 1 - b2
+        tiny_m = tiny_v = 0.0
+        if t % min(optim._flush_period(b1), optim._flush_period(b2)) == 0:
+            tiny_m = optim._tiny(m.dtype)
+            tiny_v = tiny_m if self.eps > 0 else 0.0
+        g = np.ascontiguousarray(g)
+        if not _call("adam", params, g, m, v, float(self.lr), b1, b2, float(a1), float(a2),
+                     float(self.eps), float(c1), float(c2), tiny_m, tiny_v):
+            self._update_plain(params, g, m, v)
+
+
+# ---------------------------------------------------------------- the model's step
+def fits(vae) -> bool:
+    """True when ``fused_forward`` can run ``vae``'s step: the plain ``numpyvae.model.VAE``
+    (not a subclass) with the Bernoulli likelihood, ReLU or tanh, a hidden trunk, float32/64.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+    """
+    return (type(vae) is VAE and vae.likelihood_name == "bernoulli"
+            and vae.activation in ("relu", "tanh") and len(vae.hidden) > 0
+            and np.dtype(vae.dtype) in _FLOATS)
+
+
+def _trunk_forward(mlp, h, act, keep):
+    for lin in mlp.linears:
+        lin.x = h                                   # what Linear.backward reads
+        h = bias_act_forward(h @ lin.W, lin.b, act)
+        keep.append(h)
+    return h
+
+
+def _trunk_backward(mlp, d, act, kept):
+    for lin, y in zip(reversed(mlp.linears), reversed(kept)):
+        dpre, db = act_bias_backward(d, y, act)     # through the activation, bias sum in the pass
+        np.matmul(lin.x.T, dpre, out=lin.dW)
+        lin.db[...] = db
+        d = dpre @ lin.W.T if lin.input_grad else None
+    return d
+
+
+def fused_forward(vae, x, eps=None, k=None, beta=1.0, kl="closed", q=None) -> Terms:
+    """``vae.forward`` with the fused kernels: the same arguments, checks and Terms.
+
+    Runs the model's own forward when ``fits(vae)`` is False, for kl="mc" and for a given q.
+    The step is note 07's: encoder, z = mu + sigma eps and the KL (18.9), decoder with the bias
+    and activation fused (18.8), the Bernoulli term with its gradient (18.7), which the backward
+    then only reads.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+    """
+    if not (fits(vae) and kl == "closed" and q is None and available()):
+        return type(vae).forward(vae, x, eps=eps, k=k, beta=beta, kl=kl, q=q)
+    x, eps, _ = vae._forward_args(x, eps, k, beta, kl, q)
+    K, B, Z = eps.shape
+    act, enc_h, dec_h = vae.activation, [], []
+    h = _trunk_forward(vae.enc, x, act, enc_h)
+    mu, logvar = vae.enc_mu.forward(h), vae.enc_logvar.forward(h)
+    z, kl_pe = reparameterize_kl(mu, logvar, eps)
+    hd = _trunk_forward(vae.dec, z.reshape(K * B, Z), act, dec_h)
+    logits = vae.dec_out.forward(hd).reshape(K, B, vae.x_dim)
+    # the gradient of the loss, -(1/(K B)) d log p / d logits, made in the same pass
+    log_px_z, dlogits = bernoulli_log_prob_and_grad(x, logits, -1.0 / (K * B))
+    recon = -log_px_z.mean(axis=0)
+    loss = float(np.mean(recon + beta * kl_pe))
+    vae._cache = dict(fused=True, x=x, mu=mu, logvar=logvar, eps=eps, outs=(logits,),
+                      beta=float(beta), kl=kl, mc=None, encoder=True, dlogits=dlogits,
+                      enc_h=enc_h, dec_h=dec_h)
+    elbo_pe = -(recon + kl_pe)
+    return Terms(loss=loss, elbo=float(elbo_pe.mean()), recon=float(recon.mean()),
+                 kl=float(kl_pe.mean()), beta=float(beta), elbo_per_example=elbo_pe,
+                 recon_per_example=recon, kl_per_example=kl_pe, log_px_z=log_px_z,
+                 mu=mu, logvar=logvar, z=z, eps=eps)
+
+
+def fused_backward(vae) -> None:
+    """``vae.backward`` after ``fused_forward``: the same gradients in ``vae.grads``.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+    """
+    cache = vae._cache
+    if cache is None or not cache.get("fused"):
+        return type(vae).backward(vae)
+    mu, logvar, eps, beta = (cache[n] for n in ("mu", "logvar", "eps", "beta"))
+    K, B, Z = eps.shape
+    act = vae.activation
+    d = vae.dec_out.backward(cache["dlogits"].reshape(K * B, vae.x_dim))
+    dz = _trunk_backward(vae.dec, d, act, cache["dec_h"]).reshape(K, B, Z)
+    dmu, dlogvar = reparameterize_kl_backward(dz, mu, logvar, eps, beta / B)
+    vae.dmu, vae.dlogvar = dmu, dlogvar
+    dh = vae.enc_mu.backward(dmu)
+    dh += vae.enc_logvar.backward(dlogvar)
+    _trunk_backward(vae.enc, dh, act, cache["enc_h"])
+
+
+def attach(vae) -> bool:
+    """Route ``vae.forward`` and ``vae.backward`` (this instance only) through the fused step;
+    True when it will be fused, False (nothing changed) when it cannot be.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+    """
+    if not (fits(vae) and available()):
+        return False
+    vae.forward = lambda *a, **kw: fused_forward(vae, *a, **kw)
+    vae.backward = lambda: fused_backward(vae)
+    return True
