@@ -427,3 +427,19 @@ def test_a_fused_training_run_equals_the_plain_run(act, hidden):
     assert np.all(np.abs(p1 - p0) <= 5 * 1e3 * u * (np.abs(p0) + 1e-2))
     assert abs(l1 - l0) <= 1e3 * u * abs(l0)
     assert s0.keys() == s1.keys() and int(s0["t"]) == int(s1["t"]) == 5
+
+
+@needs_numba
+def test_the_peers_benchmark_runs_at_tiny_size():
+    """Keeps benchmarks/bench_peers.py from rotting; it times nothing that is asserted."""
+    from pathlib import Path
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        import bench_peers
+    finally:
+        sys.path.remove(str(bench))
+    out = bench_peers.run_numpyvae(bench_peers.MODELS["tanh"], 256, 1, 1, True)
+    assert out["samples_per_s"] > 0 and np.isfinite(out["final_loss"]) and out["compile_s"] >= 0
+    with pytest.raises(SystemExit):
+        bench_peers.main(["--sides", "numpyvae,nonsense"])
