@@ -201,8 +201,8 @@ def test_adam_kernel_catches_a_dropped_bias_correction():
     fused.adam_update(tf, g, m, v, lr=1e-2, b1=0.9, b2=0.999, eps=1e-8, t=1)
     assert np.all(np.abs(tf - tp) <= 8 * _u(np.float64) * (np.abs(theta) + 0.1))
     tw = theta.copy()
-    fused._load().adam(tw, g, np.zeros(100), np.zeros(100), 1e-2, 0.9, 0.999, 0.1, 0.001, 1e-8, 0.1, 1.0,
-                       0.0, 0.0)
+    fused._adam_kernel(tw, g, np.zeros(100), np.zeros(100), 1e-2, 0.9, 0.999, 0.1, 0.001, 1e-8,
+                       0.1, 1.0, 0.0, 0.0)        # c2 = 1: the second correction left out
     assert np.abs(tw - tp).max() > 1e-3
 
 

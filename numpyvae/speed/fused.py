@@ -60,14 +60,14 @@ def _warm(k):
     from numba's cache) now, so a compile failure shows here and not in a step."""
     for dt in _FLOATS:
         a = np.ones(4, dt)
-        k.adam(a.copy(), a, a.copy(), a.copy(), 1e-3, 0.9, 0.999, 0.1, 0.001, 1e-8, 0.1, 0.001, 0.0, 0.0)
+        k.adam(a.copy(), a, a.copy(), a.copy(), *(dt(c) for c in (1e-3, 0.9, 0.999, 0.1, 0.001, 1e-8, 0, 0)))
         x2, l3 = np.ones((2, 2), dt), np.ones((1, 2, 2), dt)
         k.bernoulli(x2, l3, l3, l3, np.empty((1, 2), dt), np.empty_like(l3), 1.0)
         k.bias_relu(x2.copy(), a[:2])
         k.relu_back(x2, x2, np.empty_like(x2), np.empty(2, dt))
         k.tanh_back(x2, x2, np.empty_like(x2), np.empty(2, dt))
-        k.reparam_kl(x2, x2, l3, np.empty_like(l3), np.empty(2, dt))
-        k.reparam_kl_back(l3, x2, x2, l3, 1.0, np.empty_like(x2), np.empty_like(x2))
+        k.reparam_kl(x2, x2, x2, x2, l3, np.empty_like(l3), np.empty(2, dt))
+        k.reparam_kl_back(l3, x2, x2, x2, l3, 1.0, np.empty_like(x2), np.empty_like(x2))
 
 
 def _load():
@@ -135,6 +135,16 @@ def _call(name, *args):
 
 
 # -------------------------------------------------------------------------------- Adam
+def _adam_kernel(theta, g, m, v, lr, b1, b2, a1, a2, eps, c1, c2, tiny_m, tiny_v):
+    """The kernel with the bias corrections folded into two scalars (exact algebra:
+    lr (m / c1) / (sqrt(v / c2) + eps) = (lr sqrt(c2) / c1) m / (sqrt(v) + eps sqrt(c2))),
+    every scalar in the arrays' dtype."""
+    dt = theta.dtype.type
+    r2 = c2 ** 0.5
+    return _call("adam", theta, g, m, v, dt(lr * r2 / c1), dt(b1), dt(b2), dt(a1), dt(a2),
+                 dt(eps * r2), dt(tiny_m), dt(tiny_v))
+
+
 def adam_update(theta, g, m, v, *, lr, b1, b2, eps, t, flush_m=0.0, flush_v=0.0):
     """Kingma & Ba's Adam step on flat arrays, in place, one pass over theta, g, m and v.
 
@@ -147,9 +157,8 @@ def adam_update(theta, g, m, v, *, lr, b1, b2, eps, t, flush_m=0.0, flush_v=0.0)
 
     Derivation: derivations/18_where_the_time_goes.md, eq. (18.6)
     """
-    if theta.ndim == 1 and _ok(theta, g, m, v) and _call(
-            "adam", theta, g, m, v, float(lr), float(b1), float(b2), float(1 - b1), float(1 - b2),
-            float(eps), float(1 - b1 ** t), float(1 - b2 ** t), float(flush_m), float(flush_v)):
+    if theta.ndim == 1 and _ok(theta, g, m, v) and _adam_kernel(
+            theta, g, m, v, lr, b1, b2, 1 - b1, 1 - b2, eps, 1 - b1 ** t, 1 - b2 ** t, flush_m, flush_v):
         return
     m *= b1
     m += (1 - b1) * g
@@ -163,13 +172,27 @@ def adam_update(theta, g, m, v, *, lr, b1, b2, eps, t, flush_m=0.0, flush_v=0.0)
 
 
 # --------------------------------------------------------------------------- Bernoulli
+_scratch_bufs = {}
+
+
+def _scratch(shape, dtype):
+    """A work array reused from call to call (never returned): a fresh 400 kB array each step
+    costs page faults that can outweigh the pass that fills it."""
+    key = (shape, np.dtype(dtype))
+    buf = _scratch_bufs.get(key)
+    if buf is None:
+        _scratch_bufs.clear()            # one shape at a time: the training shape
+        buf = _scratch_bufs[key] = np.empty(shape, dtype)
+    return buf
+
+
 def bernoulli_log_prob_and_grad(x, logits, scale=1.0):
     """(log p(x|z), scale * d log p / d logits) of the Bernoulli likelihood, in one pass.
 
     x: (B, D); logits: (K, B, D) or (B, D) -> log p: (K, B) or (B,), and the gradient with the
     shape of logits. Equal to ``bernoulli_log_prob(x, logits)`` and ``scale *
-    bernoulli_log_prob_grad(x, logits)`` (note 05, eqs. (5.1), (5.2)) to rounding; the sum
-    over pixels is carried in float64.
+    bernoulli_log_prob_grad(x, logits)`` (note 05, eqs. (5.1), (5.2)) to rounding. Not safe to
+    call from two threads at once (it reuses one work array).
 
     Derivation: derivations/18_where_the_time_goes.md, eq. (18.7)
     """
@@ -178,10 +201,11 @@ def bernoulli_log_prob_and_grad(x, logits, scale=1.0):
         e = np.abs(l3)                   # e = exp(-|l|), sp = log1p(e): NumPy's vector loops
         np.negative(e, out=e)
         np.exp(e, out=e)
-        sp = np.log1p(e)
+        sp = _scratch(l3.shape, l3.dtype)
+        np.log1p(e, out=sp)
         logp = np.empty(l3.shape[:2], dtype=l3.dtype)
         grad = e                         # each e is read before its gradient is written
-        if _call("bernoulli", x, l3, e, sp, logp, grad, float(scale)):
+        if _call("bernoulli", x, l3, e, sp, logp, grad, l3.dtype.type(scale)):
             return (logp, grad) if logits.ndim == 3 else (logp[0], grad[0])
     grad = bernoulli_log_prob_grad(x, logits)
     if scale != 1.0:
@@ -240,7 +264,8 @@ def reparameterize_kl(mu, logvar, eps):
     if (mu.ndim == 2 and eps.ndim == 3 and mu.shape == logvar.shape == eps.shape[1:]
             and _ok(mu, logvar, eps)):
         z, kl = np.empty_like(eps), np.empty(mu.shape[0], mu.dtype)
-        if _call("reparam_kl", mu, logvar, eps, z, kl):
+        sigma, em1 = np.exp(0.5 * logvar), np.expm1(logvar)
+        if _call("reparam_kl", mu, logvar, sigma, em1, eps, z, kl):
             return z, kl
     return reparameterize(mu, logvar, eps), kl_normal_std(mu, logvar)
 
@@ -257,7 +282,8 @@ def reparameterize_kl_backward(dz, mu, logvar, eps, c):
     if (dz.ndim == 3 and dz.shape == eps.shape and mu.shape == logvar.shape == eps.shape[1:]
             and _ok(dz, mu, logvar, eps)):
         dmu, dlogvar = np.empty_like(mu), np.empty_like(mu)
-        if _call("reparam_kl_back", dz, mu, logvar, eps, float(c), dmu, dlogvar):
+        sigma, em1 = np.exp(0.5 * logvar), np.expm1(logvar)
+        if _call("reparam_kl_back", dz, mu, sigma, em1, eps, float(c), dmu, dlogvar):
             return dmu, dlogvar
     dmu, dlogvar = reparameterize_backward(dz, logvar, eps)
     dmu_kl, dlogvar_kl = kl_normal_std_grad(mu, logvar)
@@ -299,8 +325,7 @@ class FusedAdam(optim.Adam):
             tiny_m = optim._tiny(m.dtype)
             tiny_v = tiny_m if self.eps > 0 else 0.0
         g = np.ascontiguousarray(g)
-        if not _call("adam", params, g, m, v, float(self.lr), b1, b2, float(a1), float(a2),
-                     float(self.eps), float(c1), float(c2), tiny_m, tiny_v):
+        if not _adam_kernel(params, g, m, v, self.lr, b1, b2, a1, a2, self.eps, c1, c2, tiny_m, tiny_v):
             self._update_plain(params, g, m, v)
 
 
