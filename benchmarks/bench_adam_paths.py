@@ -1,4 +1,4 @@
-"""Is the fast Adam worth keeping? The Trainer's step with Adam(fast=True) against fast=False.
+"""Is the blocked Adam worth keeping? The Trainer's step with speed.adam.BlockedAdam against optim.Adam.
 
 Both trainers live in one process and take turns in short bursts (``--burst`` steps each,
 ``--bursts`` times), so a load spike from another process hits both alike; the median time
@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from numpyvae import VAE  # noqa: E402
 from numpyvae.optim import Adam  # noqa: E402
+from numpyvae.speed.adam import BlockedAdam  # noqa: E402
 from numpyvae.training.trainer import TrainConfig, Trainer  # noqa: E402
 
 MODELS = {"784-400-20 ReLU, B=128": dict(hidden=(400,), z_dim=20, activation="relu", batch=128),
@@ -43,7 +44,7 @@ def main(argv=None):
             vae = VAE(784, m["z_dim"], hidden=m["hidden"], activation=m["activation"], seed=0,
                       dtype=np.float32)
             cfg = TrainConfig(epochs=1, batch_size=m["batch"], progress=False)
-            trainers[fast] = Trainer(vae, x, None, cfg, optimizer=Adam(1e-3, fast=fast))
+            trainers[fast] = Trainer(vae, x, None, cfg, optimizer=BlockedAdam(1e-3) if fast else Adam(1e-3))
         B = m["batch"]
         batches = [x[i:i + B] for i in range(0, len(x) - B + 1, B)]
         times = {True: [], False: []}

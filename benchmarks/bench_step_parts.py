@@ -45,9 +45,9 @@ sys.path.insert(0, HERE)
 from bench_vs_torch import MODELS, _data, run_matmul  # noqa: E402
 
 from numpyvae import VAE, layers, likelihoods, model  # noqa: E402
-from numpyvae.optim import Adam  # noqa: E402
+from numpyvae.speed.adam import BlockedAdam  # noqa: E402
 from numpyvae.training import trainer  # noqa: E402
-from numpyvae.training.memory import keep_freed_heap  # noqa: E402
+from numpyvae.speed.heap import keep_freed_heap  # noqa: E402
 
 #: (owner, attribute, piece): what the timers wrap, and the row each call adds to
 PIECES = [
@@ -62,7 +62,7 @@ PIECES = [
     (model, "reparameterize_backward", "reparameterization and KL"),
     (model, "kl_normal_std", "reparameterization and KL"),
     (model, "kl_normal_std_grad", "reparameterization and KL"),
-    (Adam, "step", "Adam update"),
+    (BlockedAdam, "step", "Adam update"),
     (trainer.Trainer, "_minibatch", "minibatch copy"),
 ]
 TARGET = 0.6
@@ -71,7 +71,7 @@ TARGET = 0.6
 def _trainer(m, x):
     vae = VAE(784, m["z_dim"], hidden=m["hidden"], activation=m["activation"], seed=0, dtype=np.float32)
     cfg = trainer.TrainConfig(epochs=1, batch_size=m["batch"], progress=False)
-    return trainer.Trainer(vae, x, None, cfg, optimizer=Adam(1e-3))
+    return trainer.Trainer(vae, x, None, cfg, optimizer=BlockedAdam(1e-3))
 
 
 def _burst_times(tr, x, B, bursts, burst, warmed=None):

@@ -6,7 +6,7 @@ NumPy or torch loads, and its peak RSS is its own):
 * ``numpyvae``  -- ``numpyvae.training.trainer.Trainer.fit`` (the real training path: shuffle,
   minibatch copy, forward, backward, Adam), float32, with ``Trainer(threads=N)``: at N = 2
   each minibatch is split in two, the second half in a child process, each on a one-thread
-  BLAS, and Adam's update is split the same way (``numpyvae/training/parallel.py``). Its
+  BLAS, and Adam's update is split the same way (``numpyvae/speed/split.py``). Its
   peak RSS adds the child's private memory (read at each epoch's end) to the parent's peak;
 * ``torch``     -- the pytorch/examples VAE as that example writes it (nn.Linear layers,
   sigmoid output with binary_cross_entropy summed over the batch, a DataLoader with
@@ -28,7 +28,7 @@ round: on a shared machine say so next to the numbers.
     python benchmarks/bench_vs_torch.py                       # the full protocol
     python benchmarks/bench_vs_torch.py --n 20000 --epochs 2 --rounds 3 --threads 1,2
     python benchmarks/bench_vs_torch.py --storage bool        # the data set held as bytes on both sides
-    python benchmarks/bench_vs_torch.py --plain-adam          # also Trainer with Adam(fast=False)
+    python benchmarks/bench_vs_torch.py --plain-adam          # also Trainer with the plain optim.Adam
     python benchmarks/bench_vs_torch.py --busy                # with another process spinning on a core
     python benchmarks/bench_vs_torch.py --busy --adapt        # and Trainer(adapt=True), as --threads auto trains
 """
@@ -111,7 +111,7 @@ def run_numpyvae(m, n, epochs, threads, storage, fast_adam=True, adapt=False):
     from threadpoolctl import threadpool_limits
     sys.path.insert(0, ROOT)
     from numpyvae import VAE
-    from numpyvae.optim import Adam
+    from numpyvae.speed import Speed
     from numpyvae.training.trainer import TrainConfig, Trainer
 
     x = _data(n, storage)         # bool: the Trainer turns each minibatch into float32 0/1
@@ -119,8 +119,10 @@ def run_numpyvae(m, n, epochs, threads, storage, fast_adam=True, adapt=False):
         vae = VAE(784, m["z_dim"], hidden=m["hidden"], activation=m["activation"], seed=0,
                   dtype=np.float32)
         cfg = TrainConfig(epochs=1 + epochs, batch_size=m["batch"], progress=False)
-        tr = Trainer(vae, x, None, cfg, optimizer=Adam(1e-3, fast=fast_adam), threads=threads,
-                     adapt=adapt)
+        speed = Speed(threads, adapt=adapt)        # the command line's speed layer
+        if not fast_adam:
+            speed.optimizer = lambda opt: opt       # keep optim.Adam, the plain update
+        tr = Trainer(vae, x, None, cfg, speed=speed)
         child = [0.0]        # the split step's child process, read at each epoch's end (while it lives)
 
         def watch(trainer, row):
@@ -280,7 +282,7 @@ def main(argv=None):
     ap.add_argument("--threads", default="1,2", help="comma-separated BLAS thread counts")
     ap.add_argument("--models", default="relu,tanh", help="comma-separated: relu, tanh")
     ap.add_argument("--plain-adam", action="store_true",
-                    help="also time the Trainer with the readable Adam (fast=False)")
+                    help="also time the Trainer with the readable Adam (optim.Adam, not speed.adam.BlockedAdam)")
     ap.add_argument("--adapt", action="store_true",
                     help="also Trainer(adapt=True): whole steps instead of split ones while those measure faster")
     ap.add_argument("--storage", choices=("float32", "bool"), default="float32",

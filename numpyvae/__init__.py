@@ -5,7 +5,8 @@ encoder (layers, model) -> reparameterize (reparam) -> decoder (layers, model)
 -> likelihood (likelihoods) + KL (kl) -> optimizer (optim), every backward checked
 by finite differences (gradcheck). Everything else lives in a wing named for what it
 holds: data/ (where x comes from), training/ (the loop, checkpoints, figures),
-theory/ (the documents' claims, measured), teaching/ (exercises and grading), cli/.
+theory/ (the documents' claims, measured), teaching/ (exercises and grading), speed/ (what makes training
+faster, handed to the trainer by the command line), cli/.
 The core imports no wing.
 """
 from . import data, family, gradcheck, iwae, kl, layers, likelihoods, model, optim, reparam, theory, vqvae

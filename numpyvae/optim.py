@@ -9,10 +9,9 @@ first ``step`` binds it to the array it is given, and a later ``step`` on anothe
 refused with a ValueError (make one optimizer per parameter array). ``load_state_dict``
 unbinds it, so a restored optimizer binds to the (new) model's buffer on its next step.
 
-``Adam`` has two paths: ``_update_plain`` reads like the formula (the reference), and
-``_update_blocked`` (the default, ``fast=True``) computes the same numbers in place, one
-cache-sized block of the buffer at a time, without full-size temporaries;
-``tests/test_fast_paths.py`` proves them equal over many steps.
+``Adam`` reads like Kingma & Ba's algorithm; ``numpyvae/speed/adam.py`` computes the same
+numbers in place, one cache-sized block of the buffer at a time (``tests/test_fast_paths.py``
+proves them equal over many steps).
 
 Moment buffers that only decay (an entry whose gradient is exactly zero for a while: a pixel
 that is blank in every image of the recent minibatches, a dead ReLU unit) shrink towards the
@@ -108,6 +107,12 @@ class _Optimizer:
             setattr(self, name, np.array(state[name]) if name in state else None)
         self._bound = None       # binds to the array of the next step (shapes checked then)
 
+    def rebind(self, params) -> None:
+        """Tie the state to ``params`` from now on: the same parameters, moved to another array
+        (a training split moves them into shared memory)."""
+        self._bound = None
+        self._bind(params)
+
 
 def _same_memory(a, b):
     """True when a and b are views of exactly the same elements (same start, shape, strides)."""
@@ -163,29 +168,20 @@ class Adagrad(_Optimizer):
 
 
 class Adam(_Optimizer):
-    """Adam with bias-corrected moments.
+    """Adam with bias-corrected moments (Kingma & Ba, Algorithm 1).
 
-    Kingma & Ba's form: m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+    m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
     theta <- theta - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
 
-    The state kept is the pair of weighted sums ``m_sum`` = sum_i b1^(t-i) g_i and ``v_sum`` =
-    sum_i b2^(t-i) g_i^2 (so m = (1 - b1) m_sum, v = (1 - b2) v_sum): each sum takes one
-    multiply and one add a step, and the bias-corrected m_hat is m_sum divided by the sum of
-    its weights. ``m`` and ``v`` give Kingma & Ba's moments, computed from the sums.
-
-    ``fast=True`` (default) runs ``_update_blocked``, ``fast=False`` the readable
-    ``_update_plain``; both give the same numbers up to float rounding. With ``pool`` set
-    to a thread pool (the trainer's, when it trains on several threads) the blocked update
-    is cut into ``workers`` contiguous pieces that run at once: the update is elementwise,
-    so the pieces are independent and the numbers are the same.
+    The state is Kingma & Ba's pair of moments ``m`` and ``v`` and the step count ``t``. A
+    faster form of the same update (blocks of the buffer kept in cache, the bias corrections
+    as two scalars) is ``numpyvae.speed.adam.BlockedAdam``, tested equal to this one.
 
     Derivation: derivations/06_backprop_mlp.md, eq. (6.11)
     """
-    _buffers = ("m_sum", "v_sum")
-    #: elements per block of the fast path: five float32 blocks of 32768 (640 KB) stay in L2
-    BLOCK = 32768
+    _buffers = ("m", "v")
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, fast=True):
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(lr, weight_decay)
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
@@ -193,104 +189,31 @@ class Adam(_Optimizer):
         if not np.isfinite(eps) or eps < 0:
             raise ValueError(f"eps must be a non-negative number, got {eps!r}")
         self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
-        self.fast = bool(fast)
-        self.m_sum = self.v_sum = None
-        self._tmp = {}
-        self.pool, self.workers = None, 1
+        self.m = self.v = None
 
-    @property
-    def m(self):
-        """Kingma & Ba's first moment, (1 - b1) m_sum (a new array; None before the first step)."""
-        return None if self.m_sum is None else (1 - self.b1) * self.m_sum
-
-    @property
-    def v(self):
-        """Kingma & Ba's second moment, (1 - b2) v_sum (a new array; None before the first step)."""
-        return None if self.v_sum is None else (1 - self.b2) * self.v_sum
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore from ``state_dict()`` output; a state holding Kingma & Ba's ``m`` and ``v``
-        (checkpoints written before the sums) is converted to the sums."""
-        state = dict(state)
-        for old, new, b in (("m", "m_sum", self.b1), ("v", "v_sum", self.b2)):
-            if old in state and new not in state:
-                state[new] = np.asarray(state.pop(old)) / (1 - b)
-        super().load_state_dict(state)
-
-    def _flush_moments(self, m_sum, v_sum):
-        """Every ``_flush_period`` steps, zero the entries of m_sum (and, with eps > 0, of v_sum)
-        that decayed close to the subnormal range (see the module docstring). With eps = 0 a
-        zeroed v_sum would divide 0 by 0, so it is left alone."""
+    def _flush_moments(self, m, v):
+        """Every ``_flush_period`` steps, zero the entries of m (and, with eps > 0, of v) that
+        decayed close to the subnormal range (see the module docstring). With eps = 0 a zeroed
+        v would divide 0 by 0, so it is left alone."""
         if self.t % min(_flush_period(self.b1), _flush_period(self.b2)) == 0:
-            tiny = _tiny(m_sum.dtype)
-            _flush_tiny(m_sum, tiny)
+            tiny = _tiny(m.dtype)
+            _flush_tiny(m, tiny)
             if self.eps > 0:
-                _flush_tiny(v_sum, tiny)
+                _flush_tiny(v, tiny)
 
     def step(self, params, grads):
         """One Adam update of ``params`` in place from ``grads`` (same shape)."""
         g = self._grad(params, grads)
         self.t += 1
-        m_sum = self._state(params.shape, params.dtype, "m_sum")
-        v_sum = self._state(params.shape, params.dtype, "v_sum")
-        if self.fast and params.flags.c_contiguous:   # flat views of params must alias it
-            flat = (params.reshape(-1), np.ascontiguousarray(g).reshape(-1), m_sum.reshape(-1),
-                    v_sum.reshape(-1))
-            n, blk = flat[0].size, self.BLOCK
-            per = -(-n // max(1, self.workers) // blk) * blk     # whole blocks per piece
-            if self.pool is None or per >= n:
-                self._update_blocked(*flat)
-            else:   # contiguous pieces of whole blocks, one per thread, each with its scratch
-                pieces = [slice(i, min(i + per, n)) for i in range(0, n, per)]
-
-                def update(j):
-                    self._update_blocked(*(a[pieces[j]] for a in flat), key=j)
-                list(self.pool.map(update, range(len(pieces))))
-        else:
-            self._update_plain(params, g, m_sum, v_sum)
-
-    def _update_plain(self, theta, g, m_sum, v_sum):
-        """The update as the note writes it (the reference for the fast path)."""
+        m = self._state(params.shape, params.dtype, "m")
+        v = self._state(params.shape, params.dtype, "v")
         b1, b2, t = self.b1, self.b2, self.t
-        m_sum[...] = b1 * m_sum + g
-        v_sum[...] = b2 * v_sum + g * g
-        m_hat = m_sum / ((1 - b1 ** t) / (1 - b1))    # the sums over the sums of their weights
-        v_hat = v_sum / ((1 - b2 ** t) / (1 - b2))
-        theta -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
-        self._flush_moments(m_sum, v_sum)
-
-    def _update_blocked(self, theta, g, m_sum, v_sum, key=0):
-        """The same update, in place, one block of BLOCK elements at a time (1-D arrays).
-
-        Algebra: with w1 = (1 - b1^t) / (1 - b1) and w2 = (1 - b2^t) / (1 - b2), the sums of
-        the weights, m_hat / (sqrt(v_hat) + eps) = (sqrt(w2) / w1) m_sum / (sqrt(v_sum) +
-        eps sqrt(w2)): the bias corrections become two scalars instead of two passes over the
-        buffer. A block's five slices stay in the core's cache across the ten operations.
-        """
-        b1, b2 = self.b1, self.b2
-        w1, w2 = (1 - b1 ** self.t) / (1 - b1), (1 - b2 ** self.t) / (1 - b2)
-        # Python floats: a NumPy float64 scalar would run every float32 operation below
-        # through a float64 loop, several times slower (NEP 50)
-        eps_t = float(self.eps * w2 ** 0.5)
-        step = float(self.lr * w2 ** 0.5 / w1)
-        n, blk = theta.size, self.BLOCK
-        tmp = self._tmp.get(key)          # one scratch block per concurrent piece
-        if tmp is None or tmp.size < min(n, blk) or tmp.dtype != theta.dtype:
-            tmp = self._tmp[key] = np.empty(min(n, blk), dtype=theta.dtype)
-        for i in range(0, n, blk):
-            j = min(i + blk, n)
-            mb, vb, gb, pb, tb = m_sum[i:j], v_sum[i:j], g[i:j], theta[i:j], tmp[:j - i]
-            mb *= b1                       # m_sum <- b1 m_sum + g
-            mb += gb
-            np.multiply(gb, gb, out=tb)    # v_sum <- b2 v_sum + g^2
-            vb *= b2
-            vb += tb
-            np.sqrt(vb, out=tb)            # theta <- theta - step * m_sum / (sqrt(v_sum) + eps_t)
-            tb += eps_t
-            np.divide(mb, tb, out=tb)
-            tb *= step
-            pb -= tb
-        self._flush_moments(m_sum, v_sum)
+        m[...] = b1 * m + (1 - b1) * g
+        v[...] = b2 * v + (1 - b2) * g * g
+        m_hat = m / (1 - b1 ** t)
+        v_hat = v / (1 - b2 ** t)
+        params -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        self._flush_moments(m, v)
 
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "adam")

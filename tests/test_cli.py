@@ -313,16 +313,16 @@ def test_divergence_keeps_history_and_prints_the_resume_command(tmp_path, capsys
 
 
 def _stop_in_epoch(monkeypatch, epoch, exc):
-    orig = Trainer._train_step
+    orig = Trainer._step
 
-    def step(self, xb, beta, idle):
+    def step(self, xb, yb, beta, prepare=None):
         if self.epoch + 1 == epoch:
             if exc is KeyboardInterrupt:
                 raise KeyboardInterrupt
             self.vae.params["dec.out.W"][0, 0] = np.nan
-        return orig(self, xb, beta, idle)
+        return orig(self, xb, yb, beta, prepare)
 
-    monkeypatch.setattr(Trainer, "_train_step", step)
+    monkeypatch.setattr(Trainer, "_step", step)
 
 
 @pytest.mark.parametrize("exc,code", [(KeyboardInterrupt, 130), (TrainingDiverged, 1)])

@@ -6,6 +6,7 @@ import pytest
 
 import numpyvae as nv
 from numpyvae import optim
+from numpyvae.speed.adam import BlockedAdam
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 2e-4)])
@@ -13,7 +14,7 @@ from numpyvae import optim
 def test_adam_blocked_equals_plain_over_many_steps(dtype, rtol, n, block):
     rng = np.random.default_rng(0)
     p0 = rng.standard_normal(n).astype(dtype)
-    fast, plain = optim.Adam(1e-2, weight_decay=1e-3), optim.Adam(1e-2, weight_decay=1e-3, fast=False)
+    fast, plain = BlockedAdam(1e-2, weight_decay=1e-3), optim.Adam(1e-2, weight_decay=1e-3)
     fast.BLOCK = block                 # blocks that do not divide n leave a ragged last block
     pf, pp = p0.copy(), p0.copy()
     for _ in range(300):
@@ -33,7 +34,7 @@ def test_adam_blocked_detects_a_wrong_factor():
     """The comparison above can fail: a fast path with eps not rescaled drifts off the plain one."""
     rng = np.random.default_rng(1)
     p = rng.standard_normal(500)
-    fast, plain = optim.Adam(1e-2, eps=1e-2), optim.Adam(1e-2, eps=1e-2, fast=False)
+    fast, plain = BlockedAdam(1e-2, eps=1e-2), optim.Adam(1e-2, eps=1e-2)
     pf, pp = p.copy(), p.copy()
     fast.eps = 1e-2 / np.sqrt(1 - 0.999)       # as if eps sqrt(c2) had been dropped at t = 1
     for _ in range(5):
@@ -47,7 +48,7 @@ def test_adam_fast_falls_back_on_non_contiguous_params():
     base = np.arange(20.0)
     view = base[::2]                        # reshape(-1) of this would be a copy
     before = view.copy()
-    optim.Adam(0.1).step(view, np.ones(10))
+    BlockedAdam(0.1).step(view, np.ones(10))
     np.testing.assert_allclose(view, before - 0.1, rtol=1e-6)
 
 
@@ -57,7 +58,7 @@ def test_vae_training_steps_agree_between_adam_paths():
     runs = []
     for fast in (True, False):
         vae = nv.VAE(12, 3, hidden=(8,), seed=0)
-        opt = optim.Adam(1e-2, fast=fast)
+        opt = BlockedAdam(1e-2) if fast else optim.Adam(1e-2)
         for _ in range(10):
             vae.forward(x)
             vae.backward()

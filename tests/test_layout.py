@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parents[1] / "numpyvae"
 CORE = {"layers", "reparam", "kl", "likelihoods", "model", "optim", "gradcheck", "_validate", "_rng",
         "_flat", "_registry", "family", "iwae",
         "_progress", "vqvae"}
-WINGS = {"data", "training", "theory", "teaching", "cli"}
+WINGS = {"data", "training", "theory", "teaching", "cli", "speed"}
 
 
 def _module_name(path: Path) -> str:

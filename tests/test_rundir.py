@@ -11,7 +11,8 @@ import pytest
 
 import numpyvae as nv
 from numpyvae.training import checkpoint as ck
-from numpyvae.training import memory, rundir, threads
+from numpyvae.speed import threads
+from numpyvae.training import memory, rundir
 
 
 def _dead_pid() -> int:

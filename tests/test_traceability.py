@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(not DERIV.is_dir(), reason="derivations/ not pre
 
 
 #: Wings that hold bookkeeping, not equations: their objects need no ``Derivation:`` line.
-EXEMPT_WINGS = ("data", "training", "teaching", "cli")
+EXEMPT_WINGS = ("data", "training", "teaching", "cli", "speed")
 
 
 def _modules():

@@ -333,15 +333,15 @@ def test_keyboard_interrupt_returns_to_the_last_good_state():
     tr = Trainer(_vae(), xt, xv, _cfg(epochs=3))
     tr.fit(1)
     good = tr.vae.flat_params.copy()
-    orig, calls = tr._train_step, {"n": 0}
+    orig, calls = tr._step, {"n": 0}
 
-    def interrupted(xb, beta, idle):
+    def interrupted(xb, yb, beta, prepare=None):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return orig(xb, beta, idle)
+        return orig(xb, yb, beta, prepare)
 
-    tr._train_step = interrupted
+    tr._step = interrupted
     with pytest.raises(KeyboardInterrupt):
         tr.fit()
     assert tr.epoch == 1 and np.array_equal(tr.vae.flat_params, good) and len(tr.history["lr"]) == 1

@@ -36,13 +36,15 @@ from ..model import VAE
 from ..teaching.cli import main as assignment_main
 from ..theory.estimators import log_likelihood
 from ..training import checkpoint as ck
-from ..training import memory, plots, rundir, threads
-from ..training.parallel import MIN_ROWS, split_sizes, uses_processes
+from ..speed import Speed, heap, threads
+from ..speed.split import MIN_ROWS, fork_available, split_sizes, uses_processes
+from ..training import memory, plots, rundir
 from ..training.presets import add_preset_arguments, apply_preset_config, cli_defaults, preset_epilogue
 from ..training.trainer import (
     TrainConfig,
     Trainer,
     TrainingDiverged,
+    TrainingStopped,
     _seed_streams,
     binarize_batch,
     evaluate,
@@ -328,12 +330,14 @@ def _fmt(x: float) -> str:
 
 def _threads_choice(request: str | int, split: bool = False) -> tuple[int, str, dict[str, Any]]:
     """Apply nothing; return (threads, the line to print, the record for the run's config).
-    ``split``: training, where n > 1 threads split each minibatch (training/parallel.py)."""
+    ``split``: training, where n > 1 threads split each minibatch (speed/split.py)."""
     n, reason = threads.choose_threads(request, split=split)
     name = threads.blas_name()
     adapt = bool(split and n > 1 and request == "auto")    # an explicit count is kept as given
     if split and n > 1:
-        where = "the second in a child process" if uses_processes(n) else "each on its own thread"
+        where = ("the second in a child process" if uses_processes(n) else
+                 "each on its own thread" if fork_available() else
+                 "each on its own thread in one process (no fork on this system, so no child process)")
         line = f"threads: {n}, each minibatch split in {n} parts, {where}, on a one-thread {name} ({reason})"
         if adapt:
             line += ("; whole steps instead while they measure faster (another process busy), "
@@ -574,7 +578,7 @@ def _resumed_trainer(a: argparse.Namespace, given: set[str], saved: ck.Checkpoin
          "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}]
     trainer = Trainer.resume(saved, x_train, x_val, epochs=total, progress=progress,
                              history_path=os.path.join(os.path.dirname(ckpt_path), "history.csv"),
-                             threads=int(blas_record["threads"]), adapt=blas_record["adapt"],
+                             speed=Speed(int(blas_record["threads"]), adapt=blas_record["adapt"]),
                              lr=a.lr if "lr" in changed else None, extra=extra, **labels)
     for k, (old, new) in changed.items():
         _say(f"--resume: {k} {old} -> {new} (recorded in {sidecar(ckpt_path)})")
@@ -666,8 +670,9 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         if getattr(a, "preset", None):
             extra["preset"] = a.preset      # --resume runs the preset's evaluation again
         cfg = apply_preset_config(getattr(a, "preset", None), cfg)    # --preset: optimizer kwargs, lr schedule
-        trainer = Trainer(vae, x_train, x_val, cfg, checkpoint_path=ckpt_path, extra=extra, threads=n_threads,
-                          adapt=blas_record["adapt"], history_path=os.path.join(out, "history.csv"), **labels)
+        trainer = Trainer(vae, x_train, x_val, cfg, checkpoint_path=ckpt_path, extra=extra,
+                          speed=Speed(n_threads, adapt=blas_record["adapt"]),
+                          history_path=os.path.join(out, "history.csv"), **labels)
     _say(f"run directory: {out}")
     _say(blas_line)
     parts = len(split_sizes(trainer.config.batch_size, trainer.config.k, n_threads))
@@ -675,7 +680,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
         _say(f"threads: a minibatch of {trainer.config.batch_size} x {trainer.config.k} sample(s) splits into "
              f"{parts} part{'s' if parts != 1 else ''} of at least {MIN_ROWS} decoder rows: "
              f"{parts} thread{'s' if parts != 1 else ''} will work")
-    heap_line = memory.keep_freed_heap()
+    heap_line = heap.keep_freed_heap()
     if heap_line:
         _say(heap_line)
 
@@ -688,10 +693,10 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     with threads.blas_threads(n_threads):
         try:
             history = trainer.fit(callbacks=[report], stop_after=_seconds(a.time_limit))
-        except (TrainingDiverged, KeyboardInterrupt) as exc:
+        except (TrainingDiverged, KeyboardInterrupt, TrainingStopped) as exc:
             stopped, history = exc, trainer.history  # the trainer is back at its last good state
         t_train = time.perf_counter() - t_start
-        gov = trainer.governor
+        gov = trainer.speed.governor
         if gov is not None and gov.counts[False]:
             _say(f"threads: {gov.counts[False]} of {gov.steps} steps ran whole, not split "
                  f"({'whole steps measured faster at the end' if not gov.best else 'probes, or a busy spell'})")
@@ -754,6 +759,12 @@ def _report_stop(exc: BaseException, trainer: Trainer, out: str, data_dir: str |
         _say(f"saved: checkpoint {ckpt_path} ({good}), history.csv"
              + (" and the figures so far" if trainer.epoch else ""))
         _say(f"to continue with a smaller learning rate: {_resume_command(out, data_dir, lr=f'{smaller:g}')}")
+        return 1
+    if isinstance(exc, TrainingStopped):
+        _say(f"{PROG}: error: {exc}; the last finished epoch is kept")
+        _say(f"saved: checkpoint {ckpt_path} ({good}), history.csv"
+             + (" and the figures so far" if trainer.epoch else ""))
+        _say(f"to continue on one thread: {_resume_command(out, data_dir, threads=1)}")
         return 1
     _say(f"{PROG}: interrupted during epoch {trainer.epoch + 1}; the last finished epoch is kept")
     _say(f"saved: checkpoint {ckpt_path} ({good}), history.csv" + (" and the figures so far" if trainer.epoch else ""))

@@ -6,11 +6,11 @@
 - ``plots``: the figures of a run (loss curves, reconstructions, samples, latent, manifold);
 - ``rundir``: a fresh directory per run, ``runs/latest``, the lock of a directory in use, stale
   temporary files;
-- ``threads``: the thread count of a run (``--threads N|auto``), applied with threadpoolctl;
-- ``parallel``: a training step on several threads, the minibatch split across replicas;
-- ``memory``: the memory a model will need, estimated before anything is allocated, and the
-  heap setting that keeps a step's temporaries from page-faulting;
+- ``memory``: the memory a model will need, estimated before anything is allocated;
 - ``presets``: the papers' training protocols (``--preset NAME``).
+
+The speed layer (thread count, the split step, the heap setting, Adam in blocks) is its own
+wing, ``numpyvae/speed/``, which the command line hands to the trainer.
 
 Bookkeeping rather than mathematics: this wing carries no ``Derivation:`` lines.
 """

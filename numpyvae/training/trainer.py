@@ -23,8 +23,10 @@ and the command line rebuild it):
   (the VQ-VAE's codebook perplexity), written to the history as ``val_<name>``.
 
 ``Trainer(model, x).fit()`` runs exactly that: shuffle, forward, backward, optimizer step, on the
-calling thread, nothing else. A faster step (split across threads or processes) is a plug-in
-the caller hands over (``threads=``), not part of the loop a reader follows.
+calling thread, nothing else: no process, no thread pool, no allocator setting. A faster step
+(split across threads or processes, Adam in blocks) is a plug-in the caller hands over
+(``speed=numpyvae.speed.Speed(...)``, as the command line does), not part of the loop a reader
+follows.
 
 Everything random in a run comes from generators derived from one integer seed, so two runs
 with the same seed give identical histories, and a run resumed from a checkpoint continues
@@ -53,7 +55,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import functools
 import math
 import os
 import time
@@ -68,12 +69,12 @@ from .._progress import progress_bar
 from ..data import binarize_dynamic, scale_pixels
 from ..optim import make_optimizer
 from . import checkpoint as _ckpt
-from .memory import keep_freed_heap
 
 __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",
+    "TrainingStopped",
     "HISTORY_COLUMNS",
     "kl_warmup_beta",
     "train",
@@ -119,6 +120,11 @@ class TrainingDiverged(RuntimeError):
         self.checkpoint = checkpoint
         self.quantity = quantity
         self.good_epoch = good_epoch
+
+
+class TrainingStopped(RuntimeError):
+    """Raised by a plug-in (``numpyvae.speed``) that cannot go on, e.g. its worker process died:
+    the trainer returns to the last finished epoch first, as after Ctrl-C."""
 
 
 @dataclass
@@ -366,13 +372,13 @@ class Trainer:
     """Train a model of the contract (module docstring) on ``x_train``; track ``x_val``.
 
     Construction: ``Trainer(model, x_train, x_val=None, config=TrainConfig(), y_train=None,
-    y_val=None, checkpoint_path=None, optimizer=None, threads=None, adapt=False)``; y_train,
+    y_val=None, checkpoint_path=None, optimizer=None, history_path=None, speed=None)``; y_train,
     y_val: labels (N,), (M,) for a conditional model; x_train: (N, D), x_val: (M, D) or None, each of
     floats, bool (binary pixels) or uint8 (grey levels 0..255, divided by 255 one minibatch at a
     time, so MNIST kept as uint8 takes 47 MB instead of 188).
-    ``threads=n`` trains on n threads, each minibatch split among them (``parallel.py``; None
-    leaves the BLAS as it is set and steps on the calling thread); ``adapt=True`` lets
-    ``parallel.Governor`` run whole steps instead while they measure faster. When
+    ``speed``: None (the plain step on the calling thread, the BLAS as it is set) or a
+    ``numpyvae.speed.Speed`` (thread count, minibatch split, blocked Adam): the same steps to
+    float rounding, faster. When
     ``checkpoint_path`` is given a checkpoint is written before the first step and after every
     epoch: parameters, optimizer state, generators and counters, the same size at every epoch.
     ``history_path``: a CSV file that gets one row per finished epoch, appended just before
@@ -385,18 +391,11 @@ class Trainer:
     def __init__(self, vae: Any, x_train: np.ndarray, x_val: np.ndarray | None = None,
                  config: TrainConfig | None = None, *, y_train: np.ndarray | None = None,
                  y_val: np.ndarray | None = None, checkpoint_path: str | os.PathLike | None = None,
-                 optimizer: Any = None, extra: Mapping[str, Any] | None = None, threads: int | None = None,
-                 adapt: bool = False, history_path: str | os.PathLike | None = None):
+                 optimizer: Any = None, extra: Mapping[str, Any] | None = None,
+                 history_path: str | os.PathLike | None = None, speed: Any = None):
         self.vae = vae
-        if threads is not None and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
-            raise ValueError(f"threads: expected a positive integer or None, got {threads!r}")
-        # None: leave the BLAS as it is set; n: n threads, each with a one-thread BLAS,
-        # the minibatch split among them (training/parallel.py)
-        self.threads = threads
-        self._split = None
-        # adapt: a whole step instead of a split one while that measures faster (a busy machine)
-        self.adapt = bool(adapt)
-        self.governor = None                 # made on the first fit that splits; kept across fits
+        self.speed = speed
+        self._session: Any = None            # the speed layer's split step during fit
         self.config = config if config is not None else TrainConfig()
         if not isinstance(self.config, TrainConfig):
             raise TypeError(f"config: expected a TrainConfig, got {type(self.config).__name__}")
@@ -413,7 +412,7 @@ class Trainer:
         self.extra = dict(extra or {})
         if optimizer is None:
             optimizer = make_optimizer(self.config.optimizer, self.config.lr, **self.config.optimizer_kwargs)
-        self.optimizer = optimizer
+        self.optimizer = optimizer if speed is None else speed.optimizer(optimizer)
         streams = _seed_streams(self.config.seed)
         self.rngs: dict[str, np.random.Generator] = {
             "batch": np.random.default_rng(streams["batch"]),
@@ -530,8 +529,8 @@ class Trainer:
                y_train: np.ndarray | None = None, y_val: np.ndarray | None = None,
                checkpoint_path: str | os.PathLike | None = None, epochs: int | None = None,
                progress: bool | None = None, lr: float | None = None,
-               extra: Mapping[str, Any] | None = None, threads: int | None = None,
-               adapt: bool = False, history_path: str | os.PathLike | None = None) -> Trainer:
+               extra: Mapping[str, Any] | None = None, history_path: str | os.PathLike | None = None,
+               speed: Any = None) -> Trainer:
         """Rebuild model, optimizer, generators, counters and history from checkpoint ``path``
         (a path, or a ``checkpoint.Checkpoint`` already read: the file is read once) and the
         history file ``history_path`` (none: the history starts empty).
@@ -541,7 +540,7 @@ class Trainer:
         optimizer's learning rate from here on (recorded in the config and, per epoch, in the
         history's ``lr`` column); ``checkpoint_path`` defaults to ``path``; ``progress``
         overrides the progress-bar setting; ``extra`` replaces the checkpoint's free-form dict;
-        ``threads`` and ``adapt`` as in the constructor (not part of the run: they may change on
+        ``speed`` as in the constructor (not part of the run: it may change on
         resume).
         """
         ck = path if isinstance(path, _ckpt.Checkpoint) else _ckpt.load(path)
@@ -563,7 +562,7 @@ class Trainer:
             opt.lr = config.lr
         tr = cls(vae, x_train, x_val, config, y_train=y_train, y_val=y_val,
                  checkpoint_path=os.fspath(path) if checkpoint_path is None else checkpoint_path,
-                 optimizer=opt, extra=ck.extra if extra is None else extra, threads=threads, adapt=adapt,
+                 optimizer=opt, extra=ck.extra if extra is None else extra, speed=speed,
                  history_path=history_path)
         for name in tr.rngs:
             if name not in ck.rng_states:
@@ -666,7 +665,10 @@ class Trainer:
         Raises ``TrainingDiverged`` (before touching the parameters) if the loss or any gradient
         is not finite.
         """
-        return self._train_step_idle(xb, None, yb)
+        beta = self.beta_at(self.step)
+        # overflow warnings would only precede the TrainingDiverged raised below
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._step(xb, yb, beta)
 
     def _minibatch(self, idx: np.ndarray, dtype: Any) -> np.ndarray:
         """The training rows ``idx`` as the model's floats, binarised if the config says so."""
@@ -675,57 +677,33 @@ class Trainer:
             return binarize_batch(xb, self.rngs["binarize"], dtype)
         return np.asarray(xb, dtype=dtype)
 
-    def _minibatch_into(self, into: list[np.ndarray], idx: np.ndarray, dtype: Any) -> None:
-        into.append(self._minibatch(idx, dtype))
+    def _minibatches(self, order: np.ndarray, dtype: Any) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """(xb, yb) for each minibatch of the epoch's ``order``; the labels travel with their rows."""
+        for start in range(0, order.size, self.config.batch_size):
+            idx = order[start:start + self.config.batch_size]
+            yield self._minibatch(idx, dtype), (None if self.y_train is None else self.y_train[idx])
 
-    def _train_step_idle(self, xb: np.ndarray, idle: Callable[[], None] | None, yb: np.ndarray | None = None) -> Any:
-        """``train_step``; a process split calls ``idle`` (fit's next minibatch) while it waits
-        for its child, where the parent would otherwise sit still (~0.2 ms a step)."""
-        beta = self.beta_at(self.step)
-        # overflow warnings would only precede the TrainingDiverged raised below
-        with np.errstate(over="ignore", invalid="ignore"):
-            if yb is not None:
-                return self._step_once(xb, beta, None, None, yb)
-            return self._train_step(xb, beta, idle)
-
-    def _train_step(self, xb: np.ndarray, beta: float, idle: Callable[[], None] | None) -> Any:
-        gov = self.governor
-        if gov is None or self._split is None:
-            return self._step_once(xb, beta, self._split, idle)
-        split = gov.split_next()
-        if idle is not None:        # the governor compares steps without the minibatch making
-            made = idle
-
-            def idle() -> None:
-                nonlocal spent
-                t = time.perf_counter()
-                made()
-                spent = time.perf_counter() - t
-        spent = 0.0
-        t0 = time.perf_counter()
-        if not split:
-            self._split.wait()      # the split's last update may still be finishing in the child
-        t = self._step_once(xb, beta, self._split if split else None, idle)
-        gov.record(split, xb.shape[0], time.perf_counter() - t0 - spent)
-        return t
-
-    def _step_once(self, xb: np.ndarray, beta: float, split: Any, idle: Callable[[], None] | None = None,
-                   yb: np.ndarray | None = None) -> Any:
-        cfg = self.config
-        if split is not None:
-            t = split.step(xb, k=cfg.k, beta=beta, kl=cfg.kl, idle=idle)
+    def _step(self, xb: np.ndarray, yb: np.ndarray | None, beta: float,
+              prepare: Callable[[], None] | None = None) -> Any:
+        """forward, backward, checks, optimizer step. A speed session (a split step) does the
+        forward and backward of a minibatch without labels; ``prepare`` makes the next
+        minibatch while it waits for its other part."""
+        cfg, session = self.config, self._session
+        if session is not None and yb is None:
+            t = session.forward_backward(xb, k=cfg.k, beta=beta, kl=cfg.kl, prepare=prepare)
         else:
+            session = None
             given = _options(self.vae, k=cfg.k, beta=beta, kl=cfg.kl)
             t = self.vae.forward(xb, **given) if yb is None else self.vae.forward(xb, y=yb, **given)
         if not math.isfinite(float(t.loss)):
             raise self._diverged(*self._loss_diagnosis(t))
-        if split is None:
+        if session is None:
             self.vae.backward()
         g = self.vae.flat_grads
         # g . g is one BLAS pass and non-finite whenever an entry is; only then look closer
         # (it can also overflow with every entry finite: then the exact check clears it).
         # A process split has summed it already, each process over its half of g.
-        sq = getattr(split, "grad_sq", None) if split is not None else None
+        sq = session.grad_sq if session is not None else None
         if sq is None:
             sq = float(np.dot(g, g))
         if not math.isfinite(sq) and not np.all(np.isfinite(g)):
@@ -733,7 +711,7 @@ class Trainer:
             name = bad[0] if bad else "<unknown>"
             raise self._diverged(f"the gradient of parameter {name!r} is non-finite (the loss was {float(t.loss):.4g})"
                                  + (f" (also: {', '.join(bad[1:])})" if len(bad) > 1 else ""), name, "gradient")
-        if not (split is not None and hasattr(split, "update") and split.update(self.optimizer)):
+        if session is None or not session.update(self.optimizer):
             self.optimizer.step(self.vae.flat_params, self.vae.flat_grads)
         self.step += 1
         return t
@@ -755,56 +733,29 @@ class Trainer:
         """
         if stop_after is not None and not (isinstance(stop_after, (int, float)) and stop_after > 0):
             raise ValueError(f"stop_after: expected a positive number of seconds or None, got {stop_after!r}")
+        self._good = None    # the last snapshot's copies go before a split forks (no copy in its child)
         try:
-            with self._threads():
+            with self._speed_session():
                 return self._fit(epochs, callbacks, stop_after)
-        except (TrainingDiverged, KeyboardInterrupt):
+        except (TrainingDiverged, KeyboardInterrupt, TrainingStopped):
             self.restore_last_good()
             raise
 
     @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
-        """With ``threads`` = n >= 2: the split step and the optimizer's pool, on a one-thread
-        BLAS, for the duration of ``fit``; with n = 1 a one-thread BLAS; with None, nothing."""
-        n = self.threads
-        if n is None:
+    def _speed_session(self) -> Iterator[None]:
+        if self.speed is None:
             yield
             return
-        from .threads import blas_threads
-        if n == 1 or not hasattr(self.vae, "_named_linears") or self.y_train is not None:
-            with blas_threads(n):
-                yield
-            return
-        from .parallel import make_split
-        opt = self.optimizer
-        splits_update = hasattr(opt, "pool")     # Adam: its update runs on the same pool
-        # the one-thread BLAS first: a child process inherits the setting
-        old = self.vae.flat_params
-        # _fit snapshots the (good) current state as it starts; the last snapshot's copies go
-        # before the fork, or the parent's rewriting them would leave the child with its own
-        # copies of those pages (784-400-20: 16 -> 9 MiB private to the child)
-        self._good = None
-        with blas_threads(1), make_split(self.vae, n, self.config.batch_size, self.config.k) as split:
-            self._split = split
-            if self.adapt:
-                from .parallel import Governor
-                self.governor = self.governor or Governor()
-            if getattr(opt, "_bound", None) is old:      # the split moved the parameters (same values)
-                opt._bound = self.vae.flat_params
-            if splits_update:
-                before = opt.pool, opt.workers
-                opt.pool, opt.workers = split.pool, n
+        with self.speed.session(self) as session:
+            self._session = session
             try:
                 yield
             finally:
-                self._split = None
-                if splits_update:
-                    opt.pool, opt.workers = before
+                self._session = None
 
     def _fit(self, epochs: int | None, callbacks: Sequence[Callable[[Trainer, dict[str, float]], None]],
              stop_after: float | None = None) -> dict[str, list[float]]:
         t_begin = time.perf_counter()
-        keep_freed_heap()   # a step's (B, D) temporaries would otherwise page-fault every step
         total = self.config.epochs if epochs is None else int(epochs)
         if total < 0:
             raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
@@ -826,13 +777,10 @@ class Trainer:
             seen = 0
             bar = _progress(self.steps_per_epoch, f"epoch {self.epoch + 1}/{total}", cfg.progress)
             try:
-                ahead: list[np.ndarray] = []     # the next minibatch, when a split step made it early
-                for start in range(0, n, cfg.batch_size):
-                    xb = ahead.pop() if ahead else self._minibatch(order[start:start + cfg.batch_size], dtype)
-                    nxt = order[start + cfg.batch_size:start + 2 * cfg.batch_size]
-                    idle = functools.partial(self._minibatch_into, ahead, nxt, dtype) if nxt.size else None
-                    yb = None if self.y_train is None else self.y_train[order[start:start + cfg.batch_size]]
-                    t = self._train_step_idle(xb, idle, yb)
+                batches = _Ahead(self._minibatches(order, dtype))
+                for xb, yb in batches:
+                    with np.errstate(over="ignore", invalid="ignore"):   # a divergence is raised below
+                        t = self._step(xb, yb, self.beta_at(self.step), batches.prepare)
                     b = xb.shape[0]
                     seen += b
                     s_loss += float(t.loss) * b
@@ -845,8 +793,8 @@ class Trainer:
             finally:
                 if bar is not None:
                     bar.close()
-            if self._split is not None:
-                self._split.wait()      # every parameter updated before anything reads them
+            if self._session is not None:
+                self._session.wait()      # every parameter updated before anything reads them
             val = self.evaluate_val()
             self.epoch += 1
             row = {
@@ -877,6 +825,29 @@ class Trainer:
             if stop_after is not None and time.perf_counter() - t_begin >= stop_after:
                 break
         return self.history
+
+
+class _Ahead:
+    """An iterator that can make its next item early (``prepare``), when the caller has time."""
+
+    def __init__(self, items: Iterator[Any]):
+        self.items, self.next = items, []
+
+    def __iter__(self) -> _Ahead:
+        return self
+
+    def __next__(self) -> Any:
+        return self.next.pop() if self.next else next(self.items)
+
+    def prepare(self) -> None:
+        if not self.next:
+            self.next.extend(self._one())
+
+    def _one(self) -> list[Any]:
+        try:
+            return [next(self.items)]
+        except StopIteration:
+            return []
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:

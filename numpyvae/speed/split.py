@@ -1,4 +1,4 @@
-"""Two or more threads for one training step: the minibatch split across model replicas.
+"""Two or more parts of one training step at once: the minibatch split across model replicas.
 
 A VAE step on a laptop-sized model is a few small matrix products plus elementwise work
 (activations, the likelihood, Adam). A multi-threaded BLAS speeds up only the products, and
@@ -44,11 +44,22 @@ from typing import Any
 import numpy as np
 
 from ..model import Terms
-from ..optim import Adam
 from ..reparam import sample_eps
-from .memory import keep_freed_heap, release_free_heap
+from ..training.trainer import TrainingStopped
+from .adam import BlockedAdam
+from .heap import keep_freed_heap, release_free_heap
 
-__all__ = ["SplitStep", "ProcessSplitStep", "Governor", "make_split", "uses_processes", "split_sizes", "MIN_ROWS"]
+__all__ = ["SplitStep", "ProcessSplitStep", "Governor", "WorkerLost", "make_split", "uses_processes",
+           "split_sizes", "MIN_ROWS"]
+
+
+class WorkerLost(TrainingStopped):
+    """The child process of a split step died or was stopped (SIGSTOP) during a step: the run
+    ends on its last finished epoch, like an interruption."""
+
+
+#: seconds between looks at a child that has not answered (is it dead, or stopped?)
+PATIENCE = 1.0
 
 #: a part smaller than this many decoder rows (K * B_i) costs more in overhead than it saves
 MIN_ROWS = 32
@@ -170,7 +181,7 @@ def _is_shared(a: np.ndarray) -> bool:
 
 def _adam_splits(opt: Any, params: np.ndarray) -> bool:
     """Whether ``opt``'s update can be cut across processes: Adam's blocked path, no weight decay."""
-    return (type(opt) is Adam and opt.fast and not opt.weight_decay
+    return (isinstance(opt, BlockedAdam) and not opt.weight_decay
             and params.ndim == 1 and params.flags.c_contiguous)
 
 
@@ -229,6 +240,10 @@ class _Pipe:
 
     def poll(self) -> bool:
         return bool(select.select([self.rfd], [], [], 0)[0])
+
+    def wait(self, seconds: float) -> bool:
+        """Whether a message arrives within ``seconds``."""
+        return bool(select.select([self.rfd], [], [], seconds)[0])
 
     def recv(self) -> Any:
         (n,) = struct.unpack("<Q", self._read(8))
@@ -289,6 +304,8 @@ class _Worker:
 
     def result(self) -> Any:
         try:
+            while not self.conn.wait(PATIENCE):     # no answer yet: is the child still working?
+                self._check_alive()
             out = _recv(self.conn)
         except (EOFError, OSError):
             raise self._gone() from None
@@ -297,10 +314,19 @@ class _Worker:
             raise RuntimeError(f"the training worker process failed:\n{out}")
         return out
 
-    def _gone(self) -> RuntimeError:
+    def _check_alive(self) -> None:
+        if not self.proc.is_alive():
+            raise self._gone()
+        if _stopped(self.proc.pid):
+            self.proc.kill()          # a stopped child never answers: end it, and say so
+            self.proc.join(5)
+            raise WorkerLost(f"the training worker process (pid {self.proc.pid}) was stopped (SIGSTOP) "
+                             "during a step")
+
+    def _gone(self) -> WorkerLost:
         self.proc.join(1)
-        return RuntimeError(f"the training worker process (pid {self.proc.pid}) ended during a step "
-                            f"(exit code {self.proc.exitcode}); train with threads=1 to go on without it")
+        return WorkerLost(f"the training worker process (pid {self.proc.pid}) ended during a step "
+                          f"(exit code {self.proc.exitcode})")
 
     def close(self) -> None:
         if self.proc.is_alive():
@@ -321,6 +347,15 @@ class _Worker:
 #: seconds a process polls its pipe before it sleeps in ``recv``: waking a sleeping process
 #: costs tens of microseconds, and the other side usually answers within this
 SPIN = 0.0005
+
+
+def _stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (Linux: state T in /proc; elsewhere never known)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
 
 
 def _recv(conn: Any) -> Any:
@@ -349,9 +384,11 @@ def _serve(conn: _Pipe, parents: _Pipe, rep: Any, x: np.ndarray, eps: np.ndarray
     """The child's loop. "step": forward and backward of its replica on the rows the parent
     wrote; "merge": its slice of the weighted gradient sum; "adam": its slice of the update."""
     parents.close()       # the parent's ends: with them open here, the parent's death would go unseen
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    for sig in ("SIGINT", "SIGTERM", "SIGHUP"):       # stopping the run is the parent's to handle
+        if hasattr(signal, sig):
+            signal.signal(getattr(signal, sig), signal.SIG_IGN)
     keep_freed_heap()
-    adam = Adam()
+    adam = BlockedAdam()
     mine = rep.flat_grads
     while True:
         try:
@@ -372,7 +409,8 @@ def _serve(conn: _Pipe, parents: _Pipe, rep: Any, x: np.ndarray, eps: np.ndarray
                 conn.send(_merge(shared["grads"][lo:hi], mine[lo:hi], weights))
             else:
                 _, lo, hi, adam.lr, adam.b1, adam.b2, adam.eps, adam.t = msg
-                adam._update_blocked(*(shared[a][lo:hi] for a in ("params", "grads", "m", "v")))
+                adam.update_blocked(*(shared[a][lo:hi] for a in ("params", "grads", "m", "v")))
+                adam._flush_moments(shared["m"][lo:hi], shared["v"][lo:hi])
                 conn.send(True)
         except Exception:
             conn.send(traceback.format_exc())
@@ -461,6 +499,8 @@ class ProcessSplitStep(SplitStep):
             idle()
         try:
             terms.append(_read_terms(w.result(), w.out))
+        except WorkerLost:
+            raise
         except RuntimeError:
             if w.proc.is_alive():   # its part failed: take the merge's answer too, so the next step starts clean
                 with contextlib.suppress(RuntimeError):
@@ -478,15 +518,16 @@ class ProcessSplitStep(SplitStep):
             return False
         self.wait()
         opt._grad(vae.flat_params, vae.flat_grads)      # the optimizer's own checks and binding
-        for name, attr in (("m", "m_sum"), ("v", "v_sum")):   # Adam's state into shared memory
-            if getattr(opt, attr) is not sh[name]:                 # (again, if it was replaced)
-                old = getattr(opt, attr)
+        for name in ("m", "v"):                   # Adam's state into shared memory
+            if getattr(opt, name) is not sh[name]:      # (again, if it was replaced)
+                old = getattr(opt, name)
                 sh[name][...] = 0 if old is None else old
-                setattr(opt, attr, sh[name])
+                setattr(opt, name, sh[name])
         opt.t += 1
         n = vae.flat_params.size
         w.send("adam", self.mid, n, opt.lr, opt.b1, opt.b2, opt.eps, opt.t)
-        opt._update_blocked(*(sh[a][:self.mid] for a in ("params", "grads", "m", "v")))
+        opt.update_blocked(*(sh[a][:self.mid] for a in ("params", "grads", "m", "v")))
+        opt._flush_moments(sh["m"][:self.mid], sh["v"][:self.mid])
         self._updating = True     # the child's answer is collected by the next step (or wait)
         return True
 
@@ -555,13 +596,18 @@ def _load_average() -> float:
         return 0.0
 
 
+def fork_available() -> bool:
+    """Whether this system can fork a child process (Linux and macOS can; Windows cannot)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def uses_processes(threads: int) -> bool:
     """Whether ``make_split`` gives ``threads`` parts a child process (else threads)."""
     how = os.environ.get("NUMPYVAE_SPLIT", "processes")
     if how not in ("processes", "threads"):
         raise ValueError(f"NUMPYVAE_SPLIT: expected 'processes' or 'threads', got {how!r}")
     return (how == "processes" and threads == 2 and sys.platform.startswith("linux")
-            and "fork" in multiprocessing.get_all_start_methods())
+            and fork_available())
 
 
 def make_split(vae: Any, threads: int, batch_size: int, k: int = 1) -> SplitStep:

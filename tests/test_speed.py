@@ -1,4 +1,4 @@
-"""Training on several threads (numpyvae/training/parallel.py): the minibatch split across
+"""The speed layer (numpyvae/speed/): the minibatch split across
 replicas (on threads, or in a child process) must give the step of one thread, up to the order
 of floating-point additions."""
 import multiprocessing
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from numpyvae import VAE, FamilyVAE
 from numpyvae.optim import Adam
-from numpyvae.training.parallel import (
+from numpyvae.speed.split import (
     MIN_ROWS,
     Governor,
     ProcessSplitStep,
@@ -23,7 +23,11 @@ from numpyvae.training.parallel import (
     split_sizes,
     uses_processes,
 )
-from numpyvae.training import parallel
+from numpyvae.speed import Speed
+from numpyvae.speed import split as parallel
+from numpyvae.speed import heap as memory
+from numpyvae.speed.adam import BlockedAdam
+from numpyvae.training import checkpoint as ck
 from numpyvae.training.trainer import TrainConfig, Trainer
 
 
@@ -106,17 +110,17 @@ def test_split_step_refuses_what_it_cannot_split():
 
 def test_adam_split_over_a_pool_is_the_same_update():
     rng = np.random.default_rng(0)
-    n = 5 * Adam.BLOCK + 123                 # several blocks and a ragged end
+    n = 5 * BlockedAdam.BLOCK + 123                 # several blocks and a ragged end
     p1 = rng.standard_normal(n).astype(np.float32)
     p2 = p1.copy()
-    a1, a2 = Adam(1e-2), Adam(1e-2)
+    a1, a2 = BlockedAdam(1e-2), BlockedAdam(1e-2)
     with SplitStep(VAE(4, 2, hidden=(3,)), 3) as split:
         a2.pool, a2.workers = split.pool, 3
         for _ in range(5):
             g = rng.standard_normal(n).astype(np.float32)
             a1.step(p1, g)
             a2.step(p2, g)
-    assert np.array_equal(p1, p2) and np.array_equal(a1.m_sum, a2.m_sum) and np.array_equal(a1.v_sum, a2.v_sum)
+    assert np.array_equal(p1, p2) and np.array_equal(a1.m, a2.m) and np.array_equal(a1.v, a2.v)
     assert len(a2._tmp) == 3                 # one scratch block per piece
 
 
@@ -128,7 +132,7 @@ def test_trainer_on_threads_follows_the_one_thread_run(threads, how, monkeypatch
     runs = {}
     for th in (1, threads):
         vae = VAE(20, 4, hidden=(24,), activation="tanh", seed=3, dtype=np.float64)
-        tr = Trainer(vae, x, x[:100], TrainConfig(epochs=2, batch_size=100, seed=3, progress=False), threads=th)
+        tr = Trainer(vae, x, x[:100], TrainConfig(epochs=2, batch_size=100, seed=3, progress=False), speed=Speed(th))
         tr.fit()
         runs[th] = (vae.flat_params.copy(), tr.history, tr.optimizer)
     (p1, h1, _), (p2, h2, o2) = runs[1], runs[threads]
@@ -143,7 +147,7 @@ def test_trainer_threads_must_be_a_positive_integer():
     x = _data(50, 6, 0)
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValueError, match="threads"):
-            Trainer(VAE(6, 2, hidden=(4,)), x, threads=bad)
+            Trainer(VAE(6, 2, hidden=(4,)), x, speed=Speed(bad))
 
 
 def test_cli_trains_on_two_threads_and_says_so(tmp_path, capsys):
@@ -188,7 +192,7 @@ def test_cli_says_when_a_minibatch_is_too_small_to_split(tmp_path, capsys):
 def test_the_heap_setting_says_what_it_did_and_reads_its_variable_strictly():
     import subprocess
     import sys
-    code = "from numpyvae.training.memory import keep_freed_heap as k; print(k()); print(k() is k())"
+    code = "from numpyvae.speed.heap import keep_freed_heap as k; print(k()); print(k() is k())"
 
     def run(value):
         env = dict(__import__("os").environ)
@@ -213,7 +217,7 @@ def test_a_step_sized_block_comes_from_the_heap_whatever_was_freed_before():
     import subprocess
     code = """if True:
         import numpy as np
-        from numpyvae.training.memory import keep_freed_heap
+        from numpyvae.speed.heap import keep_freed_heap
         print(keep_freed_heap())
         a = np.empty(1 << 18, dtype=np.float32)
         where = a.__array_interface__["data"][0]
@@ -233,7 +237,6 @@ def test_a_step_sized_block_comes_from_the_heap_whatever_was_freed_before():
 def test_the_heap_line_claims_only_the_settings_glibc_took(monkeypatch):
     """A glibc that refuses the mmap threshold (32-bit: at most 1 MiB) still gets the top pad,
     and the line printed by the CLI does not claim the threshold."""
-    from numpyvae.training import memory
     took = []
 
     def mallopt(param, value):
@@ -253,7 +256,7 @@ def test_the_heap_line_claims_only_the_settings_glibc_took(monkeypatch):
 def test_the_heap_is_handed_back_before_a_fork():
     """``release_free_heap`` (called before the split forks) finds glibc's malloc_trim and runs it:
     a block freed at the top of the heap stops counting as resident memory."""
-    from numpyvae.training.memory import release_free_heap
+    from numpyvae.speed.heap import release_free_heap
 
     def rss_kb():
         with open("/proc/self/status") as f:
@@ -292,7 +295,7 @@ def test_process_split_adam_is_the_one_process_update_bit_for_bit(dtype):
     x = _data(100, 12, 4)
     a = VAE(12, 3, hidden=(10,), activation="relu", seed=4, dtype=dtype)
     b = a.copy()
-    oa, ob = Adam(1e-2, betas=(0.5, 0.9)), Adam(1e-2, betas=(0.5, 0.9))    # flush every 24 steps
+    oa, ob = BlockedAdam(1e-2, betas=(0.5, 0.9)), BlockedAdam(1e-2, betas=(0.5, 0.9))    # flush every 24 steps
     with ProcessSplitStep(b, 100, 1) as split:
         for i in range(60):
             a.forward(x)
@@ -304,7 +307,7 @@ def test_process_split_adam_is_the_one_process_update_bit_for_bit(dtype):
             oa.step(a.flat_params, a.flat_grads)
             assert split.update(ob)
             split.wait()                          # the child's half may still be running
-            assert np.array_equal(b.flat_params, a.flat_params) and np.array_equal(ob.m_sum, oa.m_sum)
+            assert np.array_equal(b.flat_params, a.flat_params) and np.array_equal(ob.m, oa.m)
             if i == 30:
                 ob.load_state_dict(oa.state_dict())    # new arrays: update must put them back in shared memory
     assert oa.t == ob.t == 60 and np.abs(a.flat_params).max() > 0
@@ -316,8 +319,8 @@ def test_process_split_leaves_other_optimizers_to_the_caller():
     from numpyvae.optim import SGD
     with ProcessSplitStep(vae, 64, 1) as split:
         assert not split.update(SGD(0.1))
-        assert not split.update(Adam(1e-3, weight_decay=0.1))
-        assert not split.update(Adam(1e-3, fast=False))
+        assert not split.update(BlockedAdam(1e-3, weight_decay=0.1))
+        assert not split.update(Adam(1e-3))      # the plain update is the caller's
 
 
 @FORK
@@ -381,18 +384,18 @@ def test_a_step_that_fails_in_the_child_says_why_and_the_next_step_is_whole(monk
 def test_trainer_interrupted_on_two_processes_keeps_its_last_epoch_and_ends_the_child():
     x = _data(600, 20, 1)
     vae = VAE(20, 4, hidden=(24,), activation="tanh", seed=3, dtype=np.float64)
-    tr = Trainer(vae, x, None, TrainConfig(epochs=5, batch_size=100, seed=3, progress=False), threads=2)
+    tr = Trainer(vae, x, None, TrainConfig(epochs=5, batch_size=100, seed=3, progress=False), speed=Speed(2))
 
-    step = tr._train_step
+    step = tr._step
 
-    def ctrl_c_in_epoch_2(xb, beta, idle):
+    def ctrl_c_in_epoch_2(xb, yb, beta, prepare=None):
         if tr.step == 8:                # 6 steps an epoch
             raise KeyboardInterrupt
-        return step(xb, beta, idle)
-    tr._train_step = ctrl_c_in_epoch_2
+        return step(xb, yb, beta, prepare)
+    tr._step = ctrl_c_in_epoch_2
     with pytest.raises(KeyboardInterrupt):
         tr.fit()
-    tr._train_step = step
+    tr._step = step
     assert tr.epoch == 1 and len(tr.history["train_loss"]) == 1      # the state after epoch 1
     assert multiprocessing.active_children() == []
     tr.fit(2)                                                         # and it trains on afterwards
@@ -405,9 +408,9 @@ def test_an_optimizer_that_stepped_before_follows_the_moved_parameters():
     runs = {}
     for th in ((1, 1), (1, 2)):
         vae = VAE(20, 4, hidden=(24,), activation="tanh", seed=3, dtype=np.float64)
-        tr = Trainer(vae, x, None, TrainConfig(epochs=2, batch_size=100, seed=3, progress=False), threads=th[0])
+        tr = Trainer(vae, x, None, TrainConfig(epochs=2, batch_size=100, seed=3, progress=False), speed=Speed(th[0]))
         tr.fit(1)
-        tr.threads = th[1]
+        tr.speed = Speed(th[1])
         tr.fit(2)
         runs[th] = vae.flat_params.copy()
     np.testing.assert_allclose(runs[(1, 2)], runs[(1, 1)], rtol=1e-9, atol=1e-12)
@@ -477,14 +480,14 @@ def test_trainer_that_adapts_follows_the_one_thread_run():
     runs = {}
     for th, adapt in ((1, False), (2, True)):
         vae = VAE(20, 4, hidden=(24,), activation="tanh", seed=3, dtype=np.float64)
-        tr = Trainer(vae, x, None, TrainConfig(epochs=2, batch_size=64, seed=3, progress=False), threads=th,
-                     adapt=adapt)
+        tr = Trainer(vae, x, None, TrainConfig(epochs=2, batch_size=64, seed=3, progress=False), speed=Speed(th,
+                     adapt=adapt))
         tr.fit()
         runs[th] = (vae.flat_params.copy(), tr)
     np.testing.assert_allclose(runs[2][0], runs[1][0], rtol=1e-9, atol=1e-12)
-    gov = runs[2][1].governor
+    gov = runs[2][1].speed.governor
     assert gov.steps == 64 and gov.counts[False] >= 10      # at least the probe ran whole steps
-    assert runs[1][1].governor is None
+    assert runs[1][1].speed.governor is None
 
 
 @FORK
@@ -492,13 +495,13 @@ def test_closing_after_an_update_lets_the_child_finish_its_half():
     x = _data(100, 12, 6)
     a = VAE(12, 3, hidden=(10,), seed=6, dtype=np.float64)
     b = a.copy()
-    oa, ob = Adam(1e-2), Adam(1e-2)
+    oa, ob = BlockedAdam(1e-2), BlockedAdam(1e-2)
     with ProcessSplitStep(b, 100, 1) as split:
         split.step(x)
         a.flat_grads[...] = b.flat_grads
         assert split.update(ob)               # returns before the child's half is done
     oa.step(a.flat_params, a.flat_grads)
-    assert np.array_equal(b.flat_params, a.flat_params) and np.array_equal(ob.v_sum, oa.v_sum)
+    assert np.array_equal(b.flat_params, a.flat_params) and np.array_equal(ob.v, oa.v)
 
 
 def test_the_flat_buffers_can_be_given_and_must_fit():
@@ -521,16 +524,18 @@ def test_the_next_minibatch_made_while_the_child_works_changes_nothing(monkeypat
     x = np.random.default_rng(1).random((420, 20))          # grey levels, binarised every step
     made = {"early": 0}
     runs = []
-    real = Trainer._minibatch_into
+    from numpyvae.training import trainer as trainer_mod
+    real = trainer_mod._Ahead._one
 
-    def counted(self, *a):
-        made["early"] += 1
-        return real(self, *a)
-    monkeypatch.setattr(Trainer, "_minibatch_into", counted)
+    def counted(self):
+        got = real(self)
+        made["early"] += len(got)
+        return got
+    monkeypatch.setattr(trainer_mod._Ahead, "_one", counted)
     for child_busy in (False, True):
         vae = VAE(20, 4, hidden=(24,), activation="tanh", seed=3, dtype=np.float64)
         tr = Trainer(vae, x, None, TrainConfig(epochs=2, batch_size=100, seed=3, binarize=True, progress=False),
-                     threads=2)
+                     speed=Speed(2))
         monkeypatch.setattr(parallel._Pipe, "poll", lambda self, busy=child_busy: not busy)
         made["early"] = 0
         tr.fit()
@@ -578,3 +583,34 @@ def test_the_child_ends_when_its_parent_is_killed():
     if outlived:                # an orphan would hold this test run's output open: end it here
         os.kill(child, signal.SIGKILL)
     assert not outlived, "the split's child outlived its killed parent"
+
+
+@FORK
+@pytest.mark.parametrize("how", [signal.SIGSTOP, signal.SIGKILL])
+def test_a_stopped_or_dead_worker_ends_the_run_on_its_last_epoch(tmp_path, capsys, monkeypatch, how):
+    """The split's child stopped (SIGSTOP: it would never answer) or killed in epoch 2: the run
+    ends in a few seconds with the usual lines (what is kept, how to continue), no traceback,
+    and the printed command continues it."""
+    from numpyvae.cli.main import main
+    out = tmp_path / "run"
+    real = Trainer._step
+
+    def signal_the_child(self, xb, yb, beta, prepare=None):
+        if self.epoch == 1 and self._session is not None and not hasattr(self, "_signalled"):
+            self._signalled = True
+            os.kill(self._session.split.worker.proc.pid, how)
+        return real(self, xb, yb, beta, prepare)
+    monkeypatch.setattr(Trainer, "_step", signal_the_child)
+    t0 = time.perf_counter()
+    code = main(["train", "--max-train", "400", "--hidden", "16", "--epochs", "3", "--threads", "2",
+                 "--no-progress", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and time.perf_counter() - t0 < 60
+    assert "Traceback" not in err and "training worker process" in err
+    assert "the last finished epoch is kept" in err and "(epoch 1 of 3)" in err
+    assert multiprocessing.active_children() == []
+    command = err.split("to continue on one thread: ")[1].split()
+    assert command[:3] == ["numpyvae", "train", "--resume"] and command[-2:] == ["--threads", "1"]
+    monkeypatch.setattr(Trainer, "_step", real)
+    assert main(command[1:] + ["--no-progress"]) == 0
+    assert ck.load(out / "checkpoint.npz").epoch == 3
