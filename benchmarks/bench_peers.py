@@ -3,9 +3,10 @@
 Sides, each timed in its own subprocess (its BLAS thread count set before NumPy, torch or
 jax loads), on the two models of ``bench_vs_torch.py`` and its random binary data:
 
-* ``numpyvae``        -- ``Trainer.fit`` as ``bench_vs_torch.py`` runs it (``Trainer(threads=N)``);
-* ``numpyvae-fused``  -- the same with the fused kernels (``numpyvae.speed.fused``: the model's
-  step through ``fused.attach`` and ``fused.FusedAdam``); skipped with a note without numba;
+* ``numpyvae``        -- ``Trainer.fit`` with the command line's speed layer,
+  ``Speed(threads=N, fused=False)``: what ``numpyvae train`` runs without the ``fast`` extra;
+* ``numpyvae-fused``  -- the same with ``Speed(threads=N, fused=True)``: the fused kernels of
+  ``numpyvae.speed.fused`` (what it runs with the extra); skipped with a note without numba;
 * ``jax``             -- the same model, loss and Adam in one ``jax.jit`` step (forward, grad,
   Adam written out), float32, minibatches gathered by index; skipped with a note without jax;
 * ``torch-careful``   -- PyTorch eager written for speed: one Linear for both encoder heads,
@@ -61,23 +62,23 @@ def run_numpyvae(m, n, epochs, threads, fused_path):
     sys.path.insert(0, ROOT)
     from numpyvae import VAE
     from numpyvae.optim import Adam
+    from numpyvae.speed import Speed
     from numpyvae.training.trainer import TrainConfig, Trainer
 
     x = _data(n)
     compile_s = 0.0
+    if fused_path:
+        from numpyvae.speed import fused
+        compile_s = fused.warm_up()
+        if not fused.available():
+            raise RuntimeError(f"the fused path is off: {fused.reason}")
     with threadpool_limits(limits=threads, user_api="blas"):
         vae = VAE(784, m["z_dim"], hidden=m["hidden"], activation=m["activation"], seed=0,
                   dtype=np.float32)
-        opt = Adam(1e-3)
-        if fused_path:
-            from numpyvae.speed import fused
-            compile_s = fused.warm_up()
-            if not fused.attach(vae):
-                raise RuntimeError(f"the fused path is off: {fused.reason}")
-            opt = fused.FusedAdam(1e-3)
         total = [1]
+        speed = Speed(threads, fused=fused_path)        # the command line's speed layer
         tr = Trainer(vae, x, None, TrainConfig(epochs=1 + epochs, batch_size=m["batch"], progress=False),
-                     optimizer=opt, threads=threads)
+                     optimizer=Adam(1e-3), speed=speed)
 
         def epoch():
             tr.fit(total[0])

@@ -443,3 +443,56 @@ def test_the_peers_benchmark_runs_at_tiny_size():
     assert out["samples_per_s"] > 0 and np.isfinite(out["final_loss"]) and out["compile_s"] >= 0
     with pytest.raises(SystemExit):
         bench_peers.main(["--sides", "numpyvae,nonsense"])
+
+
+# ------------------------------------------------------------- wired into the speed layer
+def _speed_run(speed, act="relu", hidden=(16,)):
+    from numpyvae import VAE
+    from numpyvae.training.trainer import TrainConfig, Trainer
+    x = (np.random.default_rng(2).random((60, 30)) < 0.3).astype(np.float32)
+    vae = VAE(30, 4, hidden=hidden, activation=act, seed=1, dtype=np.float32)
+    tr = Trainer(vae, x, None, TrainConfig(epochs=1, batch_size=10, progress=False),
+                 optimizer=optim.Adam(1e-2), speed=speed)
+    tr.fit(1)
+    return vae, tr
+
+
+@needs_numba
+@pytest.mark.parametrize("act, hidden", [("relu", (16,)), ("tanh", (12, 10))])
+def test_the_speed_layer_runs_the_fused_kernels_and_equals_the_plain_run(act, hidden, monkeypatch):
+    from numpyvae.speed import Speed
+    calls = []
+    real = fused.fused_backward
+    monkeypatch.setattr(fused, "fused_backward", lambda vae: (calls.append(1), real(vae))[1])
+    plain_vae, plain = _speed_run(None, act, hidden)                 # Trainer(model, x).fit()
+    assert not calls
+    vae, tr = _speed_run(Speed(1), act, hidden)                       # the extra installed: on
+    assert isinstance(tr.optimizer, fused.FusedAdam) and len(calls) == 6
+    assert "forward" not in vars(vae) and "backward" not in vars(vae)  # detached after fit
+    u = _u(np.float32)
+    # six steps from the same data and noise: they differ by rounding only (see the test above)
+    assert np.all(np.abs(vae.flat_params - plain_vae.flat_params)
+                  <= 6 * 1e3 * u * (np.abs(plain_vae.flat_params) + 1e-2))
+    assert abs(tr.history["train_loss"][-1] - plain.history["train_loss"][-1]) <= 1e3 * u * abs(
+        plain.history["train_loss"][-1])
+    np.testing.assert_allclose(tr.optimizer.m, plain.optimizer.m, rtol=0,
+                               atol=1e3 * u * np.abs(plain.optimizer.m).max())
+    off_vae, off = _speed_run(Speed(1, fused=False), act, hidden)    # switched off: none of it
+    assert not isinstance(off.optimizer, fused.FusedAdam) and len(calls) == 6
+
+
+def test_the_speed_layer_without_numba_is_the_blocked_path(monkeypatch, capsys):
+    from numpyvae.speed import Speed
+    from numpyvae.speed.adam import BlockedAdam
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "numba" else _find_spec(name, *a))
+    speed = Speed(1)
+    assert speed.fused is False
+    _, tr = _speed_run(speed)
+    assert type(tr.optimizer) is BlockedAdam
+    assert capsys.readouterr().err == ""              # not asked for: nothing to say
+    with pytest.raises(ValueError, match="fused: expected True, False or None"):
+        Speed(1, fused="yes")
+
+
+_find_spec = importlib.util.find_spec

@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from .. import optim
+from .adam import BlockedAdam
 from ..kl import kl_normal_std, kl_normal_std_grad
 from ..likelihoods import bernoulli_log_prob, bernoulli_log_prob_grad
 from ..model import VAE, Terms
@@ -35,7 +36,7 @@ from ..reparam import reparameterize, reparameterize_backward
 __all__ = ["available", "warm_up", "adam_update", "bernoulli_log_prob_and_grad",
            "bias_act_forward", "act_bias_backward", "reparameterize_kl",
            "reparameterize_kl_backward", "FusedAdam", "fits", "attach", "fused_forward",
-           "fused_backward"]
+           "fused_backward", "detach"]
 
 _FLOATS = (np.float32, np.float64)
 #: the loaded kernel module, False when switched off, None before the first attempt
@@ -293,40 +294,33 @@ def reparameterize_kl_backward(dz, mu, logvar, eps, c):
 
 
 # ------------------------------------------------------------------------ the optimizer
-class FusedAdam(optim.Adam):
+class FusedAdam(BlockedAdam):
     """``numpyvae.optim.Adam`` whose update is the one-pass kernel of ``adam_update``.
 
-    The same state (so checkpoints and ``state_dict`` are unchanged), the same weight decay and
-    flushing of decayed moments; the plain Adam's own update runs when the kernels are off or
-    the buffer is not a contiguous float array. Whether the state is Kingma & Ba's m and v or the
-    weighted sums of the gradients, one kernel serves: only its four scalars differ.
+    The same state (m, v, t: checkpoints and ``state_dict`` are unchanged), the same weight
+    decay and flushing of decayed moments; ``BlockedAdam``'s update runs instead when the
+    kernels are off, when a split step hands it a thread pool, or when the buffer is not a
+    contiguous float array. ``FusedAdam.like(opt)`` copies an Adam's settings and state.
 
     Derivation: derivations/18_where_the_time_goes.md, eq. (18.6)
     """
 
     def step(self, params, grads):
         """One Adam update of ``params`` in place from ``grads``, in one pass when fused."""
-        if not (params.ndim == 1 and _ok(params, grads) and getattr(self, "pool", None) is None
-                and available()):
+        if not (params.ndim == 1 and _ok(params, grads) and self.pool is None and available()):
             return super().step(params, grads)
-        g = self._grad(params, grads)
-        self.t += 1
-        names = self._buffers
-        m = self._state(params.shape, params.dtype, names[0])
-        v = self._state(params.shape, params.dtype, names[1])
-        b1, b2, t = self.b1, self.b2, self.t
-        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
-        if names[0] == "m_sum":        # weighted sums: m_sum = m / (1 - b1), v_sum = v / (1 - b2)
-            a1, a2, c1, c2 = 1.0, 1.0, c1 / (1 - b1), c2 / (1 - b2)
-        else:
-            a1, a2 = 1 - b1, 1 - b2
+        g = np.ascontiguousarray(self._grad(params, grads))
+        m = self._state(params.shape, params.dtype, "m")
+        v = self._state(params.shape, params.dtype, "v")
+        b1, b2, t = self.b1, self.b2, self.t + 1
         tiny_m = tiny_v = 0.0
         if t % min(optim._flush_period(b1), optim._flush_period(b2)) == 0:
             tiny_m = optim._tiny(m.dtype)
             tiny_v = tiny_m if self.eps > 0 else 0.0
-        g = np.ascontiguousarray(g)
-        if not _adam_kernel(params, g, m, v, self.lr, b1, b2, a1, a2, self.eps, c1, c2, tiny_m, tiny_v):
-            self._update_plain(params, g, m, v)
+        if not _ok(g, m, v) or not _adam_kernel(params, g, m, v, self.lr, b1, b2, 1 - b1, 1 - b2,
+                                                 self.eps, 1 - b1 ** t, 1 - b2 ** t, tiny_m, tiny_v):
+            return super().step(params, grads)       # nothing was written: the blocked update
+        self.t = t
 
 
 # ---------------------------------------------------------------- the model's step
@@ -423,3 +417,14 @@ def attach(vae) -> bool:
     vae.forward = lambda *a, **kw: fused_forward(vae, *a, **kw)
     vae.backward = lambda: fused_backward(vae)
     return True
+
+
+def detach(vae) -> None:
+    """Undo ``attach``: ``vae.forward`` and ``vae.backward`` are the model's own again.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+    """
+    for name in ("forward", "backward"):
+        vars(vae).pop(name, None)
+    if vae._cache is not None and vae._cache.get("fused"):
+        vae._cache = None            # a fused cache is not the model's own backward's
