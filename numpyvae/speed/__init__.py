@@ -10,13 +10,17 @@ allows, and give the same numbers up to the order of floating-point additions:
   where ``fork`` exists (else threads, in one process), with ``Governor`` running whole steps
   while they measure faster;
 - ``heap``: glibc's heap setting that keeps a step's temporaries mapped;
-- ``adam``: Adam's update in cache-sized blocks (``BlockedAdam``, equal to ``optim.Adam``).
+- ``adam``: Adam's update in cache-sized blocks (``BlockedAdam``, equal to ``optim.Adam``);
+- ``fused``: with the optional ``fast`` extra (numba), the plain VAE's elementwise work and
+  Adam's update as fused one-pass kernels (``fused.py``; on by default when numba is
+  installed, ``Speed(fused=False)`` turns it off; the same numbers up to rounding).
 
 Bookkeeping rather than mathematics: this wing carries no ``Derivation:`` lines.
 """
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -35,15 +39,37 @@ class Speed:
     parts, each on a one-thread BLAS), ``adapt`` (a ``Governor`` runs whole steps while they
     measure faster), ``heap`` (set glibc's heap once, ``heap.keep_freed_heap``)."""
 
-    def __init__(self, threads: int = 1, adapt: bool = False, heap: bool = True):
+    def __init__(self, threads: int = 1, adapt: bool = False, heap: bool = True,
+                 fused: bool | None = None):
         if not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
             raise ValueError(f"threads: expected a positive integer, got {threads!r}")
+        if fused not in (None, True, False):
+            raise ValueError(f"fused: expected True, False or None (on when numba is installed), got {fused!r}")
         self.threads, self.adapt, self.heap = threads, bool(adapt), bool(heap)
+        self._fused_asked = fused
         self.governor: Governor | None = None      # kept across fits, made on the first split
 
+    @property
+    def fused(self) -> bool:
+        """Whether the fused kernels run: asked for (or numba installed, when not said) and
+        compiled. Asked for without numba, or failing to compile: one message, then False."""
+        asked = self._fused_asked
+        if asked is None:
+            asked = importlib.util.find_spec("numba") is not None
+        if not asked:
+            return False
+        from . import fused
+        return fused.available()
+
     def optimizer(self, opt: Any) -> Any:
-        """The optimizer the steps use: Adam's blocked form for Adam (same state), else ``opt``."""
-        return BlockedAdam.like(opt) if type(opt) is Adam else opt
+        """The optimizer the steps use: for Adam its fused form (with the ``fast`` extra) or its
+        blocked form (same state), else ``opt``."""
+        if type(opt) is not Adam:
+            return opt
+        if self.fused:
+            from .fused import FusedAdam
+            return FusedAdam.like(opt)
+        return BlockedAdam.like(opt)
 
     @contextlib.contextmanager
     def session(self, trainer: Any) -> Iterator[Session | None]:
@@ -51,6 +77,20 @@ class Speed:
         model that splits (a VAE without labels), the split step. Yields a ``Session`` or None."""
         if self.heap:
             keep_freed_heap()
+        fused = None
+        if self.fused:
+            from . import fused
+            if not fused.attach(trainer.model):   # a model the fused step does not take
+                fused = None
+        try:
+            with self._session(trainer) as session:
+                yield session
+        finally:
+            if fused is not None:
+                fused.detach(trainer.model)
+
+    @contextlib.contextmanager
+    def _session(self, trainer: Any) -> Iterator[Session | None]:
         model, n = trainer.model, self.threads
         splits = n >= 2 and hasattr(model, "_named_linears") and trainer.y_train is None
         if not splits:

@@ -1,0 +1,328 @@
+"""numpyvae's training path, with and without the fused kernels, against JAX and PyTorch.
+
+Sides, each timed in its own subprocess (its BLAS thread count set before NumPy, torch or
+jax loads), on the two models of ``bench_vs_torch.py`` and its random binary data:
+
+* ``numpyvae``        -- ``Trainer.fit`` with the command line's speed layer,
+  ``Speed(threads=N, fused=False)``: what ``numpyvae train`` runs without the ``fast`` extra;
+* ``numpyvae-fused``  -- the same with ``Speed(threads=N, fused=True)``: the fused kernels of
+  ``numpyvae.speed.fused`` (what it runs with the extra); skipped with a note without numba;
+* ``jax``             -- the same model, loss and Adam in one ``jax.jit`` step (forward, grad,
+  Adam written out), float32, minibatches gathered by index; skipped with a note without jax;
+* ``torch-careful``   -- PyTorch eager written for speed: one Linear for both encoder heads,
+  ``binary_cross_entropy_with_logits``, minibatches by index (no DataLoader), ``Adam(foreach)``,
+  no ``.item()`` inside the epoch; skipped with a note without torch;
+* ``torch``           -- ``bench_vs_torch.run_torch``, the pytorch/examples VAE as written;
+* ``matmul``          -- ``bench_vs_torch.run_matmul``: the step's matrix products alone (the bound).
+
+Each run: one warm-up epoch (it also pays JAX's and numba's compile), then ``--epochs`` timed
+epochs; sides visited round-robin ``--rounds`` times, median reported. Two rates are printed:
+samples per second of wall time, and, at one thread, samples per second of the process's CPU
+time, which a loaded machine disturbs less (a side waiting for a core is not charged for it).
+Compile time is reported on its own: numba's (``fused.warm_up()``, from its cache after the
+first run) and the first JAX step's.
+
+    python benchmarks/bench_peers.py                                  # 60,000 examples, 3 epochs, 3 rounds
+    python benchmarks/bench_peers.py --n 8192 --epochs 1 --rounds 1   # small, on a busy machine
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from bench_vs_torch import MODELS, THREAD_VARS, _data, _peak_rss_mb, run_matmul, run_torch  # noqa: E402
+
+SIDES = ("numpyvae", "numpyvae-fused", "jax", "torch-careful", "torch", "matmul")
+NEEDS = {"numpyvae-fused": "numba", "jax": "jax", "torch-careful": "torch", "torch": "torch"}
+
+
+def _timed(epoch, epochs):
+    """(wall seconds, CPU seconds) of ``epochs`` calls of ``epoch`` after one warm-up call."""
+    epoch()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(epochs):
+        epoch()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+# ------------------------------------------------------------------------------ numpyvae
+def run_numpyvae(m, n, epochs, threads, fused_path):
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+    sys.path.insert(0, ROOT)
+    from numpyvae import VAE
+    from numpyvae.optim import Adam
+    from numpyvae.speed import Speed
+    from numpyvae.training.trainer import TrainConfig, Trainer
+
+    x = _data(n)
+    compile_s = 0.0
+    if fused_path:
+        from numpyvae.speed import fused
+        compile_s = fused.warm_up()
+        if not fused.available():
+            raise RuntimeError(f"the fused path is off: {fused.reason}")
+    with threadpool_limits(limits=threads, user_api="blas"):
+        vae = VAE(784, m["z_dim"], hidden=m["hidden"], activation=m["activation"], seed=0,
+                  dtype=np.float32)
+        total = [1]
+        speed = Speed(threads, fused=fused_path)        # the command line's speed layer
+        tr = Trainer(vae, x, None, TrainConfig(epochs=1 + epochs, batch_size=m["batch"], progress=False),
+                     optimizer=Adam(1e-3), speed=speed)
+
+        def epoch():
+            tr.fit(total[0])
+            total[0] += 1
+        wall, cpu = _timed(epoch, epochs)
+    return dict(samples_per_s=n * epochs / wall, cpu_samples_per_s=n * epochs / cpu,
+                compile_s=compile_s, final_loss=tr.history["train_loss"][-1])
+
+
+# ------------------------------------------------------------------------------- JAX
+def run_jax(m, n, epochs, threads):
+    if threads == 1:       # XLA's CPU backend otherwise uses every core for its products
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    B, Z, hidden = m["batch"], m["z_dim"], m["hidden"]
+    act = jax.nn.relu if m["activation"] == "relu" else jnp.tanh
+    key = jax.random.PRNGKey(0)
+
+    def linear(k, a, b):
+        bound = 1.0 / np.sqrt(a)            # PyTorch's default, as numpyvae's init="uniform"
+        k1, k2 = jax.random.split(k)
+        return (jax.random.uniform(k1, (a, b), jnp.float32, -bound, bound),
+                jax.random.uniform(k2, (b,), jnp.float32, -bound, bound))
+
+    sizes = (784,) + tuple(hidden)
+    dsizes = (Z,) + tuple(hidden[::-1])
+    keys = iter(jax.random.split(key, 16))
+    params = dict(enc=[linear(next(keys), a, b) for a, b in zip(sizes[:-1], sizes[1:])],
+                  head=linear(next(keys), sizes[-1], 2 * Z),        # mu and logvar in one product
+                  dec=[linear(next(keys), a, b) for a, b in zip(dsizes[:-1], dsizes[1:])],
+                  out=linear(next(keys), dsizes[-1], 784))
+
+    def loss_fn(p, x, eps):
+        h = x
+        for W, b in p["enc"]:
+            h = act(h @ W + b)
+        q = h @ p["head"][0] + p["head"][1]
+        mu, logvar = q[:, :Z], q[:, Z:]
+        z = mu + jnp.exp(0.5 * logvar) * eps
+        for W, b in p["dec"]:
+            z = act(z @ W + b)
+        logits = z @ p["out"][0] + p["out"][1]
+        logp = jnp.sum(x * logits - jax.nn.softplus(logits), axis=-1)
+        kl = 0.5 * jnp.sum(mu * mu + jnp.expm1(logvar) - logvar, axis=-1)
+        return jnp.mean(kl - logp)
+
+    b1, b2, lr, eps_adam = 0.9, 0.999, 1e-3, 1e-8
+
+    @jax.jit
+    def step(p, mom, vel, t, x, key):
+        key, sub = jax.random.split(key)
+        eps = jax.random.normal(sub, (x.shape[0], Z), jnp.float32)
+        loss, g = jax.value_and_grad(loss_fn)(p, x, eps)
+        mom = jax.tree_util.tree_map(lambda m_, g_: b1 * m_ + (1 - b1) * g_, mom, g)
+        vel = jax.tree_util.tree_map(lambda v_, g_: b2 * v_ + (1 - b2) * g_ * g_, vel, g)
+        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+        p = jax.tree_util.tree_map(lambda p_, m_, v_: p_ - lr * (m_ / c1) / (jnp.sqrt(v_ / c2) + eps_adam),
+                                   p, mom, vel)
+        return p, mom, vel, loss, key
+
+    x = jnp.asarray(_data(n))
+    mom = jax.tree_util.tree_map(jnp.zeros_like, params)
+    vel = jax.tree_util.tree_map(jnp.zeros_like, params)
+    state = dict(p=params, m=mom, v=vel, t=0, key=jax.random.PRNGKey(1))
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    out = step(state["p"], state["m"], state["v"], 1.0, x[:B], state["key"])
+    jax.block_until_ready(out)
+    compile_s = time.perf_counter() - t0
+
+    def epoch():
+        order = rng.permutation(n)
+        loss = None
+        for i in range(0, n - B + 1, B):        # whole batches: one compiled shape
+            state["t"] += 1
+            state["p"], state["m"], state["v"], loss, state["key"] = step(
+                state["p"], state["m"], state["v"], float(state["t"]), x[order[i:i + B]], state["key"])
+        state["loss"] = float(loss)
+    wall, cpu = _timed(epoch, epochs)
+    return dict(samples_per_s=n * epochs / wall, cpu_samples_per_s=n * epochs / cpu,
+                compile_s=compile_s, final_loss=state["loss"] * 1.0)
+
+
+# ---------------------------------------------------------------------- PyTorch, careful
+def run_torch_careful(m, n, epochs, threads):
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    Z = m["z_dim"]
+    act = nn.ReLU() if m["activation"] == "relu" else nn.Tanh()
+    sizes = (784,) + tuple(m["hidden"])
+    dsizes = (Z,) + tuple(m["hidden"][::-1])
+    enc = nn.Sequential(*[mod for a, b in zip(sizes[:-1], sizes[1:]) for mod in (nn.Linear(a, b), act)])
+    head = nn.Linear(sizes[-1], 2 * Z)                                   # mu and logvar in one product
+    dec = nn.Sequential(*[mod for a, b in zip(dsizes[:-1], dsizes[1:]) for mod in (nn.Linear(a, b), act)],
+                        nn.Linear(dsizes[-1], 784))
+    params = [*enc.parameters(), *head.parameters(), *dec.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-3, foreach=True)
+    x = torch.from_numpy(_data(n))
+    B = m["batch"]
+
+    def epoch():
+        order = torch.randperm(n)
+        total = torch.zeros(())
+        for i in range(0, n, B):
+            xb = x[order[i:i + B]]
+            mu, logvar = head(enc(xb)).chunk(2, dim=1)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            rec = F.binary_cross_entropy_with_logits(dec(z), xb, reduction="sum")
+            kl = 0.5 * torch.sum(mu * mu + torch.expm1(logvar) - logvar)
+            loss = (rec + kl) / xb.shape[0]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+        return float(total) * B / n
+    wall, cpu = _timed(epoch, epochs)
+    return dict(samples_per_s=n * epochs / wall, cpu_samples_per_s=n * epochs / cpu, compile_s=0.0)
+
+
+# ----------------------------------------------------------------------------- driver
+def worker(side, model, n, epochs, threads):
+    m = MODELS[model]
+    if side == "matmul":           # imports before the clock: only the products' CPU time counts
+        import numpy  # noqa: F401
+        import threadpoolctl  # noqa: F401
+
+        import numpyvae  # noqa: F401
+    c0 = time.process_time()
+    if side in ("numpyvae", "numpyvae-fused"):
+        out = run_numpyvae(m, n, epochs, threads, side == "numpyvae-fused")
+    elif side == "jax":
+        out = run_jax(m, n, epochs, threads)
+    elif side == "torch-careful":
+        out = run_torch_careful(m, n, epochs, threads)
+    elif side == "torch":
+        out = run_torch(m, n, epochs, threads, "float32")      # times wall only
+    else:
+        out = run_matmul(m, n, epochs, threads)
+        # CPU seconds of the whole call: the model's construction (small) and the warm-up epoch too
+        out["cpu_samples_per_s"] = n * (epochs + 1) / max(time.process_time() - c0, 1e-9)
+    out["peak_rss_mb"] = _peak_rss_mb()
+    print(json.dumps(out))
+
+
+def _spawn(side, model, n, epochs, threads):
+    env = dict(os.environ)
+    for v in THREAD_VARS:
+        env[v] = str(threads)
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", side, "--model", model,
+           "--n", str(n), "--epochs", str(epochs), "--threads", str(threads)]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{side} worker failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _present(side):
+    need = NEEDS.get(side)
+    return need is None or importlib.util.find_spec(need) is not None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=60000, help="training examples per epoch")
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs per run (after 1 warm-up)")
+    ap.add_argument("--rounds", type=int, default=3, help="round-robin repetitions (median)")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--models", default="relu,tanh", help="comma-separated: relu, tanh")
+    ap.add_argument("--sides", default=",".join(SIDES), help="comma-separated, from: " + ", ".join(SIDES))
+    ap.add_argument("--json", help="write all samples to this file")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.model, args.n, args.epochs, int(args.threads))
+        return
+    try:
+        threads = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        ap.error(f"--threads: expected comma-separated positive integers, got {args.threads!r}")
+    models, asked = args.models.split(","), args.sides.split(",")
+    for name, given, known in (("--models", models, MODELS), ("--sides", asked, SIDES)):
+        bad = [g for g in given if g not in known]
+        if bad:
+            ap.error(f"{name}: expected names from {sorted(known)}, got {bad}")
+    if args.n < 1 or args.epochs < 1 or args.rounds < 1 or min(threads) < 1:
+        ap.error("--n, --epochs, --rounds and --threads: expected positive integers")
+    sides = [s for s in asked if _present(s)]
+    for s in asked:
+        if s not in sides:
+            print(f"note: {s} is skipped: {NEEDS[s]} is not installed")
+    print(f"peers: {args.n} random binary examples/epoch, 1 warm-up + {args.epochs} timed epochs, "
+          f"median of {args.rounds} round(s); cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}")
+    samples, loads = {}, []
+    for _ in range(args.rounds):
+        la0 = os.getloadavg()[0]
+        for model in models:
+            for t in threads:
+                for side in sides:
+                    out = _spawn(side, model, args.n, args.epochs, t)
+                    samples.setdefault((model, t, side), []).append(out)
+                    print(f"  {MODELS[model]['label']:<28} {t} thr {side:<15} {out['samples_per_s']:8.0f} /s wall "
+                          f"{out.get('cpu_samples_per_s', float('nan')):8.0f} /s CPU  {out['peak_rss_mb']:5.0f} MB  "
+                          f"compile {out.get('compile_s', 0.0):.2f} s  load {os.getloadavg()[0]:.2f}", flush=True)
+        loads.append((la0, os.getloadavg()[0]))
+    _report(models, threads, sides, samples, loads)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "loads": loads,
+                       "samples": {"|".join(map(str, k)): v for k, v in samples.items()}}, f, indent=1)
+
+
+def _report(models, threads, sides, samples, loads):
+    def med(model, t, side, key="samples_per_s"):
+        s = samples.get((model, t, side))
+        return statistics.median(o.get(key, float("nan")) for o in s) if s else float("nan")
+
+    print(f"\n{'model':<28} {'thr':>3} {'side':<15} {'wall /s':>8} {'CPU /s':>8} {'RSS MB':>7} {'compile s':>9}")
+    for model in models:
+        for t in threads:
+            for side in sides:
+                print(f"{MODELS[model]['label']:<28} {t:>3} {side:<15} {med(model, t, side):>8.0f} "
+                      f"{med(model, t, side, 'cpu_samples_per_s'):>8.0f} {med(model, t, side, 'peak_rss_mb'):>7.0f} "
+                      f"{med(model, t, side, 'compile_s'):>9.2f}")
+    print("\nratios (wall; at one thread also CPU):")
+    for model in models:
+        for t in threads:
+            base = {s: med(model, t, s) for s in sides}
+            cpu = {s: med(model, t, s, "cpu_samples_per_s") for s in sides}
+            parts = []
+            for a, b in (("numpyvae-fused", "numpyvae"), ("numpyvae-fused", "jax"), ("numpyvae-fused", "torch-careful"),
+                         ("numpyvae", "jax"), ("numpyvae-fused", "matmul"), ("numpyvae", "matmul")):
+                if a in base and b in base:
+                    parts.append(f"{a}/{b} {base[a] / base[b]:.2f}" + (f" ({cpu[a] / cpu[b]:.2f})" if t == 1 else ""))
+            print(f"  {MODELS[model]['label']:<28} {t} thr: " + "; ".join(parts))
+    print("load average (1 min) before/after each round: " + "; ".join(f"{a:.2f}/{b:.2f}" for a, b in loads))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,430 @@
+"""Fused kernels for the elementwise parts of a training step (optional: ``pip install -e ".[fast]"``).
+
+A NumPy expression such as ``x * l - 0.5 * (l + a) - np.log1p(np.exp(-a))`` makes one pass over
+memory, and one temporary, per operator. On the step's (B, 784) arrays each pass costs more in
+call overhead and memory traffic than in arithmetic. Each function here computes the same
+numbers as the plain functions of the core in one compiled loop (numba), reading and writing
+each array once. The core keeps the readable forms; these are their fused twins, tested equal
+to them to the dtype's rounding (``tests/test_fused.py``).
+
+When numba is not installed, or a kernel fails to compile, every function here runs the plain
+NumPy path instead and one line says so (once); the numbers are then exactly the core's. Inputs
+the kernels do not take (mixed dtypes, non-contiguous arrays, integer data) go the plain way
+too, silently: that is a routing rule, not a failure.
+
+Where a NumPy ufunc is faster than a compiled loop it stays NumPy: on this machine NumPy's
+vector exp, log1p and tanh for float32 run 5-40 times faster than the scalar library calls a
+numba loop makes, so the Bernoulli kernel takes exp(-|l|) and its log1p from NumPy and fuses
+everything else, and tanh's forward is NumPy's tanh applied in place.
+
+Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from .. import optim
+from .adam import BlockedAdam
+from ..kl import kl_normal_std, kl_normal_std_grad
+from ..likelihoods import bernoulli_log_prob, bernoulli_log_prob_grad
+from ..model import VAE, Terms
+from ..reparam import reparameterize, reparameterize_backward
+
+__all__ = ["available", "warm_up", "adam_update", "bernoulli_log_prob_and_grad",
+           "bias_act_forward", "act_bias_backward", "reparameterize_kl",
+           "reparameterize_kl_backward", "FusedAdam", "fits", "attach", "fused_forward",
+           "fused_backward", "detach"]
+
+_FLOATS = (np.float32, np.float64)
+#: the loaded kernel module, False when switched off, None before the first attempt
+_kernels = None
+#: why the kernels are off ("" while on), and seconds the last load took (import + compile)
+reason = ""
+load_seconds = 0.0
+
+
+def _say(msg):
+    print(f"numpyvae: {msg}", file=sys.stderr, flush=True)
+
+
+def _switch_off(why):
+    global _kernels, reason
+    _kernels, reason = False, why
+    _say(f"{why}; the fused kernels are off and the plain NumPy path runs (same numbers)")
+
+
+def _warm(k):
+    """Run every kernel once on tiny float32 and float64 arrays: compiles them (or loads them
+    from numba's cache) now, so a compile failure shows here and not in a step."""
+    for dt in _FLOATS:
+        a = np.ones(4, dt)
+        k.adam(a.copy(), a, a.copy(), a.copy(), *(dt(c) for c in (1e-3, 0.9, 0.999, 0.1, 0.001, 1e-8, 0, 0)))
+        x2, l3 = np.ones((2, 2), dt), np.ones((1, 2, 2), dt)
+        k.bernoulli(x2, l3, l3, l3, np.empty((1, 2), dt), np.empty_like(l3), 1.0)
+        k.bias_relu(x2.copy(), a[:2])
+        k.relu_back(x2, x2, np.empty_like(x2), np.empty(2, dt))
+        k.tanh_back(x2, x2, np.empty_like(x2), np.empty(2, dt))
+        k.reparam_kl(x2, x2, x2, x2, l3, np.empty_like(l3), np.empty(2, dt))
+        k.reparam_kl_back(l3, x2, x2, x2, l3, 1.0, np.empty_like(x2), np.empty_like(x2))
+
+
+def _load():
+    """The kernel module, or None (switched off, with one message the first time)."""
+    global _kernels, reason, load_seconds
+    if _kernels is None:
+        t0 = time.perf_counter()
+        try:
+            from . import _numba
+        except ImportError as e:
+            _switch_off(f"numba is not installed ({e}); pip install -e \".[fast]\" to get it")
+            return None
+        except Exception as e:           # numba present but broken
+            _switch_off(f"numba could not be imported ({type(e).__name__}: {e})")
+            return None
+        try:
+            _warm(_numba)
+        except Exception as e:
+            _switch_off(f"numba could not compile the fused kernels ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''})")
+            return None
+        _kernels, reason, load_seconds = _numba, "", time.perf_counter() - t0
+    return _kernels or None
+
+
+def available() -> bool:
+    """True when the fused kernels are on (numba imported and every kernel compiled).
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+    """
+    return _load() is not None
+
+
+def warm_up() -> float:
+    """Load and compile every kernel now; the seconds that took (0 when they are off).
+
+    With numba's cache (``cache=True``) a second process loads the compiled code from disk,
+    so its warm-up is the import alone.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+    """
+    return load_seconds if _load() is not None else 0.0
+
+
+def _ok(*arrays):
+    """The kernels take C-contiguous float32/float64 arrays of one dtype."""
+    dt = arrays[0].dtype
+    return (dt in _FLOATS and all(isinstance(a, np.ndarray) and a.dtype == dt
+                                  and a.flags.c_contiguous for a in arrays))
+
+
+def _call(name, *args):
+    """Run kernel ``name``; False (and the kernels switched off) if it cannot compile for these
+    arguments. A compile error comes before the loop runs, so no array is half written."""
+    k = _load()
+    if k is None:
+        return False
+    try:
+        getattr(k, name)(*args)
+    except Exception as e:
+        _switch_off(f"the fused kernel {name} failed ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0] if str(e) else ''})")
+        return False
+    return True
+
+
+# -------------------------------------------------------------------------------- Adam
+def _adam_kernel(theta, g, m, v, lr, b1, b2, a1, a2, eps, c1, c2, tiny_m, tiny_v):
+    """The kernel with the bias corrections folded into two scalars (exact algebra:
+    lr (m / c1) / (sqrt(v / c2) + eps) = (lr sqrt(c2) / c1) m / (sqrt(v) + eps sqrt(c2))),
+    every scalar in the arrays' dtype."""
+    dt = theta.dtype.type
+    r2 = c2 ** 0.5
+    return _call("adam", theta, g, m, v, dt(lr * r2 / c1), dt(b1), dt(b2), dt(a1), dt(a2),
+                 dt(eps * r2), dt(tiny_m), dt(tiny_v))
+
+
+def adam_update(theta, g, m, v, *, lr, b1, b2, eps, t, flush_m=0.0, flush_v=0.0):
+    """Kingma & Ba's Adam step on flat arrays, in place, one pass over theta, g, m and v.
+
+    m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+    theta <- theta - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+    After the step, entries of m (v) smaller in size than ``flush_m`` (``flush_v``) are set to
+    zero, as ``numpyvae.optim`` flushes decaying moments (0: nothing flushed). The plain path
+    is these formulas as NumPy expressions. Eight passes of NumPy become one: 28 bytes a
+    float32 parameter instead of about 100.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.6)
+    """
+    if theta.ndim == 1 and _ok(theta, g, m, v) and _adam_kernel(
+            theta, g, m, v, lr, b1, b2, 1 - b1, 1 - b2, eps, 1 - b1 ** t, 1 - b2 ** t, flush_m, flush_v):
+        return
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * (g * g)
+    theta -= lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    if flush_m:
+        m[np.abs(m) < flush_m] = 0
+    if flush_v:
+        v[np.abs(v) < flush_v] = 0
+
+
+# --------------------------------------------------------------------------- Bernoulli
+_scratch_bufs = {}
+
+
+def _scratch(shape, dtype):
+    """A work array reused from call to call (never returned): a fresh 400 kB array each step
+    costs page faults that can outweigh the pass that fills it."""
+    key = (shape, np.dtype(dtype))
+    buf = _scratch_bufs.get(key)
+    if buf is None:
+        _scratch_bufs.clear()            # one shape at a time: the training shape
+        buf = _scratch_bufs[key] = np.empty(shape, dtype)
+    return buf
+
+
+def bernoulli_log_prob_and_grad(x, logits, scale=1.0):
+    """(log p(x|z), scale * d log p / d logits) of the Bernoulli likelihood, in one pass.
+
+    x: (B, D); logits: (K, B, D) or (B, D) -> log p: (K, B) or (B,), and the gradient with the
+    shape of logits. Equal to ``bernoulli_log_prob(x, logits)`` and ``scale *
+    bernoulli_log_prob_grad(x, logits)`` (note 05, eqs. (5.1), (5.2)) to rounding. Not safe to
+    call from two threads at once (it reuses one work array).
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.7)
+    """
+    if logits.ndim in (2, 3) and x.ndim == 2 and logits.shape[-2:] == x.shape and _ok(logits, x):
+        l3 = logits if logits.ndim == 3 else logits[None]
+        e = np.abs(l3)                   # e = exp(-|l|), sp = log1p(e): NumPy's vector loops
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        sp = _scratch(l3.shape, l3.dtype)
+        np.log1p(e, out=sp)
+        logp = np.empty(l3.shape[:2], dtype=l3.dtype)
+        grad = e                         # each e is read before its gradient is written
+        if _call("bernoulli", x, l3, e, sp, logp, grad, l3.dtype.type(scale)):
+            return (logp, grad) if logits.ndim == 3 else (logp[0], grad[0])
+    grad = bernoulli_log_prob_grad(x, logits)
+    if scale != 1.0:
+        grad *= scale
+    return bernoulli_log_prob(x, logits), grad
+
+
+# ------------------------------------------------------------------ bias and activation
+def bias_act_forward(y, b, activation):
+    """y <- act(y + b) in place (y: (B, H) the product x W; b: (H,)); returns y.
+
+    The bias add and the activation in one pass for ReLU; for tanh, NumPy's vector tanh
+    applied in place after the add (faster than a compiled loop's scalar tanh here).
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.8)
+    """
+    if activation not in ("relu", "tanh"):
+        raise ValueError(f"activation must be 'relu' or 'tanh', got {activation!r}")
+    if activation == "relu" and y.ndim == 2 and _ok(y, b) and _call("bias_relu", y, b):
+        return y
+    y += b
+    if activation == "relu":
+        np.maximum(y, 0, out=y)
+    else:
+        np.tanh(y, out=y)
+    return y
+
+
+def act_bias_backward(dy, y, activation):
+    """(dx, db) through y = act(x W + b): dx = dy act'(.) (B, H), db = sum over rows of dx.
+
+    act' is read from the output y: [y > 0] for ReLU, 1 - y^2 for tanh (note 06, eqs. (6.2),
+    (6.4)); the bias gradient is summed in the same pass, in float64.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.8)
+    """
+    if activation not in ("relu", "tanh"):
+        raise ValueError(f"activation must be 'relu' or 'tanh', got {activation!r}")
+    if dy.ndim == 2 and dy.shape == y.shape and _ok(dy, y):
+        dx, db = np.empty_like(dy), np.empty(dy.shape[1], dy.dtype)
+        if _call("relu_back" if activation == "relu" else "tanh_back", dy, y, dx, db):
+            return dx, db
+    dx = dy * (y > 0) if activation == "relu" else dy * (1 - y * y)
+    return dx, dx.sum(axis=0)
+
+
+# ------------------------------------------------------------ reparameterization and KL
+def reparameterize_kl(mu, logvar, eps):
+    """(z, KL): z = mu + exp(logvar / 2) eps (K, B, Z) and the closed-form KL to N(0, I) (B,).
+
+    Equal to ``reparameterize(mu, logvar, eps)`` and ``kl_normal_std(mu, logvar)``
+    (note 04, eq. (4.1); note 02, eq. (2.3)) to rounding, in one pass over (mu, logvar).
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.9)
+    """
+    if (mu.ndim == 2 and eps.ndim == 3 and mu.shape == logvar.shape == eps.shape[1:]
+            and _ok(mu, logvar, eps)):
+        z, kl = np.empty_like(eps), np.empty(mu.shape[0], mu.dtype)
+        sigma, em1 = np.exp(0.5 * logvar), np.expm1(logvar)
+        if _call("reparam_kl", mu, logvar, sigma, em1, eps, z, kl):
+            return z, kl
+    return reparameterize(mu, logvar, eps), kl_normal_std(mu, logvar)
+
+
+def reparameterize_kl_backward(dz, mu, logvar, eps, c):
+    """(dmu, dlogvar) of  loss(z) + c KL(mu, logvar)  with z = mu + sigma eps, eps held fixed.
+
+    dmu = sum_k dz_k + c mu;  dlogvar = sigma / 2 sum_k dz_k eps_k + c (exp(logvar) - 1) / 2:
+    ``reparameterize_backward`` plus c times ``kl_normal_std_grad`` (note 04, eq. (4.2);
+    note 02, eq. (2.4)), the model's steps 3 and 4 of note 07 with c = beta / B.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.9)
+    """
+    if (dz.ndim == 3 and dz.shape == eps.shape and mu.shape == logvar.shape == eps.shape[1:]
+            and _ok(dz, mu, logvar, eps)):
+        dmu, dlogvar = np.empty_like(mu), np.empty_like(mu)
+        sigma, em1 = np.exp(0.5 * logvar), np.expm1(logvar)
+        if _call("reparam_kl_back", dz, mu, sigma, em1, eps, float(c), dmu, dlogvar):
+            return dmu, dlogvar
+    dmu, dlogvar = reparameterize_backward(dz, logvar, eps)
+    dmu_kl, dlogvar_kl = kl_normal_std_grad(mu, logvar)
+    dmu += c * dmu_kl
+    dlogvar += c * dlogvar_kl
+    return dmu, dlogvar
+
+
+# ------------------------------------------------------------------------ the optimizer
+class FusedAdam(BlockedAdam):
+    """``numpyvae.optim.Adam`` whose update is the one-pass kernel of ``adam_update``.
+
+    The same state (m, v, t: checkpoints and ``state_dict`` are unchanged), the same weight
+    decay and flushing of decayed moments; ``BlockedAdam``'s update runs instead when the
+    kernels are off, when a split step hands it a thread pool, or when the buffer is not a
+    contiguous float array. ``FusedAdam.like(opt)`` copies an Adam's settings and state.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.6)
+    """
+
+    def step(self, params, grads):
+        """One Adam update of ``params`` in place from ``grads``, in one pass when fused."""
+        if not (params.ndim == 1 and _ok(params, grads) and self.pool is None and available()):
+            return super().step(params, grads)
+        g = np.ascontiguousarray(self._grad(params, grads))
+        m = self._state(params.shape, params.dtype, "m")
+        v = self._state(params.shape, params.dtype, "v")
+        b1, b2, t = self.b1, self.b2, self.t + 1
+        tiny_m = tiny_v = 0.0
+        if t % min(optim._flush_period(b1), optim._flush_period(b2)) == 0:
+            tiny_m = optim._tiny(m.dtype)
+            tiny_v = tiny_m if self.eps > 0 else 0.0
+        if not _ok(g, m, v) or not _adam_kernel(params, g, m, v, self.lr, b1, b2, 1 - b1, 1 - b2,
+                                                 self.eps, 1 - b1 ** t, 1 - b2 ** t, tiny_m, tiny_v):
+            return super().step(params, grads)       # nothing was written: the blocked update
+        self.t = t
+
+
+# ---------------------------------------------------------------- the model's step
+def fits(vae) -> bool:
+    """True when ``fused_forward`` can run ``vae``'s step: the plain ``numpyvae.model.VAE``
+    (not a subclass) with the Bernoulli likelihood, ReLU or tanh, a hidden trunk, float32/64.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+    """
+    return (type(vae) is VAE and vae.likelihood_name == "bernoulli"
+            and vae.activation in ("relu", "tanh") and len(vae.hidden) > 0
+            and np.dtype(vae.dtype) in _FLOATS)
+
+
+def _trunk_forward(mlp, h, act, keep):
+    for lin in mlp.linears:
+        lin.x = h                                   # what Linear.backward reads
+        h = bias_act_forward(h @ lin.W, lin.b, act)
+        keep.append(h)
+    return h
+
+
+def _trunk_backward(mlp, d, act, kept):
+    for lin, y in zip(reversed(mlp.linears), reversed(kept)):
+        dpre, db = act_bias_backward(d, y, act)     # through the activation, bias sum in the pass
+        np.matmul(lin.x.T, dpre, out=lin.dW)
+        lin.db[...] = db
+        d = dpre @ lin.W.T if lin.input_grad else None
+    return d
+
+
+def fused_forward(vae, x, eps=None, k=None, beta=1.0, kl="closed", q=None) -> Terms:
+    """``vae.forward`` with the fused kernels: the same arguments, checks and Terms.
+
+    Runs the model's own forward when ``fits(vae)`` is False, for kl="mc" and for a given q.
+    The step is note 07's: encoder, z = mu + sigma eps and the KL (18.9), decoder with the bias
+    and activation fused (18.8), the Bernoulli term with its gradient (18.7), which the backward
+    then only reads.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+    """
+    if not (fits(vae) and kl == "closed" and q is None and available()):
+        return type(vae).forward(vae, x, eps=eps, k=k, beta=beta, kl=kl, q=q)
+    x, eps, _ = vae._forward_args(x, eps, k, beta, kl, q)
+    K, B, Z = eps.shape
+    act, enc_h, dec_h = vae.activation, [], []
+    h = _trunk_forward(vae.enc, x, act, enc_h)
+    mu, logvar = vae.enc_mu.forward(h), vae.enc_logvar.forward(h)
+    z, kl_pe = reparameterize_kl(mu, logvar, eps)
+    hd = _trunk_forward(vae.dec, z.reshape(K * B, Z), act, dec_h)
+    logits = vae.dec_out.forward(hd).reshape(K, B, vae.x_dim)
+    # the gradient of the loss, -(1/(K B)) d log p / d logits, made in the same pass
+    log_px_z, dlogits = bernoulli_log_prob_and_grad(x, logits, -1.0 / (K * B))
+    recon = -log_px_z.mean(axis=0)
+    loss = float(np.mean(recon + beta * kl_pe))
+    vae._cache = dict(fused=True, x=x, mu=mu, logvar=logvar, eps=eps, outs=(logits,),
+                      beta=float(beta), kl=kl, mc=None, encoder=True, dlogits=dlogits,
+                      enc_h=enc_h, dec_h=dec_h)
+    elbo_pe = -(recon + kl_pe)
+    return Terms(loss=loss, elbo=float(elbo_pe.mean()), recon=float(recon.mean()),
+                 kl=float(kl_pe.mean()), beta=float(beta), elbo_per_example=elbo_pe,
+                 recon_per_example=recon, kl_per_example=kl_pe, log_px_z=log_px_z,
+                 mu=mu, logvar=logvar, z=z, eps=eps)
+
+
+def fused_backward(vae) -> None:
+    """``vae.backward`` after ``fused_forward``: the same gradients in ``vae.grads``.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+    """
+    cache = vae._cache
+    if cache is None or not cache.get("fused"):
+        return type(vae).backward(vae)
+    mu, logvar, eps, beta = (cache[n] for n in ("mu", "logvar", "eps", "beta"))
+    K, B, Z = eps.shape
+    act = vae.activation
+    d = vae.dec_out.backward(cache["dlogits"].reshape(K * B, vae.x_dim))
+    dz = _trunk_backward(vae.dec, d, act, cache["dec_h"]).reshape(K, B, Z)
+    dmu, dlogvar = reparameterize_kl_backward(dz, mu, logvar, eps, beta / B)
+    vae.dmu, vae.dlogvar = dmu, dlogvar
+    dh = vae.enc_mu.backward(dmu)
+    dh += vae.enc_logvar.backward(dlogvar)
+    _trunk_backward(vae.enc, dh, act, cache["enc_h"])
+
+
+def attach(vae) -> bool:
+    """Route ``vae.forward`` and ``vae.backward`` (this instance only) through the fused step;
+    True when it will be fused, False (nothing changed) when it cannot be.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+    """
+    if not (fits(vae) and available()):
+        return False
+    vae.forward = lambda *a, **kw: fused_forward(vae, *a, **kw)
+    vae.backward = lambda: fused_backward(vae)
+    return True
+
+
+def detach(vae) -> None:
+    """Undo ``attach``: ``vae.forward`` and ``vae.backward`` are the model's own again.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+    """
+    for name in ("forward", "backward"):
+        vars(vae).pop(name, None)
+    if vae._cache is not None and vae._cache.get("fused"):
+        vae._cache = None            # a fused cache is not the model's own backward's

@@ -1,0 +1,498 @@
+"""The fused kernels equal the plain core functions they replace, and switch off cleanly.
+
+Tolerances are stated per test in units of the dtype's machine epsilon ``u`` (2^-23 for float32,
+2^-52 for float64), each the textbook bound for the operations the two sides do differently:
+a few roundings per element for elementwise work (same formulas, operations grouped
+differently), and (n - 1) u times the sum of the magnitudes for a sum of n terms (recursive
+summation; the kernels add in float64, NumPy in the dtype, pairwise or row after row). A wrong
+factor, sign or dropped term is many orders of magnitude beyond these bounds.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from numpyvae import kl as kl_mod
+from numpyvae import layers, likelihoods, optim, reparam
+from numpyvae.speed import fused
+
+numba_missing = importlib.util.find_spec("numba") is None
+needs_numba = pytest.mark.skipif(numba_missing, reason="numba is not installed (the 'fast' extra)")
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_switch():
+    """Each test starts from the module's real state and leaves it as it found it."""
+    saved = (fused._kernels, fused.reason)
+    yield
+    fused._kernels, fused.reason = saved
+
+
+def _arr(draw, shape, lo, hi, dtype, seed_name="seed"):
+    seed = draw(st.integers(0, 2**32 - 1), label=seed_name)
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(lo, hi, shape)
+    if draw(st.booleans(), label="with zeros"):            # exact zeros: ReLU's edge, g = 0 in Adam
+        a[rng.random(shape) < 0.2] = 0
+    return a.astype(dtype)
+
+
+@st.composite
+def shapes(draw):
+    return (draw(st.integers(1, 3), label="K"), draw(st.integers(1, 6), label="B"),
+            draw(st.integers(1, 40), label="D"))
+
+
+def _u(dtype):
+    return float(np.finfo(dtype).eps)
+
+
+# ------------------------------------------------------------------------ Bernoulli
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=30)
+@given(data=st.data(), shp=shapes(), scale=st.sampled_from([1.0, -0.25, 1 / 128]))
+def test_bernoulli_equals_plain(dtype, data, shp, scale):
+    K, B, D = shp
+    logits = _arr(data.draw, (K, B, D), -30, 30, dtype)
+    x = _arr(data.draw, (B, D), 0, 1, dtype, "x seed")
+    if data.draw(st.booleans(), label="binary x"):
+        x = (x > 0.5).astype(dtype)
+    assert fused.available()
+    logp, grad = fused.bernoulli_log_prob_and_grad(x, logits, scale)
+    ref_logp = likelihoods.bernoulli_log_prob(x, logits)
+    ref_grad = scale * likelihoods.bernoulli_log_prob_grad(x, logits)
+    assert logp.dtype == grad.dtype == dtype and logp.shape == (K, B) and grad.shape == logits.shape
+    u = _u(dtype)
+    # the sum over D terms x l - max(l, 0) - log1p(e): both sides use NumPy's exp and log1p, so
+    # they differ by the few roundings of each term and the order of the sum
+    mag = np.sum(np.abs(x * logits) + np.abs(logits) + np.log1p(np.exp(-np.abs(logits))), axis=-1)
+    assert np.all(np.abs(logp - ref_logp) <= (D + 8) * u * mag)
+    # sigmoid as 0.5 + 0.5 tanh(l / 2) against 1 / (1 + e): each within a few u of the truth in
+    # absolute terms (its values lie in [0, 1]), and x - sigmoid adds one rounding
+    assert np.all(np.abs(grad - ref_grad) <= 8 * u * (np.abs(x) + 1) * abs(scale))
+    # the 2-D form (one sample) is the 3-D one with K = 1
+    lp2, g2 = fused.bernoulli_log_prob_and_grad(x, np.ascontiguousarray(logits[0]), scale)
+    np.testing.assert_array_equal(lp2, logp[0])
+    np.testing.assert_array_equal(g2, grad[0])
+
+
+# ---------------------------------------------------------- bias and activation
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+@settings(max_examples=25)
+@given(data=st.data(), shp=shapes())
+def test_bias_act_equals_linear_then_activation(dtype, act, data, shp):
+    _, B, H = shp
+    xw = _arr(data.draw, (B, H), -3, 3, dtype)
+    b = _arr(data.draw, (H,), -3, 3, dtype, "b seed")
+    y = fused.bias_act_forward(xw.copy(), b, act)
+    layer = layers.make_activation(act)
+    ref = layer.forward(xw + b)              # Linear.forward adds b, then the activation
+    # one IEEE addition, then max(., 0) or NumPy's own tanh on the same sums: bit for bit
+    np.testing.assert_array_equal(y, ref)
+
+    dy = _arr(data.draw, (B, H), -2, 2, dtype, "dy seed")
+    dx, db = fused.act_bias_backward(dy, ref, act)
+    ref_dx = layer.backward(dy)
+    u = _u(dtype)
+    # dy [y > 0] exactly; dy (1 - y^2): the same three roundings in the same order
+    assert np.all(np.abs(dx - ref_dx) <= 3 * u * np.abs(dy) * (1 + ref * ref))
+    ref_db = ref_dx.sum(axis=0)              # what Linear.backward writes as db
+    assert np.all(np.abs(db - ref_db) <= (B + 1) * u * np.abs(ref_dx).sum(axis=0))
+    assert dx.dtype == db.dtype == dtype
+
+
+# --------------------------------------------------------- reparameterization and KL
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=30)
+@given(data=st.data(), shp=shapes(), c=st.sampled_from([0.0, 1.0, 1 / 100, 3.5]))
+def test_reparameterize_kl_equals_plain(dtype, data, shp, c):
+    K, B, Z = shp
+    mu = _arr(data.draw, (B, Z), -4, 4, dtype)
+    logvar = _arr(data.draw, (B, Z), -8, 4, dtype, "logvar seed")
+    eps = _arr(data.draw, (K, B, Z), -3, 3, dtype, "eps seed")
+    z, kl = fused.reparameterize_kl(mu, logvar, eps)
+    ref_z = reparam.reparameterize(mu, logvar, eps)
+    ref_kl = kl_mod.kl_normal_std(mu, logvar)
+    u = _u(dtype)
+    sigma = np.exp(0.5 * logvar.astype(np.float64))
+    # exp from two libraries (each within 2 u), one multiply, one add
+    assert np.all(np.abs(z - ref_z) <= 6 * u * (np.abs(mu) + sigma * np.abs(eps)))
+    # a sum of Z terms mu^2 + expm1(v) - v, each a few roundings
+    mag = np.sum(mu.astype(np.float64) ** 2 + np.abs(np.expm1(logvar)) + np.abs(logvar), axis=-1)
+    assert np.all(np.abs(kl - ref_kl) <= (Z + 8) * u * mag)
+    assert np.all(kl >= 0)                   # expm1(v) - v >= 0 holds in the kernel too
+
+    dz = _arr(data.draw, (K, B, Z), -2, 2, dtype, "dz seed")
+    dmu, dlogvar = fused.reparameterize_kl_backward(dz, mu, logvar, eps, c)
+    ref_dmu, ref_dlogvar = reparam.reparameterize_backward(dz, logvar, eps)
+    gmu, glogvar = kl_mod.kl_normal_std_grad(mu, logvar)
+    ref_dmu = ref_dmu + c * gmu
+    ref_dlogvar = ref_dlogvar + c * glogvar
+    # sums over K samples plus one scaled term
+    bound_mu = (K + 4) * u * (np.abs(dz).sum(axis=0) + abs(c) * np.abs(mu))
+    assert np.all(np.abs(dmu - ref_dmu) <= bound_mu)
+    bound_lv = (K + 8) * u * (sigma * np.abs(dz * eps).sum(axis=0) + abs(c) * np.abs(np.expm1(logvar)))
+    assert np.all(np.abs(dlogvar - ref_dlogvar) <= bound_lv)
+
+
+# ------------------------------------------------------------------------------- Adam
+def _adam_flush(opt, t, dtype):
+    """The thresholds the plain Adam flushes with at step t (0: no flush at this step)."""
+    period = min(optim._flush_period(opt.b1), optim._flush_period(opt.b2))
+    if t % period:
+        return 0.0, 0.0
+    tiny = optim._tiny(dtype)
+    return tiny, (tiny if opt.eps > 0 else 0.0)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 300),
+       lr=st.sampled_from([1e-3, 1e-2]), steps=st.sampled_from([3, 160]))
+def test_adam_equals_plain_adam(dtype, seed, n, lr, steps):
+    """160 steps cross the plain Adam's flush of tiny moments (every 157 steps at b1 = 0.9)."""
+    rng = np.random.default_rng(seed)
+    theta0 = rng.standard_normal(n).astype(dtype)
+    plain = optim.Adam(lr)
+    if "fast" in optim.Adam.__init__.__code__.co_varnames:
+        plain = optim.Adam(lr, fast=False)
+    tp, tf = theta0.copy(), theta0.copy()
+    m, v = np.zeros(n, dtype), np.zeros(n, dtype)
+    gs = rng.standard_normal((steps, n)) * np.exp(rng.uniform(-8, 1, (steps, n)))
+    gs[:, rng.random(n) < 0.1] = 0           # entries whose moments only decay
+    gs[steps // 2:, rng.random(n) < 0.1] = 0
+    for t in range(1, steps + 1):
+        g = gs[t - 1].astype(dtype)
+        plain.step(tp, g)
+        fm, fv = _adam_flush(plain, t, dtype)
+        fused.adam_update(tf, g, m, v, lr=lr, b1=plain.b1, b2=plain.b2, eps=plain.eps, t=t,
+                          flush_m=fm, flush_v=fv)
+    u = _u(dtype)
+    # each step changes theta by at most lr / (1 - b1^t) <= 10 lr and adds a few roundings of
+    # that change and of theta; over T steps these add up to at most T times one step's
+    assert np.all(np.abs(tf - tp) <= 8 * steps * u * (np.abs(theta0) + 10 * lr))
+    pm, pv = plain.m, plain.v
+    assert np.all(np.abs(m - pm) <= 8 * u * np.abs(gs).max(axis=0) + 8 * u * np.abs(pm))
+    assert np.all(np.abs(v - pv) <= 8 * u * (gs * gs).max(axis=0) + 8 * u * np.abs(pv))
+    assert np.array_equal(m == 0, pm == 0)   # the same entries flushed (or never moved)
+    assert np.abs(tp - theta0).max() > 0 or not np.any(gs)
+
+
+@needs_numba
+def test_adam_kernel_catches_a_dropped_bias_correction():
+    """The comparison can fail: leaving out 1 - b2^t moves theta far beyond the bound."""
+    rng = np.random.default_rng(0)
+    theta, g = rng.standard_normal(100), rng.standard_normal(100)
+    plain = optim.Adam(1e-2)
+    tp, tf = theta.copy(), theta.copy()
+    plain.step(tp, g)
+    m, v = np.zeros(100), np.zeros(100)
+    fused.adam_update(tf, g, m, v, lr=1e-2, b1=0.9, b2=0.999, eps=1e-8, t=1)
+    assert np.all(np.abs(tf - tp) <= 8 * _u(np.float64) * (np.abs(theta) + 0.1))
+    tw = theta.copy()
+    fused._adam_kernel(tw, g, np.zeros(100), np.zeros(100), 1e-2, 0.9, 0.999, 0.1, 0.001, 1e-8,
+                       0.1, 1.0, 0.0, 0.0)        # c2 = 1: the second correction left out
+    assert np.abs(tw - tp).max() > 1e-3
+
+
+# ---------------------------------------------------------------- switched off cleanly
+def _plain_results(x, logits, mu, logvar, eps, dz, xw, b, dy):
+    return [
+        *fused.bernoulli_log_prob_and_grad(x, logits, 0.5),
+        fused.bias_act_forward(xw.copy(), b, "relu"),
+        fused.bias_act_forward(xw.copy(), b, "tanh"),
+        *fused.act_bias_backward(dy, np.maximum(xw, 0), "relu"),
+        *fused.act_bias_backward(dy, np.tanh(xw), "tanh"),
+        *fused.reparameterize_kl(mu, logvar, eps),
+        *fused.reparameterize_kl_backward(dz, mu, logvar, eps, 0.1),
+    ]
+
+
+def _inputs(dtype=np.float32):
+    rng = np.random.default_rng(3)
+    x = (rng.random((4, 10)) < 0.3).astype(dtype)
+    logits = rng.standard_normal((2, 4, 10)).astype(dtype)
+    mu, logvar = (rng.standard_normal((4, 3)).astype(dtype) for _ in range(2))
+    eps, dz = (rng.standard_normal((2, 4, 3)).astype(dtype) for _ in range(2))
+    xw, dy = (rng.standard_normal((4, 5)).astype(dtype) for _ in range(2))
+    b = rng.standard_normal(5).astype(dtype)
+    return x, logits, mu, logvar, eps, dz, xw, b, dy
+
+
+def _core_results(x, logits, mu, logvar, eps, dz, xw, b, dy):
+    """The same quantities from the core's functions, as the plain path computes them."""
+    relu, tanh = layers.ReLU(), layers.Tanh()
+    relu.forward(xw), tanh.forward(xw)
+    dx_r, dx_t = relu.backward(dy), tanh.backward(dy)
+    dmu, dlv = reparam.reparameterize_backward(dz, logvar, eps)
+    gmu, glv = kl_mod.kl_normal_std_grad(mu, logvar)
+    return [
+        likelihoods.bernoulli_log_prob(x, logits), 0.5 * likelihoods.bernoulli_log_prob_grad(x, logits),
+        np.maximum(xw + b, 0), np.tanh(xw + b), dx_r, dx_r.sum(axis=0), dx_t, dx_t.sum(axis=0),
+        reparam.reparameterize(mu, logvar, eps), kl_mod.kl_normal_std(mu, logvar),
+        dmu + 0.1 * gmu, dlv + 0.1 * glv,
+    ]
+
+
+def _check_plain_path(capsys, why):
+    capsys.readouterr()
+    args = _inputs()
+    got = _plain_results(*args)
+    again = _plain_results(*args)                        # a second round: no second message
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert why in err[0] and "plain NumPy path" in err[0]
+    assert not fused.available() and why in fused.reason and fused.warm_up() == 0.0
+    for a, b, c in zip(got, again, _core_results(*args)):
+        np.testing.assert_array_equal(a, c)              # the core's numbers, bit for bit
+        np.testing.assert_array_equal(b, c)
+    # Adam's plain path against the plain Adam, a few steps
+    rng = np.random.default_rng(0)
+    th = rng.standard_normal(50).astype(np.float32)
+    tp, tf, m, v = th.copy(), th.copy(), np.zeros(50, np.float32), np.zeros(50, np.float32)
+    opt = optim.Adam(1e-2)
+    for t in range(1, 4):
+        g = rng.standard_normal(50).astype(np.float32)
+        opt.step(tp, g)
+        fused.adam_update(tf, g, m, v, lr=1e-2, b1=0.9, b2=0.999, eps=1e-8, t=t)
+    assert np.all(np.abs(tf - tp) <= 8 * 3 * _u(np.float32) * (np.abs(th) + 0.1))
+    assert len(capsys.readouterr().err.strip().splitlines()) == 0
+
+
+def test_without_numba_the_plain_path_runs(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "numba", None)      # `import numba` raises ImportError
+    monkeypatch.delitem(sys.modules, "numpyvae.speed._numba", raising=False)
+    monkeypatch.delattr(sys.modules["numpyvae.speed"], "_numba", raising=False)
+    fused._kernels, fused.reason = None, ""
+    _check_plain_path(capsys, "numba is not installed")
+
+
+@needs_numba
+def test_a_compile_failure_switches_to_the_plain_path(monkeypatch, capsys):
+    def broken(k):
+        raise RuntimeError("simulated: no LLVM for this target")
+    monkeypatch.setattr(fused, "_warm", broken)
+    fused._kernels, fused.reason = None, ""
+    _check_plain_path(capsys, "could not compile")
+
+
+@needs_numba
+def test_a_kernel_failing_later_switches_to_the_plain_path(monkeypatch, capsys):
+    assert fused.available()
+    k = fused._load()
+
+    class Broken:                                        # every kernel raises as a typing error would
+        def __getattr__(self, name):
+            getattr(k, name)
+
+            def fail(*a):
+                raise TypeError(f"simulated: cannot type {name}")
+            return fail
+    fused._kernels = Broken()
+    capsys.readouterr()
+    args = _inputs()
+    got = _plain_results(*args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "failed" in err[0], err
+    for a, c in zip(got, _core_results(*args)):
+        np.testing.assert_array_equal(a, c)
+
+
+@needs_numba
+def test_inputs_the_kernels_do_not_take_go_the_plain_way(capsys):
+    x, logits, *_ = _inputs()
+    logp, grad = fused.bernoulli_log_prob_and_grad(x.astype(np.float64), logits)   # mixed dtypes
+    np.testing.assert_array_equal(logp, likelihoods.bernoulli_log_prob(x.astype(np.float64), logits))
+    y = np.ones((4, 6), np.float32)[:, ::2]                                        # not contiguous
+    np.testing.assert_array_equal(fused.bias_act_forward(y.copy(), np.zeros(3, np.float32), "relu"), y)
+    assert fused.available() and capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="activation must be 'relu' or 'tanh'"):
+        fused.bias_act_forward(y.copy(), np.zeros(3, np.float32), "sigmoid")
+
+
+@needs_numba
+def test_warm_up_reports_its_time():
+    assert fused.warm_up() > 0
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_flushes_after_the_update(dtype):
+    """Moments that decayed below the threshold are stored as 0, after theta used them."""
+    tiny = optim._tiny(dtype)
+    m0 = np.array([0.5, -0.5, 2.0, -3.0, 1.0, 0.0], dtype) * tiny
+    v0 = np.array([3.0, 0.5, 0.9, 4.0, 1.0, 0.0], dtype) * tiny
+    g = np.zeros(6, dtype)
+    theta = np.zeros(6, dtype)
+    m, v = m0.copy(), v0.copy()
+    fused.adam_update(theta, g, m, v, lr=1.0, b1=0.9, b2=0.999, eps=0.0, t=5,
+                      flush_m=tiny, flush_v=tiny)
+    m1, v1 = 0.9 * m0, 0.999 * v0
+    # the kernel multiplies in float64 and rounds once: within one rounding of NumPy's product
+    np.testing.assert_allclose(m, np.where(np.abs(m1) < tiny, 0, m1), rtol=_u(dtype), atol=0)
+    np.testing.assert_allclose(v, np.where(np.abs(v1) < tiny, 0, v1), rtol=_u(dtype), atol=0)
+    assert np.all(m[:2] == 0) and np.all(m[2:4] != 0)
+    # theta moved by the unflushed moments: entry 0 had m below the threshold and still moved
+    assert theta[0] < 0 and theta[1] > 0
+
+
+# ------------------------------------------------------------- the whole step, fused
+def _pair(act, hidden, z_dim, dtype):
+    from numpyvae import VAE
+    return [VAE(30, z_dim, hidden=hidden, activation=act, seed=4, dtype=dtype) for _ in range(2)]
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act, hidden, z_dim", [("relu", (12,), 3), ("tanh", (10, 8), 4)])
+def test_fused_step_equals_the_models_step(dtype, act, hidden, z_dim):
+    plain, fast = _pair(act, hidden, z_dim, dtype)
+    assert fused.attach(fast)
+    rng = np.random.default_rng(0)
+    x = (rng.random((7, 30)) < 0.3).astype(dtype)
+    eps = rng.standard_normal((2, 7, z_dim)).astype(dtype)
+    tp = plain.forward(x, eps=eps, beta=0.7)
+    plain.backward()
+    tf = fast.forward(x, eps=eps, beta=0.7)
+    fast.backward()
+    u = _u(dtype)
+    # the same products; the kernels round a few elementwise steps differently (a few u each),
+    # carried through at most six layers: far inside 1e3 u of the largest entry
+    for name in ("loss", "elbo", "recon", "kl"):
+        assert abs(getattr(tf, name) - getattr(tp, name)) <= 1e3 * u * abs(tp.loss), name
+    gmax = np.abs(plain.flat_grads).max()
+    assert np.all(np.abs(fast.flat_grads - plain.flat_grads) <= 1e3 * u * gmax)
+    np.testing.assert_allclose(fast.dmu, plain.dmu, rtol=0, atol=1e3 * u * np.abs(plain.dmu).max())
+    # and the check can fail: a gradient left out of one layer is far outside the bound
+    wrong = fast.flat_grads.copy()
+    wrong[fast.flat_grads.size // 2:] *= 2
+    assert not np.all(np.abs(wrong - plain.flat_grads) <= 1e3 * u * gmax)
+
+
+@needs_numba
+def test_models_the_fused_step_does_not_fit_run_their_own():
+    from numpyvae import VAE
+    for vae in (VAE(30, 3, hidden=(8,), activation="sigmoid", seed=0),
+                VAE(30, 3, hidden=(8,), likelihood="gaussian", seed=0),
+                VAE(30, 3, hidden=(), seed=0)):
+        assert not fused.fits(vae) and not fused.attach(vae)
+        assert "forward" not in vars(vae)
+    vae = VAE(30, 3, hidden=(8,), seed=0)
+    assert fused.attach(vae)
+    x = (np.random.default_rng(0).random((5, 30)) < 0.5).astype(float)
+    eps = np.random.default_rng(1).standard_normal((1, 5, 3))
+    t = vae.forward(x, eps=eps, kl="mc")          # the Monte Carlo KL: the model's own step
+    vae.backward()
+    ref = VAE(30, 3, hidden=(8,), seed=0)
+    tr = ref.forward(x, eps=eps, kl="mc")
+    ref.backward()
+    assert t.loss == tr.loss
+    np.testing.assert_array_equal(vae.flat_grads, ref.flat_grads)
+
+
+@needs_numba
+@pytest.mark.parametrize("act, hidden", [("relu", (16,)), ("tanh", (12, 10))])
+def test_a_fused_training_run_equals_the_plain_run(act, hidden):
+    """Five Trainer steps (shuffle, minibatch, step, Adam) with and without the fused path."""
+    from numpyvae import VAE
+    from numpyvae.training.trainer import TrainConfig, Trainer
+    x = (np.random.default_rng(2).random((50, 30)) < 0.3).astype(np.float32)
+    runs = []
+    for use in (False, True):
+        vae = VAE(30, 4, hidden=hidden, activation=act, seed=1, dtype=np.float32)
+        opt = optim.Adam(1e-2)
+        if use:
+            assert fused.attach(vae)
+            opt = fused.FusedAdam(1e-2)
+        tr = Trainer(vae, x, None, TrainConfig(epochs=1, batch_size=10, progress=False), optimizer=opt)
+        tr.fit(1)
+        runs.append((vae.flat_params.copy(), tr.history["train_loss"][-1], opt.state_dict()))
+    (p0, l0, s0), (p1, l1, s1) = runs
+    u = _u(np.float32)
+    moved = np.abs(p0 - VAE(30, 4, hidden=hidden, activation=act, seed=1, dtype=np.float32).flat_params)
+    assert moved.max() > 1e-3
+    # five steps of lr 1e-2 from the same gradients up to rounding: Adam's step, about lr an
+    # entry, is where rounding differences show, a few u of it a step
+    assert np.all(np.abs(p1 - p0) <= 5 * 1e3 * u * (np.abs(p0) + 1e-2))
+    assert abs(l1 - l0) <= 1e3 * u * abs(l0)
+    assert s0.keys() == s1.keys() and int(s0["t"]) == int(s1["t"]) == 5
+
+
+@needs_numba
+def test_the_peers_benchmark_runs_at_tiny_size():
+    """Keeps benchmarks/bench_peers.py from rotting; it times nothing that is asserted."""
+    from pathlib import Path
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        import bench_peers
+    finally:
+        sys.path.remove(str(bench))
+    out = bench_peers.run_numpyvae(bench_peers.MODELS["tanh"], 256, 1, 1, True)
+    assert out["samples_per_s"] > 0 and np.isfinite(out["final_loss"]) and out["compile_s"] >= 0
+    with pytest.raises(SystemExit):
+        bench_peers.main(["--sides", "numpyvae,nonsense"])
+
+
+# ------------------------------------------------------------- wired into the speed layer
+def _speed_run(speed, act="relu", hidden=(16,)):
+    from numpyvae import VAE
+    from numpyvae.training.trainer import TrainConfig, Trainer
+    x = (np.random.default_rng(2).random((60, 30)) < 0.3).astype(np.float32)
+    vae = VAE(30, 4, hidden=hidden, activation=act, seed=1, dtype=np.float32)
+    tr = Trainer(vae, x, None, TrainConfig(epochs=1, batch_size=10, progress=False),
+                 optimizer=optim.Adam(1e-2), speed=speed)
+    tr.fit(1)
+    return vae, tr
+
+
+@needs_numba
+@pytest.mark.parametrize("act, hidden", [("relu", (16,)), ("tanh", (12, 10))])
+def test_the_speed_layer_runs_the_fused_kernels_and_equals_the_plain_run(act, hidden, monkeypatch):
+    from numpyvae.speed import Speed
+    calls = []
+    real = fused.fused_backward
+    monkeypatch.setattr(fused, "fused_backward", lambda vae: (calls.append(1), real(vae))[1])
+    plain_vae, plain = _speed_run(None, act, hidden)                 # Trainer(model, x).fit()
+    assert not calls
+    vae, tr = _speed_run(Speed(1), act, hidden)                       # the extra installed: on
+    assert isinstance(tr.optimizer, fused.FusedAdam) and len(calls) == 6
+    assert "forward" not in vars(vae) and "backward" not in vars(vae)  # detached after fit
+    u = _u(np.float32)
+    # six steps from the same data and noise: they differ by rounding only (see the test above)
+    assert np.all(np.abs(vae.flat_params - plain_vae.flat_params)
+                  <= 6 * 1e3 * u * (np.abs(plain_vae.flat_params) + 1e-2))
+    assert abs(tr.history["train_loss"][-1] - plain.history["train_loss"][-1]) <= 1e3 * u * abs(
+        plain.history["train_loss"][-1])
+    np.testing.assert_allclose(tr.optimizer.m, plain.optimizer.m, rtol=0,
+                               atol=1e3 * u * np.abs(plain.optimizer.m).max())
+    off_vae, off = _speed_run(Speed(1, fused=False), act, hidden)    # switched off: none of it
+    assert not isinstance(off.optimizer, fused.FusedAdam) and len(calls) == 6
+
+
+def test_the_speed_layer_without_numba_is_the_blocked_path(monkeypatch, capsys):
+    from numpyvae.speed import Speed
+    from numpyvae.speed.adam import BlockedAdam
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "numba" else _find_spec(name, *a))
+    speed = Speed(1)
+    assert speed.fused is False
+    _, tr = _speed_run(speed)
+    assert type(tr.optimizer) is BlockedAdam
+    assert capsys.readouterr().err == ""              # not asked for: nothing to say
+    with pytest.raises(ValueError, match="fused: expected True, False or None"):
+        Speed(1, fused="yes")
+
+
+_find_spec = importlib.util.find_spec
