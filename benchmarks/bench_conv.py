@@ -107,7 +107,7 @@ def run_numpyvae(steps, batch):
     import numpy as np
     sys.path.insert(0, ROOT)
     from numpyvae.conv import ConvVAE
-    from numpyvae.training.memory import keep_freed_heap
+    from numpyvae.speed.heap import keep_freed_heap
     from numpyvae.training.trainer import TrainConfig, Trainer
 
     keep_freed_heap()                   # as the Trainer's CLI run does
@@ -222,7 +222,7 @@ def parts(args):
     sys.path.insert(0, ROOT)
     from numpyvae import conv_layers, layers, likelihoods, model, optim
     from numpyvae.conv import ConvVAE
-    from numpyvae.training.memory import keep_freed_heap
+    from numpyvae.speed.heap import keep_freed_heap
     from numpyvae.training.trainer import TrainConfig, Trainer
 
     keep_freed_heap()

@@ -4,7 +4,7 @@ Three sides, each timed in its own subprocess (so its BLAS thread count is fixed
 NumPy or torch loads, and its peak RSS is its own):
 
 * ``numpyvae``  -- ``numpyvae.training.trainer.Trainer.fit`` (the real training path: shuffle,
-  minibatch copy, forward, backward, Adam), float32, with ``Trainer(threads=N)``: at N = 2
+  minibatch copy, forward, backward, Adam), float32, with the command line's ``Speed(threads=N)`` handed to ``Trainer``: at N = 2
   each minibatch is split in two, the second half in a child process, each on a one-thread
   BLAS, and Adam's update is split the same way (``numpyvae/speed/split.py``). Its
   peak RSS adds the child's private memory (read at each epoch's end) to the parent's peak;
@@ -30,7 +30,7 @@ round: on a shared machine say so next to the numbers.
     python benchmarks/bench_vs_torch.py --storage bool        # the data set held as bytes on both sides
     python benchmarks/bench_vs_torch.py --plain-adam          # also Trainer with the plain optim.Adam
     python benchmarks/bench_vs_torch.py --busy                # with another process spinning on a core
-    python benchmarks/bench_vs_torch.py --busy --adapt        # and Trainer(adapt=True), as --threads auto trains
+    python benchmarks/bench_vs_torch.py --busy --adapt        # and Speed(adapt=True), as --threads auto trains
 """
 from __future__ import annotations
 
@@ -284,7 +284,7 @@ def main(argv=None):
     ap.add_argument("--plain-adam", action="store_true",
                     help="also time the Trainer with the readable Adam (optim.Adam, not speed.adam.BlockedAdam)")
     ap.add_argument("--adapt", action="store_true",
-                    help="also Trainer(adapt=True): whole steps instead of split ones while those measure faster")
+                    help="also Speed(adapt=True): whole steps instead of split ones while those measure faster")
     ap.add_argument("--storage", choices=("float32", "bool"), default="float32",
                     help="how both sides hold the data set: float32 (4 bytes a pixel, the default) or bool "
                          "(1 byte, as torchvision keeps MNIST's bytes); each minibatch becomes float32")
