@@ -63,8 +63,6 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--force", action="store_true", help="overwrite a non-empty OUT_DIR")
     m.add_argument("--show-answers", action="store_true",
                    help="keep the derivatives in the docstrings and notes (default: hidden)")
-    m.add_argument("--hide-answers", action="store_true",
-                   help="accepted for old scripts; answers are hidden by default now")
     m.add_argument("--solutions", action="store_true",
                    help="keep the reference bodies: an answer key for testing the grader")
     m.add_argument("--notes", default=None, help="folder of the derivation notes to copy")
@@ -153,11 +151,6 @@ def main(argv=None) -> int:
         return int(exc.code or 0)
     try:
         if args.command == "make":
-            if args.hide_answers:
-                print("note: --hide-answers is the default now and changes nothing "
-                      "(use --show-answers to keep the derivatives)")
-            if args.hide_answers and args.show_answers:
-                raise _Bad("give --show-answers or --hide-answers, not both")
             path = make_assignment(
                 args.out_dir, args.exercises, solutions=args.solutions,
                 hide_answers=not args.show_answers, points=_points(args.points),
