@@ -44,6 +44,7 @@ CORPUS = {
     "iwae_correct": {IW: ("pass", "")},
     "cholesky_correct": {CH: ("pass", "")},
     "straight_through_correct": {ST: ("pass", "")},
+    "autograd_import": {R: ("pass", "")},      # passes here; the TA is told of the imports
     # classic mistakes
     "relu_times_two": {R: ("FAIL", "a factor of 2 too large")},
     "relu_nan": {R: ("FAIL", "NaN")},
@@ -94,6 +95,8 @@ CORPUS = {
     "huge_print": {R: ("pass", "")},
     "thread_hangs_at_exit": {R: ("pass", "")},
     "memory_blowup": {R: ("error", "MemoryError"), K: ("pass", "")},
+    # deriving nothing
+    "linear_numerical_diff": {L: ("timeout", "too slow: numerical differentiation?")},
 }
 
 # VAE submissions: (old, new) replacements in the generated answer key's VAE.backward
@@ -225,5 +228,39 @@ def test_patching_the_grader_in_the_child_does_not_reach_the_parent(graded):
     from numpyvae import gradcheck
     assert gradcheck.PASS == 1e-6 and gradcheck.rel_error([1.0], [0.0]) == 1.0
     assert graded["patch_grader"][0].row(R).status == "FAIL"
-    assert "numpyvae" in graded["patch_grader"][0].review       # flagged for a human look
+    assert any("numpyvae" in r["message"] for r in graded["patch_grader"][0].review)
     assert graded["relu_correct"][0].review == []
+
+
+def test_the_instructor_is_told_what_to_review(graded):
+    """Not scored, but in the report (and results.json): numerical differentiation that ran
+    out of time on the large case, and imports of automatic differentiation libraries."""
+    kinds = {r["kind"]: r for r in graded["linear_numerical_diff"][0].review}
+    assert "numerical_differentiation" in kinds
+    assert kinds["numerical_differentiation"]["exercise"] == L
+    forbidden = [r["message"] for r in graded["autograd_import"][0].review
+                 if r["kind"] == "forbidden_import"]
+    assert any("jax" in m for m in forbidden) and any("torch" in m for m in forbidden) \
+        and any("autograd" in m for m in forbidden)
+    assert graded["linear_correct"][0].review == []
+    assert graded["linear_correct"][0].row(L).status == "pass"     # the large case, derived
+
+
+def test_one_mistake_costs_every_student_the_same(key, tmp_path):
+    """A wrong Sigmoid backward under 40 student ids: one score. Hidden cases vary shapes and
+    values, never which functions a case runs through (the VAE cases keep their likelihood
+    and activation; none uses a sigmoid unless the instructor's manifest says so)."""
+    old = "        return dy * self.y * (1 - self.y)\n"
+    text = key.read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    path = tmp_path / "sigmoid_wrong.py"
+    path.write_text(text.replace(old, "        return dy * self.y\n"), encoding="utf-8")
+
+    def one(i):
+        r = grader.grade(path, ["sigmoid_backward", V], hidden=True, student_id=f"s{i:03d}",
+                         limits=LIMITS)
+        return r.points, r.status("sigmoid_backward"), r.status(V)
+
+    with ThreadPoolExecutor(4) as pool:
+        scores = set(pool.map(one, range(40)))
+    assert scores == {(4.0, "FAIL", "pass")}, scores

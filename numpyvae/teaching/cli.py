@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--solutions", action="store_true",
                    help="keep the reference bodies: an answer key for testing the grader")
     m.add_argument("--notes", default=None, help="folder of the derivation notes to copy")
+    m.add_argument("--vae-settings", default=None, metavar="LIK:ACT,...",
+                   help="the likelihood and activation of each VAE case, e.g. "
+                        "bernoulli:relu,gaussian:tanh,gaussian_learned:softplus (the default); "
+                        "hidden cases keep them and vary only shapes and values")
     m.add_argument("--timeout", type=float, default=10.0,
                    help="grading: seconds per exercise (recorded in the manifest)")
     m.add_argument("--memory-mb", type=int, default=2048,
@@ -96,6 +100,18 @@ def _parser() -> argparse.ArgumentParser:
     z.add_argument("--out", required=True, help="the zip to write")
     z.add_argument("--force", action="store_true", help="overwrite --out")
     return p
+
+
+def _vae_settings(text):
+    if text is None:
+        return None
+    out = []
+    for part in text.split(","):
+        if part.count(":") != 1:
+            raise _Bad(f"--vae-settings takes likelihood:activation pairs, got {part!r}")
+        lik, act = (s.strip() for s in part.split(":"))
+        out.append({"likelihood": lik, "activation": act})
+    return out
 
 
 def _manifest(path) -> dict:
@@ -136,7 +152,8 @@ def _grade(args) -> int:
             return 1
         raise _Bad(f"path must be an existing student file, got {args.path}")
     report = grade(args.path, exercises, seed=seed, student_id=args.student_id, hidden=hidden,
-                   points=points, partial_credit=partial, limits=limits)
+                   points=points, partial_credit=partial, limits=limits,
+                   vae_settings=man.get("vae_settings"))
     if args.gradescope:
         write_gradescope(report, args.gradescope)
     print(json.dumps(report.to_dict(), indent=2, allow_nan=False) if args.json else report)
@@ -157,7 +174,7 @@ def main(argv=None) -> int:
                 partial_credit=args.partial_credit, seed=args.seed,
                 hidden_cases=not args.no_hidden_cases, notebook=args.notebook,
                 force=args.force, notes_dir=args.notes, timeout=args.timeout,
-                memory_mb=args.memory_mb)
+                memory_mb=args.memory_mb, vae_settings=_vae_settings(args.vae_settings))
             print(f"wrote the kit in {path.parent}: {', '.join(sorted(p.name for p in path.parent.iterdir()))}")
             if json.loads((path.parent / MANIFEST_FILE).read_text(encoding="utf-8"))["notes"] is None:
                 print("note: no derivations/ folder found next to the package, so the kit has no "

@@ -65,7 +65,8 @@ class GradeReport:
     student_output: str = ""
     student_id: str | None = None
     execution_time: float = 0.0
-    review: list = field(default_factory=list)     # words in the file worth a human look
+    # notes for the instructor, not scored: {"kind", "exercise", "message"} (review_entry)
+    review: list = field(default_factory=list)
 
     @property
     def n_passed(self) -> int:
@@ -128,9 +129,8 @@ class GradeReport:
                          f"{r.message}".rstrip())
         lines.append(f"score {self.score}, {self.points:g} / {self.max_points:g} points "
                      f"(pass: max relative error < {self.threshold:.0e})")
-        if self.review:
-            lines.append("for the instructor: the file mentions " + ", ".join(self.review)
-                         + " (not scored; worth reading)")
+        for r in self.review:
+            lines.append("for the instructor: " + r["message"])
         if self.student_output.strip():
             lines += ["", "the submission printed (captured, capped):",
                       _indent(self.student_output[:2000])]
@@ -280,10 +280,33 @@ def _run(job: Path, ids: list, limits: Limits) -> dict:
 
 
 # --------------------------------------------------------------------------- the reference side
+def _reference_analytic(ex, meta, a) -> dict:
+    """The reference backward for a case too large to difference coordinate by coordinate
+    (every reference backward is itself checked against central differences in the tests)."""
+    from .. import layers, model
+    if ex.kind == "layer":
+        layer = layers.Linear(meta["D_in"], meta["D_out"], np.random.default_rng(0))
+        layer.W[...], layer.b[...] = a["W"], a["b"]
+        layer.forward(a["x"])
+        dx = layer.backward(a["g"])
+        return {"dx": dx, "dW": layer.dW.copy(), "db": layer.db.copy()}
+    vae = model.VAE(meta["x_dim"], meta["z_dim"], hidden=tuple(meta["hidden"]),
+                    likelihood=meta["likelihood"], activation=meta["activation"], c=meta["c"],
+                    seed=meta["seed"])
+    for k, v in a.items():
+        if k.startswith("p."):
+            vae.params[k[2:]][...] = v
+    vae.forward(a["x"], eps=a["eps"], beta=meta["beta"], kl=meta["kl"])
+    vae.backward()
+    return {"g." + n: g.copy() for n, g in vae.grads.items()}
+
+
 def _reference_numeric(ex, meta, arrays) -> dict:
     """Central differences of the reference forward for one case: {gradient name: array}."""
     from .. import layers, model
     a = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
+    if meta.get("large"):
+        return _reference_analytic(ex, meta, a)
     num = gradcheck.numerical_grad
     if ex.kind == "layer":
         cls = getattr(layers, meta["layer"])
@@ -453,11 +476,12 @@ def _fmt(err):
 
 
 # --------------------------------------------------------------------------- grade
-def _job_inputs(job, chosen, seed, student_id, hidden):
+def _job_inputs(job, chosen, seed, student_id, hidden, vae_settings=None):
     spec_ex, metas = [], {}
     for ex in chosen:
-        cases = build_cases(ex, seed) + (build_cases(ex, seed, student_id, hidden=True)
-                                         if hidden else [])
+        cases = build_cases(ex, seed, vae_settings=vae_settings) + (
+            build_cases(ex, seed, student_id, hidden=True, vae_settings=vae_settings)
+            if hidden else [])
         metas[ex.id] = cases
         np.savez(job / f"in_{ex.id}.npz",
                  **{f"c{i}.{k}": v for i, (_, arrs) in enumerate(cases) for k, v in arrs.items()})
@@ -473,14 +497,16 @@ def _job_inputs(job, chosen, seed, student_id, hidden):
 
 
 def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=None,
-          partial_credit=False, limits: Limits | None = None, keep_job=None) -> GradeReport:
+          partial_credit=False, limits: Limits | None = None, keep_job=None,
+          vae_settings=None) -> GradeReport:
     """Grade the student's file in a child process; one row per exercise.
 
     exercises: ids (None: the file's ``__exercises__`` list, read without running it,
     else all). seed / student_id: the cases' values (hidden cases differ per
     student). hidden: add the hidden cases (random shapes). points: {id: points}
     (default: the table's). partial_credit: split an exercise's points over its
-    gradients. limits: ``Limits``. The report is always complete.
+    gradients. limits: ``Limits``. vae_settings: the likelihood and activation of each VAE
+    case (the manifest's; ``exercises.vae_configs``). The report is always complete.
     """
     t0 = time.monotonic()
     path = Path(path)
@@ -495,10 +521,14 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
             raise ValueError(f"points: unknown exercise {k!r}")
     limits = limits or Limits()
     report = GradeReport(str(path), student_id=student_id)
-    report.review = _review_words(path)
+    words = _review_words(path)
+    if words:
+        report.review.append(review_entry("mentions", "the file mentions " + ", ".join(words)
+                                          + " (not scored; worth reading)"))
+    report.review += [review_entry("forbidden_import", m) for m in _forbidden_imports(path)]
     job = Path(tempfile.mkdtemp(prefix="numpyvae-grade-"))
     try:
-        spec_ex, metas = _job_inputs(job, chosen, seed, student_id, hidden)
+        spec_ex, metas = _job_inputs(job, chosen, seed, student_id, hidden, vae_settings)
         student = path.resolve()
         if path.suffix == ".ipynb":
             student = job / "notebook_code.py"
@@ -519,11 +549,16 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
             cases = metas[ex.id]
             if ex.id in problems:
                 row.status, row.message = problems[ex.id]
+                if row.status == "timeout":
+                    _too_slow(report, row, job, cases, limits)
             elif failed_import is not None:
                 ni = failed_import.get("not_implemented")
                 row.status = "not attempted" if ni else "error"
                 row.message = f"cannot import the file: {failed_import['error']}" + (
                     f" ({failed_import['line']})" if failed_import.get("line") else "")
+                if failed_import["error"].startswith("ModuleNotFoundError"):
+                    row.message += (": only NumPy and Python's standard library can be "
+                                    "imported here (README.md); remove the import")
             else:
                 try:
                     record = json.loads((job / f"out_{ex.id}.json").read_text(encoding="utf-8"))
@@ -573,6 +608,31 @@ _REVIEW = ("numpyvae", "importlib", "__import__", "modules", "setprofile", "sett
            "ctypes", "signal", "builtins")
 
 
+def review_entry(kind, message, exercise=None) -> dict:
+    """One note for the instructor (not scored): kind, the exercise or None, the message."""
+    return {"kind": kind, "exercise": exercise, "message": message}
+
+
+def _too_slow(report, row, job, cases, limits):
+    """An exercise that ran out of time on its large hidden case, after the small ones."""
+    try:
+        i = int((job / f"case_{row.exercise}").read_text(encoding="utf-8").split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if not (0 <= i < len(cases) and cases[i][0].get("large")):
+        return
+    n = sum(v.size for k, v in cases[i][1].items() if k in ("x", "W", "b") or k.startswith("p."))
+    row.message = (f"too slow: numerical differentiation? The small cases finished, but the "
+                   f"large hidden case [{cases[i][0]['label']}] did not finish within "
+                   f"{limits.timeout:g} s. A derived backward takes milliseconds there; "
+                   f"finite differences need two forward passes for each of its {n} inputs "
+                   "and parameters. Derive the gradient instead")
+    report.review.append(review_entry(
+        "numerical_differentiation", f"{row.exercise}: too slow: numerical differentiation? "
+        f"(the small cases finished; the large case [{cases[i][0]['label']}] ran out of "
+        f"{limits.timeout:g} s)", row.exercise))
+
+
 def _note_prerequisites(report):
     """A failing VAE row says which of its building blocks failed too (it uses them)."""
     blocks = [r.exercise for r in report.results
@@ -605,6 +665,40 @@ def _review_words(path) -> list:
         elif isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs:
             words.update(w for w in _REVIEW if w in n.value)
     return [w for w in _REVIEW if w in words]
+
+
+# libraries that compute gradients for the student (a derivative not derived)
+AUTODIFF = ("autograd", "jax", "jaxlib", "torch", "tensorflow", "keras", "mxnet", "chainer",
+            "theano", "tinygrad", "micrograd", "flax", "sympy", "numdifftools", "casadi",
+            "paddle", "mlx")
+
+
+def _forbidden_imports(path) -> list:
+    """Messages for imports of anything but NumPy and the standard library (read with ast)."""
+    import ast
+    try:
+        text = notebook_code(path) if Path(path).suffix == ".ipynb" \
+            else Path(path).read_text(encoding="utf-8", errors="replace")
+        tree = ast.parse(text)
+    except (OSError, SyntaxError, ValueError):
+        return []
+    found = {}
+    for n in ast.walk(tree):
+        names = [a.name for a in n.names] if isinstance(n, ast.Import) else \
+            [n.module] if isinstance(n, ast.ImportFrom) and n.module and not n.level else []
+        for name in names:
+            top = name.split(".")[0]
+            if top not in ("numpy", "__future__") and top not in sys.stdlib_module_names:
+                found.setdefault(top, n.lineno)
+    out = []
+    for top, line in found.items():
+        if top in AUTODIFF:
+            out.append(f"imports {top} (line {line}), an automatic differentiation library: "
+                       "gradients it computes are not derived; read how the file uses it")
+        elif top != "numpyvae":    # numpyvae is caught by the grader itself
+            out.append(f"imports {top} (line {line}), which is not NumPy or the standard "
+                       "library (the kit allows only those)")
+    return out
 
 
 def _listed_exercises(path):

@@ -311,6 +311,8 @@ def child(job_dir) -> int:
             for i, (meta, arrays) in enumerate(zip(metas, cases)):
                 if missing:
                     break
+                # which case is running: a timeout on the large case reads "too slow"
+                (job / f"case_{ex['id']}").write_text(str(i), encoding="utf-8")
                 watch = _Watch(prefixes, spec.get("allowed", []))
                 row = {"status": "ok"}
                 try:

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import gradcheck
-from .exercises import EXERCISES, VAE_CONTEXT, build_cases, select
+from .exercises import (EXERCISES, VAE_CONTEXT, VAE_SETTINGS, build_cases, select,
+                        vae_configs)
 
 __all__ = ["make_assignment", "build_student_file", "hide_note_answers", "make_notebook",
            "package_version", "STUDENT_FILE", "MANIFEST_FILE", "NOTES_DIR"]
@@ -618,7 +619,7 @@ def _copy_notes(listing, out, hide, notes_dir, also=()):
 
 
 # --------------------------------------------------------------------------- cases, README, notebook
-def _cases_json(chosen, seed, file_name):
+def _cases_json(chosen, seed, file_name, vae_settings=None):
     """The visible cases as JSON (small arrays as lists) for the kit's self-check."""
     table = {"file": file_name, "exercises": {}}
     for ex in chosen:
@@ -629,7 +630,7 @@ def _cases_json(chosen, seed, file_name):
             entry["function"] = {"forward": f.forward, "args": list(f.args), "call": list(f.call),
                                  "wrt": list(f.wrt), "outputs": list(f.outputs),
                                  "consts": list(f.consts), "weighted": f.weighted}
-        for meta, arrays in build_cases(ex, seed):
+        for meta, arrays in build_cases(ex, seed, vae_settings=vae_settings):
             entry["cases"].append({"meta": meta, "arrays": {k: np.asarray(v).tolist()
                                                             for k, v in arrays.items()}})
         table["exercises"][ex.id] = entry
@@ -721,18 +722,21 @@ def make_notebook(header, chunks, listing, path) -> Path:
 # --------------------------------------------------------------------------- make
 def make_assignment(out_dir, exercises=None, solutions=False, hide_answers=True, points=None,
                     partial_credit=False, seed=0, hidden_cases=True, notebook=False,
-                    force=False, notes_dir=None, timeout=10.0, memory_mb=2048) -> Path:
+                    force=False, notes_dir=None, timeout=10.0, memory_mb=2048,
+                    vae_settings=None) -> Path:
     """Write the student's kit into ``out_dir``; returns the path of the student file.
 
     exercises: ids (default all), numbered in this order. solutions=True keeps the
     reference bodies (an answer key that must grade full marks). hide_answers
     (default True): stub docstrings state the task, not the derivative, and the
     notes' graded results are hidden. points: {id: points}. partial_credit, seed,
-    hidden_cases, timeout, memory_mb: recorded in the manifest for grading.
+    hidden_cases, timeout, memory_mb: recorded in the manifest for grading. vae_settings:
+    the likelihood and activation of each VAE case (``exercises.vae_configs``), recorded.
     notebook=True also writes student_vae.ipynb. An existing non-empty ``out_dir``
     is refused unless force=True.
     """
     chosen = select(exercises)
+    vae_configs(vae_settings)          # bad settings are bad input, before anything is written
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir must be a directory, got the file {out}")
@@ -757,7 +761,8 @@ def make_assignment(out_dir, exercises=None, solutions=False, hide_answers=True,
     cited = set(re.findall(r"Derivation: notes/(\S+\.md)", text))
     notes_report = _copy_notes(listing, out, hide_answers, notes_dir, cited)
     (out / "README.md").write_text(_readme(listing, pts, notes_report), encoding="utf-8")
-    (out / "cases.json").write_text(json.dumps(_cases_json(chosen, seed, STUDENT_FILE)) + "\n",
+    (out / "cases.json").write_text(json.dumps(_cases_json(chosen, seed, STUDENT_FILE,
+                                                           vae_settings)) + "\n",
                                     encoding="utf-8")
     shutil.copyfile(Path(__file__).with_name("sandbox.py"), out / "check_my_work.py")
     if notebook:
@@ -767,6 +772,8 @@ def make_assignment(out_dir, exercises=None, solutions=False, hide_answers=True,
                 "hidden_cases": bool(hidden_cases), "show_answers": not hide_answers,
                 "solutions": bool(solutions), "notebook": bool(notebook),
                 "timeout": float(timeout), "memory_mb": int(memory_mb),
+                "vae_settings": [{k: c[k] for k in VAE_SETTINGS}
+                                 for c in vae_configs(vae_settings)],
                 "threshold": gradcheck.PASS, "numpyvae_version": package_version(),
                 "notes": notes_report}
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
