@@ -460,3 +460,10 @@ def test_adding_an_exercise_is_a_few_lines(tmp_path):
         assert grader.grade(stub).status(ex.id) == "not attempted"
     finally:
         del EXERCISES[ex.id]
+
+
+def test_the_readme_says_what_may_be_imported(made):
+    root, stub, key = made
+    readme = (stub.parent / "README.md").read_text(encoding="utf-8")
+    assert "NumPy and Python's standard library, nothing else" in readme
+    assert "student_vae (1).py" in readme and "magics" in readme

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import gradcheck
 from .exercises import EXERCISES, build_cases, select
+from .submission import allowed_import, find_submission, notebook_code
 
 __all__ = ["ExerciseResult", "GradeReport", "grade", "Limits", "STATUSES", "write_gradescope"]
 
@@ -65,6 +66,7 @@ class GradeReport:
     student_output: str = ""
     student_id: str | None = None
     execution_time: float = 0.0
+    found: str = ""      # which file of a submitted folder was graded, and why (or "")
     # notes for the instructor, not scored: {"kind", "exercise", "message"} (review_entry)
     review: list = field(default_factory=list)
 
@@ -101,6 +103,7 @@ class GradeReport:
         return _finite({"path": self.path, "score": self.score, "points": self.points,
                         "max_points": self.max_points, "threshold": self.threshold,
                         "student_id": self.student_id, "passed": self.passed,
+                        "found": self.found,
                         "review": list(self.review),
                         "results": [vars(r) for r in self.results]})
 
@@ -119,7 +122,8 @@ class GradeReport:
     def __str__(self):
         w = max([len(r.exercise) for r in self.results] + [8])
         lines = [f"grading {self.path}" + (f" (student {self.student_id})"
-                                            if self.student_id else ""),
+                                            if self.student_id else "")
+                 + (f"\n{self.found}" if self.found else ""),
                  f"{'exercise':<{w}}  {'status':<13}  {'points':>9}  {'max rel err':>11}  note",
                  "-" * (w + 52)]
         for r in self.results:
@@ -509,9 +513,14 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
     case (the manifest's; ``exercises.vae_configs``). The report is always complete.
     """
     t0 = time.monotonic()
-    path = Path(path)
+    path, found = Path(path), ""
+    if path.is_dir():         # a submission folder: the file with the most exercises written
+        file, found = find_submission(path)
+        if file is None:
+            raise ValueError(f"path: {found} in {path}")
+        path = file
     if not path.is_file():
-        raise ValueError(f"path must be an existing student file, got {path}")
+        raise ValueError(f"path must be an existing student file or folder, got {path}")
     if exercises is None:
         exercises = _listed_exercises(path)
     chosen = select(exercises)
@@ -520,7 +529,7 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
         if k not in EXERCISES:
             raise ValueError(f"points: unknown exercise {k!r}")
     limits = limits or Limits()
-    report = GradeReport(str(path), student_id=student_id)
+    report = GradeReport(str(path), student_id=student_id, found=found)
     words = _review_words(path)
     if words:
         report.review.append(review_entry("mentions", "the file mentions " + ", ".join(words)
@@ -647,7 +656,8 @@ def _review_words(path) -> list:
     """Names in the submission's code (not its docstrings or comments) worth a human look."""
     import ast
     try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8", errors="replace"))
+        tree = ast.parse(notebook_code(path) if Path(path).suffix == ".ipynb"
+                         else Path(path).read_text(encoding="utf-8", errors="replace"))
     except (OSError, SyntaxError, ValueError):
         return []
     docs = {id(n.body[0].value) for n in ast.walk(tree)
@@ -688,7 +698,7 @@ def _forbidden_imports(path) -> list:
             [n.module] if isinstance(n, ast.ImportFrom) and n.module and not n.level else []
         for name in names:
             top = name.split(".")[0]
-            if top not in ("numpy", "__future__") and top not in sys.stdlib_module_names:
+            if not allowed_import(top):
                 found.setdefault(top, n.lineno)
     out = []
     for top, line in found.items():
@@ -719,18 +729,3 @@ def _listed_exercises(path):
                 return None
             return ids or None
     return None
-
-
-def notebook_code(path) -> str:
-    """The code cells of a student notebook as one Python file (check cells left out)."""
-    nb = json.loads(Path(path).read_text(encoding="utf-8"))
-    cells = []
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        src = cell.get("source", "")
-        src = "".join(src) if isinstance(src, list) else src
-        if "numpyvae-check" in cell.get("metadata", {}).get("tags", []):
-            continue
-        cells.append(src)
-    return "\n\n".join(cells) + "\n"

@@ -656,6 +656,17 @@ def _readme(listing, points, notes_report) -> str:
     lines += ["", "## What each exercise asks", ""]
     for n, ex, _derivs, where in listing:
         lines += [f"**{n}. `{ex.id}`** (`{where}`). {ex.task}", ""]
+    lines += ["## What you may import", "",
+              "NumPy and Python's standard library, nothing else. The grader has no SciPy,",
+              "PyTorch, JAX or autograd: a file that imports them cannot be graded, and libraries",
+              "that compute derivatives for you are reported to the instructor. Nor does it have",
+              "numpyvae: a graded function that does not come from your file scores 0.", "",
+              "## Handing it in", "",
+              f"Upload `{STUDENT_FILE}`, or the notebook `{NOTEBOOK_FILE}`; a renamed copy",
+              "(`student_vae (1).py`) or one inside a folder is found. When both the file and",
+              "the notebook are uploaded, the one with more exercises written is graded, and",
+              "the report says which. In a notebook only the definitions count: magics,",
+              "`!pip` lines, plots and your own check cells are left out when it is graded.", ""]
     lines += ["## Checking your work", "",
               "From this folder (needs only NumPy):", "",
               "```", "python check_my_work.py", "python check_my_work.py student_vae.py "
