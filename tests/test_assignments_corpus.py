@@ -49,6 +49,7 @@ CORPUS = {
     "linear_dataclass": {L: ("pass", "")},
     "relu_wraps_decorator": {R: ("pass", "")},
     "scipy_import": {K: ("error", "only NumPy and Python's standard library")},
+    "cholesky_pasted_renamed": {CH: ("pass", "")},     # passes; the TA sees its similarity
     # handed in differently: a folder holding the file, renamed, in a subfolder; the stub
     # beside a finished notebook with magics, shell lines, plots and extra checks
     "folder_misnamed_in_subfolder": {R: ("pass", "")},
@@ -135,6 +136,76 @@ VAE_VARIANTS = {
 }
 
 
+# a student's own VAE.backward (another order, other temporaries): correct, and not similar
+OWN_VAE_BACKWARD = """    def backward(self):
+        c = self._cache
+        x, eps, beta = c["x"], c["eps"], c["beta"]
+        K, B, Z = eps.shape
+        n = K * B
+        d_out = [-g.reshape(n, self.x_dim) / n for g in self.lik.grad(x, *c["outs"])]
+        dz = self._decode_backward(d_out).reshape(K, B, Z)
+        sigma = np.exp(0.5 * c["logvar"])
+        if c["kl"] == "mc":
+            dz = dz + beta / n * c["mc"][1]
+        g_mu = dz.sum(axis=0)
+        g_lv = 0.5 * sigma * np.sum(dz * eps, axis=0)
+        if c["kl"] == "closed":
+            g_mu = g_mu + beta * c["mu"] / B
+            g_lv = g_lv + 0.5 * beta * np.expm1(c["logvar"]) / B
+        else:
+            g_mu = g_mu + beta / n * c["mc"][2].sum(axis=0)
+            g_lv = g_lv + beta / n * c["mc"][3].sum(axis=0)
+        self.dmu, self.dlogvar = g_mu, g_lv
+        if not c["encoder"]:
+            self.flat_grads[self._enc_slice] = 0
+            return
+        h = self.enc_mu.backward(g_mu), self.enc_logvar.backward(g_lv)
+        if len(self.enc.linears) > 0:
+            self.enc.backward(h[0] + h[1])
+"""
+
+
+def _backward_span(text):
+    """(start, end) of VAE.backward in a generated student file."""
+    i = text.index("    def backward(self):", text.index("class VAE"))
+    j = text.find("\n    def ", i + 10)
+    return i, len(text) if j < 0 else j + 1
+
+
+def _own_vae(text):
+    i, j = _backward_span(text)
+    return text[:i] + OWN_VAE_BACKWARD + text[j:]
+
+
+def _pasted_vae(text):
+    """The reference VAE.backward with every local name changed, comments and docstring gone."""
+    import io
+    import tokenize
+    i, j = _backward_span(text)
+    names = {"cache": "memo", "x": "inp", "mu": "m", "logvar": "lv", "eps": "noise",
+             "beta": "b_", "K": "ns", "B": "nb", "Z": "nz", "scale": "w", "douts": "g_out",
+             "dz": "g_z", "dz_kl": "gz_k", "dmu": "g_m", "dlogvar": "g_v", "dmu_kl": "gm_k",
+             "dlogvar_kl": "gv_k", "dh_mu": "h1", "dh_logvar": "h2", "d": "t", "n": "nm"}
+    out, prev = [], None
+    for tok in tokenize.generate_tokens(io.StringIO(text[i:j]).readline):
+        if tok.type == tokenize.COMMENT:
+            tok = tok._replace(string="")
+        elif tok.type == tokenize.STRING and prev is not None and prev.string == ":":
+            tok = tok._replace(string='"pasted"')          # the docstring
+        elif tok.type == tokenize.NAME and tok.string in names and \
+                (prev is None or prev.string != "."):
+            tok = tok._replace(string=names[tok.string])
+        out.append(tok)
+        if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.COMMENT):
+            prev = tok
+    return text[:i] + tokenize.untokenize(out) + text[j:]
+
+
+# VAE submissions made from the answer key by a function: (make, expected)
+VAE_MADE = {"vae_own_style": (_own_vae, ("pass", "")),
+            "vae_pasted_renamed": (_pasted_vae, ("pass", ""))}
+
+
 def _exercises(spec):
     return list(spec)
 
@@ -174,6 +245,10 @@ def graded(key, tmp_path_factory):
         path = root / f"{name}.py"
         path.write_text(t, encoding="utf-8")
         jobs.append((name, path, [V]))
+    for name, (make, _) in VAE_MADE.items():
+        path = root / f"{name}.py"
+        path.write_text(make(text), encoding="utf-8")
+        jobs.append((name, path, [V]))
 
     def one(job):
         name, path, ex = job
@@ -203,10 +278,10 @@ def test_submission(graded, name):
     json.dumps(report.to_gradescope(), allow_nan=False)      # strict JSON, always
 
 
-@pytest.mark.parametrize("name", sorted(VAE_VARIANTS))
+@pytest.mark.parametrize("name", sorted(VAE_VARIANTS) + sorted(VAE_MADE))
 def test_vae_submission(graded, name):
     report, _ = graded[name]
-    status, piece = VAE_VARIANTS[name][1]
+    status, piece = {**VAE_VARIANTS, **VAE_MADE}[name][1]
     row = report.row(V)
     assert row.status == status, f"{name}: {row.status}: {row.message}"
     assert piece in row.message, f"{name}: {row.message!r} lacks {piece!r}"
@@ -289,3 +364,19 @@ def test_the_graded_file_of_a_folder_is_named(graded):
     assert "student_vae.py (0 written)" in found
     assert "student_vae (1).py" in graded["folder_misnamed_in_subfolder"][0].found
     assert graded["folder_stub_and_notebook"][0].review == []      # a notebook is not suspect
+
+
+def test_pasted_source_is_reported_with_its_similarity(graded):
+    """numpyvae's source with renamed names scores near 1 against the reference and is
+    reported; a student's own correct solution scores low and is not."""
+    for name, ex in (("vae_pasted_renamed", V), ("cholesky_pasted_renamed", CH)):
+        report = graded[name][0]
+        sim = [r for r in report.review if r["kind"] == "similarity"]
+        assert len(sim) == 1 and sim[0]["exercise"] == ex, report.review
+        assert report.row(ex).similarity >= 0.95, report.row(ex).similarity
+    for name, ex in (("vae_own_style", V), ("cholesky_correct", CH), ("iwae_correct", IW),
+                     ("straight_through_correct", ST), ("reparam_correct", P)):
+        report = graded[name][0]
+        assert report.row(ex).status == "pass"
+        assert report.row(ex).similarity < 0.7, (name, report.row(ex).similarity)
+        assert not [r for r in report.review if r["kind"] == "similarity"]

@@ -55,6 +55,7 @@ class ExerciseResult:
     max_score: float = 1.0
     gradients: dict = field(default_factory=dict)     # name -> passed
     execution_time: float = 0.0
+    similarity: float | None = None    # to numpyvae's own code, names normalised (similarity.py)
 
 
 @dataclass
@@ -601,6 +602,7 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
             row.execution_time = time.monotonic() - t_ex
             report.results.append(row)
         _note_prerequisites(report)
+        _note_similarity(report, chosen, student)
         if (job / "output.txt").exists():
             report.student_output = (job / "output.txt").read_text(
                 encoding="utf-8", errors="replace")[:limits.output_cap + 200]
@@ -640,6 +642,24 @@ def _too_slow(report, row, job, cases, limits):
         "numerical_differentiation", f"{row.exercise}: too slow: numerical differentiation? "
         f"(the small cases finished; the large case [{cases[i][0]['label']}] ran out of "
         f"{limits.timeout:g} s)", row.exercise))
+
+
+def _note_similarity(report, chosen, student):
+    """Each row's similarity to the reference; a high one is reported (pasted source?)."""
+    from . import similarity
+    try:
+        text = student.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    for ex, row in zip(chosen, report.results):
+        if row.status == "reference":
+            continue
+        row.similarity = similarity.score(text, ex.module, ex.qualname)
+        if row.similarity is not None and row.similarity >= similarity.REPORT:
+            report.review.append(review_entry(
+                "similarity", f"{ex.id}: {ex.qualname} is {row.similarity:.2f} similar to "
+                f"numpyvae's own (syntax compared with local names normalised; 1.00 is the "
+                f"same code renamed): pasted source? (not scored; read it)", ex.id))
 
 
 def _note_prerequisites(report):
