@@ -26,7 +26,9 @@ V = "vae_backward"
 IW, CH, ST = "iwae_backward", "cholesky_reparameterize_backward", "straight_through_backward"
 LIMITS = grader.Limits(timeout=4.0, memory_mb=700)   # 4 s: importing numpyvae under load
 
-# name: ({exercise: (status, piece of the message)})
+UNREACHABLE = ("reference", "it imports numpyvae, which a submission cannot reach")
+
+# name: ({exercise: (status, piece of the message), or a list of such pairs, one of which holds})
 CORPUS = {
     # correct work, several styles
     "relu_correct": {R: ("pass", "")},
@@ -88,12 +90,14 @@ CORPUS = {
     "alias_reference": {K: ("reference", "does not come from your file")},
     "importlib_reference": {R: ("reference", "does not come from your file")},
     "bases_reference": {R: ("reference", "does not come from your file")},
-    "assigned_reference": {R: ("reference", "ReLU.backward comes from")},
-    "profile_off": {R: ("reference", "tracing was switched off")},
-    "reimport_after_stubs": {R: ("reference", "comes from")},
+    # run as root the submission cannot import numpyvae at all (its own user, the package
+    # hidden): the import fails first; as an ordinary user the checks inside the child catch it
+    "assigned_reference": {R: [("reference", "ReLU.backward comes from"), UNREACHABLE]},
+    "profile_off": {R: [("reference", "tracing was switched off"), UNREACHABLE]},
+    "reimport_after_stubs": {R: [("reference", "comes from"), UNREACHABLE]},
     "five_line_answer_key": {e: ("reference", "does not come from your file") for e in
                              (L, R, *ACT, P, K, *LIK, V)},
-    "patch_grader": {R: ("FAIL", "all zeros")},
+    "patch_grader": {R: [("FAIL", "all zeros"), UNREACHABLE]},
     "exit_in_backward": {R: ("error", "SystemExit"), K: ("pass", "")},
     "keyboard_interrupt": {R: ("error", "KeyboardInterrupt"), K: ("pass", "")},
     "os_exit_in_backward": {R: ("error", "exit code 0"), K: ("pass", "")},
@@ -206,6 +210,11 @@ VAE_MADE = {"vae_own_style": (_own_vae, ("pass", "")),
             "vae_pasted_renamed": (_pasted_vae, ("pass", ""))}
 
 
+def _notes(report):
+    """The review notes about the submission (not the grading machine's protections)."""
+    return [r for r in report.review if r["kind"] != "protection_off"]
+
+
 def _exercises(spec):
     return list(spec)
 
@@ -269,12 +278,13 @@ def test_the_corpus_is_large_enough():
 @pytest.mark.parametrize("name", sorted(CORPUS))
 def test_submission(graded, name):
     report, _ = graded[name]
-    for ex, (status, piece) in CORPUS[name].items():
+    for ex, want in CORPUS[name].items():
         row = report.row(ex)
-        assert row.status == status, f"{name}/{ex}: {row.status}: {row.message}"
-        assert piece in row.message, f"{name}/{ex}: {row.message!r} lacks {piece!r}"
-        assert row.score == (row.max_score if status == "pass" else 0)
-    assert report.passed == all(s == "pass" for s, _ in CORPUS[name].values())
+        want = want if isinstance(want, list) else [want]
+        assert any(row.status == s and p in row.message for s, p in want), \
+            f"{name}/{ex}: {row.status}: {row.message!r}, expected one of {want}"
+        assert row.score == (row.max_score if row.status == "pass" else 0)
+    assert report.passed == all(w == ("pass", "") for w in CORPUS[name].values())
     json.dumps(report.to_gradescope(), allow_nan=False)      # strict JSON, always
 
 
@@ -319,9 +329,10 @@ def test_a_nan_gradient_gives_strict_json(graded):
 def test_patching_the_grader_in_the_child_does_not_reach_the_parent(graded):
     from numpyvae import gradcheck
     assert gradcheck.PASS == 1e-6 and gradcheck.rel_error([1.0], [0.0]) == 1.0
-    assert graded["patch_grader"][0].row(R).status == "FAIL"
-    assert any("numpyvae" in r["message"] for r in graded["patch_grader"][0].review)
-    assert graded["relu_correct"][0].review == []
+    assert graded["patch_grader"][0].row(R).status in ("FAIL", "reference")
+    notes = graded["patch_grader"][0].review                     # flagged for a human look
+    assert any(n["kind"] == "mentions" and "numpyvae" in n["message"] for n in notes), notes
+    assert not [n for n in graded["relu_correct"][0].review if n["kind"] == "mentions"]
 
 
 def test_the_instructor_is_told_what_to_review(graded):
@@ -334,7 +345,7 @@ def test_the_instructor_is_told_what_to_review(graded):
                  if r["kind"] == "forbidden_import"]
     assert any("jax" in m for m in forbidden) and any("torch" in m for m in forbidden) \
         and any("autograd" in m for m in forbidden)
-    assert graded["linear_correct"][0].review == []
+    assert _notes(graded["linear_correct"][0]) == []
     assert graded["linear_correct"][0].row(L).status == "pass"     # the large case, derived
 
 
@@ -363,7 +374,7 @@ def test_the_graded_file_of_a_folder_is_named(graded):
     assert "graded student_vae.ipynb (2 of 2 exercises written)" in found
     assert "student_vae.py (0 written)" in found
     assert "student_vae (1).py" in graded["folder_misnamed_in_subfolder"][0].found
-    assert graded["folder_stub_and_notebook"][0].review == []      # a notebook is not suspect
+    assert _notes(graded["folder_stub_and_notebook"][0]) == []      # a notebook is not suspect
 
 
 def test_pasted_source_is_reported_with_its_similarity(graded):
@@ -380,3 +391,4 @@ def test_pasted_source_is_reported_with_its_similarity(graded):
         assert report.row(ex).status == "pass"
         assert report.row(ex).similarity < 0.7, (name, report.row(ex).similarity)
         assert not [r for r in report.review if r["kind"] == "similarity"]
+

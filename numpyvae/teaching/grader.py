@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -27,11 +26,13 @@ import numpy as np
 from .. import gradcheck
 from .exercises import EXERCISES, build_cases, select
 from .submission import allowed_import, find_submission, notebook_code
+from .isolation import Plan, acquire, read_student_file
 
 __all__ = ["ExerciseResult", "GradeReport", "grade", "Limits", "STATUSES", "write_gradescope"]
 
 STATUSES = ("pass", "FAIL", "not attempted", "error", "timeout", "reference")
 SANDBOX = Path(__file__).with_name("sandbox.py")
+SANDBOX_NAME = "_numpyvae_sandbox.py"      # its copy in the submission's folder
 REFERENCE_DIR = Path(__file__).resolve().parent.parent     # the numpyvae package
 
 
@@ -66,10 +67,17 @@ class GradeReport:
     threshold: float = gradcheck.PASS
     student_output: str = ""
     student_id: str | None = None
-    execution_time: float = 0.0
+    execution_time: float = 0.0        # seconds the student's code ran (the graded calls)
+    grading_time: float = 0.0          # seconds the whole grading took
     found: str = ""      # which file of a submitted folder was graded, and why (or "")
-    # notes for the instructor, not scored: {"kind", "exercise", "message"} (review_entry)
+    # notes for a human (the TA), never scored: {"kind", "exercise" (or None), "message"};
+    # kinds: "mentions", "protection_off", "similarity", "numerical_differentiation",
+    # "forbidden_import", "too_slow", ...
     review: list = field(default_factory=list)
+
+    def add_review(self, kind: str, message: str, exercise: str | None = None) -> None:
+        """Add a note for the TA (shown in the report, results.json and the batch CSV)."""
+        self.review.append({"kind": str(kind), "exercise": exercise, "message": str(message)})
 
     @property
     def n_passed(self) -> int:
@@ -134,8 +142,9 @@ class GradeReport:
                          f"{r.message}".rstrip())
         lines.append(f"score {self.score}, {self.points:g} / {self.max_points:g} points "
                      f"(pass: max relative error < {self.threshold:.0e})")
-        for r in self.review:
-            lines.append("for the instructor: " + r["message"])
+        for note in self.review:
+            where = f" [{note['exercise']}]" if note.get("exercise") else ""
+            lines.append(f"for the instructor ({note['kind']}){where}: {note['message']}")
         if self.student_output.strip():
             lines += ["", "the submission printed (captured, capped):",
                       _indent(self.student_output[:2000])]
@@ -195,17 +204,25 @@ def _child_env():
 
 
 def _progress(job):
+    data = read_student_file(job / "progress", cap=1 << 20)
+    return data.decode("utf-8", "replace").split() if data else []
+
+
+def _student_json(path):
+    """A JSON record the child wrote, read without trusting the file (None if unusable)."""
+    data = read_student_file(path, cap=64 * 2**20)
     try:
-        return (job / "progress").read_text(encoding="utf-8").split()
-    except OSError:
-        return []
+        return None if data is None else json.loads(data.decode("utf-8", "replace"))
+    except ValueError:
+        return None
 
 
 def _kill(proc):
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError, AttributeError):
-        proc.kill()
+        if proc.poll() is None:
+            proc.kill()
     proc.wait()
 
 
@@ -220,22 +237,32 @@ def _exit_reason(code, limits):
     return f"the grading process ended with exit code {code} (os._exit or a crash?)"
 
 
-def _run(job: Path, ids: list, limits: Limits) -> dict:
-    """Run children until every exercise has a record or a problem. -> {id: (status, msg)}."""
+def _run(job: Path, ids: list, limits: Limits, plan=None, inputs_fd=None) -> dict:
+    """Run children until every exercise has a record or a problem. -> {id: (status, msg)}.
+
+    plan: an ``isolation.Plan`` (the user, walls and interpreter of the children); every
+    process of the submission's user is killed after each child, before anything it
+    wrote is read. inputs_fd: the unlinked file holding the spec and the cases."""
     problems = {}
-    out = open(job / "child_stdout.txt", "ab")
+    plan = plan or Plan()
+    out = tempfile.TemporaryFile()          # the children's own stdout/stderr, never theirs to touch
     try:
         for _ in range(len(ids) + 2):      # each child finishes an exercise or loses one
             pending = [i for i in ids if i not in problems
                        and not (job / f"out_{i}.json").exists()]
             if not pending:
                 return problems
-            (job / "progress").write_text("", encoding="utf-8")
+            if os.path.lexists(job / "progress"):
+                os.unlink(job / "progress")
             done = [i for i in ids if i not in pending]
-            (job / "skip").write_text(" ".join(list(problems) + done), encoding="utf-8")
-            proc = subprocess.Popen([sys.executable, "-I", str(SANDBOX), "--job", str(job)],
+            args = ["--job", str(job), "--skip", ",".join(list(problems) + done) or ","]
+            if inputs_fd is not None:
+                args += ["--inputs-fd", str(inputs_fd)]
+            env = _child_env()
+            proc = subprocess.Popen(plan.argv(job, job / SANDBOX_NAME, args, env),
                                     cwd=job, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                    env=_child_env(), start_new_session=True)
+                                    env=env, start_new_session=True,
+                                    pass_fds=() if inputs_fd is None else (inputs_fd,))
             t_step, current = time.monotonic(), None
             # a whole-child deadline too: a thread or an exit handler can hang between steps
             deadline = t_step + limits.timeout * (len(pending) + 2)
@@ -254,7 +281,15 @@ def _run(job: Path, ids: list, limits: Limits) -> dict:
                     break
             timed_out = proc.returncode is not None and current is not None \
                 and time.monotonic() - t_step > limits.timeout
+            _kill(proc)
+            plan.kill_all()                # nothing the submission started runs on
             words = _progress(job)
+            if proc.returncode == 111 and not words and plan.uid is not None:
+                out.seek(0)
+                tail = out.read()[-2000:].decode("utf-8", "replace")
+                if "numpyvae launch:" in tail:     # the walls could not be built: our failure
+                    raise RuntimeError("the grader could not start the isolated process: "
+                                       + tail.strip().splitlines()[-1])
             if "import-failed" in words or not words:
                 if not words:
                     msg = (f"importing the file did not finish within {limits.timeout:g} s "
@@ -481,15 +516,19 @@ def _fmt(err):
 
 
 # --------------------------------------------------------------------------- grade
-def _job_inputs(job, chosen, seed, student_id, hidden, vae_settings=None):
+def _job_inputs(inputs, chosen, seed, student_id, hidden, vae_settings=None):
+    """Write each exercise's cases into the zip ``inputs``; -> (spec entries, {id: cases})."""
+    import io
     spec_ex, metas = [], {}
     for ex in chosen:
         cases = build_cases(ex, seed, vae_settings=vae_settings) + (
             build_cases(ex, seed, student_id, hidden=True, vae_settings=vae_settings)
             if hidden else [])
         metas[ex.id] = cases
-        np.savez(job / f"in_{ex.id}.npz",
-                 **{f"c{i}.{k}": v for i, (_, arrs) in enumerate(cases) for k, v in arrs.items()})
+        buf = io.BytesIO()
+        np.savez(buf, **{f"c{i}.{k}": v for i, (_, arrs) in enumerate(cases)
+                         for k, v in arrs.items()})
+        inputs.writestr(f"in_{ex.id}.npz", buf.getvalue())
         spec_ex.append({"id": ex.id, "kind": ex.kind, "top": ex.top, "method": ex.method,
                         "function": None if ex.function is None else {
                             "forward": ex.function.forward, "args": list(ex.function.args),
@@ -501,17 +540,54 @@ def _job_inputs(job, chosen, seed, student_id, hidden, vae_settings=None):
     return spec_ex, metas
 
 
+def _inputs_file(spec, chosen, seed, student_id, hidden, vae_settings=None):
+    """An unlinked file (gone when the last process holding it ends, even if this one is
+    killed) with the spec and every case, reopened read-only: -> (fd, {id: cases})."""
+    import zipfile
+    f = tempfile.TemporaryFile()
+    with zipfile.ZipFile(f, "w") as z:
+        spec["exercises"], metas = _job_inputs(z, chosen, seed, student_id, hidden,
+                                               vae_settings)
+        z.writestr("spec.json", json.dumps(spec))
+    f.flush()
+    try:
+        fd = os.open(f"/proc/self/fd/{f.fileno()}", os.O_RDONLY)
+        f.close()
+    except OSError:                   # no /proc: hand over the read-write descriptor
+        fd = os.dup(f.fileno())
+        f.close()
+    return fd, metas
+
+
+def _prepare(job, path, plan):
+    """Copy the submission (a notebook's code) and the sandbox into ``job``; -> its path."""
+    student = job / path.name
+    if path.suffix == ".ipynb":
+        student = job / "notebook_code.py"
+        student.write_text(notebook_code(path), encoding="utf-8")
+    else:
+        shutil.copyfile(path, student)
+    shutil.copyfile(SANDBOX, job / SANDBOX_NAME)
+    for f in (student, job / SANDBOX_NAME):
+        os.chmod(f, 0o644)
+    plan.own(job)
+    return student
+
+
 def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=None,
           partial_credit=False, limits: Limits | None = None, keep_job=None,
-          vae_settings=None) -> GradeReport:
+          hide=(), vae_settings=None) -> GradeReport:
     """Grade the student's file in a child process; one row per exercise.
 
     exercises: ids (None: the file's ``__exercises__`` list, read without running it,
     else all). seed / student_id: the cases' values (hidden cases differ per
     student). hidden: add the hidden cases (random shapes). points: {id: points}
     (default: the table's). partial_credit: split an exercise's points over its
-    gradients. limits: ``Limits``. vae_settings: the likelihood and activation of each VAE
-    case (the manifest's; ``exercises.vae_configs``). The report is always complete.
+    gradients. limits: ``Limits``. hide: folders the submission must not see (run as
+    root they are covered in its mount namespace: the results, other submissions). The
+    report is always complete; ``review`` says which protections were off.
+    vae_settings: the likelihood and activation of each VAE case (the manifest's;
+    ``exercises.vae_configs``).
     """
     t0 = time.monotonic()
     path, found = Path(path), ""
@@ -533,27 +609,28 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
     report = GradeReport(str(path), student_id=student_id, found=found)
     words = _review_words(path)
     if words:
-        report.review.append(review_entry("mentions", "the file mentions " + ", ".join(words)
-                                          + " (not scored; worth reading)"))
-    report.review += [review_entry("forbidden_import", m) for m in _forbidden_imports(path)]
+        report.add_review("mentions", "the file mentions " + ", ".join(words)
+                          + " (not scored; worth reading)")
+    for m in _forbidden_imports(path):
+        report.add_review("forbidden_import", m)
+    plan = acquire(hide=[str(h) for h in hide] + [str(path.resolve().parent)])
+    if plan.off:
+        report.add_review("protection_off", "protections off: " + "; ".join(plan.off))
     job = Path(tempfile.mkdtemp(prefix="numpyvae-grade-"))
+    inputs_fd = None
     try:
-        spec_ex, metas = _job_inputs(job, chosen, seed, student_id, hidden, vae_settings)
-        student = path.resolve()
-        if path.suffix == ".ipynb":
-            student = job / "notebook_code.py"
-            student.write_text(notebook_code(path), encoding="utf-8")
-        (job / "spec.json").write_text(json.dumps({
+        student = _prepare(job, path, plan)
+        inputs_fd, metas = _inputs_file({
             "student": str(student), "reference_dir": str(REFERENCE_DIR),
-            "allowed": [str(SANDBOX.resolve())], "output_cap": limits.output_cap,
-            "rlimits": _rlimits(limits, len(chosen)),
-            "exercises": spec_ex}), encoding="utf-8")
-        problems = _run(job, [e.id for e in chosen], limits)
-        failed_import = None
-        if (job / "import.json").exists():
-            failed_import = json.loads((job / "import.json").read_text(encoding="utf-8"))
+            "allowed": [str(job / SANDBOX_NAME)], "output_cap": limits.output_cap,
+            "rlimits": _rlimits(limits, len(chosen))}, chosen, seed, student_id, hidden,
+            vae_settings)
+        problems = _run(job, [e.id for e in chosen], limits, plan, inputs_fd)
+        plan.kill_all()           # nothing of the submission runs while it is judged
+        failed_import = _student_json(job / "import.json")
+        if failed_import is not None and not isinstance(failed_import, dict):
+            failed_import = {"error": "a malformed import record"}
         for ex in chosen:
-            t_ex = time.monotonic()
             max_score = float(points.get(ex.id, ex.points))
             row = ExerciseResult(ex.id, "error", max_score=max_score)
             cases = metas[ex.id]
@@ -561,28 +638,40 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
                 row.status, row.message = problems[ex.id]
                 if row.status == "timeout":
                     _too_slow(report, row, job, cases, limits)
+            elif failed_import is not None and _unreachable(failed_import.get("error")):
+                row.status, row.message = "reference", _unreachable(failed_import.get("error"),
+                                                                      ex.qualname)
             elif failed_import is not None:
                 ni = failed_import.get("not_implemented")
                 row.status = "not attempted" if ni else "error"
-                row.message = f"cannot import the file: {failed_import['error']}" + (
+                row.message = f"cannot import the file: {failed_import.get('error')}" + (
                     f" ({failed_import['line']})" if failed_import.get("line") else "")
                 if failed_import["error"].startswith("ModuleNotFoundError"):
                     row.message += (": only NumPy and Python's standard library can be "
                                     "imported here (README.md); remove the import")
             else:
                 try:
-                    record = json.loads((job / f"out_{ex.id}.json").read_text(encoding="utf-8"))
-                    with np.load(job / f"out_{ex.id}.npz", allow_pickle=False) as z:
+                    import io
+                    record = _student_json(job / f"out_{ex.id}.json")
+                    raw = read_student_file(job / f"out_{ex.id}.npz")
+                    if raw is None:
+                        raise OSError("no arrays")
+                    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
                         got = {k: z[k] for k in z.files}
                     if not isinstance(record, dict) or len(record.get("cases", [])) > len(cases):
                         raise ValueError("a malformed record")
-                except (OSError, ValueError, KeyError, TypeError) as exc:
+                    row.execution_time = float(record.get("seconds") or 0.0)
+                except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
                     record, got = {"missing": True}, {}
                     row.message = f"the grading process left no usable result ({exc})"
                 reference = record.get("foreign") or next(
                     (c["reference"] for c in record.get("cases", []) if c.get("reference")), "")
+                blocked = next((c.get("message") for c in record.get("cases", [])
+                                if _unreachable(c.get("message"))), None)
                 if record.get("missing"):
                     row.message = row.message or f"the file has no {ex.qualname}"
+                elif blocked:
+                    row.status, row.message = "reference", _unreachable(blocked, ex.qualname)
                 elif reference:
                     row.status = "reference"
                     row.message = ("scores 0: the graded code does not come from your file ("
@@ -599,18 +688,21 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
                         row.score = max_score
                     elif partial_credit and row.status == "FAIL" and grads:
                         row.score = round(max_score * sum(grads.values()) / len(grads), 4)
-            row.execution_time = time.monotonic() - t_ex
             report.results.append(row)
         _note_prerequisites(report)
-        _note_similarity(report, chosen, student)
-        if (job / "output.txt").exists():
-            report.student_output = (job / "output.txt").read_text(
-                encoding="utf-8", errors="replace")[:limits.output_cap + 200]
+        _note_similarity(report, chosen, path)
+        printed = read_student_file(job / "output.txt", cap=limits.output_cap * 4 + 1000)
+        if printed:
+            report.student_output = printed.decode("utf-8", "replace")[:limits.output_cap + 200]
     finally:
+        plan.release()
+        if inputs_fd is not None:
+            os.close(inputs_fd)
         if keep_job:
-            shutil.copytree(job, keep_job, dirs_exist_ok=True)
+            shutil.copytree(job, keep_job, dirs_exist_ok=True, symlinks=True)
         shutil.rmtree(job, ignore_errors=True)
-    report.execution_time = time.monotonic() - t0
+    report.grading_time = time.monotonic() - t0
+    report.execution_time = sum(r.execution_time for r in report.results)   # the student's code
     return report
 
 
@@ -619,16 +711,11 @@ _REVIEW = ("numpyvae", "importlib", "__import__", "modules", "setprofile", "sett
            "ctypes", "signal", "builtins")
 
 
-def review_entry(kind, message, exercise=None) -> dict:
-    """One note for the instructor (not scored): kind, the exercise or None, the message."""
-    return {"kind": kind, "exercise": exercise, "message": message}
-
-
 def _too_slow(report, row, job, cases, limits):
     """An exercise that ran out of time on its large hidden case, after the small ones."""
     try:
-        i = int((job / f"case_{row.exercise}").read_text(encoding="utf-8").split()[0])
-    except (OSError, ValueError, IndexError):
+        i = int((read_student_file(job / f"case_{row.exercise}", cap=100) or b"").split()[0])
+    except (ValueError, IndexError):
         return
     if not (0 <= i < len(cases) and cases[i][0].get("large")):
         return
@@ -638,28 +725,38 @@ def _too_slow(report, row, job, cases, limits):
                    f"{limits.timeout:g} s. A derived backward takes milliseconds there; "
                    f"finite differences need two forward passes for each of its {n} inputs "
                    "and parameters. Derive the gradient instead")
-    report.review.append(review_entry(
+    report.add_review(
         "numerical_differentiation", f"{row.exercise}: too slow: numerical differentiation? "
         f"(the small cases finished; the large case [{cases[i][0]['label']}] ran out of "
-        f"{limits.timeout:g} s)", row.exercise))
+        f"{limits.timeout:g} s)", row.exercise)
 
 
-def _note_similarity(report, chosen, student):
+def _note_similarity(report, chosen, path):
     """Each row's similarity to the reference; a high one is reported (pasted source?)."""
     from . import similarity
     try:
-        text = student.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        text = notebook_code(path) if path.suffix == ".ipynb" \
+            else path.read_text(encoding="utf-8", errors="replace")
+    except (OSError, ValueError):
         return
     for ex, row in zip(chosen, report.results):
         if row.status == "reference":
             continue
         row.similarity = similarity.score(text, ex.module, ex.qualname)
         if row.similarity is not None and row.similarity >= similarity.REPORT:
-            report.review.append(review_entry(
+            report.add_review(
                 "similarity", f"{ex.id}: {ex.qualname} is {row.similarity:.2f} similar to "
                 f"numpyvae's own (syntax compared with local names normalised; 1.00 is the "
-                f"same code renamed): pasted source? (not scored; read it)", ex.id))
+                f"same code renamed): pasted source? (not scored; read it)", ex.id)
+
+
+def _unreachable(error, qualname=None):
+    """'' unless ``error`` says the submission tried to import numpyvae where it cannot;
+    with ``qualname``, the message the student sees."""
+    if not (isinstance(error, str) and "No module named 'numpyvae" in error):
+        return ""
+    return ("scores 0: the graded code does not come from your file (it imports numpyvae, "
+            f"which a submission cannot reach); write {qualname or 'it'} yourself with NumPy only")
 
 
 def _note_prerequisites(report):
