@@ -116,21 +116,16 @@ class GradeReport:
                         "review": list(self.review),
                         "results": [vars(r) for r in self.results]})
 
-    def to_gradescope(self) -> dict:
-        """Gradescope's results.json: numeric score, one test per exercise."""
-        tests = [{"name": f"{r.exercise} ({r.status})", "score": r.score,
-                  "max_score": r.max_score, "output": r.message or "passed",
-                  "visibility": "visible", "execution_time": round(r.execution_time, 3)}
-                 for r in self.results]
-        return _finite({"score": self.points, "execution_time": round(self.execution_time, 3),
-                        "output": f"{self.score} exercises passed, {self.points:g} / "
-                                  f"{self.max_points:g} points (a gradient passes when its "
-                                  f"relative error is below {self.threshold:.0e})",
-                        "visibility": "visible", "stdout_visibility": "hidden", "tests": tests})
+    def to_gradescope(self, visibility=None) -> dict:
+        """Gradescope's results.json (see ``gradescope.results_json``)."""
+        from .gradescope import results_json
+        return results_json(self, visibility)
 
     def __str__(self):
         w = max([len(r.exercise) for r in self.results] + [8])
-        lines = [f"grading {self.path}" + (f" (student {self.student_id})"
+        off = [n["message"] for n in self.review if n["kind"] == "protection_off"]
+        lines = [f"WARNING {m}" for m in off] + [
+                 f"grading {self.path}" + (f" (student {self.student_id})"
                                             if self.student_id else "")
                  + (f"\n{self.found}" if self.found else ""),
                  f"{'exercise':<{w}}  {'status':<13}  {'points':>9}  {'max rel err':>11}  note",
@@ -143,6 +138,8 @@ class GradeReport:
         lines.append(f"score {self.score}, {self.points:g} / {self.max_points:g} points "
                      f"(pass: max relative error < {self.threshold:.0e})")
         for note in self.review:
+            if note["kind"] == "protection_off":
+                continue           # already the first line
             where = f" [{note['exercise']}]" if note.get("exercise") else ""
             lines.append(f"for the instructor ({note['kind']}){where}: {note['message']}")
         if self.student_output.strip():

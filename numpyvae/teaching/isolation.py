@@ -84,7 +84,7 @@ class Plan:
     def kill_all(self) -> None:
         """Kill every process of the submission's user and wait until they are gone."""
         if self.uid is not None:
-            kill_user(self.uid, self.gid)
+            kill_user(self.uid, self.gid, self.python)
 
     def release(self) -> None:
         self.kill_all()
@@ -305,7 +305,7 @@ def _pids_of(uid: int) -> list:
     return pids
 
 
-def kill_user(uid: int, gid: int, timeout: float = 10.0) -> None:
+def kill_user(uid: int, gid: int, python: str | None = None, timeout: float = 10.0) -> None:
     """SIGKILL every process of ``uid`` and return once none is left.
 
     First ``kill(-1, SIGKILL)`` from a process of that user (the kernel sends it to
@@ -313,9 +313,12 @@ def kill_user(uid: int, gid: int, timeout: float = 10.0) -> None:
     anything left is killed, until nothing runs as ``uid``.
     """
     if _pids_of(uid):
-        subprocess.run([sys.executable, "-I", "-S", "-c", "import os; os.kill(-1, 9)"],
-                       user=uid, group=gid, extra_groups=[], capture_output=True,
-                       env={}, cwd="/")
+        try:                 # ``python``: an interpreter that user may run
+            subprocess.run([python or sys.executable, "-I", "-S", "-c",
+                            "import os; os.kill(-1, 9)"], user=uid, group=gid,
+                           extra_groups=[], capture_output=True, env={}, cwd="/", timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            pass             # the scan below still kills them, one by one
     deadline = time.monotonic() + timeout
     while True:
         pids = _pids_of(uid)
