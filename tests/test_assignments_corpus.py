@@ -421,3 +421,22 @@ def test_pasted_source_is_reported_with_its_similarity(graded):
         assert report.row(ex).similarity < 0.7, (name, report.row(ex).similarity)
         assert not [r for r in report.review if r["kind"] == "similarity"]
 
+
+
+def test_gradescope_grades_the_finished_notebook_beside_the_stub(tmp_path):
+    """On Gradescope's layout, the stub uploaded beside the finished notebook: the notebook is
+    graded and results.json says which file was."""
+    from numpyvae.teaching import cli
+    kit = stubs.make_assignment(tmp_path / "kit", [R, K]).parent
+    ag = tmp_path / "autograder"
+    (ag / "results").mkdir(parents=True)
+    sub = ag / "submission"
+    sub.mkdir()
+    src = HERE / "folder_stub_and_notebook"
+    (sub / "student_vae.py").write_bytes((src / "student_vae.py").read_bytes())
+    (sub / "student_vae.ipynb").write_bytes((src / "student_vae.ipynb.txt").read_bytes())
+    assert cli.main(["autograde", "--root", str(ag), "--manifest",
+                     str(kit / "assignment.json")]) == 0
+    data = json.loads((ag / "results" / "results.json").read_text(encoding="utf-8"))
+    assert data["score"] == 2.0, data
+    assert "graded student_vae.ipynb (2 of 2 exercises written)" in data["output"]

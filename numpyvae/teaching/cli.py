@@ -22,6 +22,7 @@ from .grader import GradeReport, Limits, ExerciseResult, grade, write_json
 from .gradescope import (VISIBILITIES, build_autograder, failure_results, group_report,
                          write_checked)
 from .stubs import MANIFEST_FILE, make_assignment
+from .submission import find_submission
 
 __all__ = ["main"]
 
@@ -249,14 +250,12 @@ def _autograde(args) -> int:
         ids = ids or ["student"]
         sub = root / "submission"
         path = sub / man.get("file", "student_vae.py")
-        if not path.is_file():
-            found = sorted(sub.rglob("*.ipynb")) + sorted(sub.rglob("*.py")) \
-                if sub.is_dir() else []
-            path = found[0] if found else path
+        if sub.is_dir() and find_submission(sub, path.name)[0] is not None:
+            path = sub      # grade() picks the file with the most exercises written, and says so
         ns = argparse.Namespace(manifest=args.manifest, exercises=None, points=None, seed=None,
                                 hidden=None, partial_credit=None, timeout=None, memory_mb=None)
         settings = _settings(ns, man)
-        if path.is_file():
+        if path.exists():
             report = grade_group(path, ids, settings, [root / "results", root / "source",
                                                        sub])
         else:

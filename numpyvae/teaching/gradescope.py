@@ -170,9 +170,10 @@ def results_json(report, visibility=None) -> dict:
                       "extra_data": {"review": list(report.review)}})
     return _finite({
         "score": report.points, "execution_time": round(report.execution_time, 3),
-        "output": f"{report.score} exercises passed, {report.points:g} / {report.max_points:g} "
-                  f"points (a gradient passes when its relative error is below "
-                  f"{report.threshold:.0e})", "output_format": "text",
+        "output": (f"{report.found}\n" if getattr(report, "found", "") else "")
+        + f"{report.score} exercises passed, {report.points:g} / {report.max_points:g} "
+          f"points (a gradient passes when its relative error is below "
+          f"{report.threshold:.0e})", "output_format": "text",
         "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
         "extra_data": {"student_id": report.student_id,
                        "grading_time": round(getattr(report, "grading_time", 0.0), 3)}})
