@@ -472,3 +472,29 @@ def test_the_readme_says_what_may_be_imported(made):
     readme = (stub.parent / "README.md").read_text(encoding="utf-8")
     assert "NumPy and Python's standard library, nothing else" in readme
     assert "student_vae (1).py" in readme and "magics" in readme
+
+
+def test_the_instructor_fixes_the_vae_cases_settings(tmp_path, capsys):
+    """--vae-settings is recorded; every student's hidden VAE cases keep those likelihoods and
+    activations (and the visible cases' KL mode, K, beta), varying only sizes and values."""
+    from numpyvae.teaching.exercises import vae_configs
+    out = tmp_path / "hw"
+    assert cli.main(["make", str(out), "--exercises", "vae_backward",
+                     "--vae-settings", "bernoulli:sigmoid,gaussian:tanh"]) == 0
+    man = json.loads((out / "assignment.json").read_text(encoding="utf-8"))
+    assert man["vae_settings"] == [{"likelihood": "bernoulli", "activation": "sigmoid"},
+                                   {"likelihood": "gaussian", "activation": "tanh"}]
+    ex = EXERCISES["vae_backward"]
+    want = [(c["likelihood"], c["activation"], c["kl"], c["k"] > 1, c["beta"])
+            for c in vae_configs(man["vae_settings"])]
+    shapes = set()
+    for sid in range(40):
+        cases = [m for m, _ in build_cases(ex, 0, f"s{sid}", hidden=True,
+                                           vae_settings=man["vae_settings"]) if not m["q"]]
+        assert [(m["likelihood"], m["activation"], m["kl"], m["k"] > 1, m["beta"])
+                for m in cases[:-1]] == want
+        assert cases[-1]["large"] and cases[-1]["x_dim"] == 784
+        shapes.add(tuple((m["x_dim"], m["z_dim"], tuple(m["hidden"])) for m in cases[:-1]))
+    assert len(shapes) > 30                   # the sizes do vary between students
+    assert cli.main(["make", str(tmp_path / "bad"), "--vae-settings", "bernoulli:swish"]) == 2
+    assert "vae_settings" in capsys.readouterr().err
