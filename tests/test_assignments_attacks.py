@@ -195,3 +195,80 @@ def test_the_report_names_the_protections_that_are_off(tmp_path):
     else:
         assert off and str(report).splitlines()[0].startswith("WARNING protections off")
         assert "separate user" in off[0]["message"]
+
+
+@needs_root
+def test_a_killed_grader_leaves_no_hidden_case_and_no_process(tmp_path):
+    """SIGKILL the grader while the submission loops: the cases were never on disk, and the
+    submission's process dies with the grader."""
+    import glob
+    import signal
+    sub = tmp_path / "looper.py"
+    sub.write_text((Path(__file__).parent / "submissions" / "loop_in_backward.py").read_text())
+    base = isolation.work_base()
+    before = set(glob.glob(os.path.join(base, "numpyvae-grade-*")))
+    proc = subprocess.Popen([sys.executable, "-m", "numpyvae", "assignment", "grade", str(sub),
+                             "--exercises", R, "--hidden", "--student-id", "s", "--timeout", "60"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job, deadline = None, time.monotonic() + 60
+    while job is None and time.monotonic() < deadline:
+        for d in set(glob.glob(os.path.join(base, "numpyvae-grade-*"))) - before:
+            progress = Path(d) / "progress"
+            if (Path(d) / "looper.py").exists() and progress.exists() \
+                    and "start" in progress.read_text(errors="replace"):
+                job = Path(d)
+        time.sleep(0.1)
+    assert job is not None, "the grading never started"
+    def cwd(pid):
+        try:
+            return os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            return ""
+    pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and cwd(p) == str(job)]
+    assert pids                                   # the submission runs, in its folder
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    names = {f.name for f in job.rglob("*")} if job.exists() else set()
+    assert not [n for n in names if n.startswith("in_") or n == "spec.json"], names
+    time.sleep(1.0)
+    alive = [p for p in pids if os.path.exists(f"/proc/{p}")
+             and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"]
+    assert not alive, alive
+
+
+def test_as_an_ordinary_user_the_first_line_says_which_protections_are_off(tmp_path):
+    """The grader run as 'nobody': no walls can be built, and its first line says so."""
+    import pwd
+    import numpy
+    if not ROOT:
+        user = None                    # already an ordinary user
+    else:
+        try:
+            user = pwd.getpwnam("nobody").pw_uid
+        except KeyError:
+            pytest.skip("no user 'nobody' to run the grader as")
+    python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    if user is not None and not os.access(python, os.X_OK):
+        pytest.skip(f"{python} is missing")
+    site = os.path.dirname(os.path.dirname(numpy.__file__))
+    pkg = os.path.dirname(os.path.dirname(grader.__file__))
+    d = Path(tempfile.mkdtemp(prefix="numpyvae-nobody-"))
+    try:
+        os.chmod(d, 0o777)
+        sub = d / "relu.py"
+        sub.write_text((Path(__file__).parent / "submissions" / "relu_correct.py").read_text())
+        os.chmod(sub, 0o644)
+        cmd = [python if user is not None else sys.executable, "-m", "numpyvae", "assignment",
+               "grade", str(sub), "--exercises", R]
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{os.path.dirname(pkg)}:{site}",
+               "HOME": str(d), "MPLCONFIGDIR": str(d), "TMPDIR": str(d)}
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=d,
+                             **({"user": user, "group": user, "extra_groups": []} if user else {}))
+    finally:
+        subprocess.run(["rm", "-rf", str(d)])
+    if user is not None and "Permission denied" in out.stderr:
+        pytest.skip("'nobody' cannot read this checkout: " + out.stderr[-200:])
+    assert out.returncode == 0, out.stdout + out.stderr
+    first = out.stdout.splitlines()[0]
+    assert first.startswith("WARNING protections off:") and "separate user" in first, first
+    assert "no network" in first and "process limit" in first

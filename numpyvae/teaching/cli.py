@@ -211,7 +211,12 @@ def _grade(args) -> int:
             return 1
         raise _Bad(f"path must be an existing student file, got {args.path}")
     extra = [Path(args.gradescope).resolve().parent] if args.gradescope else []
-    report = grade_group(args.path, args.student_id, settings, extra)
+    try:
+        report = grade_group(args.path, args.student_id, settings, extra)
+    except RuntimeError as exc:       # the grader itself (its walls, its interpreter) failed
+        if args.gradescope:
+            write_checked(args.gradescope, failure_results(str(exc)))
+        raise _Bad(f"the grader could not grade {args.path}: {exc}") from None
     if args.gradescope:
         write_checked(args.gradescope, report.to_gradescope(man.get("visibility")))
     print(json.dumps(report.to_dict(), indent=2, allow_nan=False) if args.json else report)

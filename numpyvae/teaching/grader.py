@@ -25,8 +25,8 @@ import numpy as np
 
 from .. import gradcheck
 from .exercises import EXERCISES, build_cases, select
+from .isolation import Plan, acquire, read_student_file, work_base
 from .submission import allowed_import, find_submission, notebook_code
-from .isolation import Plan, acquire, read_student_file
 
 __all__ = ["ExerciseResult", "GradeReport", "grade", "Limits", "STATUSES", "write_gradescope"]
 
@@ -383,6 +383,26 @@ def _reference_numeric(ex, meta, arrays) -> dict:
     return {"g." + n: num(f, p) for n, p in vae.params.items()}
 
 
+_NUMERIC_CACHE: dict = {}
+
+
+def _reference_cached(ex, meta, arrays) -> dict:
+    """``_reference_numeric``, remembered for the visible cases (every student shares
+    them, so a batch computes them once per process)."""
+    if meta.get("secret"):
+        return _reference_numeric(ex, meta, arrays)
+    import hashlib
+    h = hashlib.sha1(json.dumps(meta, sort_keys=True, default=str).encode())
+    for k in sorted(arrays):
+        h.update(k.encode() + np.ascontiguousarray(arrays[k], dtype=np.float64).tobytes())
+    key = (ex.id, h.hexdigest())
+    if key not in _NUMERIC_CACHE:
+        if len(_NUMERIC_CACHE) > 512:
+            _NUMERIC_CACHE.clear()
+        _NUMERIC_CACHE[key] = _reference_numeric(ex, meta, arrays)
+    return {k: v.copy() for k, v in _NUMERIC_CACHE[key].items()}
+
+
 def _hint(a, n, meta):
     """A short reason a wrong gradient may be wrong, or ''."""
     if not np.all(np.isfinite(a)):
@@ -541,6 +561,9 @@ def _inputs_file(spec, chosen, seed, student_id, hidden, vae_settings=None):
     """An unlinked file (gone when the last process holding it ends, even if this one is
     killed) with the spec and every case, reopened read-only: -> (fd, {id: cases})."""
     import zipfile
+    if os.name == "nt":               # no descriptor passing: the job folder holds the files
+        return None, _metas_to_files(spec, chosen, seed, student_id, hidden, vae_settings)
+    spec.pop("job")
     f = tempfile.TemporaryFile()
     with zipfile.ZipFile(f, "w") as z:
         spec["exercises"], metas = _job_inputs(z, chosen, seed, student_id, hidden,
@@ -554,6 +577,20 @@ def _inputs_file(spec, chosen, seed, student_id, hidden, vae_settings=None):
         fd = os.dup(f.fileno())
         f.close()
     return fd, metas
+
+
+def _metas_to_files(spec, chosen, seed, student_id, hidden, vae_settings=None):
+    """Windows: the spec and the cases as files in the job folder (``spec["job"]``)."""
+    import zipfile
+    job = Path(spec.pop("job"))
+    buf = tempfile.SpooledTemporaryFile()
+    with zipfile.ZipFile(buf, "w") as z:
+        spec["exercises"], metas = _job_inputs(z, chosen, seed, student_id, hidden,
+                                               vae_settings)
+        for name in z.namelist():
+            (job / name).write_bytes(z.read(name))
+    (job / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+    return metas
 
 
 def _prepare(job, path, plan):
@@ -613,17 +650,16 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
     plan = acquire(hide=[str(h) for h in hide] + [str(path.resolve().parent)])
     if plan.off:
         report.add_review("protection_off", "protections off: " + "; ".join(plan.off))
-    job = Path(tempfile.mkdtemp(prefix="numpyvae-grade-"))
+    job = Path(tempfile.mkdtemp(prefix="numpyvae-grade-", dir=work_base()))
     inputs_fd = None
     try:
         student = _prepare(job, path, plan)
         inputs_fd, metas = _inputs_file({
-            "student": str(student), "reference_dir": str(REFERENCE_DIR),
+            "job": str(job), "student": str(student), "reference_dir": str(REFERENCE_DIR),
             "allowed": [str(job / SANDBOX_NAME)], "output_cap": limits.output_cap,
             "rlimits": _rlimits(limits, len(chosen))}, chosen, seed, student_id, hidden,
             vae_settings)
-        problems = _run(job, [e.id for e in chosen], limits, plan, inputs_fd)
-        plan.kill_all()           # nothing of the submission runs while it is judged
+        problems = _run(job, [e.id for e in chosen], limits, plan, inputs_fd)   # kills after each child
         failed_import = _student_json(job / "import.json")
         if failed_import is not None and not isinstance(failed_import, dict):
             failed_import = {"error": "a malformed import record"}
@@ -676,7 +712,7 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
                                    "calling, importing or inheriting numpyvae's implementation")
                 else:
                     with np.errstate(all="ignore"):
-                        record["numeric"] = [_reference_numeric(ex, m, a) for m, a in cases]
+                        record["numeric"] = [_reference_cached(ex, m, a) for m, a in cases]
                         row.status, row.max_error, row.message, grads = _verdict(
                             ex, [m for m, _ in cases], record, got, report.threshold,
                             [a for _, a in cases])

@@ -31,6 +31,7 @@ _SETUP = """#!/usr/bin/env bash
 set -euo pipefail
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 SRC="$ROOT/source"
+cd "$ROOT"
 # python3 with venv and pip: installed only when missing (stock Ubuntu 22.04 and 24.04 lack venv)
 if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
@@ -47,7 +48,7 @@ python3 -m venv "$ROOT/numpyvae-student"
 "$ROOT/numpyvae-student/bin/python" -m pip install --quiet "numpy==$NUMPY"
 # the checks run_autograder relies on: the grader imports, the student side cannot
 "$ROOT/numpyvae-grader/bin/python" -c "import numpyvae.teaching.grader, threadpoolctl"
-if "$ROOT/numpyvae-student/bin/python" -c "import numpyvae" >/dev/null 2>&1; then
+if "$ROOT/numpyvae-student/bin/python" -I -c "import numpyvae" >/dev/null 2>&1; then
   echo "setup.sh: numpyvae is importable from the student environment" >&2; exit 1
 fi
 # the unprivileged user submissions run as

@@ -140,9 +140,11 @@ def acquire(hide=()) -> Plan:
 
     hide: folders the submission must not see (results, other submissions, the manifest).
     """
-    if not is_root():
-        return Plan(off=["separate user", "hidden reference", "no network", "process limit",
-                         "cleanup of escaped processes"])
+    if not is_root():      # numpy alone on the path still; everything else is off
+        import numpy
+        return Plan(numpy_dir=os.path.dirname(os.path.dirname(os.path.realpath(numpy.__file__))),
+                    off=["separate user", "hidden reference (not on the path, but readable)",
+                         "no network", "process limit", "cleanup of escaped processes"])
     os.makedirs(_LOCK_DIR, mode=0o700, exist_ok=True)
     while True:
         for slot in range(SLOTS):
@@ -156,12 +158,45 @@ def acquire(hide=()) -> Plan:
             plan = Plan(uid=uid, gid=gid, _slot_fd=fd)
             try:
                 plan.kill_all()                   # whatever a killed grader left behind
+                _sweep(uid)
                 _fill(plan, list(hide))
             except BaseException:
                 plan.release()
                 raise
             return plan
         time.sleep(0.05)
+
+
+def work_base() -> str | None:
+    """Root: the folder (root's, mode 0711) that holds the submissions' folders, so no
+    submission can rename its own folder away under the grader. Else None (the default
+    temporary folder)."""
+    if not is_root():
+        return None
+    base = os.path.join(tempfile.gettempdir(), "numpyvae-grading")
+    try:
+        os.mkdir(base, 0o711)
+    except FileExistsError:
+        pass
+    st = os.lstat(base)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0:
+        raise RuntimeError(f"{base} is not a folder of root's; remove it")
+    os.chmod(base, 0o711)
+    return base
+
+
+def _sweep(uid: int) -> None:
+    """Remove grading folders a killed grader left to this slot's user (only the slot's
+    holder uses that user, so any such folder is stale)."""
+    base = work_base() or tempfile.gettempdir()
+    for name in os.listdir(base):
+        if name.startswith(("numpyvae-grade-", "numpyvae-probe-")):
+            p = os.path.join(base, name)
+            try:
+                if os.lstat(p).st_uid == uid:
+                    shutil.rmtree(p, ignore_errors=True)
+            except OSError:
+                pass
 
 
 def _secret_dirs(python, numpy_dir):
@@ -185,9 +220,27 @@ def _candidates():
     numpy_dir = os.path.dirname(os.path.dirname(os.path.realpath(numpy.__file__)))
     for p in (sys.executable, os.path.realpath(sys.executable), f"/usr/bin/{v}",
               f"/usr/local/bin/{v}", shutil.which(v)):
-        if p and (p, numpy_dir) not in out:
+        if p and (p, numpy_dir) not in out and _others_can_run(p):
             out.append((p, numpy_dir))
     return out
+
+
+def _others_can_run(path: str) -> bool:
+    """Whether a user with no group in common may run ``path`` (every folder on the way
+    searchable by others, the file executable by others); skips hopeless probes."""
+    try:
+        real = os.path.realpath(path)
+        if not os.stat(real).st_mode & 0o001:
+            return False
+        d = os.path.dirname(real)
+        while True:
+            if not os.stat(d).st_mode & 0o001:
+                return False
+            if d == os.path.dirname(d):
+                return True
+            d = os.path.dirname(d)
+    except OSError:
+        return False
 
 
 _PROBE = """
