@@ -66,7 +66,7 @@ class Terms:
     Per-example arrays: elbo_per_example, recon_per_example, kl_per_example (B,);
     log_px_z (K, B); mu, logvar (B, Z); z, eps (K, B, Z).
 
-    Derivation: derivations/03_elbo.md, eq. (3.7)
+    Derivation: derivations/03_elbo.md, eq. (3.8)
     """
     loss: float
     elbo: float
@@ -111,7 +111,7 @@ class VAE(_DecoderHeads, _FlatParams):
     Gradients likewise live in ``flat_grads`` / ``grads``.
 
     Derivation: derivations/01_generative_model.md, eq. (1.1)
-    Derivation: derivations/03_elbo.md, eq. (3.5)
+    Derivation: derivations/03_elbo.md, eq. (3.6)
     Derivation: derivations/10_model_family.md, eq. (10.5)
     Derivation: derivations/10_model_family.md, eq. (10.9)
     """
@@ -251,7 +251,7 @@ class VAE(_DecoderHeads, _FlatParams):
         A conditional model needs the labels y (B,) and encodes [x, onehot(y)]. With
         posterior="full" this is the mean and the diagonal part; ``encode_full`` gives L.
 
-        Derivation: derivations/03_elbo.md, eq. (3.5)
+        Derivation: derivations/03_elbo.md, eq. (3.6)
         """
         x = self._check_x(x)
         return self._encode(self._with_labels(x, y))
@@ -341,8 +341,8 @@ class VAE(_DecoderHeads, _FlatParams):
         (B,) for a conditional model. Those, and posterior="full", take ``_family_forward``;
         the diagonal ELBO below is the plain path (a test proves the two paths agree).
 
-        Derivation: derivations/03_elbo.md, eq. (3.5)
-        Derivation: derivations/03_elbo.md, eq. (3.8)
+        Derivation: derivations/03_elbo.md, eq. (3.6)
+        Derivation: derivations/03_elbo.md, eq. (3.9)
         Derivation: derivations/10_model_family.md, eq. (10.1)
         """
         objective = self.objective if objective is None else objective
@@ -450,7 +450,7 @@ class VAE(_DecoderHeads, _FlatParams):
     def loss(self, x, eps=None, k=1, beta=1.0, kl="closed", y=None, objective=None) -> float:
         """Negative ELBO (beta-weighted) or negative IWAE bound, mean over the batch, in nats.
 
-        Derivation: derivations/03_elbo.md, eq. (3.7)
+        Derivation: derivations/03_elbo.md, eq. (3.8)
         Derivation: derivations/10_model_family.md, eq. (10.1)
         """
         return self.forward(x, eps=eps, k=k, beta=beta, kl=kl, y=y, objective=objective).loss
@@ -458,7 +458,7 @@ class VAE(_DecoderHeads, _FlatParams):
     def loss_and_grads(self, x, eps=None, k=1, beta=1.0, kl="closed", y=None, objective=None):
         """(loss, {name: gradient}) with the gradients copied out of the live buffers.
 
-        Derivation: derivations/03_elbo.md, eq. (3.7)
+        Derivation: derivations/03_elbo.md, eq. (3.8)
         """
         t = self.forward(x, eps=eps, k=k, beta=beta, kl=kl, y=y, objective=objective)
         self.backward()

@@ -1,4 +1,4 @@
-"""EM on the linear-Gaussian model (numpyvae.theory.em; derivations/03_elbo.md, (3.12)-(3.13))."""
+"""EM on the linear-Gaussian model (numpyvae.theory.em; derivations/03_elbo.md, (3.11)-(3.12))."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st

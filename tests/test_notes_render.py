@@ -170,3 +170,226 @@ def test_graphical_model_figure_script_runs(tmp_path):
     png = tmp_path / "graphical_model.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "graphical_model.png" in (DERIV / "01_generative_model.md").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- structure
+_TAG = re.compile(r"\\tag\{(\d+)\.(\d+)\}")
+_NUMBERED = re.compile(r"^#{2,3} (\d+)\.(\d+)(?:–(\d+)\.(\d+))? ")
+_NUMBERED_NOTES = [p for p in NOTES if re.match(r"\d\d_", p.name)]
+
+
+def structure_problems(text, name):
+    """Tags in order without gaps, each inside the numbered section it belongs to; no math in headings."""
+    problems, tags, section, fence = [], [], None, False
+    number = int(name[:2])
+    for no, line in enumerate(text.split("\n"), 1):
+        if line.strip().startswith("```"):
+            fence = not fence
+        if not fence and line.startswith("#"):
+            if "$" in line:
+                problems.append(f"{name}:{no}: math in a heading (its link anchor breaks)")
+            m = _NUMBERED.match(line)
+            if m:
+                a = (int(m.group(1)), int(m.group(2)))
+                b = (int(m.group(3)), int(m.group(4))) if m.group(3) else a
+                if a[0] != number:
+                    problems.append(f"{name}:{no}: section {a[0]}.{a[1]} in note {number}")
+                section = (a, b)
+            elif line.startswith("## ") or line.startswith("### "):
+                section = None
+        for t in _TAG.findall(line):
+            tag = (int(t[0]), int(t[1]))
+            tags.append(tag)
+            if tag[0] != number:
+                problems.append(f"{name}:{no}: tag ({tag[0]}.{tag[1]}) in note {number}")
+            if section and not (section[0] <= tag <= section[1]):
+                problems.append(f"{name}:{no}: tag ({tag[0]}.{tag[1]}) inside section "
+                                f"{section[0][0]}.{section[0][1]}, whose number it contradicts")
+    seconds = [t[1] for t in tags]
+    if seconds != list(range(1, len(seconds) + 1)):
+        problems.append(f"{name}: tags run {seconds}, not 1, 2, 3, ... in order")
+    return problems
+
+
+def test_structure_check_catches_disorder_gaps_clashes_and_math_headings():
+    broken = ("# 3. Note\n\n## 3.1 First\n\n```math\na \\tag{3.2}\n```\n\n```math\nb \\tag{3.1}\n```\n\n"
+              "## Route $q$\n\n```math\nc \\tag{3.4}\n```\n")
+    found = "\n".join(structure_problems(broken, "03_x.md"))
+    for needle in ["math in a heading", "tags run [2, 1, 4]", "tag (3.2) inside section 3.1"]:
+        assert needle in found, found
+    clean = "# 3. Note\n\n## 3.1–3.2 Two\n\n```math\na \\tag{3.1}\n```\n\n```math\nb \\tag{3.2}\n```\n"
+    assert structure_problems(clean, "03_x.md") == []
+
+
+@pytest.mark.parametrize("path", _NUMBERED_NOTES, ids=[p.name for p in _NUMBERED_NOTES])
+def test_note_numbers_agree(path):
+    problems = structure_problems(path.read_text(encoding="utf-8"), path.name)
+    assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- a model of GitHub's pass
+_PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+
+
+def _unescape(body):
+    """What CommonMark leaves of a text after its backslash escapes (GitHub does this inside $...$)."""
+    return re.sub(r"\\([!\"#$%&'()*+,\-./:;<=>?@\[\]^_`{|}~\\])", r"\1", body)
+
+
+def _runs(text, ch):
+    """(start, end, can_open, can_close) of each run of ch, by CommonMark's flanking rules."""
+    out = []
+    for m in re.finditer(re.escape(ch) + "+", text):
+        before = text[m.start() - 1] if m.start() > 0 else " "
+        after = text[m.end()] if m.end() < len(text) else " "
+        left = not after.isspace() and (after not in _PUNCT or before.isspace() or before in _PUNCT)
+        right = not before.isspace() and (before not in _PUNCT or after.isspace() or after in _PUNCT)
+        if ch == "_":
+            can_open = left and (not right or before in _PUNCT)
+            can_close = right and (not left or after in _PUNCT)
+        else:
+            can_open, can_close = left, right
+        out.append((m.start(), m.end(), can_open, can_close))
+    return out
+
+
+def github_alterations(text, name="<text>"):
+    """Inline formulas GitHub's Markdown pass would change before the math renderer sees them.
+
+    The model: a paragraph's code spans are left alone; in the rest, the text between two '$'
+    reaches the renderer after CommonMark's backslash escapes are applied, and an '_' or '*' inside
+    a formula is lost to emphasis when CommonMark's flanking rules let it pair with another one of
+    the same paragraph.
+    """
+    problems, fence, para = [], False, []
+
+    def flush():
+        if not para:
+            return
+        start = para[0][0]
+        joined = "\n".join(line for _, line in para)
+        masked = _CODE_SPAN.sub(lambda m: " " * len(m.group(0)), joined)
+        spans = [(m.start(1), m.end(1)) for m in _INLINE.finditer(masked)]
+        for a, b in spans:
+            body = masked[a:b]
+            if _unescape(body) != body:
+                line = start + masked[:a].count("\n")
+                problems.append(f"{name}:{line}: GitHub would pass ${_unescape(body)}$ for ${body}$")
+        # emphasis across the paragraph (escaped delimiters are literal, so blank them first)
+        plain = re.sub(r"\\[_*]", "  ", masked).replace("$", " ")
+        for ch in "_*":
+            runs = _runs(plain, ch)
+            for i, (s1, _, op, _) in enumerate(runs):
+                if not op:
+                    continue
+                for s2, _, _, cl in runs[i + 1:]:
+                    if cl and any(a <= s1 < b or a <= s2 < b for a, b in spans):
+                        line = start + plain[:s1].count("\n")
+                        problems.append(f"{name}:{line}: '{ch}' in a formula can pair with a later '{ch}' "
+                                        "as emphasis")
+                        break
+        para.clear()
+
+    for no, line in enumerate(text.split("\n"), 1):
+        if line.strip().startswith("```"):
+            flush()
+            fence = not fence
+            continue
+        if fence:
+            continue
+        if re.match(r"\s*([*+-]|\d+\.|>)\s", line):   # a list item or quote starts its own block
+            flush()
+        if not line.strip() or line.startswith("#") or line.startswith("|"):
+            flush()
+            if line.startswith("|"):      # a table row is its own block
+                para.append((no, line))
+                flush()
+            continue
+        para.append((no, line))
+    flush()
+    return problems
+
+
+def test_github_model_sees_escapes_and_emphasis():
+    assert github_alterations("A $a\\,b$ here.") != []
+    assert github_alterations("Sum $x_{1}$ and $y_{2}$ and *z*.") == []
+    assert github_alterations("Pair $a*b$ and $c*d$.") != []          # '*b$ and $c*' reads as emphasis
+    assert github_alterations("In code `$a\\,b$` it is left alone.") == []
+    assert github_alterations("Fine $\\alpha + \\beta_j$.") == []
+    assert github_alterations("Mean $\\overline{K}_j$ and\nthen $\\mu_{ij}$.") != []   # one paragraph
+    assert github_alterations("* Mean $\\overline{K}_j$ and\n* then $\\mu_{ij}$.") == []   # two items
+
+
+@pytest.mark.parametrize("path", NOTES, ids=[p.name for p in NOTES])
+def test_github_leaves_every_formula_alone(path):
+    problems = github_alterations(path.read_text(encoding="utf-8"), path.name)
+    assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- KaTeX
+KATEX = DERIV.parent / "docs" / "site" / "assets" / "katex" / "katex.min.js"
+
+
+def formulas(text):
+    """(tex, display) of every formula: ```math fences (display) and inline $...$ outside code."""
+    out, fence, block = [], None, []
+    for line in text.split("\n"):
+        s = line.strip()
+        if s.startswith("```"):
+            if fence is None:
+                fence = "math" if s == "```math" else "code"
+            else:
+                if fence == "math":
+                    out.append(("\n".join(block), True))
+                fence, block = None, []
+            continue
+        if fence == "math":
+            block.append(line)
+        elif fence is None:
+            masked = _CODE_SPAN.sub(lambda m: " " * len(m.group(0)), line)
+            out += [(m.group(1), False) for m in _INLINE.finditer(masked)]
+    return out
+
+
+def katex_errors(items):
+    """KaTeX's error for each (tex, display), '' when it renders; None when no JavaScript engine runs."""
+    import json
+    import shutil
+    import subprocess
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None or not KATEX.is_file():
+        return None
+    script = (f"const katex = require({json.dumps(str(KATEX))});\n"
+              "let s = ''; process.stdin.on('data', d => s += d);\n"
+              "process.stdin.on('end', () => { const items = JSON.parse(s);\n"
+              "  process.stdout.write(JSON.stringify(items.map(it => {\n"
+              "    try { katex.renderToString(it[0], {displayMode: it[1], throwOnError: true}); return ''; }\n"
+              "    catch (e) { return String(e.message || e); } }))); });\n")
+    r = subprocess.run([node, "-e", script], input=json.dumps(items), capture_output=True, text=True,
+                       timeout=300)
+    if r.returncode != 0:
+        return None
+    return json.loads(r.stdout)
+
+
+def test_katex_check_rejects_a_broken_formula():
+    errors = katex_errors([["\\frac12 \\sum_j e^{v_j} \\tag{3.3}", True], ["\\frac{1}{2", False],
+                           ["\\notacommand x", False]])
+    if errors is None:
+        pytest.skip("no Node.js to run the bundled KaTeX")
+    assert errors[0] == "" and errors[1] and errors[2]
+
+
+def test_every_formula_of_the_notes_renders_in_katex():
+    items, where = [], []
+    for path in NOTES:
+        for tex, display in formulas(path.read_text(encoding="utf-8")):
+            items.append([tex, display])
+            where.append(path.name)
+    assert len(items) > 1000, f"only {len(items)} formulas found"
+    errors = katex_errors(items)
+    if errors is None:
+        pytest.skip("no Node.js to run the bundled KaTeX")
+    bad = [f"{w}: {tex[:80]!r}: {err}" for w, (tex, _), err in zip(where, items, errors) if err]
+    assert not bad, "\n".join(bad[:20])

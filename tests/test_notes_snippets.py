@@ -24,6 +24,7 @@ NOTES = sorted(DERIV.glob("[0-9][0-9]_*.md")) if DERIV.is_dir() else []
 def _snippets(path):
     text = path.read_text(encoding="utf-8")
     _, _, tail = text.partition("## Check it yourself")
+    tail, _, _ = tail.partition("## Exercises")      # exercise checks need the student's answer
     return re.findall(r"```python\n(.*?)```", tail, re.S)
 
 

@@ -1,6 +1,6 @@
 """EM on the linear-Gaussian model: ELBO maximisation by coordinate ascent, with an exact E-step.
 
-The ELBO L(q, theta) bounds log p_theta(x) for every q (derivations/03_elbo.md, eq. (3.3)). EM climbs it one
+The ELBO L(q, theta) bounds log p_theta(x) for every q (derivations/03_elbo.md, eq. (3.4)). EM climbs it one
 coordinate at a time:
 
     E-step: q <- p_theta(z | x)          (exact posterior; the bound touches log p(x))
@@ -11,7 +11,7 @@ and log p_new(x) >= L. A VAE cannot do the E-step exactly (no closed-form poster
 in the linear-Gaussian model of derivations/01_generative_model.md it can, and the fixed point is probabilistic
 PCA (Tipping & Bishop 1999). Only numpy.
 
-Derivation: derivations/03_elbo.md, eq. (3.12)
+Derivation: derivations/03_elbo.md, eq. (3.11)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def e_step(model, x):
     model: a ``LinearGaussian``; x: (N, D). Returns m (N, Z) and S (Z, Z) (shared by all
     rows; derivations/01_generative_model.md, eq. (1.9)), i.e. the q that makes the ELBO equal log p(x).
 
-    Derivation: derivations/03_elbo.md, eq. (3.12)
+    Derivation: derivations/03_elbo.md, eq. (3.11)
     """
     if not isinstance(model, LinearGaussian):
         raise TypeError(f"model must be a LinearGaussian, got {type(model).__name__}")
@@ -49,7 +49,7 @@ def m_step(x, m, S, c=None):
         c = (1/(N D)) sum_i [ ||x_i - b - W m_i||^2 + tr(W^T W S) ].
     ``c`` given: keep it fixed. Returns (W (D, Z), b (D,), c float).
 
-    Derivation: derivations/03_elbo.md, eq. (3.13)
+    Derivation: derivations/03_elbo.md, eq. (3.12)
     """
     x = np.asarray(x, dtype=np.float64)
     m = np.asarray(m, dtype=np.float64)
@@ -77,7 +77,7 @@ def m_step(x, m, S, c=None):
 def em_step(model, x, learn_c=True):
     """One EM iteration: E-step then M-step. Returns a new ``LinearGaussian``.
 
-    Derivation: derivations/03_elbo.md, eq. (3.12)
+    Derivation: derivations/03_elbo.md, eq. (3.11)
     """
     m, S = e_step(model, x)
     W, b, c = m_step(x, m, S, c=None if learn_c else model.c)
@@ -94,7 +94,7 @@ def fit_em(x, z_dim, n_steps=200, c=None, seed=0, init=None):
     the start's log p(x), where the bound is tight). EM guarantees
     log_px[t] <= elbo_after_m[t+1] <= log_px[t+1].
 
-    Derivation: derivations/03_elbo.md, eq. (3.12)
+    Derivation: derivations/03_elbo.md, eq. (3.11)
     """
     x = _check_data(x, z_dim, c)
     n_steps = positive_int("n_steps", n_steps)

@@ -368,7 +368,7 @@ def elbo_energy_entropy(vae, x, k=1, rng=None):
     x: (B, D) -> (elbo (B,), energy (B,), entropy (B,)). Its expectation equals
     E_q[log p(x|z)] - KL(q || p(z)) (``VAE.forward(...).elbo_per_example``).
 
-    Derivation: derivations/03_elbo.md, eq. (3.6)
+    Derivation: derivations/03_elbo.md, eq. (3.7)
     """
     x = vae_and_x(vae, x)
     k = positive_int("k", k)
@@ -422,7 +422,7 @@ def elbo_gradient_variance(vae, x, ks=(1, 5, 50), n_rep=50, rng=None, kl="closed
     (squared norm of the mean gradient), "snr" (mean_grad_sq / total_var) and
     "seconds". The variance falls roughly like 1/K. Leaves ``vae.grads`` overwritten.
 
-    Derivation: derivations/03_elbo.md, eq. (3.8)
+    Derivation: derivations/03_elbo.md, eq. (3.9)
     """
     x = vae_and_x(vae, x)
     n_rep = positive_int("n_rep", n_rep)

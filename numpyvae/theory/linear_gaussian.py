@@ -191,7 +191,7 @@ class LinearGaussian:
 
         With S the covariance of q: -D/2 log(2 pi c) - (|x - b - W mu|^2 + tr(W^T W S)) / (2c).
 
-        Derivation: derivations/03_elbo.md, eq. (3.5)
+        Derivation: derivations/03_elbo.md, eq. (3.6)
         """
         x = self._check_x(x)
         q_mu, q_logvar, q_cov = self._check_q(x, q_mu, q_logvar, q_cov)
@@ -208,7 +208,7 @@ class LinearGaussian:
 
         E_q[log p(z)] = -Z/2 log(2 pi) - (|mu|^2 + tr S) / 2.
 
-        Derivation: derivations/03_elbo.md, eq. (3.6)
+        Derivation: derivations/03_elbo.md, eq. (3.7)
         """
         x = self._check_x(x)
         q_mu, q_logvar, q_cov = self._check_q(x, q_mu, q_logvar, q_cov)
@@ -222,8 +222,8 @@ class LinearGaussian:
         q is diagonal (q_logvar: (B, Z)) or full (q_cov: (Z, Z) or (B, Z, Z)). Shah's Eq. (8)
         then holds exactly: log_marginal(x) - elbo(x, q) = kl_to_posterior(x, q) >= 0.
 
-        Derivation: derivations/03_elbo.md, eq. (3.3)
-        Derivation: derivations/03_elbo.md, eq. (3.5)
+        Derivation: derivations/03_elbo.md, eq. (3.4)
+        Derivation: derivations/03_elbo.md, eq. (3.6)
         """
         x = self._check_x(x)
         q_mu, q_logvar, q_cov = self._check_q(x, q_mu, q_logvar, q_cov)
@@ -237,7 +237,7 @@ class LinearGaussian:
     def kl_to_posterior(self, x, q_mu, q_logvar=None, q_cov=None):
         """KL(q || p(z|x)) for Gaussian q, using ``numpyvae.kl.kl_mvn``; -> (B,).
 
-        Derivation: derivations/03_elbo.md, eq. (3.1)
+        Derivation: derivations/03_elbo.md, eq. (3.2)
         """
         x = self._check_x(x)
         q_mu, q_logvar, q_cov = self._check_q(x, q_mu, q_logvar, q_cov)

@@ -178,7 +178,7 @@ def kl_warmup_beta(step: int, steps_per_epoch: int, warmup_epochs: float, beta: 
     (reached after ``warmup_epochs * steps_per_epoch`` steps) and stays there afterwards.
     ``warmup_epochs == 0`` means no warm-up (``beta`` from the first step).
 
-    Derivation: derivations/03_elbo.md, eq. (3.7)
+    Derivation: derivations/03_elbo.md, eq. (3.8)
     """
     if steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch: expected a positive integer, got {steps_per_epoch!r}")
