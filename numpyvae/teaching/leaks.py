@@ -18,6 +18,7 @@ import io
 import itertools
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,12 @@ def _outputs(res):
 def _forms(o):
     """o as a one-line body would return it: as is, negated, summed over K. (Multiplying a
     local derivative by the upstream gradient is the chain rule, the student's part.)"""
-    o = np.asarray(o, dtype=np.float64)
+    try:
+        o = np.asarray(o, dtype=np.float64)
+    except (TypeError, ValueError):
+        return
+    if not np.all(np.isfinite(o)):
+        return
     yield o
     yield -o
     if o.ndim >= 3:
@@ -65,7 +71,8 @@ def _required(f):
 
 def _quiet(f, *args):
     with np.errstate(all="ignore"), contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()):
+            contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         return f(*args)
 
 

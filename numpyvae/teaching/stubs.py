@@ -681,7 +681,9 @@ def strip_solutions(text):
                     re.match(r"^(#+)", lines[i]).group(1)) <= level):
                 i += 1
             continue
-        out.append(re.sub(r"\[([^\]]*)\]\((?:\./)?solutions\.md[^)]*\)", r"\1", ln))
+        ln = re.sub(r"\[([^\]]*)\]\((?:\./)?solutions\.md[^)]*\)", r"\1", ln)
+        # a sentence naming the file itself (the worked answers are not the students')
+        out.append(re.sub(r"\s*[^.\n]*\bsolutions\.md\b[^.\n]*\.(?=\s|$)", "", ln))
         i += 1
     return "".join(out)
 
