@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .submission import find_submission
 
-__all__ = ["find_submissions", "grade_folder"]
+__all__ = ["find_submissions", "grade_folder", "missing_report"]
 
 
 def _safe(name: str) -> str:
@@ -44,16 +44,26 @@ def find_submissions(folder, file_name="student_vae.py") -> list:
     return out
 
 
+def missing_report(path, settings, student_id):
+    """The report of a submission that is not there: every exercise 0, saying so."""
+    from .exercises import select
+    from .grader import ExerciseResult, GradeReport
+    report = GradeReport(str(path), student_id=student_id)
+    report.results = [ExerciseResult(e.id, "error", message=f"no submission found at {path}",
+                                     max_score=float(settings["points"].get(e.id, e.points)))
+                      for e in select(settings["exercises"])]
+    return report
+
+
 def _one(args):
-    from .cli import _missing
     from .grader import grade
     sid, path, settings = args
     if path is None:
-        return sid, _missing(f"(nothing in the folder of {sid})", settings, sid)
+        return sid, missing_report(f"(nothing in the folder of {sid})", settings, sid)
     try:
         return sid, grade(path, student_id=sid, **settings)
     except Exception as exc:         # noqa: BLE001 - one bad submission never stops a batch
-        report = _missing(path, settings, sid)
+        report = missing_report(path, settings, sid)
         for r in report.results:
             r.message = f"the grader failed on this submission: {type(exc).__name__}: {exc}"
         report.add_review("grader_failure", f"{type(exc).__name__}: {exc}")

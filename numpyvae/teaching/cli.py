@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 from .exercises import EXERCISES, select
-from .grader import GradeReport, Limits, ExerciseResult, grade, write_json
+from .grader import GradeReport, Limits, grade, write_json
+from .batch import grade_folder, missing_report
 from .gradescope import (VISIBILITIES, build_autograder, failure_results, group_report,
                          write_checked)
 from .stubs import MANIFEST_FILE, make_assignment
@@ -183,15 +184,6 @@ def _settings(args, man) -> dict:
                 vae_settings=man.get("vae_settings"))
 
 
-def _missing(path, settings, student_id) -> GradeReport:
-    """The report of a submission that is not there: every exercise 0, saying so."""
-    report = GradeReport(str(path), student_id=student_id)
-    report.results = [ExerciseResult(e.id, "error", message=f"no submission found at {path}",
-                                     max_score=float(settings["points"].get(e.id, e.points)))
-                      for e in select(settings["exercises"])]
-    return report
-
-
 def grade_group(path, ids, settings, extra_hide=()) -> GradeReport:
     """Grade ``path`` on the hidden cases of every id in ``ids`` (a group); one report."""
     kw = dict(settings, hide=list(settings["hide"]) + [str(h) for h in extra_hide])
@@ -205,7 +197,7 @@ def _grade(args) -> int:
         return _batch(args, man, settings)
     if not Path(args.path).is_file():
         if args.gradescope:     # the LMS still needs a results file
-            report = _missing(args.path, settings, ", ".join(args.student_id or []) or None)
+            report = missing_report(args.path, settings, ", ".join(args.student_id or []) or None)
             write_checked(args.gradescope, report.to_gradescope(man.get("visibility")))
             print(report)
             return 1
@@ -225,7 +217,6 @@ def _grade(args) -> int:
 
 def _batch(args, man, settings) -> int:
     """Grade every submission in a folder, several at once; grades.csv and one file each."""
-    from .batch import grade_folder
     out = Path(args.out) if args.out else Path(str(Path(args.path).resolve()) + "-grades")
     if args.student_id:
         raise _Bad("a batch takes each student's id from the file or folder name; "
@@ -264,7 +255,7 @@ def _autograde(args) -> int:
             report = grade_group(path, ids, settings, [root / "results", root / "source",
                                                        sub])
         else:
-            report = _missing(path, settings, ", ".join(ids))
+            report = missing_report(path, settings, ", ".join(ids))
         write_checked(results, report.to_gradescope(man.get("visibility")))
         print(report)
         return 0

@@ -26,6 +26,7 @@ import numpy as np
 from .. import gradcheck
 from .exercises import EXERCISES, build_cases, select
 from .isolation import Plan, acquire, read_student_file, work_base
+from .jsonfile import _finite, write_json
 from .submission import allowed_import, find_submission, notebook_code
 
 __all__ = ["ExerciseResult", "GradeReport", "grade", "Limits", "STATUSES", "write_gradescope"]
@@ -152,31 +153,6 @@ class GradeReport:
 
 def _indent(text):
     return "\n".join("    " + ln for ln in text.splitlines())
-
-
-def _finite(obj):
-    """obj with every NaN/inf float replaced by None (strict JSON has neither)."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
-def write_json(path, data) -> Path:
-    """Strict JSON (no NaN/Infinity), written atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_finite(data), indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
 
 
 def write_gradescope(report: GradeReport, path) -> Path:

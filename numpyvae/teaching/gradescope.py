@@ -150,7 +150,7 @@ def results_json(report, visibility=None) -> dict:
     instructors and TAs, never to the student. ``execution_time`` is the seconds the
     student's code ran. Strict JSON: no NaN or Infinity.
     """
-    from .grader import _finite
+    from .jsonfile import _finite
     tests = []
     for i, r in enumerate(report.results, 1):
         tests.append({"name": r.exercise, "name_format": "text", "number": str(i),
@@ -220,7 +220,7 @@ def write_checked(path, data) -> Path:
     """Write ``data`` atomically, read it back and check it; raise if it is not what was
     written (something else wrote the file) or not a valid results.json."""
     import json
-    from .grader import _finite, write_json
+    from .jsonfile import _finite, write_json
     problem = check_results(data)
     if problem:
         raise ValueError(f"results.json would be invalid: {problem}")
