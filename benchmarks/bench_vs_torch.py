@@ -4,7 +4,8 @@ Three sides, each timed in its own subprocess (so its BLAS thread count is fixed
 NumPy or torch loads, and its peak RSS is its own):
 
 * ``numpyvae``  -- ``numpyvae.training.trainer.Trainer.fit`` (the real training path: shuffle,
-  minibatch copy, forward, backward, Adam), float32, with the command line's ``Speed(threads=N)`` handed to ``Trainer``: at N = 2
+  minibatch copy, forward, backward, Adam), float32, with the command line's ``Speed(threads=N)``
+  handed to ``Trainer``: at N = 2
   each minibatch is split in two, the second half in a child process, each on a one-thread
   BLAS, and Adam's update is split the same way (``numpyvae/speed/split.py``). Its
   peak RSS adds the child's private memory (read at each epoch's end) to the parent's peak;

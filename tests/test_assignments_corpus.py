@@ -46,6 +46,16 @@ CORPUS = {
     "iwae_correct": {IW: ("pass", "")},
     "cholesky_correct": {CH: ("pass", "")},
     "straight_through_correct": {ST: ("pass", "")},
+    "autograd_import": {R: ("pass", "")},      # passes here; the TA is told of the imports
+    "kl_errstate_decorator": {K: ("pass", "")},
+    "linear_dataclass": {L: ("pass", "")},
+    "relu_wraps_decorator": {R: ("pass", "")},
+    "scipy_import": {K: ("error", "only NumPy and Python's standard library")},
+    "cholesky_pasted_renamed": {CH: ("pass", "")},     # passes; the TA sees its similarity
+    # handed in differently: a folder holding the file, renamed, in a subfolder; the stub
+    # beside a finished notebook with magics, shell lines, plots and extra checks
+    "folder_misnamed_in_subfolder": {R: ("pass", "")},
+    "folder_stub_and_notebook": {R: ("pass", ""), K: ("pass", "")},
     # classic mistakes
     "relu_times_two": {R: ("FAIL", "a factor of 2 too large")},
     "relu_nan": {R: ("FAIL", "NaN")},
@@ -98,6 +108,10 @@ CORPUS = {
     "huge_print": {R: ("pass", "")},
     "thread_hangs_at_exit": {R: ("pass", "")},
     "memory_blowup": {R: ("error", "MemoryError"), K: ("pass", "")},
+    # deriving nothing
+    "linear_numerical_diff": {L: ("timeout", "too slow: numerical differentiation?")},
+    # the limit that remains: an elementwise derivative taken numerically in one call
+    "tanh_vectorised_numerical": {"tanh_backward": ("pass", "")},
 }
 
 # VAE submissions: (old, new) replacements in the generated answer key's VAE.backward
@@ -128,6 +142,108 @@ VAE_VARIANTS = {
 }
 
 
+# a student's own VAE.backward (another order, other temporaries): correct, and not similar
+OWN_VAE_BACKWARD = """    def backward(self):
+        c = self._cache
+        x, eps, beta = c["x"], c["eps"], c["beta"]
+        K, B, Z = eps.shape
+        n = K * B
+        d_out = [-g.reshape(n, self.x_dim) / n for g in self.lik.grad(x, *c["outs"])]
+        dz = self._decode_backward(d_out).reshape(K, B, Z)
+        sigma = np.exp(0.5 * c["logvar"])
+        if c["kl"] == "mc":
+            dz = dz + beta / n * c["mc"][1]
+        g_mu = dz.sum(axis=0)
+        g_lv = 0.5 * sigma * np.sum(dz * eps, axis=0)
+        if c["kl"] == "closed":
+            g_mu = g_mu + beta * c["mu"] / B
+            g_lv = g_lv + 0.5 * beta * np.expm1(c["logvar"]) / B
+        else:
+            g_mu = g_mu + beta / n * c["mc"][2].sum(axis=0)
+            g_lv = g_lv + beta / n * c["mc"][3].sum(axis=0)
+        self.dmu, self.dlogvar = g_mu, g_lv
+        if not c["encoder"]:
+            self.flat_grads[self._enc_slice] = 0
+            return
+        h = self.enc_mu.backward(g_mu), self.enc_logvar.backward(g_lv)
+        if len(self.enc.linears) > 0:
+            self.enc.backward(h[0] + h[1])
+"""
+
+
+def _backward_span(text):
+    """(start, end) of VAE.backward in a generated student file."""
+    i = text.index("    def backward(self):", text.index("class VAE"))
+    j = text.find("\n    def ", i + 10)
+    return i, len(text) if j < 0 else j + 1
+
+
+def _own_vae(text):
+    i, j = _backward_span(text)
+    return text[:i] + OWN_VAE_BACKWARD + text[j:]
+
+
+def _pasted_vae(text):
+    """The reference VAE.backward with every local name changed, comments and docstring gone."""
+    import io
+    import tokenize
+    i, j = _backward_span(text)
+    names = {"cache": "memo", "x": "inp", "mu": "m", "logvar": "lv", "eps": "noise",
+             "beta": "b_", "K": "ns", "B": "nb", "Z": "nz", "scale": "w", "douts": "g_out",
+             "dz": "g_z", "dz_kl": "gz_k", "dmu": "g_m", "dlogvar": "g_v", "dmu_kl": "gm_k",
+             "dlogvar_kl": "gv_k", "dh_mu": "h1", "dh_logvar": "h2", "d": "t", "n": "nm"}
+    out, prev = [], None
+    for tok in tokenize.generate_tokens(io.StringIO(text[i:j]).readline):
+        if tok.type == tokenize.COMMENT:
+            tok = tok._replace(string="")
+        elif tok.type == tokenize.STRING and prev is not None and prev.string == ":":
+            tok = tok._replace(string='"pasted"')          # the docstring
+        elif tok.type == tokenize.NAME and tok.string in names and \
+                (prev is None or prev.string != "."):
+            tok = tok._replace(string=names[tok.string])
+        out.append(tok)
+        if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.COMMENT):
+            prev = tok
+    return text[:i] + tokenize.untokenize(out) + text[j:]
+
+
+NUMERICAL_VAE_BACKWARD = """    def backward(self):
+        c = self._cache
+        kw = dict(eps=c["eps"], beta=c["beta"], kl=c["kl"])
+        if not c["encoder"]:
+            kw["q"] = (c["mu"], c["logvar"])
+        p, g = self.flat_params, np.zeros_like(self.flat_params)
+        for i in range(p.size):           # every parameter, one at a time
+            old = p[i]
+            p[i] = old + 1e-5
+            fp = self.forward(c["x"], **kw).loss
+            p[i] = old - 1e-5
+            fm = self.forward(c["x"], **kw).loss
+            p[i] = old
+            g[i] = (fp - fm) / 2e-5
+        self.forward(c["x"], **kw)
+        self.flat_grads[...] = g
+        self.dmu, self.dlogvar = np.zeros_like(c["mu"]), np.zeros_like(c["logvar"])
+"""
+
+
+def _numerical_vae(text):
+    i, j = _backward_span(text)
+    return text[:i] + NUMERICAL_VAE_BACKWARD + text[j:]
+
+
+# VAE submissions made from the answer key by a function: (make, expected)
+VAE_MADE = {"vae_own_style": (_own_vae, ("pass", "")),
+            "vae_pasted_renamed": (_pasted_vae, ("pass", "")),
+            "vae_numerical_diff": (_numerical_vae,
+                                   ("timeout", "too slow: numerical differentiation?"))}
+
+
+def _notes(report):
+    """The review notes about the submission (not the grading machine's protections)."""
+    return [r for r in report.review if r["kind"] != "protection_off"]
+
+
 def _exercises(spec):
     return list(spec)
 
@@ -145,7 +261,16 @@ def graded(key, tmp_path_factory):
     jobs = []
     for name, spec in CORPUS.items():
         path = HERE / f"{name}.py"
-        if not path.exists():          # kept as .txt so linters and compileall skip it
+        if (HERE / name).is_dir():     # a folder, as uploaded: the grader finds the file
+            path = root / name         # (notebooks kept as .ipynb.txt, which linters skip)
+            for f in (HERE / name).rglob("*"):
+                if f.is_file():
+                    dest = path / f.relative_to(HERE / name)
+                    dest = dest.with_name(dest.name.removesuffix(".txt")) \
+                        if dest.name.endswith(".ipynb.txt") else dest
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(f.read_bytes())
+        elif not path.exists():        # kept as .txt so linters and compileall skip it
             path = root / f"{name}.py"
             path.write_text((HERE / f"{name}.txt").read_text(encoding="utf-8"), encoding="utf-8")
         jobs.append((name, path, _exercises(spec)))
@@ -157,6 +282,10 @@ def graded(key, tmp_path_factory):
             t = t.replace(old, new)
         path = root / f"{name}.py"
         path.write_text(t, encoding="utf-8")
+        jobs.append((name, path, [V]))
+    for name, (make, _) in VAE_MADE.items():
+        path = root / f"{name}.py"
+        path.write_text(make(text), encoding="utf-8")
         jobs.append((name, path, [V]))
 
     def one(job):
@@ -172,7 +301,7 @@ def graded(key, tmp_path_factory):
 def test_the_corpus_is_large_enough():
     assert len(CORPUS) + len(VAE_VARIANTS) >= 40
     assert {p.stem for p in HERE.glob("*.py")} | {p.stem for p in HERE.glob("*.txt")} \
-        == set(CORPUS)
+        | {p.name for p in HERE.glob("folder_*") if p.is_dir()} == set(CORPUS)
 
 
 @pytest.mark.slow
@@ -190,10 +319,10 @@ def test_submission(graded, name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(VAE_VARIANTS))
+@pytest.mark.parametrize("name", sorted(VAE_VARIANTS) + sorted(VAE_MADE))
 def test_vae_submission(graded, name):
     report, _ = graded[name]
-    status, piece = VAE_VARIANTS[name][1]
+    status, piece = {**VAE_VARIANTS, **VAE_MADE}[name][1]
     row = report.row(V)
     assert row.status == status, f"{name}: {row.status}: {row.message}"
     assert piece in row.message, f"{name}: {row.message!r} lacks {piece!r}"
@@ -238,3 +367,81 @@ def test_patching_the_grader_in_the_child_does_not_reach_the_parent(graded):
     notes = graded["patch_grader"][0].review                     # flagged for a human look
     assert any(n["kind"] == "mentions" and "numpyvae" in n["message"] for n in notes), notes
     assert not [n for n in graded["relu_correct"][0].review if n["kind"] == "mentions"]
+
+
+def test_the_instructor_is_told_what_to_review(graded):
+    """Not scored, but in the report (and results.json): numerical differentiation that ran
+    out of time on the large case, and imports of automatic differentiation libraries."""
+    kinds = {r["kind"]: r for r in graded["linear_numerical_diff"][0].review}
+    assert "numerical_differentiation" in kinds
+    assert kinds["numerical_differentiation"]["exercise"] == L
+    forbidden = [r["message"] for r in graded["autograd_import"][0].review
+                 if r["kind"] == "forbidden_import"]
+    assert any("jax" in m for m in forbidden) and any("torch" in m for m in forbidden) \
+        and any("autograd" in m for m in forbidden)
+    assert _notes(graded["linear_correct"][0]) == []
+    assert graded["linear_correct"][0].row(L).status == "pass"     # the large case, derived
+
+
+def test_one_mistake_costs_every_student_the_same(key, tmp_path):
+    """A wrong Sigmoid backward under 40 student ids: one score. Hidden cases vary shapes and
+    values, never which functions a case runs through (the VAE cases keep their likelihood
+    and activation; none uses a sigmoid unless the instructor's manifest says so)."""
+    old = "        return dy * self.y * (1 - self.y)\n"
+    text = key.read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    path = tmp_path / "sigmoid_wrong.py"
+    path.write_text(text.replace(old, "        return dy * self.y\n"), encoding="utf-8")
+
+    def one(i):
+        r = grader.grade(path, ["sigmoid_backward", V], hidden=True, student_id=f"s{i:03d}",
+                         limits=LIMITS)
+        return r.points, r.status("sigmoid_backward"), r.status(V)
+
+    with ThreadPoolExecutor(4) as pool:
+        scores = set(pool.map(one, range(40)))
+    assert scores == {(4.0, "FAIL", "pass")}, scores
+
+
+def test_the_graded_file_of_a_folder_is_named(graded):
+    found = graded["folder_stub_and_notebook"][0].found
+    assert "graded student_vae.ipynb (2 of 2 exercises written)" in found
+    assert "student_vae.py (0 written)" in found
+    assert "student_vae (1).py" in graded["folder_misnamed_in_subfolder"][0].found
+    assert _notes(graded["folder_stub_and_notebook"][0]) == []      # a notebook is not suspect
+
+
+def test_pasted_source_is_reported_with_its_similarity(graded):
+    """numpyvae's source with renamed names scores near 1 against the reference and is
+    reported; a student's own correct solution scores low and is not."""
+    for name, ex in (("vae_pasted_renamed", V), ("cholesky_pasted_renamed", CH)):
+        report = graded[name][0]
+        sim = [r for r in report.review if r["kind"] == "similarity"]
+        assert len(sim) == 1 and sim[0]["exercise"] == ex, report.review
+        assert report.row(ex).similarity >= 0.95, report.row(ex).similarity
+    for name, ex in (("vae_own_style", V), ("cholesky_correct", CH), ("iwae_correct", IW),
+                     ("straight_through_correct", ST), ("reparam_correct", P)):
+        report = graded[name][0]
+        assert report.row(ex).status == "pass"
+        assert report.row(ex).similarity < 0.7, (name, report.row(ex).similarity)
+        assert not [r for r in report.review if r["kind"] == "similarity"]
+
+
+
+def test_gradescope_grades_the_finished_notebook_beside_the_stub(tmp_path):
+    """On Gradescope's layout, the stub uploaded beside the finished notebook: the notebook is
+    graded and results.json says which file was."""
+    from numpyvae.teaching import cli
+    kit = stubs.make_assignment(tmp_path / "kit", [R, K]).parent
+    ag = tmp_path / "autograder"
+    (ag / "results").mkdir(parents=True)
+    sub = ag / "submission"
+    sub.mkdir()
+    src = HERE / "folder_stub_and_notebook"
+    (sub / "student_vae.py").write_bytes((src / "student_vae.py").read_bytes())
+    (sub / "student_vae.ipynb").write_bytes((src / "student_vae.ipynb.txt").read_bytes())
+    assert cli.main(["autograde", "--root", str(ag), "--manifest",
+                     str(kit / "assignment.json")]) == 0
+    data = json.loads((ag / "results" / "results.json").read_text(encoding="utf-8"))
+    assert data["score"] == 2.0, data
+    assert "graded student_vae.ipynb (2 of 2 exercises written)" in data["output"]

@@ -142,7 +142,7 @@ def test_answer_marker_check_catches_broken_markers():
 def test_notes_mark_every_derived_exercise():
     known = None
     try:
-        from numpyvae.teaching.assignments import EXERCISES
+        from numpyvae.teaching.exercises import EXERCISES
         known = set(EXERCISES)
     except ImportError:  # the teaching wing is optional for the notes
         pass

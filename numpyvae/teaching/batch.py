@@ -17,6 +17,8 @@ import re
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from .submission import find_submission
+
 __all__ = ["find_submissions", "grade_folder", "missing_report"]
 
 
@@ -27,19 +29,16 @@ def _safe(name: str) -> str:
 def find_submissions(folder, file_name="student_vae.py") -> list:
     """[(student id, path or None)] for every student in ``folder``, sorted by id.
 
-    A subfolder is one student: its ``file_name``, else its only notebook or .py file
-    (None when it holds no submission). A .py or .ipynb file directly in ``folder`` is a
-    student named by the file's stem."""
+    A subfolder is one student: the folder itself, graded on its .py or notebook with the
+    most exercises written (``submission.find_submission``; None when it holds neither).
+    A .py or .ipynb file directly in ``folder`` is a student named by the file's stem."""
     folder = Path(folder)
     out = []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
-            own = entry / file_name
-            found = [own] if own.is_file() else (sorted(entry.rglob("*.ipynb"))
-                                                 + sorted(entry.rglob("*.py")))
-            out.append((entry.name, found[0] if found else None))
+        if entry.is_dir():      # the file with the most exercises written (grade() says which)
+            out.append((entry.name, entry if find_submission(entry, file_name)[0] else None))
         elif entry.suffix in (".py", ".ipynb"):
             out.append((entry.stem, entry))
     return out

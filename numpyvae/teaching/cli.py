@@ -23,6 +23,7 @@ from .batch import grade_folder, missing_report
 from .gradescope import (VISIBILITIES, build_autograder, failure_results, group_report,
                          write_checked)
 from .stubs import MANIFEST_FILE, make_assignment
+from .submission import find_submission
 
 __all__ = ["main"]
 
@@ -67,11 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--force", action="store_true", help="overwrite a non-empty OUT_DIR")
     m.add_argument("--show-answers", action="store_true",
                    help="keep the derivatives in the docstrings and notes (default: hidden)")
-    m.add_argument("--hide-answers", action="store_true",
-                   help="accepted for old scripts; answers are hidden by default now")
     m.add_argument("--solutions", action="store_true",
                    help="keep the reference bodies: an answer key for testing the grader")
     m.add_argument("--notes", default=None, help="folder of the derivation notes to copy")
+    m.add_argument("--vae-settings", default=None, metavar="LIK:ACT,...",
+                   help="the likelihood and activation of each VAE case, e.g. "
+                        "bernoulli:relu,gaussian:tanh,gaussian_learned:softplus (the default); "
+                        "hidden cases keep them and vary only shapes and values")
     m.add_argument("--timeout", type=float, default=10.0,
                    help="grading: seconds per exercise (recorded in the manifest)")
     m.add_argument("--memory-mb", type=int, default=2048,
@@ -120,6 +123,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _vae_settings(text):
+    if text is None:
+        return None
+    out = []
+    for part in text.split(","):
+        if part.count(":") != 1:
+            raise _Bad(f"--vae-settings takes likelihood:activation pairs, got {part!r}")
+        lik, act = (s.strip() for s in part.split(":"))
+        out.append({"likelihood": lik, "activation": act})
+    return out
+
+
 def _set_visibility(manifest_path, values) -> None:
     """Record Gradescope visibility in the manifest: 'WHEN' for all, 'ID=WHEN' for one."""
     data = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
@@ -165,7 +180,8 @@ def _settings(args, man) -> dict:
                     memory_mb=args.memory_mb or int(man.get("memory_mb", 2048)))
     hide = [str(Path(args.manifest).resolve().parent)] if args.manifest else []
     return dict(exercises=exercises, seed=seed, hidden=hidden, points=points,
-                partial_credit=partial, limits=limits, hide=hide)
+                partial_credit=partial, limits=limits, hide=hide,
+                vae_settings=man.get("vae_settings"))
 
 
 def grade_group(path, ids, settings, extra_hide=()) -> GradeReport:
@@ -230,14 +246,12 @@ def _autograde(args) -> int:
         ids = ids or ["student"]
         sub = root / "submission"
         path = sub / man.get("file", "student_vae.py")
-        if not path.is_file():
-            found = sorted(sub.rglob("*.ipynb")) + sorted(sub.rglob("*.py")) \
-                if sub.is_dir() else []
-            path = found[0] if found else path
+        if sub.is_dir() and find_submission(sub, path.name)[0] is not None:
+            path = sub      # grade() picks the file with the most exercises written, and says so
         ns = argparse.Namespace(manifest=args.manifest, exercises=None, points=None, seed=None,
                                 hidden=None, partial_credit=None, timeout=None, memory_mb=None)
         settings = _settings(ns, man)
-        if path.is_file():
+        if path.exists():
             report = grade_group(path, ids, settings, [root / "results", root / "source",
                                                        sub])
         else:
@@ -263,18 +277,13 @@ def main(argv=None) -> int:
         return int(exc.code or 0)
     try:
         if args.command == "make":
-            if args.hide_answers:
-                print("note: --hide-answers is the default now and changes nothing "
-                      "(use --show-answers to keep the derivatives)")
-            if args.hide_answers and args.show_answers:
-                raise _Bad("give --show-answers or --hide-answers, not both")
             path = make_assignment(
                 args.out_dir, args.exercises, solutions=args.solutions,
                 hide_answers=not args.show_answers, points=_points(args.points),
                 partial_credit=args.partial_credit, seed=args.seed,
                 hidden_cases=not args.no_hidden_cases, notebook=args.notebook,
                 force=args.force, notes_dir=args.notes, timeout=args.timeout,
-                memory_mb=args.memory_mb)
+                memory_mb=args.memory_mb, vae_settings=_vae_settings(args.vae_settings))
             if args.visibility:
                 _set_visibility(path.parent / MANIFEST_FILE, args.visibility)
             print(f"wrote the kit in {path.parent}: {', '.join(sorted(p.name for p in path.parent.iterdir()))}")

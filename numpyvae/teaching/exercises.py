@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Exercise", "FunctionSpec", "EXERCISES", "DEFAULT_EXERCISES", "select",
-           "build_cases", "case_seed", "register"]
+           "build_cases", "case_seed", "register", "vae_configs"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,14 @@ def _layer_cases(ex, rng, hidden):
         meta, arrays = cases[1]
         meta = dict(meta, input_grad=False, label=meta["label"] + " with input_grad=False")
         cases.append((meta, {k: v.copy() for k, v in arrays.items()}))
+    if linear and hidden:       # MNIST's first layer: too many weights to difference one by one
+        B, D_in, D_out = LARGE_LINEAR
+        meta = {"layer": "Linear", "B": B, "D_in": D_in, "D_out": D_out, "input_grad": True,
+                "large": True, "label": f"Linear(B={B}, D_in={D_in}, D_out={D_out}), large"}
+        cases.append((meta, {"x": rng.standard_normal((B, D_in)),
+                             "W": rng.standard_normal((D_in, D_out)) / np.sqrt(D_in),
+                             "b": rng.standard_normal(D_out),
+                             "g": rng.standard_normal((B, D_out))}))
     return cases
 
 
@@ -195,33 +203,65 @@ _VAE_VISIBLE = [
     dict(hidden=[4, 3], likelihood="gaussian_learned", activation="softplus", c=1.0, k=2,
          beta=1.0, kl="mc"),
 ]
+# what the instructor may fix per VAE case (the manifest's "vae_settings"): the functions a
+# case runs through. Hidden cases keep them and vary only shapes and values, so one mistake
+# costs every student the same.
+VAE_SETTINGS = ("likelihood", "activation")
+LARGE_LINEAR = (16, 784, 400)          # (B, D_in, D_out): MNIST's first layer
+LARGE_VAE = (16, 784, 400, 20)         # (B, x_dim, hidden, z_dim): the 784-400-20 VAE
+
+
+def vae_configs(settings=None) -> list:
+    """The VAE cases' configurations: the defaults, with each entry of ``settings`` (a list of
+    {"likelihood": ..., "activation": ...}, one per case) replacing those two choices."""
+    configs = [dict(c) for c in _VAE_VISIBLE]
+    if settings is None:
+        return configs
+    if not isinstance(settings, (list, tuple)) or not 1 <= len(settings) <= len(configs) \
+            or not all(isinstance(s, dict) for s in settings):
+        raise ValueError(f"vae_settings must be a list of 1 to {len(configs)} dicts with keys "
+                         f"{', '.join(VAE_SETTINGS)}, got {settings!r}")
+    from ..likelihoods import LIKELIHOODS
+    from ..layers import ACTIVATIONS
+    allowed = {"likelihood": tuple(LIKELIHOODS), "activation": tuple(ACTIVATIONS)}
+    out = []
+    for cfg, s in zip(configs, settings):
+        for k, v in s.items():
+            if k not in VAE_SETTINGS or v not in allowed[k]:
+                raise ValueError(f"vae_settings: {k}={v!r} is not allowed; expected "
+                                 f"likelihood in {allowed['likelihood']} and activation in "
+                                 f"{allowed['activation']}")
+        out.append(dict(cfg, **s))
+    return out
 
 
 def _vae_label(m):
     s = (f"hidden={tuple(m['hidden'])}, likelihood={m['likelihood']}, "
          f"activation={m['activation']}, K={m['k']}, beta={m['beta']:g}, kl={m['kl']}")
-    return s + (", q=(mu, logvar) given" if m.get("q") else "")
+    return s + (", q=(mu, logvar) given" if m.get("q") else "") + (
+        f", x_dim={m['x_dim']}, z_dim={m['z_dim']}, large" if m.get("large") else "")
 
 
-def _vae_cases(ex, rng, hidden):
-    configs = [dict(c) for c in _VAE_VISIBLE]
+def _vae_cases(ex, rng, hidden, settings=None):
+    """The visible configurations; hidden: the same configurations (likelihood, activation, KL
+    mode, K, beta, c, depth) with other sizes and values, and the 784-400-20 VAE."""
+    configs = vae_configs(settings)
+    dims = [(6, 3, 4)] * len(configs)                 # (x_dim, z_dim, B)
     if hidden:
-        configs = []
-        for _ in range(2):
-            configs.append(dict(
-                hidden=[int(h) for h in rng.integers(2, 6, size=int(rng.integers(0, 3)))],
-                likelihood=str(rng.choice(["bernoulli", "gaussian", "gaussian_learned"])),
-                activation=str(rng.choice(["relu", "tanh", "sigmoid", "softplus"])),
-                c=float(rng.choice([0.5, 1.0, 2.0])), k=int(rng.integers(1, 4)),
-                beta=float(rng.choice([0.5, 1.0, 2.0])), kl=str(rng.choice(["closed", "mc"]))))
-    x_dim, z_dim, B = 6, 3, 4
+        for cfg in configs:
+            cfg["hidden"] = [int(h) for h in rng.integers(2, 6, size=len(cfg["hidden"]))]
+        dims = [tuple(int(v) for v in rng.integers(2, 7, size=3)) for _ in configs]
+        B, x_dim, h, z_dim = LARGE_VAE
+        configs.append(dict(configs[0], hidden=[h] * len(configs[0]["hidden"]), k=1,
+                            large=True))
+        dims.append((x_dim, z_dim, B))
+    from ..model import VAE     # only for a parameter layout and a fair initialisation
     cases = []
-    for i, cfg in enumerate(configs):
+    for i, (cfg, (x_dim, z_dim, B)) in enumerate(zip(configs, dims)):
         meta = dict(cfg, x_dim=x_dim, z_dim=z_dim, q=False, seed=int(rng.integers(2**31)))
         arrays = {"x": (_rand_x01(rng, (B, x_dim)) if cfg["likelihood"] == "bernoulli"
                         else rng.standard_normal((B, x_dim))),
                   "eps": rng.standard_normal((cfg["k"], B, z_dim))}
-        from ..model import VAE     # only for a parameter layout and a fair initialisation
         ref = VAE(x_dim, z_dim, hidden=tuple(cfg["hidden"]), likelihood=cfg["likelihood"],
                   activation=cfg["activation"], c=cfg["c"], seed=meta["seed"])
         for name, p in ref.params.items():
@@ -250,10 +290,16 @@ def case_seed(ex_id: str, seed: int = 0, student_id: str | None = None, hidden=F
 
 
 def build_cases(ex: Exercise, seed: int = 0, student_id: str | None = None,
-                hidden: bool = False) -> list:
-    """[(meta, arrays)] for ``ex``: the visible cases, or the hidden ones (random shapes)."""
+                hidden: bool = False, vae_settings=None) -> list:
+    """[(meta, arrays)] for ``ex``: the visible cases, or the hidden ones (other shapes and
+    values, never other functions). vae_settings: the VAE cases' likelihood and activation
+    (``vae_configs``). A case whose meta has "large" is too big to difference coordinate by
+    coordinate within the time limit: the grader compares it with the reference backward."""
     rng = np.random.default_rng(case_seed(ex.id, seed, student_id, hidden))
-    cases = (ex.cases or _BUILDERS[ex.kind])(ex, rng, hidden)
+    if ex.kind == "vae" and ex.cases is None:
+        cases = _vae_cases(ex, rng, hidden, vae_settings)
+    else:
+        cases = (ex.cases or _BUILDERS[ex.kind])(ex, rng, hidden)
     for meta, _ in cases:
         meta["secret"] = bool(hidden)     # a hidden case (VAE metas use "hidden" for layers)
     return cases

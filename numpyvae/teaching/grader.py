@@ -27,6 +27,8 @@ from .. import gradcheck
 from .exercises import EXERCISES, build_cases, select
 from .isolation import Plan, acquire, read_student_file, work_base
 from .jsonfile import _finite, write_json
+from .reference import reference_numeric as _reference_numeric
+from .submission import allowed_import, find_submission, notebook_code
 
 __all__ = ["ExerciseResult", "GradeReport", "grade", "Limits", "STATUSES", "write_gradescope"]
 
@@ -56,6 +58,7 @@ class ExerciseResult:
     max_score: float = 1.0
     gradients: dict = field(default_factory=dict)     # name -> passed
     execution_time: float = 0.0
+    similarity: float | None = None    # to numpyvae's own code, names normalised (similarity.py)
 
 
 @dataclass
@@ -68,6 +71,7 @@ class GradeReport:
     student_id: str | None = None
     execution_time: float = 0.0        # seconds the student's code ran (the graded calls)
     grading_time: float = 0.0          # seconds the whole grading took
+    found: str = ""      # which file of a submitted folder was graded, and why (or "")
     # notes for a human (the TA), never scored: {"kind", "exercise" (or None), "message"};
     # kinds: "mentions", "protection_off", "similarity", "numerical_differentiation",
     # "forbidden_import", "too_slow", ...
@@ -110,6 +114,7 @@ class GradeReport:
         return _finite({"path": self.path, "score": self.score, "points": self.points,
                         "max_points": self.max_points, "threshold": self.threshold,
                         "student_id": self.student_id, "passed": self.passed,
+                        "found": self.found,
                         "review": list(self.review),
                         "results": [vars(r) for r in self.results]})
 
@@ -123,7 +128,8 @@ class GradeReport:
         off = [n["message"] for n in self.review if n["kind"] == "protection_off"]
         lines = [f"WARNING {m}" for m in off] + [
                  f"grading {self.path}" + (f" (student {self.student_id})"
-                                            if self.student_id else ""),
+                                            if self.student_id else "")
+                 + (f"\n{self.found}" if self.found else ""),
                  f"{'exercise':<{w}}  {'status':<13}  {'points':>9}  {'max rel err':>11}  note",
                  "-" * (w + 52)]
         for r in self.results:
@@ -288,53 +294,6 @@ def _run(job: Path, ids: list, limits: Limits, plan=None, inputs_fd=None) -> dic
 
 
 # --------------------------------------------------------------------------- the reference side
-def _reference_numeric(ex, meta, arrays) -> dict:
-    """Central differences of the reference forward for one case: {gradient name: array}."""
-    from .. import layers, model
-    a = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
-    num = gradcheck.numerical_grad
-    if ex.kind == "layer":
-        cls = getattr(layers, meta["layer"])
-        if meta["layer"] == "Linear":
-            layer = cls(meta["D_in"], meta["D_out"], np.random.default_rng(0))
-            layer.W[...], layer.b[...] = a["W"], a["b"]
-        else:
-            layer = cls()
-
-        def f():
-            return float(np.sum(layer.forward(a["x"]) * a["g"]))
-        out = {"dx": num(f, a["x"])} if meta.get("input_grad", True) else {}
-        if meta["layer"] == "Linear":
-            out["dW"], out["db"] = num(f, layer.W), num(f, layer.b)
-        return out
-    if ex.kind == "function":
-        spec = ex.function
-        import importlib
-        fwd = getattr(importlib.import_module(f"numpyvae.{ex.module}"), spec.forward)
-        if meta.get("large"):   # too large to difference: the reference backward (tested by them)
-            ref = getattr(importlib.import_module(f"numpyvae.{ex.module}"), ex.qualname)
-            out = ref(*[float(a[n]) if n in spec.consts else a[n] for n in spec.call])
-            return dict(zip(spec.outputs, out))
-
-        def f():
-            y = fwd(*[float(a[n]) if n in spec.consts else a[n] for n in spec.args])
-            return float(np.sum(y * a["g"]) if spec.weighted else np.sum(y))
-        return {o: num(f, a[w]) for w, o in zip(spec.wrt, spec.outputs)}
-    vae = model.VAE(meta["x_dim"], meta["z_dim"], hidden=tuple(meta["hidden"]),
-                    likelihood=meta["likelihood"], activation=meta["activation"], c=meta["c"],
-                    seed=meta["seed"])
-    for k, v in a.items():
-        if k.startswith("p."):
-            vae.params[k[2:]][...] = v
-    kw = dict(eps=a["eps"], beta=meta["beta"], kl=meta["kl"])
-    if meta.get("q"):
-        kw["q"] = (a["q_mu"], a["q_logvar"])
-
-    def f():
-        return vae.forward(a["x"], **kw).loss
-    return {"g." + n: num(f, p) for n, p in vae.params.items()}
-
-
 _NUMERIC_CACHE: dict = {}
 
 
@@ -485,13 +444,14 @@ def _fmt(err):
 
 
 # --------------------------------------------------------------------------- grade
-def _job_inputs(inputs, chosen, seed, student_id, hidden):
+def _job_inputs(inputs, chosen, seed, student_id, hidden, vae_settings=None):
     """Write each exercise's cases into the zip ``inputs``; -> (spec entries, {id: cases})."""
     import io
     spec_ex, metas = [], {}
     for ex in chosen:
-        cases = build_cases(ex, seed) + (build_cases(ex, seed, student_id, hidden=True)
-                                         if hidden else [])
+        cases = build_cases(ex, seed, vae_settings=vae_settings) + (
+            build_cases(ex, seed, student_id, hidden=True, vae_settings=vae_settings)
+            if hidden else [])
         metas[ex.id] = cases
         buf = io.BytesIO()
         np.savez(buf, **{f"c{i}.{k}": v for i, (_, arrs) in enumerate(cases)
@@ -508,16 +468,17 @@ def _job_inputs(inputs, chosen, seed, student_id, hidden):
     return spec_ex, metas
 
 
-def _inputs_file(spec, chosen, seed, student_id, hidden):
+def _inputs_file(spec, chosen, seed, student_id, hidden, vae_settings=None):
     """An unlinked file (gone when the last process holding it ends, even if this one is
     killed) with the spec and every case, reopened read-only: -> (fd, {id: cases})."""
     import zipfile
     if os.name == "nt":               # no descriptor passing: the job folder holds the files
-        return None, _metas_to_files(spec, chosen, seed, student_id, hidden)
+        return None, _metas_to_files(spec, chosen, seed, student_id, hidden, vae_settings)
     spec.pop("job")
     f = tempfile.TemporaryFile()
     with zipfile.ZipFile(f, "w") as z:
-        spec["exercises"], metas = _job_inputs(z, chosen, seed, student_id, hidden)
+        spec["exercises"], metas = _job_inputs(z, chosen, seed, student_id, hidden,
+                                               vae_settings)
         z.writestr("spec.json", json.dumps(spec))
     f.flush()
     try:
@@ -529,13 +490,14 @@ def _inputs_file(spec, chosen, seed, student_id, hidden):
     return fd, metas
 
 
-def _metas_to_files(spec, chosen, seed, student_id, hidden):
+def _metas_to_files(spec, chosen, seed, student_id, hidden, vae_settings=None):
     """Windows: the spec and the cases as files in the job folder (``spec["job"]``)."""
     import zipfile
     job = Path(spec.pop("job"))
     buf = tempfile.SpooledTemporaryFile()
     with zipfile.ZipFile(buf, "w") as z:
-        spec["exercises"], metas = _job_inputs(z, chosen, seed, student_id, hidden)
+        spec["exercises"], metas = _job_inputs(z, chosen, seed, student_id, hidden,
+                                               vae_settings)
         for name in z.namelist():
             (job / name).write_bytes(z.read(name))
     (job / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
@@ -559,7 +521,7 @@ def _prepare(job, path, plan):
 
 def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=None,
           partial_credit=False, limits: Limits | None = None, keep_job=None,
-          hide=()) -> GradeReport:
+          hide=(), vae_settings=None) -> GradeReport:
     """Grade the student's file in a child process; one row per exercise.
 
     exercises: ids (None: the file's ``__exercises__`` list, read without running it,
@@ -569,11 +531,18 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
     gradients. limits: ``Limits``. hide: folders the submission must not see (run as
     root they are covered in its mount namespace: the results, other submissions). The
     report is always complete; ``review`` says which protections were off.
+    vae_settings: the likelihood and activation of each VAE case (the manifest's;
+    ``exercises.vae_configs``).
     """
     t0 = time.monotonic()
-    path = Path(path)
+    path, found = Path(path), ""
+    if path.is_dir():         # a submission folder: the file with the most exercises written
+        file, found = find_submission(path)
+        if file is None:
+            raise ValueError(f"path: {found} in {path}")
+        path = file
     if not path.is_file():
-        raise ValueError(f"path must be an existing student file, got {path}")
+        raise ValueError(f"path must be an existing student file or folder, got {path}")
     if exercises is None:
         exercises = _listed_exercises(path)
     chosen = select(exercises)
@@ -582,11 +551,13 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
         if k not in EXERCISES:
             raise ValueError(f"points: unknown exercise {k!r}")
     limits = limits or Limits()
-    report = GradeReport(str(path), student_id=student_id)
+    report = GradeReport(str(path), student_id=student_id, found=found)
     words = _review_words(path)
     if words:
         report.add_review("mentions", "the file mentions " + ", ".join(words)
                           + " (not scored; worth reading)")
+    for m in _forbidden_imports(path):
+        report.add_review("forbidden_import", m)
     plan = acquire(hide=[str(h) for h in hide] + [str(path.resolve().parent)])
     if plan.off:
         report.add_review("protection_off", "protections off: " + "; ".join(plan.off))
@@ -597,7 +568,8 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
         inputs_fd, metas = _inputs_file({
             "job": str(job), "student": str(student), "reference_dir": str(REFERENCE_DIR),
             "allowed": [str(job / SANDBOX_NAME)], "output_cap": limits.output_cap,
-            "rlimits": _rlimits(limits, len(chosen))}, chosen, seed, student_id, hidden)
+            "rlimits": _rlimits(limits, len(chosen))}, chosen, seed, student_id, hidden,
+            vae_settings)
         problems = _run(job, [e.id for e in chosen], limits, plan, inputs_fd)   # kills after each child
         failed_import = _student_json(job / "import.json")
         if failed_import is not None and not isinstance(failed_import, dict):
@@ -608,6 +580,8 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
             cases = metas[ex.id]
             if ex.id in problems:
                 row.status, row.message = problems[ex.id]
+                if row.status == "timeout":
+                    _too_slow(report, row, job, cases, limits)
             elif failed_import is not None and _unreachable(failed_import.get("error")):
                 row.status, row.message = "reference", _unreachable(failed_import.get("error"),
                                                                       ex.qualname)
@@ -616,6 +590,9 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
                 row.status = "not attempted" if ni else "error"
                 row.message = f"cannot import the file: {failed_import.get('error')}" + (
                     f" ({failed_import['line']})" if failed_import.get("line") else "")
+                if failed_import["error"].startswith("ModuleNotFoundError"):
+                    row.message += (": only NumPy and Python's standard library can be "
+                                    "imported here (README.md); remove the import")
             else:
                 try:
                     import io
@@ -657,6 +634,7 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
                         row.score = round(max_score * sum(grads.values()) / len(grads), 4)
             report.results.append(row)
         _note_prerequisites(report)
+        _note_similarity(report, chosen, path)
         printed = read_student_file(job / "output.txt", cap=limits.output_cap * 4 + 1000)
         if printed:
             report.student_output = printed.decode("utf-8", "replace")[:limits.output_cap + 200]
@@ -675,6 +653,45 @@ def grade(path, exercises=None, seed=0, student_id=None, hidden=False, points=No
 _REVIEW = ("numpyvae", "importlib", "__import__", "modules", "setprofile", "settrace",
            "sandbox", "__bases__", "__code__", "exec", "eval", "compile", "_exit", "subprocess",
            "ctypes", "signal", "builtins")
+
+
+def _too_slow(report, row, job, cases, limits):
+    """An exercise that ran out of time on its large hidden case, after the small ones."""
+    try:
+        i = int((read_student_file(job / f"case_{row.exercise}", cap=100) or b"").split()[0])
+    except (ValueError, IndexError):
+        return
+    if not (0 <= i < len(cases) and cases[i][0].get("large")):
+        return
+    n = sum(v.size for k, v in cases[i][1].items() if k in ("x", "W", "b") or k.startswith("p."))
+    row.message = (f"too slow: numerical differentiation? The small cases finished, but the "
+                   f"large hidden case [{cases[i][0]['label']}] did not finish within "
+                   f"{limits.timeout:g} s. A derived backward takes milliseconds there; "
+                   f"finite differences need two forward passes for each of its {n} inputs "
+                   "and parameters. Derive the gradient instead")
+    report.add_review(
+        "numerical_differentiation", f"{row.exercise}: too slow: numerical differentiation? "
+        f"(the small cases finished; the large case [{cases[i][0]['label']}] ran out of "
+        f"{limits.timeout:g} s)", row.exercise)
+
+
+def _note_similarity(report, chosen, path):
+    """Each row's similarity to the reference; a high one is reported (pasted source?)."""
+    from . import similarity
+    try:
+        text = notebook_code(path) if path.suffix == ".ipynb" \
+            else path.read_text(encoding="utf-8", errors="replace")
+    except (OSError, ValueError):
+        return
+    for ex, row in zip(chosen, report.results):
+        if row.status == "reference":
+            continue
+        row.similarity = similarity.score(text, ex.module, ex.qualname)
+        if row.similarity is not None and row.similarity >= similarity.REPORT:
+            report.add_review(
+                "similarity", f"{ex.id}: {ex.qualname} is {row.similarity:.2f} similar to "
+                f"numpyvae's own (syntax compared with local names normalised; 1.00 is the "
+                f"same code renamed): pasted source? (not scored; read it)", ex.id)
 
 
 def _unreachable(error, qualname=None):
@@ -700,7 +717,8 @@ def _review_words(path) -> list:
     """Names in the submission's code (not its docstrings or comments) worth a human look."""
     import ast
     try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8", errors="replace"))
+        tree = ast.parse(notebook_code(path) if Path(path).suffix == ".ipynb"
+                         else Path(path).read_text(encoding="utf-8", errors="replace"))
     except (OSError, SyntaxError, ValueError):
         return []
     docs = {id(n.body[0].value) for n in ast.walk(tree)
@@ -718,6 +736,40 @@ def _review_words(path) -> list:
         elif isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs:
             words.update(w for w in _REVIEW if w in n.value)
     return [w for w in _REVIEW if w in words]
+
+
+# libraries that compute gradients for the student (a derivative not derived)
+AUTODIFF = ("autograd", "jax", "jaxlib", "torch", "tensorflow", "keras", "mxnet", "chainer",
+            "theano", "tinygrad", "micrograd", "flax", "sympy", "numdifftools", "casadi",
+            "paddle", "mlx")
+
+
+def _forbidden_imports(path) -> list:
+    """Messages for imports of anything but NumPy and the standard library (read with ast)."""
+    import ast
+    try:
+        text = notebook_code(path) if Path(path).suffix == ".ipynb" \
+            else Path(path).read_text(encoding="utf-8", errors="replace")
+        tree = ast.parse(text)
+    except (OSError, SyntaxError, ValueError):
+        return []
+    found = {}
+    for n in ast.walk(tree):
+        names = [a.name for a in n.names] if isinstance(n, ast.Import) else \
+            [n.module] if isinstance(n, ast.ImportFrom) and n.module and not n.level else []
+        for name in names:
+            top = name.split(".")[0]
+            if not allowed_import(top):
+                found.setdefault(top, n.lineno)
+    out = []
+    for top, line in found.items():
+        if top in AUTODIFF:
+            out.append(f"imports {top} (line {line}), an automatic differentiation library: "
+                       "gradients it computes are not derived; read how the file uses it")
+        elif top != "numpyvae":    # numpyvae is caught by the grader itself
+            out.append(f"imports {top} (line {line}), which is not NumPy or the standard "
+                       "library (the kit allows only those)")
+    return out
 
 
 def _listed_exercises(path):
@@ -738,18 +790,3 @@ def _listed_exercises(path):
                 return None
             return ids or None
     return None
-
-
-def notebook_code(path) -> str:
-    """The code cells of a student notebook as one Python file (check cells left out)."""
-    nb = json.loads(Path(path).read_text(encoding="utf-8"))
-    cells = []
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        src = cell.get("source", "")
-        src = "".join(src) if isinstance(src, list) else src
-        if "numpyvae-check" in cell.get("metadata", {}).get("tags", []):
-            continue
-        cells.append(src)
-    return "\n\n".join(cells) + "\n"

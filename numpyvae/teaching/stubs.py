@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import gradcheck
-from .exercises import EXERCISES, VAE_CONTEXT, build_cases, select
+from .exercises import (EXERCISES, VAE_CONTEXT, VAE_SETTINGS, build_cases, select,
+                        vae_configs)
 
 __all__ = ["make_assignment", "build_student_file", "hide_note_answers", "make_notebook",
            "package_version", "STUDENT_FILE", "MANIFEST_FILE", "NOTES_DIR"]
@@ -350,6 +351,7 @@ def _build(exercises, solutions: bool, hide: bool):
         ex.module for ex in exercises if ex.kind != "vae" and ex.module not in _MODULE_ORDER[:-1]))
     sources = {m: _Source(m) for m in modules + ["model"]}
     chunks, defined, imports, listing = [], {}, set(), []
+    chosen_ids = {ex.id for ex in exercises}
     for module in modules:
         src = sources[module]
         mine = [(n, ex) for n, ex in numbered if ex.module == module and ex.kind != "vae"]
@@ -381,6 +383,9 @@ def _build(exercises, solutions: bool, hide: bool):
                         edits.append((d.lineno, d.end_lineno,
                                       _quote_doc(text, " " * d.col_offset)))
             text = _apply(src.lines[a - 1:b], a, edits)
+            if not solutions:
+                given = _rewrite_given(module, names, text, chosen_ids)
+                edits, text = edits or (given != text), given
             key = _shape_of(node) if not edits else text
             clash = [n for n in names if n in defined and defined[n] != key]
             if clash:
@@ -399,6 +404,52 @@ def _build(exercises, solutions: bool, hide: bool):
         chunks.append((_VAE_TEMPLATE.strip("\n") + "\n\n" + _reference_backward(
             n, ex, solutions, hide), ex.id))
     return chunks, imports, listing
+
+
+# Given code that would hand out an exercise's answer, rewritten in the kit when that
+# exercise is chosen: (module, name) -> (exercise id, [(old text, new text)]). Each old text
+# must be found (a changed source fails loudly here, and the kit's answer test catches a
+# new leak).
+_GIVEN_LEAKS = {
+    # LeakyReLU with slope 0 is ReLU: its backward runs through the student's ReLU instead
+    ("layers", "LeakyReLU"): ("relu_backward", [
+        ('    """``y = x`` for x > 0, ``slope * x`` otherwise; ``dx = dy * (1 or slope)``.',
+         '    """``y = x`` for x > 0, ``slope * x`` otherwise (its backward uses your ReLU).'),
+        ("        self.pos = x > 0\n        return np.where(self.pos, x, self.slope * x)",
+         "        self.relu = ReLU()\n        self.relu.forward(x)\n"
+         "        return np.where(x > 0, x, self.slope * x)"),
+        ("        return np.where(self.pos, dy, self.slope * dy)",
+         "        return self.slope * dy + (1 - self.slope) * self.relu.backward(dy)"),
+    ]),
+    # the Monte Carlo KL's partials at fixed z are those of a Gaussian log-density: the
+    # learned-variance likelihood's gradient. The kit's version calls the student's.
+    ("kl", "kl_monte_carlo"): ("gaussian_learned_log_prob_grad", [
+        ("    inv_var = np.exp(-logvar)\n"
+         "    r = (z - mu) * inv_var                   # (z - mu) / sigma^2\n"
+         "    dz = -r + z                              # d/dz [log q - log p]\n"
+         "    dmu = r                                  # d log q / dmu at fixed z\n"
+         "    dlogvar = -0.5 + 0.5 * (z - mu) * r      # d log q / dlogvar at fixed z\n",
+         "    # log q(z|x) is a Gaussian log-density of z: its partials at fixed z are your\n"
+         "    # gaussian_learned_log_prob_grad's, and its z-gradient is minus its mu-gradient\n"
+         "    dmu, dlogvar = gaussian_learned_log_prob_grad(\n"
+         "        z, np.broadcast_to(mu, z.shape).copy(), np.broadcast_to(logvar, z.shape).copy())\n"
+         "    dz = -dmu + z                            # d/dz [log q - log p]\n"),
+    ]),
+}
+
+
+def _rewrite_given(module, names, text, chosen_ids):
+    """``text`` with the answers it would hand out replaced (``_GIVEN_LEAKS``)."""
+    for name in names:
+        leak = _GIVEN_LEAKS.get((module, name))
+        if leak is None or leak[0] not in chosen_ids:
+            continue
+        for old, new in leak[1]:
+            if old not in text:
+                raise RuntimeError(f"{module}.{name} changed: the kit cannot keep the answer to "
+                                   f"{leak[0]} out of it (update _GIVEN_LEAKS in stubs.py)")
+            text = text.replace(old, new)
+    return text
 
 
 def _inline_package_imports(chunks, defined, imports):
@@ -470,6 +521,17 @@ def build_student_file(exercises=None, solutions=False, hide_answers=True):
     return text, chunks, header, sorted(listing, key=lambda r: r[0])
 
 
+def _top_level_names(text) -> set:
+    """The names a student file defines at its top level."""
+    names = set()
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
 def _kit_paths(text):
     return text.replace("Derivation: derivations/", "Derivation: notes/")
 
@@ -479,7 +541,7 @@ _OPEN = re.compile(r"^\s*(#\s*)?<!--\s*answer:\s*([\w\s,]+?)\s*-->\s*$")
 _CLOSE = re.compile(r"^\s*(#\s*)?<!--\s*/answer\s*-->\s*$")
 
 
-def hide_note_answers(text, exercises, name="note", tags=None, answer_names=None):
+def hide_note_answers(text, exercises, name="note", tags=None, answer_names=None, also=()):
     """Hide the graded results of ``exercises`` in a note's Markdown text.
 
     Marked results (``<!-- answer: ID -->`` ... ``<!-- /answer -->``, or the same as
@@ -487,11 +549,13 @@ def hide_note_answers(text, exercises, name="note", tags=None, answer_names=None
     exercises are removed and their text kept. An exercise with no marker in the
     note falls back to hiding the display equation carrying one of ``tags[id]``
     (e.g. "4.2") and the lines that assign to ``answer_names[id]`` in code.
+    also: further chosen exercises whose marked results are hidden here too (a note may
+    state another exercise's answer on the way), without the fallback.
     Returns (text, {exercise id: "markers" | "heuristic" | "none"}).
     """
-    ids = set(exercises)
+    ids = set(exercises) | set(also)
     lines = text.splitlines(keepends=True)
-    out, how, i = [], {e: "none" for e in ids}, 0
+    out, how, i = [], {e: "none" for e in exercises}, 0
     while i < len(lines):
         m = _OPEN.match(lines[i])
         if not m:
@@ -512,7 +576,8 @@ def hide_note_answers(text, exercises, name="note", tags=None, answer_names=None
         hit = sorted(marked & ids)
         if hit:
             for e in hit:
-                how[e] = "markers"
+                if e in how:
+                    how[e] = "markers"
             label = ", ".join(hit)
             out.append(f"# (hidden: the result of exercise {label}; derive it yourself)\n"
                        if m.group(1) else
@@ -521,7 +586,7 @@ def hide_note_answers(text, exercises, name="note", tags=None, answer_names=None
             out.extend(lines[i + 1:j])
         i = j + 1
     text = "".join(out)
-    fallback = [e for e in ids if how[e] == "none"]
+    fallback = [e for e in how if how[e] == "none"]
     if fallback:
         text, found = _hide_heuristic(text, fallback, tags or {}, answer_names or {})
         for e in found:
@@ -585,14 +650,100 @@ def _exercise_notes(listing):
     return notes
 
 
-def _copy_notes(listing, out, hide, notes_dir, also=()):
+SOLUTIONS_NOTE = "solutions.md"     # the instructors' worked answers: never in a kit
+_SOL_OPEN = re.compile(r"^\s*<!--\s*solutions\s*-->\s*$")
+_SOL_CLOSE = re.compile(r"^\s*<!--\s*/solutions\s*-->\s*$")
+
+
+def strip_solutions(text):
+    """A note without its exercise solutions: blocks between ``<!-- solutions -->`` and
+    ``<!-- /solutions -->``, ``<details>`` whose summary says solution or answer, sections
+    headed "Solutions", and links to solutions.md (their text kept)."""
+    lines, out, i = text.splitlines(keepends=True), [], 0
+    while i < len(lines):
+        ln = lines[i]
+        head = re.match(r"^(#+)\s+(.*)$", ln)
+        if _SOL_OPEN.match(ln):
+            while i < len(lines) and not _SOL_CLOSE.match(lines[i]):
+                i += 1
+            i += 1
+            continue
+        if ln.lstrip().startswith("<details") and re.search(
+                r"(?i)solution|answer", "".join(lines[i:i + 3])):
+            while i < len(lines) and "</details>" not in lines[i]:
+                i += 1
+            i += 1
+            continue
+        if head and re.search(r"(?i)\bsolutions?\b", head.group(2)):
+            level = len(head.group(1))
+            i += 1
+            while i < len(lines) and not (re.match(r"^(#+)\s", lines[i]) and len(
+                    re.match(r"^(#+)", lines[i]).group(1)) <= level):
+                i += 1
+            continue
+        ln = re.sub(r"\[([^\]]*)\]\((?:\./)?solutions\.md[^)]*\)", r"\1", ln)
+        # a sentence naming the file itself (the worked answers are not the students')
+        out.append(re.sub(r"\s*[^.\n]*\bsolutions\.md\b[^.\n]*\.(?=\s|$)", "", ln))
+        i += 1
+    return "".join(out)
+
+
+def _kit_check_blocks(text, student_names, exercises):
+    """The note's Python blocks made to run on the student's own file, not numpyvae: module
+    paths shortened to the file's names, gradcheck's helpers taken from check_my_work.py. A
+    block that needs more of numpyvae (the full VAE, the optimisers, the theory) becomes a
+    check of the note's exercises in this kit."""
+    def rewrite(code):
+        code = re.sub(r"^([ \t]*)import numpy as np, numpyvae as nv[ \t]*$",
+                      r"\1import numpy as np\n\1import student_vae as nv                    "
+                      r"# your file\n\1from check_my_work import numerical, rel_error",
+                      code, flags=re.M)
+        code = code.replace("nv.gradcheck.numerical_grad", "numerical")
+        code = code.replace("nv.gradcheck.rel_error", "rel_error")
+        code = re.sub(r"\bnv\.[a-z_]+\.(\w+)",
+                      lambda m: f"nv.{m.group(1)}" if m.group(1) in student_names else m.group(0),
+                      code)
+
+        def imp(m):
+            names = [n.strip() for n in m.group(2).split(",")]
+            return (f"{m.group(1)}from student_vae import {', '.join(names)}"
+                    if all(n in student_names for n in names) else m.group(0))
+        code = re.sub(r"^(\s*)from numpyvae\.[\w.]+ import ([\w, ]+)$", imp, code, flags=re.M)
+        used = set(re.findall(r"\bnv\.(\w+)", code))
+        if "numpyvae" in code or "VAE" in used or not used <= set(student_names):
+            checks = "".join(f"check({e!r}, student_vae)\n" for e in exercises)
+            return ("# This note's check runs numpyvae itself, which the kit leaves out.\n"
+                    "# Check your own code instead (from the kit's folder):\n"
+                    "import student_vae                          # your file\n"
+                    + ("from check_my_work import check\n\n" + checks if checks else ""))
+        return code
+
+    out, lines, i = [], text.splitlines(keepends=True), 0
+    while i < len(lines):
+        out.append(lines[i])
+        if re.match(r"^\s*```\s*python\s*$", lines[i]):
+            j = i + 1
+            while j < len(lines) and not lines[j].strip().startswith("```"):
+                j += 1
+            code = "".join(lines[i + 1:j])
+            new = rewrite(code) if "numpyvae" in code else code
+            out.append(new if new.endswith("\n") else new + "\n")
+            i = j
+            continue
+        i += 1
+    return "".join(out)
+
+
+def _copy_notes(listing, out, hide, notes_dir, also=(), student_names=()):
     """Write the named notes into out/notes; -> {note: {exercise: how}} (None if no notes).
 
     also: further note file names the student file cites (copied, markers removed).
     """
     notes = _exercise_notes(listing)
+    chosen = {ex.id for _, ex, _, _ in listing}
     for name in also:
         notes.setdefault(name, [])
+    notes.pop(SOLUTIONS_NOTE, None)
     report = {}
     notes_dir = Path(notes_dir) if notes_dir else NOTES_DIR
     if not notes_dir.is_dir():
@@ -608,7 +759,8 @@ def _copy_notes(listing, out, hide, notes_dir, also=()):
         if hide:
             tags = {e: [t for e2, t in pairs if e2 == e] for e in ids}
             names = {e: EXERCISES[e].answer_names for e in ids}
-            text, how = hide_note_answers(text, ids, note, tags, names)
+            text, how = hide_note_answers(text, ids, note, tags, names, also=sorted(chosen))
+            text = _kit_check_blocks(strip_solutions(text), student_names, ids)
         else:
             text, how = hide_note_answers(text, [], note)     # markers removed, text kept
             how = {e: "shown" for e in ids}
@@ -618,7 +770,7 @@ def _copy_notes(listing, out, hide, notes_dir, also=()):
 
 
 # --------------------------------------------------------------------------- cases, README, notebook
-def _cases_json(chosen, seed, file_name):
+def _cases_json(chosen, seed, file_name, vae_settings=None):
     """The visible cases as JSON (small arrays as lists) for the kit's self-check."""
     table = {"file": file_name, "exercises": {}}
     for ex in chosen:
@@ -629,7 +781,7 @@ def _cases_json(chosen, seed, file_name):
             entry["function"] = {"forward": f.forward, "args": list(f.args), "call": list(f.call),
                                  "wrt": list(f.wrt), "outputs": list(f.outputs),
                                  "consts": list(f.consts), "weighted": f.weighted}
-        for meta, arrays in build_cases(ex, seed):
+        for meta, arrays in build_cases(ex, seed, vae_settings=vae_settings):
             entry["cases"].append({"meta": meta, "arrays": {k: np.asarray(v).tolist()
                                                             for k, v in arrays.items()}})
         table["exercises"][ex.id] = entry
@@ -655,6 +807,17 @@ def _readme(listing, points, notes_report) -> str:
     lines += ["", "## What each exercise asks", ""]
     for n, ex, _derivs, where in listing:
         lines += [f"**{n}. `{ex.id}`** (`{where}`). {ex.task}", ""]
+    lines += ["## What you may import", "",
+              "NumPy and Python's standard library, nothing else. The grader has no SciPy,",
+              "PyTorch, JAX or autograd: a file that imports them cannot be graded, and libraries",
+              "that compute derivatives for you are reported to the instructor. Nor does it have",
+              "numpyvae: a graded function that does not come from your file scores 0.", "",
+              "## Handing it in", "",
+              f"Upload `{STUDENT_FILE}`, or the notebook `{NOTEBOOK_FILE}`; a renamed copy",
+              "(`student_vae (1).py`) or one inside a folder is found. When both the file and",
+              "the notebook are uploaded, the one with more exercises written is graded, and",
+              "the report says which. In a notebook only the definitions count: magics,",
+              "`!pip` lines, plots and your own check cells are left out when it is graded.", ""]
     lines += ["## Checking your work", "",
               "From this folder (needs only NumPy):", "",
               "```", "python check_my_work.py", "python check_my_work.py student_vae.py "
@@ -718,21 +881,38 @@ def make_notebook(header, chunks, listing, path) -> Path:
     return path
 
 
+def _measured(out, hide, solutions) -> dict:
+    """What the kit hands out, measured (``leaks.find_answers``): {"hidden": bool,
+    "found": {exercise: [how]}} for a kit with hidden answers, else a plain statement."""
+    if solutions:
+        return {"hidden": False, "found": "an answer key (solutions=True)"}
+    if not hide:
+        return {"hidden": False, "found": "shown (show_answers=True)"}
+    from .leaks import find_answers
+    found = {e: how for e, how in find_answers(out).items() if how}
+    return {"hidden": not found, "found": found,
+            "measured": "each exercise against every call of the kit's given code and every "
+                        "expression of its notes, on the visible cases"}
+
+
 # --------------------------------------------------------------------------- make
 def make_assignment(out_dir, exercises=None, solutions=False, hide_answers=True, points=None,
                     partial_credit=False, seed=0, hidden_cases=True, notebook=False,
-                    force=False, notes_dir=None, timeout=10.0, memory_mb=2048) -> Path:
+                    force=False, notes_dir=None, timeout=10.0, memory_mb=2048,
+                    vae_settings=None) -> Path:
     """Write the student's kit into ``out_dir``; returns the path of the student file.
 
     exercises: ids (default all), numbered in this order. solutions=True keeps the
     reference bodies (an answer key that must grade full marks). hide_answers
     (default True): stub docstrings state the task, not the derivative, and the
     notes' graded results are hidden. points: {id: points}. partial_credit, seed,
-    hidden_cases, timeout, memory_mb: recorded in the manifest for grading.
+    hidden_cases, timeout, memory_mb: recorded in the manifest for grading. vae_settings:
+    the likelihood and activation of each VAE case (``exercises.vae_configs``), recorded.
     notebook=True also writes student_vae.ipynb. An existing non-empty ``out_dir``
     is refused unless force=True.
     """
     chosen = select(exercises)
+    vae_configs(vae_settings)          # bad settings are bad input, before anything is written
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir must be a directory, got the file {out}")
@@ -755,9 +935,11 @@ def make_assignment(out_dir, exercises=None, solutions=False, hide_answers=True,
     path = out / STUDENT_FILE
     path.write_text(text, encoding="utf-8")
     cited = set(re.findall(r"Derivation: notes/(\S+\.md)", text))
-    notes_report = _copy_notes(listing, out, hide_answers, notes_dir, cited)
+    notes_report = _copy_notes(listing, out, hide_answers, notes_dir, cited,
+                               _top_level_names(text))
     (out / "README.md").write_text(_readme(listing, pts, notes_report), encoding="utf-8")
-    (out / "cases.json").write_text(json.dumps(_cases_json(chosen, seed, STUDENT_FILE)) + "\n",
+    (out / "cases.json").write_text(json.dumps(_cases_json(chosen, seed, STUDENT_FILE,
+                                                           vae_settings)) + "\n",
                                     encoding="utf-8")
     shutil.copyfile(Path(__file__).with_name("sandbox.py"), out / "check_my_work.py")
     if notebook:
@@ -767,7 +949,9 @@ def make_assignment(out_dir, exercises=None, solutions=False, hide_answers=True,
                 "hidden_cases": bool(hidden_cases), "show_answers": not hide_answers,
                 "solutions": bool(solutions), "notebook": bool(notebook),
                 "timeout": float(timeout), "memory_mb": int(memory_mb),
+                "vae_settings": [{k: c[k] for k in VAE_SETTINGS}
+                                 for c in vae_configs(vae_settings)],
                 "threshold": gradcheck.PASS, "numpyvae_version": package_version(),
-                "notes": notes_report}
+                "notes": notes_report, "answers": _measured(out, hide_answers, solutions)}
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return path
