@@ -187,5 +187,5 @@ def test_sigterm_and_sighup_stop_like_ctrl_c(tmp_path, sig, threads):
     assert f"to continue: numpyvae train --resume --out {out}" in err
     assert ck.load(out / "checkpoint.npz").epoch >= 1
     for name in ("history.csv", "loss_curves.png", "samples.png"):
-        assert (out / name).is_file(), name
+        assert (out / name).is_file(), (name, sorted(os.listdir(out)), err[-600:])
     assert not (out / ".lock").exists()
