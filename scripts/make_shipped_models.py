@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's numpyvae
 
 from numpyvae.training import checkpoint, pretrained  # noqa: E402
+from numpyvae.training.trainer import read_history  # noqa: E402
 
 #: name -> the options of ``numpyvae train`` beyond COMMON (the defaults are 784-400-20)
 MODELS = {"mnist-2d": ["--z-dim", "2"], "mnist-20d": []}
@@ -65,7 +66,7 @@ def train(name: str, workdir: str) -> checkpoint.Checkpoint:
 def ship(name: str, run: checkpoint.Checkpoint) -> dict:
     """Write the run's model to numpyvae/shipped/<name>.npz without its optimizer state."""
     vae = run.build_model()
-    h = run.history
+    h = read_history(os.path.join(os.path.dirname(run.path), "history.csv"))
     record = {
         "name": name,
         "command": "numpyvae " + " ".join(train_command(name, "DIR")[:-2]),
@@ -77,7 +78,7 @@ def ship(name: str, run: checkpoint.Checkpoint) -> dict:
         "params_sha256": params_sha256(run.params),
         "numpy": np.__version__,
     }
-    state = {"train_config": run.train_config, "epoch": run.epoch, "step": run.step, "history": h,
+    state = {"train_config": run.train_config, "epoch": run.epoch, "step": run.step,
              "optimizer": run.optimizer, "extra": {**run.extra, "shipped": record},
              "rngs": {k: v for k, v in run.rng_states.items() if k != "vae"}}
     checkpoint.save(pretrained.shipped_path(name), vae, None, state)

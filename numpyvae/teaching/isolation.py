@@ -294,13 +294,17 @@ def _fill(plan: Plan, hide: list) -> None:
             (kept if inside else walls).append(d)
         plan.python, plan.numpy_dir = python, numpy_dir
         plan.hide = walls if ns.get("mount") else []
-        key = (python, numpy_dir, tuple(walls))
+        # the temporary folder is part of the key: the NumPy-only path the student's interpreter
+        # gets lives there, and a folder the student cannot enter (a test's private TMPDIR) fails
+        # the probe; a failed probe is never kept, so it cannot poison later gradings
+        key = (python, numpy_dir, tuple(walls), tempfile.gettempdir())
         with _lock:
             result = _facts.get(key)
         if result is None:
             result = _probe(plan, secrets + hide)
-            with _lock:
-                _facts[key] = result
+            if result.get("numpy"):
+                with _lock:
+                    _facts[key] = result
         if result.get("numpy"):
             break
         tried.append(python)
