@@ -716,12 +716,13 @@ class Trainer:
             for c in HISTORY_COLUMNS:
                 self.history[c].append(row[c])
             self.epoch_times.append(time.perf_counter() - t0)
+            # snapshot first: a stop between the checkpoint and the snapshot would return to the
+            # epoch before the one on disk; _unsaved until written, so a stop writes it
             if self.checkpoint_path is not None:
-                if self.epoch >= total or self._checkpoint_due():
-                    self.save_checkpoint()
-                else:
-                    self._unsaved = True
+                self._unsaved = True
             self._snapshot()
+            if self.checkpoint_path is not None and (self.epoch >= total or self._checkpoint_due()):
+                self.save_checkpoint()
             for cb in callbacks:
                 cb(self, row)
             if stop_after is not None and time.perf_counter() - t_begin >= stop_after:
