@@ -489,6 +489,8 @@ class Trainer:
             raise ValueError("path: no checkpoint path given and the trainer has none")
         _ckpt.save(path, self.vae, self.optimizer, self.trainer_state())
         self.last_checkpoint = path
+        if path == self.checkpoint_path:
+            self._saved_epoch = self.epoch
         return path
 
     def _append_history(self, row: Mapping[str, Any]) -> None:
@@ -739,6 +741,8 @@ class Trainer:
                 return self._fit(epochs, callbacks, stop_after)
         except (TrainingDiverged, KeyboardInterrupt, TrainingStopped):
             self.restore_last_good()
+            if self.checkpoint_path is not None and getattr(self, "_saved_epoch", None) != self.epoch:
+                self.save_checkpoint()      # stopped between the epoch's snapshot and its checkpoint
             raise
 
     @contextlib.contextmanager
@@ -817,9 +821,11 @@ class Trainer:
             self.epoch_times.append(time.perf_counter() - t0)
             if self.history_path is not None:
                 self._append_history(row)
+            # the snapshot first, then the checkpoint: a stop between the two returns to this
+            # epoch, and fit's stop path writes its checkpoint, so disk and memory agree
+            self._snapshot()
             if self.checkpoint_path is not None:
                 self.save_checkpoint()
-            self._snapshot()
             for cb in callbacks:
                 cb(self, row)
             if stop_after is not None and time.perf_counter() - t_begin >= stop_after:
