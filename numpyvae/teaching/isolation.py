@@ -107,9 +107,23 @@ def _numpy_only(numpy_dir: str) -> str:
             import atexit
             lib = tempfile.mkdtemp(prefix="numpyvae-numpy-only-")
             os.chmod(lib, 0o755)
+            # links where the student's user can follow them; a copy where numpy sits behind a
+            # folder closed to others (a virtual environment made in a private temporary folder)
+            reachable = _others_can_run(os.path.join(numpy_dir, "numpy", "__init__.py"), need_exec=False)
             for name in ("numpy", "numpy.libs"):
-                if os.path.exists(os.path.join(numpy_dir, name)):
-                    os.symlink(os.path.join(numpy_dir, name), os.path.join(lib, name))
+                src, dst = os.path.join(numpy_dir, name), os.path.join(lib, name)
+                if not os.path.exists(src):
+                    continue
+                if reachable:
+                    os.symlink(src, dst)
+                else:
+                    shutil.copytree(src, dst, symlinks=True)
+                    for root, dirs, files in os.walk(dst):
+                        for d in dirs:
+                            os.chmod(os.path.join(root, d), 0o755)
+                        for f in files:
+                            os.chmod(os.path.join(root, f), 0o755 if f.endswith(".so") or ".so." in f
+                                     else 0o644)
             atexit.register(shutil.rmtree, lib, True)
             _facts[("lib", numpy_dir)] = lib
     return lib
@@ -225,12 +239,13 @@ def _candidates():
     return out
 
 
-def _others_can_run(path: str) -> bool:
+def _others_can_run(path: str, need_exec: bool = True) -> bool:
     """Whether a user with no group in common may run ``path`` (every folder on the way
-    searchable by others, the file executable by others); skips hopeless probes."""
+    searchable by others, the file executable by others; readable with ``need_exec=False``);
+    skips hopeless probes."""
     try:
         real = os.path.realpath(path)
-        if not os.stat(real).st_mode & 0o001:
+        if not os.stat(real).st_mode & (0o001 if need_exec else 0o004):
             return False
         d = os.path.dirname(real)
         while True:
