@@ -87,19 +87,18 @@ def test_a_stopped_family_run_resumes_bit_for_bit(tmp_path, capsys, monkeypatch,
 def test_evaluate_iw_k_uses_the_one_estimator_for_every_kind(tmp_path, capsys, monkeypatch, flags):
     """evaluate --iw-k runs theory.estimators.log_likelihood on the model itself (its own
     posterior, the labels for a conditional model); a VQ-VAE, which samples nothing, is told so."""
-    import importlib
-    cli = importlib.import_module("numpyvae.cli.main")
+    from numpyvae.cli import likelihood as cli_likelihood
 
     out = tmp_path / "run"
     _train(out, flags, 1)
     seen = []
 
-    def spy(model, x, k, rng, y=None):
-        ll = real(model, x, k=k, rng=rng, y=y)
+    def spy(model, x, k, rng, y=None, **kwargs):
+        ll = real(model, x, k=k, rng=rng, y=y, **kwargs)
         seen.append((type(model).__name__, k, y is not None, float(ll.mean())))
         return ll
-    real = cli.log_likelihood
-    monkeypatch.setattr(cli, "log_likelihood", spy)
+    real = cli_likelihood.log_likelihood
+    monkeypatch.setattr(cli_likelihood, "log_likelihood", spy)
     capsys.readouterr()
     code = main(["evaluate", str(out / "checkpoint.npz"), "--max-examples", "20", "--iw-k", "8"])
     said = capsys.readouterr()

@@ -104,3 +104,12 @@ def test_the_checker_sees_a_core_module_importing_a_wing(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "read_text", lambda self, encoding=None: src if self == fake
                         else Path.read_bytes(self).decode(encoding or "utf-8"))
     assert "numpyvae.training.trainer" in _imports(fake)
+
+
+def test_every_command_line_module_is_short():
+    """The command line is cut by what each part does: no module of numpyvae/cli/ grows past
+    about 400 lines (450 at most) again."""
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in (PKG / "cli").glob("*.py")}
+    assert {"main.py", "parser.py", "train.py", "evaluate.py", "errors.py"} <= set(sizes)
+    too_long = {name: n for name, n in sizes.items() if n > 450}
+    assert not too_long, f"modules of numpyvae/cli/ over 450 lines: {too_long}"

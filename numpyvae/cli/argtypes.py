@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import errors
+
 __all__ = ["number", "positive_int", "nonneg_int", "positive_float", "nonneg_float", "int_between",
            "out_folder", "ScriptParser"]
 
@@ -87,5 +89,5 @@ class ScriptParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {' '.join(message.split())}\n")
-        raise SystemExit(2)
+        sys.stderr.write(errors.error_line(message, prog=self.prog) + "\n")
+        raise SystemExit(errors.EXIT_BAD_INPUT)
