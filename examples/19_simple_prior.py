@@ -16,7 +16,6 @@ Embedded in derivations/01_generative_model.md, section 1.11, eq. (1.11).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -27,6 +26,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+try:  # run from a checkout without installing the package
+    import numpyvae  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(HERE.parent))
+# the numpyvae command's argument checks: one line and exit code 2 for a bad value
+from numpyvae.cli.argtypes import ScriptParser, out_folder  # noqa: E402
+
 DEFAULT_OUT = HERE.parent / "docs" / "figures"
 
 
@@ -63,10 +69,10 @@ def draw(z, x):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ScriptParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=5000, help="number of prior samples (default 5000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for simple_prior_ring.png")
+    p.add_argument("--out", type=out_folder, default=DEFAULT_OUT, help="folder for simple_prior_ring.png")
     args = p.parse_args(argv)
     if args.n < 2:
         p.error(f"--n must be at least 2, got {args.n}")

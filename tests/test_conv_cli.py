@@ -9,6 +9,7 @@ import pytest
 from numpyvae.cli.main import main
 from numpyvae.conv import ConvVAE
 from numpyvae.training import checkpoint as ck
+from numpyvae.training.trainer import read_history
 
 TINY = ["--model", "conv", "--channels", "4,8", "--z-dim", "4", "--max-train", "200", "--batch-size", "50",
         "--no-progress", "--threads", "1"]
@@ -32,7 +33,8 @@ def test_one_epoch_then_resume_equals_two_epochs_straight(tmp_path, capsys, more
         assert np.array_equal(a.params[name], b.params[name]), name
     for key in a.opt_state:
         assert np.array_equal(a.opt_state[key], b.opt_state[key]), key
-    assert a.rng_states == b.rng_states and a.history == b.history
+    assert a.rng_states == b.rng_states
+    assert read_history(tmp_path / "straight" / "history.csv") == read_history(tmp_path / "resumed" / "history.csv")
     model = b.build_model()
     assert isinstance(model, ConvVAE) and model.channels == (4, 8)
 

@@ -133,7 +133,9 @@ def test_a_preset_run_with_a_time_limit_stops_evaluates_and_resumes(tmp_path, ca
     out = tmp_path / "run"
     args = ["train", "--preset", "kingma2014-mnist", "--dataset", "mnist-embedded", "--binarize", "fixed",
             "--hidden", "50", "--max-train", "300", "--no-progress", "--out", str(out)]
-    assert main(args + ["--epochs", "50", "--time-limit", "0.001"]) == 0
+    # 1e-9 minutes (60 ns) is shorter than any epoch, so the first epoch is the first to end after it
+    # (0.001 minutes, 60 ms, is longer than a 300-example epoch: the run went on to epoch 2)
+    assert main(args + ["--epochs", "50", "--time-limit", "1e-9"]) == 0
     err = capsys.readouterr().err
     assert "stopped after epoch 1 of 50" in err and "numpyvae train --resume --out" in err
     rep = json.loads((out / "preset.json").read_text())

@@ -1,6 +1,6 @@
 """Estimators around the VAE: importance-sampled log p(x), gradient estimators, diagnostics.
 
-* ``log_mean_exp`` (from ``numpyvae.iwae``): a numerically stable log of a mean of exponentials.
+* The log-mean-exp these estimators rest on is ``numpyvae.iwae.log_mean_exp``.
 * ``log_likelihood``: the K-sample importance-sampling estimate
   log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x),  z_k ~ q(z|x)  (Prabhu, "importance
   sampling"). K = 1 is the single-sample ELBO; its expectation rises with K towards
@@ -23,12 +23,11 @@ import numpy as np
 
 from .. import kl as _kl
 from .._progress import progress_bar
-from ..iwae import iwae_bound, log_mean_exp
+from ..iwae import iwae_bound
 from .._validate import as_rng, positive_int, vae_and_x
 from ..reparam import reparameterize, sample_eps
 
 __all__ = [
-    "log_mean_exp",
     "log_likelihood",
     "evaluate_bounds",
     "format_table",
