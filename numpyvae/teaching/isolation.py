@@ -161,6 +161,7 @@ def acquire(hide=()) -> Plan:
                          "no network", "process limit", "cleanup of escaped processes"])
     os.makedirs(_LOCK_DIR, mode=0o700, exist_ok=True)
     while True:
+        dead = 0
         for slot in range(SLOTS):
             fd = os.open(f"{_LOCK_DIR}/slot{slot}", os.O_RDWR | os.O_CREAT, 0o600)
             try:
@@ -172,13 +173,38 @@ def acquire(hide=()) -> Plan:
             plan = Plan(uid=uid, gid=gid, _slot_fd=fd)
             try:
                 plan.kill_all()                   # whatever a killed grader left behind
+                if _zombies_of(uid):
+                    # killed processes nobody reaps (an init that does not wait, as in some
+                    # containers) still count against this user's process limit: another user
+                    plan.release()
+                    dead += 1
+                    continue
                 _sweep(uid)
                 _fill(plan, list(hide))
             except BaseException:
                 plan.release()
                 raise
             return plan
+        if dead == SLOTS:
+            raise RuntimeError("every student user holds processes that were killed but never reaped "
+                               "(the machine's init does not reap orphans); restart the container")
         time.sleep(0.05)
+
+
+def _zombies_of(uid: int) -> list:
+    """Dead but unreaped processes of ``uid`` (they still count against its process limit)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status", encoding="utf-8", errors="replace") as f:
+                fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if str(uid) in fields.get("Uid", "").split()[:3] and fields.get("State", "").strip().startswith("Z"):
+            out.append(int(entry))
+    return out
 
 
 def work_base() -> str | None:
