@@ -1,6 +1,7 @@
 """Shared helpers for the core test files (owned by the core-tests helper)."""
 from __future__ import annotations
 
+import re
 import struct
 
 import numpy as np
@@ -67,3 +68,31 @@ def frey_bytes(faces: np.ndarray) -> bytes:
             + struct.pack("<HH", 1, 2) + b"ff\0\0"                       # name, small element
             + struct.pack("<II", 2, n) + faces.tobytes())                # miUINT8 data
     return header + struct.pack("<II", 14, len(body)) + body
+
+
+# --------------------------------------------------------------------------- the notes' math
+#: inline $...$ (not $$, not an escaped \$) and a code span `...`, as the notes write them
+INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\$)(.+?)(?<![\\$])\$(?!\$)")
+CODE_SPAN = re.compile(r"(`+)(.+?)\1")
+
+
+def note_formulas(text):
+    """(tex, display) of every formula of a note: ```math fences (display) and inline $...$
+    outside code fences and code spans."""
+    out, fence, block = [], None, []
+    for line in text.split("\n"):
+        s = line.strip()
+        if s.startswith("```"):
+            if fence is None:
+                fence = "math" if s == "```math" else "code"
+            else:
+                if fence == "math":
+                    out.append(("\n".join(block), True))
+                fence, block = None, []
+            continue
+        if fence == "math":
+            block.append(line)
+        elif fence is None:
+            masked = CODE_SPAN.sub(lambda m: " " * len(m.group(0)), line)
+            out += [(m.group(1), False) for m in INLINE_MATH.finditer(masked)]
+    return out

@@ -12,13 +12,15 @@ import re
 from pathlib import Path
 
 import pytest
+from _helpers import CODE_SPAN as _CODE_SPAN
+from _helpers import INLINE_MATH as _INLINE
+from _helpers import note_formulas
 
 DERIV = Path(__file__).resolve().parents[1] / "derivations"
 NOTES = sorted(DERIV.glob("*.md")) if DERIV.is_dir() else []
 
 #: escapes that CommonMark consumes: a backslash before ASCII punctuation
 _ESCAPED = re.compile(r"\\[!\"#$%&'()*+,\-./:;<=>?@\[\]^_`{|}~\\]")
-_INLINE = re.compile(r"(?<![\\$])\$(?!\$)(.+?)(?<![\\$])\$(?!\$)")
 MAX_DISPLAY_LINE = 200
 
 
@@ -229,7 +231,6 @@ def test_note_numbers_agree(path):
 
 # --------------------------------------------------------------------------- a model of GitHub's pass
 _PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
-_CODE_SPAN = re.compile(r"(`+)(.+?)\1")
 
 
 def _unescape(body):
@@ -331,25 +332,7 @@ def test_github_leaves_every_formula_alone(path):
 KATEX = DERIV.parent / "docs" / "site" / "assets" / "katex" / "katex.min.js"
 
 
-def formulas(text):
-    """(tex, display) of every formula: ```math fences (display) and inline $...$ outside code."""
-    out, fence, block = [], None, []
-    for line in text.split("\n"):
-        s = line.strip()
-        if s.startswith("```"):
-            if fence is None:
-                fence = "math" if s == "```math" else "code"
-            else:
-                if fence == "math":
-                    out.append(("\n".join(block), True))
-                fence, block = None, []
-            continue
-        if fence == "math":
-            block.append(line)
-        elif fence is None:
-            masked = _CODE_SPAN.sub(lambda m: " " * len(m.group(0)), line)
-            out += [(m.group(1), False) for m in _INLINE.finditer(masked)]
-    return out
+formulas = note_formulas
 
 
 def katex_errors(items):

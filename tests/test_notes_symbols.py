@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+from _helpers import note_formulas
 
 DERIV = Path(__file__).resolve().parents[1] / "derivations"
 NOTES = sorted(DERIV.glob("[0-9][0-9]_*.md")) if DERIV.is_dir() else []
@@ -21,7 +22,6 @@ pytestmark = pytest.mark.skipif(not DERIV.is_dir(), reason="derivations/ not pre
 #: the letters a review found with two meanings; each must have one row in the table
 WATCHED = ("b", "m", "u", "K", "c", "o", "G", "M", r"\bar y", r"\Delta", "w", r"\lambda")
 
-_INLINE = re.compile(r"(?<![\\$])\$(?!\$)(.+?)(?<![\\$])\$(?!\$)")
 _TEXTLIKE = re.compile(r"\\(?:text|mathrm|operatorname|mathbf|mathbb|mathcal|texttt|textbf)\s*\{[^{}]*\}")
 _BAR_Y = re.compile(r"\\bar\s*\{?\s*y\b\}?")
 _COMMAND = re.compile(r"\\[A-Za-z]+")
@@ -30,23 +30,8 @@ _ACCENTED = re.compile(r"\\(?:tilde|hat|widetilde|widehat)\s*\{?\s*[A-Za-z]\}?")
 
 
 def math_segments(text):
-    """The TeX of every formula of a note: inline $...$ and ```math fences (not code)."""
-    out, fence, block = [], None, []
-    for line in text.split("\n"):
-        s = line.strip()
-        if s.startswith("```"):
-            if fence is None:
-                fence = "math" if s == "```math" else "code"
-            else:
-                if fence == "math":
-                    out.append("\n".join(block))
-                fence, block = None, []
-            continue
-        if fence == "math":
-            block.append(line)
-        elif fence is None:
-            out += _INLINE.findall(line)
-    return out
+    """The TeX of every formula of a note (the same reading as the render test's)."""
+    return [tex for tex, _ in note_formulas(text)]
 
 
 def symbols_in(tex):
