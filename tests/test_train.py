@@ -450,3 +450,24 @@ def test_resume_drops_history_rows_its_checkpoint_does_not_reach(tmp_path):
     (tmp_path / "h.csv").write_text(full[0])
     with pytest.raises(ValueError, match="0 row.*3 epochs"):
         Trainer.resume(tmp_path / "ck.npz", xt, xv, history_path=tmp_path / "h.csv")
+
+
+def test_a_stop_between_an_epochs_snapshot_and_its_checkpoint_keeps_that_epoch_on_disk(tmp_path, monkeypatch):
+    """Ctrl-C after epoch 2's snapshot but before its checkpoint: the trainer returns to epoch 2
+    and writes epoch 2's checkpoint, so the file on disk and the state in memory agree."""
+    xt, xv = _data()
+    path = tmp_path / "c.npz"
+    tr = Trainer(_vae(), xt, xv, _cfg(epochs=3), checkpoint_path=path)
+    save = Trainer.save_checkpoint
+    hit = []
+
+    def interrupted_once(self, *a, **k):
+        if self.epoch == 2 and not hit:
+            hit.append(True)
+            raise KeyboardInterrupt
+        return save(self, *a, **k)
+    monkeypatch.setattr(Trainer, "save_checkpoint", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit()
+    assert hit and tr.epoch == 2
+    assert ck.load(str(path)).epoch == 2
