@@ -7,15 +7,24 @@ jax loads), on the two models of ``bench_vs_torch.py`` and its random binary dat
   ``Speed(threads=N, fused=False)``: what ``numpyvae train`` runs without the ``fast`` extra;
 * ``numpyvae-fused``  -- the same with ``Speed(threads=N, fused=True)``: the fused kernels of
   ``numpyvae.speed.fused`` (what it runs with the extra); skipped with a note without numba;
+* ``numpyvae-fused-nosplit`` -- at N >= 2 threads only: the fused step without the split,
+  ``Speed(threads=N, fused=True, split=False)``: whole steps on an N-thread BLAS, the simpler
+  design the split is weighed against;
 * ``jax``             -- the same model, loss and Adam in one ``jax.jit`` step (forward, grad,
   Adam written out), float32, minibatches gathered by index; skipped with a note without jax;
+  at N >= 2 threads XLA's products use N threads;
+* ``jax-async``       -- at N >= 2 threads only: the same, with XLA's products on one thread and
+  Python's dispatch of the next step running on another core meanwhile (JAX's asynchronous
+  dispatch), which on 2 cores beats XLA's own threading; the ratios use the faster JAX side;
 * ``torch-careful``   -- PyTorch eager written for speed: one Linear for both encoder heads,
   ``binary_cross_entropy_with_logits``, minibatches by index (no DataLoader), ``Adam(foreach)``,
   no ``.item()`` inside the epoch; skipped with a note without torch;
 * ``torch``           -- ``bench_vs_torch.run_torch``, the pytorch/examples VAE as written;
 * ``matmul``          -- ``bench_vs_torch.run_matmul``: the step's matrix products alone (the bound).
 
-Each run: one warm-up epoch (it also pays JAX's and numba's compile), then ``--epochs`` timed
+At one thread every side runs pinned to one CPU (``os.sched_setaffinity``): a side's helper
+threads (JAX's dispatch, a BLAS pool) cannot borrow the second core, so "one thread" means one
+core for all of them. Each run: one warm-up epoch (it also pays JAX's and numba's compile), then ``--epochs`` timed
 epochs; sides visited round-robin ``--rounds`` times, median reported. Two rates are printed:
 samples per second of wall time, and, at one thread, samples per second of the process's CPU
 time, which a loaded machine disturbs less (a side waiting for a core is not charged for it).
@@ -42,8 +51,9 @@ sys.path.insert(0, HERE)
 
 from bench_vs_torch import MODELS, THREAD_VARS, _data, _peak_rss_mb, run_matmul, run_torch  # noqa: E402
 
-SIDES = ("numpyvae", "numpyvae-fused", "jax", "torch-careful", "torch", "matmul")
-NEEDS = {"numpyvae-fused": "numba", "jax": "jax", "torch-careful": "torch", "torch": "torch"}
+SIDES = ("numpyvae", "numpyvae-fused", "numpyvae-fused-nosplit", "jax", "jax-async", "torch-careful", "torch", "matmul")
+NEEDS = {"numpyvae-fused": "numba", "numpyvae-fused-nosplit": "numba", "jax": "jax", "jax-async": "jax",
+         "torch-careful": "torch", "torch": "torch"}
 
 
 def _timed(epoch, epochs):
@@ -56,7 +66,7 @@ def _timed(epoch, epochs):
 
 
 # ------------------------------------------------------------------------------ numpyvae
-def run_numpyvae(m, n, epochs, threads, fused_path):
+def run_numpyvae(m, n, epochs, threads, fused_path, split=True):
     import numpy as np
     from threadpoolctl import threadpool_limits
     sys.path.insert(0, ROOT)
@@ -76,7 +86,7 @@ def run_numpyvae(m, n, epochs, threads, fused_path):
         vae = VAE(784, m["z_dim"], hidden=m["hidden"], activation=m["activation"], seed=0,
                   dtype=np.float32)
         total = [1]
-        speed = Speed(threads, fused=fused_path)        # the command line's speed layer
+        speed = Speed(threads, fused=fused_path, split=split)    # the command line's speed layer
         tr = Trainer(vae, x, None, TrainConfig(epochs=1 + epochs, batch_size=m["batch"], progress=False),
                      optimizer=Adam(1e-3), speed=speed)
 
@@ -89,8 +99,8 @@ def run_numpyvae(m, n, epochs, threads, fused_path):
 
 
 # ------------------------------------------------------------------------------- JAX
-def run_jax(m, n, epochs, threads):
-    if threads == 1:       # XLA's CPU backend otherwise uses every core for its products
+def run_jax(m, n, epochs, threads, one_op_thread=False):
+    if threads == 1 or one_op_thread:     # XLA's CPU backend otherwise uses every core for its products
         os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     import jax
     import jax.numpy as jnp
@@ -208,16 +218,18 @@ def run_torch_careful(m, n, epochs, threads):
 # ----------------------------------------------------------------------------- driver
 def worker(side, model, n, epochs, threads):
     m = MODELS[model]
+    if threads == 1 and hasattr(os, "sched_setaffinity"):     # one thread = one core, every side
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     if side == "matmul":           # imports before the clock: only the products' CPU time counts
         import numpy  # noqa: F401
         import threadpoolctl  # noqa: F401
 
         import numpyvae  # noqa: F401
     c0 = time.process_time()
-    if side in ("numpyvae", "numpyvae-fused"):
-        out = run_numpyvae(m, n, epochs, threads, side == "numpyvae-fused")
-    elif side == "jax":
-        out = run_jax(m, n, epochs, threads)
+    if side.startswith("numpyvae"):
+        out = run_numpyvae(m, n, epochs, threads, side != "numpyvae", split=not side.endswith("nosplit"))
+    elif side in ("jax", "jax-async"):
+        out = run_jax(m, n, epochs, threads, one_op_thread=side == "jax-async")
     elif side == "torch-careful":
         out = run_torch_careful(m, n, epochs, threads)
     elif side == "torch":
@@ -285,9 +297,11 @@ def main(argv=None):
         for model in models:
             for t in threads:
                 for side in sides:
+                    if side in ("jax-async", "numpyvae-fused-nosplit") and t == 1:
+                        continue          # at one core it is the "jax" side; nothing to split
                     out = _spawn(side, model, args.n, args.epochs, t)
                     samples.setdefault((model, t, side), []).append(out)
-                    print(f"  {MODELS[model]['label']:<28} {t} thr {side:<15} {out['samples_per_s']:8.0f} /s wall "
+                    print(f"  {MODELS[model]['label']:<28} {t} thr {side:<22} {out['samples_per_s']:8.0f} /s wall "
                           f"{out.get('cpu_samples_per_s', float('nan')):8.0f} /s CPU  {out['peak_rss_mb']:5.0f} MB  "
                           f"compile {out.get('compile_s', 0.0):.2f} s  load {os.getloadavg()[0]:.2f}", flush=True)
         loads.append((la0, os.getloadavg()[0]))
@@ -303,20 +317,25 @@ def _report(models, threads, sides, samples, loads):
         s = samples.get((model, t, side))
         return statistics.median(o.get(key, float("nan")) for o in s) if s else float("nan")
 
-    print(f"\n{'model':<28} {'thr':>3} {'side':<15} {'wall /s':>8} {'CPU /s':>8} {'RSS MB':>7} {'compile s':>9}")
+    print(f"\n{'model':<28} {'thr':>3} {'side':<22} {'wall /s':>8} {'CPU /s':>8} {'RSS MB':>7} {'compile s':>9}")
     for model in models:
         for t in threads:
             for side in sides:
-                print(f"{MODELS[model]['label']:<28} {t:>3} {side:<15} {med(model, t, side):>8.0f} "
+                if (model, t, side) not in samples:
+                    continue
+                print(f"{MODELS[model]['label']:<28} {t:>3} {side:<22} {med(model, t, side):>8.0f} "
                       f"{med(model, t, side, 'cpu_samples_per_s'):>8.0f} {med(model, t, side, 'peak_rss_mb'):>7.0f} "
                       f"{med(model, t, side, 'compile_s'):>9.2f}")
-    print("\nratios (wall; at one thread also CPU):")
+    print("\nratios (wall; at one thread also CPU; jax: the faster of jax and jax-async):")
     for model in models:
         for t in threads:
-            base = {s: med(model, t, s) for s in sides}
-            cpu = {s: med(model, t, s, "cpu_samples_per_s") for s in sides}
+            base = {s: med(model, t, s) for s in sides if (model, t, s) in samples}
+            cpu = {s: med(model, t, s, "cpu_samples_per_s") for s in base}
+            if "jax-async" in base and base["jax-async"] > base.get("jax", 0):
+                base["jax"], cpu["jax"] = base["jax-async"], cpu["jax-async"]      # the faster JAX
             parts = []
-            for a, b in (("numpyvae-fused", "numpyvae"), ("numpyvae-fused", "jax"), ("numpyvae-fused", "torch-careful"),
+            for a, b in (("numpyvae-fused", "numpyvae"), ("numpyvae-fused", "numpyvae-fused-nosplit"),
+                         ("numpyvae-fused", "jax"), ("numpyvae-fused", "torch-careful"),
                          ("numpyvae", "jax"), ("numpyvae-fused", "matmul"), ("numpyvae", "matmul")):
                 if a in base and b in base:
                     parts.append(f"{a}/{b} {base[a] / base[b]:.2f}" + (f" ({cpu[a] / cpu[b]:.2f})" if t == 1 else ""))

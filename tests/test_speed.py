@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numpyvae import VAE, FamilyVAE
+from numpyvae import optim
 from numpyvae.optim import Adam
 from numpyvae.speed.split import (
     MIN_ROWS,
@@ -618,3 +619,76 @@ def test_a_stopped_or_dead_worker_ends_the_run_on_its_last_epoch(tmp_path, capsy
     monkeypatch.setattr(Trainer, "_step", real)
     assert main(command[1:] + ["--no-progress"]) == 0
     assert ck.load(out / "checkpoint.npz").epoch == 3
+
+
+# ------------------------------------------------ the fused kernels inside a split step
+needs_numba = pytest.mark.skipif(__import__("importlib").util.find_spec("numba") is None,
+                                 reason="numba is not installed (the 'fast' extra)")
+
+
+@needs_numba
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_split_of_a_fused_model_runs_every_part_fused_and_equals_the_plain_step(kind, monkeypatch):
+    """Each part's forward goes through the fused step (counted in shared memory, so the
+    child's calls count too), and the split step's gradient is the plain one-thread step's."""
+    from numpyvae.speed import fused
+    if not fused.available():
+        pytest.skip(f"the fused kernels are off here: {fused.reason}")
+    calls = parallel._shared(1, np.int64)
+    real = fused.fused_forward
+
+    def counted(vae, *a, **kw):
+        calls[0] += 1
+        return real(vae, *a, **kw)
+    monkeypatch.setattr(fused, "fused_forward", counted)
+    x = _data(120, 30, 5)
+    one = VAE(30, 4, hidden=(20, 16), activation="tanh", seed=5, dtype=np.float64)
+    many = one.copy()
+    t1 = one.forward(x)
+    one.backward()
+    assert fused.attach(many) and fused.attached(many) and not fused.attached(one)
+    with _split(kind, many, 2, 120, 1) as split:
+        assert fused.attached(split.replicas[-1]) if kind == "threads" else True
+        t2 = split.step(x)
+    assert calls[0] == 2                     # the parent's part and the other part, both fused
+    np.testing.assert_allclose(many.flat_grads, one.flat_grads, rtol=1e-9, atol=1e-12)
+    assert np.abs(one.flat_grads).max() > 0
+    assert t2.loss == pytest.approx(t1.loss, rel=1e-12)
+
+
+@needs_numba
+@FORK
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_process_split_fused_adam_is_the_one_process_fused_update_bit_for_bit(dtype):
+    """FusedAdam's update cut in halves across two processes (moments flushed after the
+    kernel) equals its one-pass update with the flush inside the kernel, over the flush step."""
+    from numpyvae.speed import fused
+    if not fused.available():
+        pytest.skip(f"the fused kernels are off here: {fused.reason}")
+    x = _data(100, 12, 4)
+    a = VAE(12, 3, hidden=(10,), activation="relu", seed=4, dtype=dtype)
+    b = a.copy()
+    oa, ob = fused.FusedAdam(1e-2, betas=(0.5, 0.9)), fused.FusedAdam(1e-2, betas=(0.5, 0.9))  # flush every 24
+    plain = BlockedAdam(1e-2, betas=(0.5, 0.9))
+    p_plain = a.flat_params.copy()
+    thr = optim._tiny(dtype)                 # moments below it are zeroed at the flush (t = 24)
+    with ProcessSplitStep(b, 100, 1) as split:
+        for i in range(30):
+            a.forward(x)
+            a.backward()
+            split.step(x)
+            a.flat_grads[:40] = 0                 # forty parameters get no gradient: their moments decay
+            b.flat_grads[...] = a.flat_grads      # the same gradient: the update alone is compared
+            oa.step(a.flat_params, a.flat_grads)
+            plain.step(p_plain, a.flat_grads)
+            assert split.update(ob)
+            split.wait()
+            assert np.array_equal(b.flat_params, a.flat_params)
+            assert np.array_equal(ob.m, oa.m) and np.array_equal(ob.v, oa.v)
+            if i == 20:                           # near the flush threshold, three steps before it
+                for o in (oa, ob, plain):
+                    o.m[:40], o.v[:40] = 4 * thr, 1.2 * thr
+    assert oa.t == ob.t == 30
+    assert not np.any(ob.m[:40]) and not np.any(ob.v[:40])    # flushed (decay alone leaves them > 0)
+    u = np.finfo(dtype).eps                  # and it is Adam: the blocked NumPy update to rounding
+    np.testing.assert_allclose(a.flat_params, p_plain, rtol=0, atol=1e3 * u * np.abs(p_plain).max())

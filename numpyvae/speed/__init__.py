@@ -37,15 +37,19 @@ __all__ = ["Speed", "Session", "WorkerLost"]
 class Speed:
     """How a trainer's steps run: ``threads`` (1: one thread; n >= 2: the minibatch split in n
     parts, each on a one-thread BLAS), ``adapt`` (a ``Governor`` runs whole steps while they
-    measure faster), ``heap`` (set glibc's heap once, ``heap.keep_freed_heap``)."""
+    measure faster), ``heap`` (set glibc's heap once, ``heap.keep_freed_heap``), ``fused`` (the
+    fused kernels: None = on when numba is installed), ``split`` (False: no split, whole steps
+    on an n-thread BLAS; what the benchmarks weigh the split against)."""
 
     def __init__(self, threads: int = 1, adapt: bool = False, heap: bool = True,
-                 fused: bool | None = None):
+                 fused: bool | None = None, split: bool = True):
         if not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
             raise ValueError(f"threads: expected a positive integer, got {threads!r}")
         if fused not in (None, True, False):
             raise ValueError(f"fused: expected True, False or None (on when numba is installed), got {fused!r}")
-        self.threads, self.adapt, self.heap = threads, bool(adapt), bool(heap)
+        if split not in (True, False):
+            raise ValueError(f"split: expected True or False, got {split!r}")
+        self.threads, self.adapt, self.heap, self.split = threads, bool(adapt), bool(heap), split
         self._fused_asked = fused
         self.governor: Governor | None = None      # kept across fits, made on the first split
 
@@ -92,7 +96,7 @@ class Speed:
     @contextlib.contextmanager
     def _session(self, trainer: Any) -> Iterator[Session | None]:
         model, n = trainer.model, self.threads
-        splits = n >= 2 and hasattr(model, "_named_linears") and trainer.y_train is None
+        splits = self.split and n >= 2 and hasattr(model, "_named_linears") and trainer.y_train is None
         if not splits:
             with blas_threads(n):
                 yield None

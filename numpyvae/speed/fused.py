@@ -22,6 +22,7 @@ Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 import numpy as np
@@ -36,7 +37,7 @@ from ..reparam import reparameterize, reparameterize_backward
 __all__ = ["available", "warm_up", "adam_update", "bernoulli_log_prob_and_grad",
            "bias_act_forward", "act_bias_backward", "reparameterize_kl",
            "reparameterize_kl_backward", "FusedAdam", "fits", "attach", "fused_forward",
-           "fused_backward", "detach"]
+           "fused_backward", "attached", "detach"]
 
 _FLOATS = (np.float32, np.float64)
 #: the loaded kernel module, False when switched off, None before the first attempt
@@ -173,18 +174,17 @@ def adam_update(theta, g, m, v, *, lr, b1, b2, eps, t, flush_m=0.0, flush_v=0.0)
 
 
 # --------------------------------------------------------------------------- Bernoulli
-_scratch_bufs = {}
+_scratch_bufs = threading.local()      # one work array per thread: a thread split runs two steps at once
 
 
 def _scratch(shape, dtype):
     """A work array reused from call to call (never returned): a fresh 400 kB array each step
     costs page faults that can outweigh the pass that fills it."""
     key = (shape, np.dtype(dtype))
-    buf = _scratch_bufs.get(key)
-    if buf is None:
-        _scratch_bufs.clear()            # one shape at a time: the training shape
-        buf = _scratch_bufs[key] = np.empty(shape, dtype)
-    return buf
+    held = getattr(_scratch_bufs, "held", None)
+    if held is None or held[0] != key:     # one shape at a time: the training shape
+        held = _scratch_bufs.held = (key, np.empty(shape, dtype))
+    return held[1]
 
 
 def bernoulli_log_prob_and_grad(x, logits, scale=1.0):
@@ -192,8 +192,7 @@ def bernoulli_log_prob_and_grad(x, logits, scale=1.0):
 
     x: (B, D); logits: (K, B, D) or (B, D) -> log p: (K, B) or (B,), and the gradient with the
     shape of logits. Equal to ``bernoulli_log_prob(x, logits)`` and ``scale *
-    bernoulli_log_prob_grad(x, logits)`` (note 05, eqs. (5.1), (5.2)) to rounding. Not safe to
-    call from two threads at once (it reuses one work array).
+    bernoulli_log_prob_grad(x, logits)`` (note 05, eqs. (5.1), (5.2)) to rounding.
 
     Derivation: derivations/18_where_the_time_goes.md, eq. (18.7)
     """
@@ -322,6 +321,14 @@ class FusedAdam(BlockedAdam):
             return super().step(params, grads)       # nothing was written: the blocked update
         self.t = t
 
+    def update_blocked(self, theta, g, m, v, key=0):
+        """The update of step ``self.t`` on a piece of the buffer (the split step gives each
+        process its half), in one pass when fused; moments are flushed by the caller."""
+        b1, b2, t = self.b1, self.b2, self.t
+        if not (_ok(theta, g, m, v) and available() and _adam_kernel(
+                theta, g, m, v, self.lr, b1, b2, 1 - b1, 1 - b2, self.eps, 1 - b1 ** t, 1 - b2 ** t, 0, 0)):
+            super().update_blocked(theta, g, m, v, key)
+
 
 # ---------------------------------------------------------------- the model's step
 def fits(vae) -> bool:
@@ -414,9 +421,21 @@ def attach(vae) -> bool:
     """
     if not (fits(vae) and available()):
         return False
-    vae.forward = lambda *a, **kw: fused_forward(vae, *a, **kw)
+    def forward(*a, **kw):
+        return fused_forward(vae, *a, **kw)
+    forward.fused = True
+    vae.forward = forward
     vae.backward = lambda: fused_backward(vae)
     return True
+
+
+def attached(vae) -> bool:
+    """Whether ``attach`` routed this instance through the fused step (a split step's replicas
+    of it are routed too).
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
+    """
+    return getattr(vars(vae).get("forward"), "fused", False)
 
 
 def detach(vae) -> None:

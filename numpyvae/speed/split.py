@@ -19,7 +19,7 @@ and the noise eps (K, B, Z) is drawn once, from the model's own generator, exact
 ``VAE.forward`` would draw it, then cut along B. The replicas share the model's parameter
 buffer (views, no copies) and keep their own layer caches and gradient buffers. The numbers
 agree with the one-thread step up to the order of floating-point additions
-(``tests/test_parallel.py``).
+(``tests/test_speed.py``).
 
 Bookkeeping rather than mathematics: this wing carries no ``Derivation:`` lines.
 """
@@ -46,6 +46,7 @@ import numpy as np
 from ..model import Terms
 from ..reparam import sample_eps
 from ..training.trainer import TrainingStopped
+from . import fused
 from .adam import BlockedAdam
 from .heap import keep_freed_heap, release_free_heap
 
@@ -80,6 +81,8 @@ def _replica(vae: Any, flat_grads: np.ndarray | None = None) -> Any:
     caches and gradient buffer (new, or ``flat_grads``) are its own."""
     rep = vae.copy()
     rep._bind_flat_buffers(vae.flat_params, flat_grads)    # the copy's values: the same numbers
+    if fused.attached(vae):        # the speed layer runs vae's step fused: its parts run fused too
+        fused.attach(rep)
     return rep
 
 
@@ -394,7 +397,7 @@ def _serve(conn: _Pipe, parents: _Pipe, rep: Any, x: np.ndarray, eps: np.ndarray
         if hasattr(signal, sig):
             signal.signal(getattr(signal, sig), signal.SIG_IGN)
     keep_freed_heap()
-    adam = BlockedAdam()
+    adams = {False: BlockedAdam(), True: fused.FusedAdam()}    # the parent's kind of Adam, by a flag
     mine = rep.flat_grads
     while True:
         try:
@@ -413,11 +416,14 @@ def _serve(conn: _Pipe, parents: _Pipe, rep: Any, x: np.ndarray, eps: np.ndarray
             elif msg[0] == "merge":
                 _, lo, hi, weights = msg
                 conn.send(_merge(shared["grads"][lo:hi], mine[lo:hi], weights))
-            else:
-                _, lo, hi, adam.lr, adam.b1, adam.b2, adam.eps, adam.t = msg
+            elif msg[0] == "adam" and len(msg) == 9:
+                adam = adams[msg[3]]
+                _, lo, hi, _, adam.lr, adam.b1, adam.b2, adam.eps, adam.t = msg
                 adam.update_blocked(*(shared[a][lo:hi] for a in ("params", "grads", "m", "v")))
                 adam._flush_moments(shared["m"][lo:hi], shared["v"][lo:hi])
                 conn.send(True)
+            else:
+                raise ValueError(f"unknown request {msg!r}")
         except Exception:
             conn.send(traceback.format_exc())
 
@@ -531,7 +537,7 @@ class ProcessSplitStep(SplitStep):
                 setattr(opt, name, sh[name])
         opt.t += 1
         n = vae.flat_params.size
-        w.send("adam", self.mid, n, opt.lr, opt.b1, opt.b2, opt.eps, opt.t)
+        w.send("adam", self.mid, n, isinstance(opt, fused.FusedAdam), opt.lr, opt.b1, opt.b2, opt.eps, opt.t)
         opt.update_blocked(*(sh[a][:self.mid] for a in ("params", "grads", "m", "v")))
         opt._flush_moments(sh["m"][:self.mid], sh["v"][:self.mid])
         self._updating = True     # the child's answer is collected by the next step (or wait)
