@@ -174,16 +174,17 @@ def adam_update(theta, g, m, v, *, lr, b1, b2, eps, t, flush_m=0.0, flush_v=0.0)
 
 
 # --------------------------------------------------------------------------- Bernoulli
-_scratch_bufs = threading.local()      # one work array per thread: a thread split runs two steps at once
+_scratch_bufs = threading.local()      # work arrays per thread: a thread split runs two steps at once
 
 
-def _scratch(shape, dtype):
-    """A work array reused from call to call (never returned): a fresh 400 kB array each step
-    costs page faults that can outweigh the pass that fills it."""
+def _scratch(name, shape, dtype):
+    """Work array ``name``, reused from call to call (never returned): a fresh 400 kB array
+    each step costs page faults that can outweigh the pass that fills it."""
     key = (shape, np.dtype(dtype))
-    held = getattr(_scratch_bufs, "held", None)
+    held = getattr(_scratch_bufs, name, None)
     if held is None or held[0] != key:     # one shape at a time: the training shape
-        held = _scratch_bufs.held = (key, np.empty(shape, dtype))
+        held = (key, np.empty(shape, dtype))
+        setattr(_scratch_bufs, name, held)
     return held[1]
 
 
@@ -198,13 +199,16 @@ def bernoulli_log_prob_and_grad(x, logits, scale=1.0):
     """
     if logits.ndim in (2, 3) and x.ndim == 2 and logits.shape[-2:] == x.shape and _ok(logits, x):
         l3 = logits if logits.ndim == 3 else logits[None]
-        e = np.abs(l3)                   # e = exp(-|l|), sp = log1p(e): NumPy's vector loops
+        e = _scratch("e", l3.shape, l3.dtype)  # e = exp(-|l|), sp = log1p(e): NumPy's vector loops
+        np.abs(l3, out=e)
         np.negative(e, out=e)
         np.exp(e, out=e)
-        sp = _scratch(l3.shape, l3.dtype)
+        sp = _scratch("sp", l3.shape, l3.dtype)
         np.log1p(e, out=sp)
         logp = np.empty(l3.shape[:2], dtype=l3.dtype)
-        grad = e                         # each e is read before its gradient is written
+        # a gradient array of its own: written over e, the compiled loop could not prove that
+        # its stores miss the arrays it reads and ran one lane at a time (5x slower)
+        grad = np.empty_like(l3)
         if _call("bernoulli", x, l3, e, sp, logp, grad, l3.dtype.type(scale)):
             return (logp, grad) if logits.ndim == 3 else (logp[0], grad[0])
     grad = bernoulli_log_prob_grad(x, logits)
