@@ -28,7 +28,8 @@ core for all of them. Each run: one warm-up epoch (it also pays JAX's and numba'
 epochs; sides visited round-robin ``--rounds`` times, median reported. Two rates are printed:
 samples per second of wall time, and, at one thread, samples per second of the process's CPU
 time, which a loaded machine disturbs less (a side waiting for a core is not charged for it).
-Compile time is reported on its own: numba's (``fused.warm_up()``, from its cache after the
+Peak memory is each process's peak resident set, plus what the split's child process holds
+privately. Compile time is reported on its own: numba's (``fused.warm_up()``, from its cache after the
 first run) and the first JAX step's.
 
     python benchmarks/bench_peers.py                                  # 60,000 examples, 3 epochs, 3 rounds
@@ -49,7 +50,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from bench_vs_torch import MODELS, THREAD_VARS, _data, _peak_rss_mb, run_matmul, run_torch  # noqa: E402
+from bench_vs_torch import (  # noqa: E402
+    MODELS,
+    THREAD_VARS,
+    _children_private_mb,
+    _data,
+    _peak_rss_mb,
+    run_matmul,
+    run_torch,
+)
 
 SIDES = ("numpyvae", "numpyvae-fused", "numpyvae-fused-nosplit", "jax", "jax-async", "torch-careful", "torch", "matmul")
 NEEDS = {"numpyvae-fused": "numba", "numpyvae-fused-nosplit": "numba", "jax": "jax", "jax-async": "jax",
@@ -90,12 +99,17 @@ def run_numpyvae(m, n, epochs, threads, fused_path, split=True):
         tr = Trainer(vae, x, None, TrainConfig(epochs=1 + epochs, batch_size=m["batch"], progress=False),
                      optimizer=Adam(1e-3), speed=speed)
 
+        child = [0.0]        # the split step's child process, read at each epoch's end (while it lives)
+
+        def watch(trainer, row):
+            child[0] = max(child[0], _children_private_mb())
+
         def epoch():
-            tr.fit(total[0])
+            tr.fit(total[0], callbacks=[watch])
             total[0] += 1
         wall, cpu = _timed(epoch, epochs)
     return dict(samples_per_s=n * epochs / wall, cpu_samples_per_s=n * epochs / cpu,
-                compile_s=compile_s, final_loss=tr.history["train_loss"][-1])
+                compile_s=compile_s, final_loss=tr.history["train_loss"][-1], child_mb=child[0])
 
 
 # ------------------------------------------------------------------------------- JAX
@@ -238,7 +252,7 @@ def worker(side, model, n, epochs, threads):
         out = run_matmul(m, n, epochs, threads)
         # CPU seconds of the whole call: the model's construction (small) and the warm-up epoch too
         out["cpu_samples_per_s"] = n * (epochs + 1) / max(time.process_time() - c0, 1e-9)
-    out["peak_rss_mb"] = _peak_rss_mb()
+    out["peak_rss_mb"] = _peak_rss_mb() + out.get("child_mb", 0.0)     # with the split's child
     print(json.dumps(out))
 
 
@@ -339,6 +353,10 @@ def _report(models, threads, sides, samples, loads):
                          ("numpyvae", "jax"), ("numpyvae-fused", "matmul"), ("numpyvae", "matmul")):
                 if a in base and b in base:
                     parts.append(f"{a}/{b} {base[a] / base[b]:.2f}" + (f" ({cpu[a] / cpu[b]:.2f})" if t == 1 else ""))
+            for b in ("torch", "torch-careful"):
+                if "numpyvae-fused" in base and b in base:
+                    rss = med(model, t, "numpyvae-fused", "peak_rss_mb") / med(model, t, b, "peak_rss_mb")
+                    parts.append(f"peak RSS numpyvae-fused/{b} {rss:.2f}")
             print(f"  {MODELS[model]['label']:<28} {t} thr: " + "; ".join(parts))
     print("load average (1 min) before/after each round: " + "; ".join(f"{a:.2f}/{b:.2f}" for a, b in loads))
 
