@@ -171,34 +171,52 @@ def _build_in(stage: Path, parts: dict) -> None:
 
 
 # ---------------------------------------------------------------------------------- loading
+def _describe(a):
+    if not isinstance(a, np.ndarray):
+        return type(a).__name__
+    layout = "C" if a.flags.c_contiguous else "strided"
+    return f"{a.dtype}{list(a.shape)} {layout}{'' if a.flags.writeable else ' read-only'}"
+
+
 def _checked(name, sig, written, exports):
     """``exports[dtype]`` behind a check of every argument against ``sig``: the compiled
-    function itself would read (and write) memory of any dtype, length or layout it is handed."""
-    n = len(sig)
+    function itself would read (and write) memory of any dtype, length or layout it is handed.
 
-    def call(*args):
-        if len(args) != n:
-            raise TypeError(f"{name} takes {n} arguments, got {len(args)}")
-        dt = getattr(args[0], "dtype", None)
-        fn = exports.get(dt)
-        if fn is None:
-            raise TypeError(f"{name}: expected float32 or float64 arrays, got {dt}")
-        size = {}
-        for i, (a, axes) in enumerate(zip(args, sig)):
-            if axes in ("s", "d"):
-                continue
-            if (type(a) is not np.ndarray or a.dtype != dt or a.ndim != len(axes)
-                    or not a.flags.c_contiguous or (i in written and not a.flags.writeable)):
-                raise TypeError(f"{name}: argument {i} must be a C-contiguous {dt} array with "
-                                f"{len(axes)} axes{', writeable' if i in written else ''}")
-            for ax, m in zip(axes, a.shape):
-                if size.setdefault(ax, m) != m:
-                    raise TypeError(f"{name}: argument {i} has shape {a.shape}, "
-                                    f"which disagrees with the others on axis {ax}")
-        fn(*args)
+    The check is written out as code for each kernel; for ``relu_back`` it reads
+    ``if fn is None or not (type(a0) is ndarray and a0.dtype == dt and a0.ndim == 2 and
+    a0.flags.c_contiguous and ...): raise``, then ``B, H = a0.shape`` and ``if a1.shape !=
+    (B, H) or ... or a3.shape != (H,): raise``. A loop over the signature cost several
+    microseconds a call, a noticeable part of the smallest kernels' time; this costs about one.
+    """
+    params = ", ".join(f"a{i}" for i in range(len(sig)))
+    tests, bind, shapes, bound = [], [], [], set()
+    for i, axes in enumerate(sig):
+        if axes in ("s", "d"):
+            continue
+        tests += [f"type(a{i}) is ndarray", f"a{i}.dtype == dt", f"a{i}.ndim == {len(axes)}",
+                  f"a{i}.flags.c_contiguous"] + ([f"a{i}.flags.writeable"] if i in written else [])
+        new = [ax for ax in axes if ax not in bound]
+        if new and len(new) == len(axes):
+            bind.append(f"    {', '.join(axes)}, = a{i}.shape\n")
+        else:
+            bind += [f"    {ax} = a{i}.shape[{axes.index(ax)}]\n" for ax in new]
+            shapes.append(f"a{i}.shape != ({', '.join(axes)},)")
+        bound.update(axes)
+    text = (f"def {name}({params}):\n"
+            f"    dt = getattr(a0, 'dtype', None)\n"
+            f"    fn = exports.get(dt)\n"
+            f"    if fn is None or not ({' and '.join(tests)}):\n"
+            f"        raise refuse(({params},))\n"
+            + "".join(bind)
+            + (f"    if {' or '.join(shapes)}:\n        raise refuse(({params},))\n" if shapes else "")
+            + f"    fn({params})\n")
 
-    call.__name__ = name
-    return call
+    def refuse(args):
+        return TypeError(f"{name}: the arguments {', '.join(map(_describe, args))} do not match "
+                         f"{sig} of one float dtype (writing {list(written)})")
+    scope = {"ndarray": np.ndarray, "exports": exports, "refuse": refuse}
+    exec(text, scope)  # noqa: S102 - text made above from SIGNATURES
+    return scope[name]
 
 
 class Kernels:
