@@ -641,6 +641,21 @@ def test_a_failed_build_falls_back_to_numba_in_process_with_the_same_numbers(mon
     assert capsys.readouterr().err == ""
 
 
+@needs_numba
+def test_without_the_ahead_of_time_compiler_numba_compiles_in_process(monkeypatch, capsys, tmp_path):
+    """numba.pycc is deprecated in numba: without it, the kernels are compiled here, with a line."""
+    monkeypatch.setattr(fused_aot, "_has_pycc", lambda: False)
+    _reset(monkeypatch, tmp_path / "cache")
+    capsys.readouterr()
+    assert fused.available() and fused.source == "in process"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "numba.pycc" in err[0] and "compiled in this process" in err[0], err
+    assert not (tmp_path / "cache").exists()                       # nothing built
+    x, logits = _inputs()[:2]
+    assert fused.bernoulli_log_prob_and_grad(x, logits)[0].shape == (2, 4)
+    assert capsys.readouterr().err == ""
+
+
 def _copy_builder(calls):
     """A stand-in for the compiler: copies the session's module (the build itself is tested by
     the session's first load)."""

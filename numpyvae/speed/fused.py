@@ -7,8 +7,15 @@ numbers as the plain functions of the core in one compiled loop (numba), reading
 each array once. The core keeps the readable forms; these are their fused twins, tested equal
 to them to the dtype's rounding (``tests/test_fused.py``).
 
-When numba is not installed, or a kernel fails to compile, every function here runs the plain
-NumPy path instead and one line says so (once); the numbers are then exactly the core's. Inputs
+The loops are written in ``_numba.py``. They are not compiled in the training process: importing
+numba there would cost about 130 MB of memory, more than the plain step uses. ``_aot.py`` compiles
+them ahead of time, once per machine, in a child process, into an extension module kept in
+``$NUMPYVAE_CACHE_DIR`` (else ``~/.cache/numpyvae``), and this module imports that file alone.
+If that build cannot be done (no C compiler, numba without ``numba.pycc``), numba compiles the
+loops in this process instead and one line says so.
+
+When numba is not installed, or the kernels fail to compile both ways, every function here runs
+the plain NumPy path instead and one line says so (once); the numbers are then exactly the core's. Inputs
 the kernels do not take (mixed dtypes, non-contiguous arrays, integer data) go the plain way
 too, silently: that is a routing rule, not a failure.
 
