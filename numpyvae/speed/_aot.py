@@ -261,29 +261,47 @@ def _numba_type(axes, tag):
     return f"{tag}[{', '.join([':'] * (len(axes) - 1) + ['::1'])}]"
 
 
+_EXPORT = """\
+def export({args}):
+    state = release_gil()
+    failed = False
+    try:
+        kernel({args})
+    except Exception:            # (only an allocation can fail) never return without the lock
+        failed = True
+    take_gil(state)
+    if failed:
+        raise MemoryError("a fused kernel could not allocate its work array")
+"""
+
+
 def compile_module(outdir) -> None:
     """Export every kernel of ``_numba.py`` for both dtypes into ``outdir`` (imports numba).
 
     Each export is a thin function that calls the kernel: the kernel keeps its own compiler
     options (fastmath, error model), which ``pycc`` would not give it if exported directly.
+    The export lets go of the interpreter lock around the loop, as ``nogil=True`` does for the
+    in-process kernels (``pycc`` ignores that option), so two threads run kernels at once.
     """
     import numba
+    from numba import types
     from numba.pycc import CC
 
     from . import _numba
 
+    scope = {"release_gil": types.ExternalFunction("PyEval_SaveThread", types.voidptr()),
+             "take_gil": types.ExternalFunction("PyEval_RestoreThread", types.void(types.voidptr))}
     cc = CC(MODULE)
     cc.output_dir = str(outdir)
     cc.target_cpu = "host"
     for name, (sig, _) in SIGNATURES.items():
         disp = getattr(_numba, name)
         kernel = numba.njit(**disp.targetoptions)(disp.py_func)   # the same loop, not cached
-        args = ", ".join(f"a{i}" for i in range(len(sig)))
-        scope = {"kernel": kernel}
-        exec(f"def export({args}):\n    kernel({args})\n", scope)  # noqa: S102 - fixed text
+        local = dict(scope, kernel=kernel)
+        exec(_EXPORT.format(args=", ".join(f"a{i}" for i in range(len(sig)))), local)  # noqa: S102
         for tag in DTYPES:
-            types = ", ".join(_numba_type(axes, tag) for axes in sig)
-            cc.export(f"{name}_{tag}", f"void({types})")(scope["export"])
+            types_ = ", ".join(_numba_type(axes, tag) for axes in sig)
+            cc.export(f"{name}_{tag}", f"void({types_})")(local["export"])
     cc.compile()
 
 
