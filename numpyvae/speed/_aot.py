@@ -10,11 +10,13 @@ imports only that file, and numba never enters it.
 
 Each kernel is exported twice, ``<name>_f4`` and ``<name>_f8``, for C-contiguous arrays of one
 dtype; ``Kernels`` calls the one that matches the first array and refuses (``TypeError``, before
-anything runs) arguments the signature does not describe. The code is compiled for this machine's
+anything runs) arguments the signature does not describe. Each lets go of the interpreter lock
+while its loop runs, as the in-process kernels do (``nogil=True``). The code is compiled for this machine's
 CPU (``target_cpu = 'host'``), so the cache folder is named by a hash of everything the compiled
 code depends on: the source of both files, the numba, llvmlite, numpy and Python versions, and the
-CPU's model and flags. A folder appears under that name only whole: it is built under a temporary
-name beside it and renamed into place.
+CPU's model and flags. The cache folder is ``$NUMPYVAE_CACHE_DIR``, else ``$XDG_CACHE_HOME/numpyvae``,
+else ``~/.cache/numpyvae``; a module folder appears in it only whole: it is built under a temporary
+name beside its final one and renamed into place.
 """
 from __future__ import annotations
 
