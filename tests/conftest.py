@@ -10,6 +10,8 @@ are skipped, not failed, when the files are absent.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,16 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# The fused kernels' compiled module (numpyvae/speed/_aot.py) is built at most once a session, into
+# a temporary folder that child processes inherit: never into the user's ~/.cache.
+_KERNEL_CACHE = tempfile.mkdtemp(prefix="numpyvae-test-kernels-")
+os.environ["NUMPYVAE_CACHE_DIR"] = _KERNEL_CACHE
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_KERNEL_CACHE, ignore_errors=True)
+
 
 _DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -1,4 +1,5 @@
-"""The fused kernels equal the plain core functions they replace, and switch off cleanly.
+"""The fused kernels equal the plain core functions they replace, load without numba from a
+compiled module kept on disk, and switch off cleanly.
 
 Tolerances are stated per test in units of the dtype's machine epsilon ``u`` (2^-23 for float32,
 2^-52 for float64), each the textbook bound for the operations the two sides do differently:
@@ -10,6 +11,10 @@ factor, sign or dropped term is many orders of magnitude beyond these bounds.
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -19,19 +24,22 @@ from hypothesis import strategies as st
 
 from numpyvae import kl as kl_mod
 from numpyvae import layers, likelihoods, optim, reparam
+from numpyvae.speed import _aot as fused_aot
 from numpyvae.speed import fused
 
 numba_missing = importlib.util.find_spec("numba") is None
 needs_numba = pytest.mark.skipif(numba_missing, reason="numba is not installed (the 'fast' extra)")
+needs_pycc = pytest.mark.skipif(numba_missing or not fused_aot._has_pycc(),
+                                reason="numba's ahead-of-time compiler (numba.pycc) is not installed")
 DTYPES = [np.float32, np.float64]
 
 
 @pytest.fixture(autouse=True)
 def _fresh_switch():
     """Each test starts from the module's real state and leaves it as it found it."""
-    saved = (fused._kernels, fused.reason)
+    saved = (fused._kernels, fused.reason, fused.source, fused.load_seconds)
     yield
-    fused._kernels, fused.reason = saved
+    fused._kernels, fused.reason, fused.source, fused.load_seconds = saved
 
 
 def _arr(draw, shape, lo, hi, dtype, seed_name="seed"):
@@ -270,16 +278,19 @@ def _check_plain_path(capsys, why):
     assert len(capsys.readouterr().err.strip().splitlines()) == 0
 
 
-def test_without_numba_the_plain_path_runs(monkeypatch, capsys):
+def test_without_numba_the_plain_path_runs(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "numba", None)      # `import numba` raises ImportError
     monkeypatch.delitem(sys.modules, "numpyvae.speed._numba", raising=False)
     monkeypatch.delattr(sys.modules["numpyvae.speed"], "_numba", raising=False)
+    monkeypatch.setenv("NUMPYVAE_CACHE_DIR", str(tmp_path / "cache"))
     fused._kernels, fused.reason = None, ""
     _check_plain_path(capsys, "numba is not installed")
+    assert not (tmp_path / "cache").exists()             # nothing was built
 
 
 @needs_numba
 def test_a_compile_failure_switches_to_the_plain_path(monkeypatch, capsys):
+    """Neither the compiled module nor numba in process gives kernels that run: one line, plain."""
     def broken(k):
         raise RuntimeError("simulated: no LLVM for this target")
     monkeypatch.setattr(fused, "_warm", broken)
@@ -496,3 +507,231 @@ def test_the_speed_layer_without_numba_is_the_blocked_path(monkeypatch, capsys):
 
 
 _find_spec = importlib.util.find_spec
+
+
+# ------------------------------------------------- the module compiled ahead of time
+def _kernel_results(dtype):
+    """Every kernel's output on fixed inputs (the fused functions, and three Adam steps)."""
+    args = _inputs(dtype)
+    out = _plain_results(*args)
+    rng = np.random.default_rng(1)
+    theta, m, v = rng.standard_normal(50).astype(dtype), np.zeros(50, dtype), np.zeros(50, dtype)
+    for t in range(1, 4):
+        fused.adam_update(theta, rng.standard_normal(50).astype(dtype), m, v, lr=1e-2, b1=0.9,
+                          b2=0.999, eps=1e-8, t=t)
+    return out + [theta, m, v]
+
+
+def _compiled():
+    """The compiled module's kernels, loaded (or built) in the session's cache folder."""
+    k = fused._load()
+    assert isinstance(k, fused_aot.Kernels), fused.source
+    return k
+
+
+def _reset(monkeypatch, cache):
+    monkeypatch.setenv("NUMPYVAE_CACHE_DIR", str(cache))
+    fused._kernels, fused.reason, fused.source = None, "", ""
+
+
+@needs_pycc
+def test_the_kernels_come_from_the_compiled_module():
+    k = _compiled()
+    assert fused.source in ("built", "cache")
+    assert k.path.parent.parent == fused_aot.cache_root()
+    assert k.path.parent.name == fused_aot.cache_key()
+    assert (k.path.parent / "built-for.txt").read_text().count("\n") == len(fused_aot.key_parts())
+
+
+@needs_pycc
+def test_a_second_process_loads_the_module_from_the_cache_without_numba():
+    """A new process finds the module built (here, by this one) and never imports numba,
+    through warm-up and two fused training steps; its numbers are this process's."""
+    _compiled()
+    root = fused_aot.cache_root()
+    before = sorted(p.name for p in root.iterdir())
+    code = r"""
+import json, sys
+import numpy as np
+from numpyvae import VAE
+from numpyvae.speed import fused
+seconds = fused.warm_up()
+vae = VAE(30, 4, hidden=(16,), seed=1, dtype=np.float32)
+assert fused.attach(vae)
+opt = fused.FusedAdam(1e-2)
+x = (np.random.default_rng(2).random((10, 30)) < 0.3).astype(np.float32)
+eps = np.random.default_rng(3).standard_normal((1, 10, 4)).astype(np.float32)
+for _ in range(2):
+    loss = vae.forward(x, eps=eps).loss
+    vae.backward()
+    opt.step(vae.flat_params, vae.flat_grads)
+print(json.dumps(dict(seconds=seconds, source=fused.source, loss=loss,
+                      params=vae.flat_params[:8].tolist(), t=opt.t,
+                      numba="numba" in sys.modules, llvmlite="llvmlite" in sys.modules)))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    child = json.loads(done.stdout)
+    assert child["source"] == "cache" and child["seconds"] > 0 and child["t"] == 2
+    assert not child["numba"] and not child["llvmlite"]
+    assert sorted(p.name for p in root.iterdir()) == before        # nothing built
+    # the same two steps here give the same numbers, bit for bit
+    from numpyvae import VAE
+    vae = VAE(30, 4, hidden=(16,), seed=1, dtype=np.float32)
+    assert fused.attach(vae)
+    opt = fused.FusedAdam(1e-2)
+    x = (np.random.default_rng(2).random((10, 30)) < 0.3).astype(np.float32)
+    eps = np.random.default_rng(3).standard_normal((1, 10, 4)).astype(np.float32)
+    for _ in range(2):
+        loss = vae.forward(x, eps=eps).loss
+        vae.backward()
+        opt.step(vae.flat_params, vae.flat_grads)
+    assert child["loss"] == loss and child["params"] == vae.flat_params[:8].tolist()
+
+
+@needs_numba
+def test_the_cache_key_changes_with_what_the_code_depends_on(monkeypatch):
+    key = fused_aot.cache_key()
+    assert fused_aot.cache_key() == key                           # the same inputs, the same name
+    real_source, real_cpu = fused_aot._source_text(), fused_aot._cpu()
+    monkeypatch.setattr(fused_aot, "_source_text", lambda: real_source + "# a kernel edited\n")
+    assert fused_aot.cache_key() != key
+    monkeypatch.setattr(fused_aot, "_source_text", lambda: real_source)
+    monkeypatch.setattr(fused_aot, "_cpu", lambda: real_cpu.replace("avx", "sse", 1) + " other")
+    assert fused_aot.cache_key() != key
+    monkeypatch.setattr(fused_aot, "_cpu", lambda: real_cpu)
+    assert fused_aot.cache_key() == key
+    parts = fused_aot.key_parts()
+    for name in ("numba", "numpy", "python", "abi", "machine"):
+        assert fused_aot.cache_key(dict(parts, **{name: parts[name] + "x"})) != key, name
+
+
+def test_the_cache_folder_is_chosen_by_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("NUMPYVAE_CACHE_DIR", str(tmp_path / "c"))
+    assert fused_aot.cache_root() == tmp_path / "c"
+    monkeypatch.delenv("NUMPYVAE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert fused_aot.cache_root() == tmp_path / "xdg" / "numpyvae"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert fused_aot.cache_root() == tmp_path / "home" / ".cache" / "numpyvae"
+
+
+@needs_pycc
+def test_a_failed_build_falls_back_to_numba_in_process_with_the_same_numbers(monkeypatch, capsys, tmp_path):
+    _compiled()
+    want = {dt: _kernel_results(dt) for dt in DTYPES}
+
+    def no_compiler(outdir):
+        (outdir / "half-written.so").write_bytes(b"\0")
+        raise fused_aot.BuildError("simulated: no C compiler")
+    monkeypatch.setattr(fused_aot, "_build", no_compiler)
+    _reset(monkeypatch, tmp_path / "cache")
+    capsys.readouterr()
+    assert fused.available() and fused.source == "in process"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ahead-of-time build failed" in err[0] and "no C compiler" in err[0], err
+    assert list((tmp_path / "cache").iterdir()) == []              # nothing half-built left
+    assert not isinstance(fused._load(), fused_aot.Kernels)
+    for dt in DTYPES:
+        for a, b in zip(_kernel_results(dt), want[dt]):
+            np.testing.assert_array_equal(a, b)
+    assert capsys.readouterr().err == ""
+
+
+@needs_numba
+def test_without_the_ahead_of_time_compiler_numba_compiles_in_process(monkeypatch, capsys, tmp_path):
+    """numba.pycc is deprecated in numba: without it, the kernels are compiled here, with a line."""
+    monkeypatch.setattr(fused_aot, "_has_pycc", lambda: False)
+    _reset(monkeypatch, tmp_path / "cache")
+    capsys.readouterr()
+    assert fused.available() and fused.source == "in process"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "numba.pycc" in err[0] and "compiled in this process" in err[0], err
+    assert not (tmp_path / "cache").exists()                       # nothing built
+    x, logits = _inputs()[:2]
+    assert fused.bernoulli_log_prob_and_grad(x, logits)[0].shape == (2, 4)
+    assert capsys.readouterr().err == ""
+
+
+def _copy_builder(calls):
+    """A stand-in for the compiler: copies the session's module (the build itself is tested by
+    the session's first load)."""
+    made = _compiled().path
+
+    def build(outdir):
+        calls.append(outdir)
+        shutil.copy(made, outdir / made.name)
+    return build
+
+
+@needs_pycc
+def test_an_unwritable_cache_folder_builds_for_this_process_only(monkeypatch, capsys, tmp_path):
+    calls = []
+    monkeypatch.setattr(fused_aot, "_build", _copy_builder(calls))
+    want = _kernel_results(np.float32)
+    (tmp_path / "a-file").write_text("not a folder")
+    _reset(monkeypatch, tmp_path / "a-file" / "cache")
+    capsys.readouterr()
+    assert fused.available() and fused.source == "built" and len(calls) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write the kernel cache" in err[0], err
+    k = fused._load()
+    assert tmp_path not in k.path.parents
+    assert (tmp_path / "a-file").read_text() == "not a folder"
+    for a, b in zip(_kernel_results(np.float32), want):
+        np.testing.assert_array_equal(a, b)
+    assert capsys.readouterr().err == ""
+
+
+@needs_pycc
+def test_a_build_that_loses_the_race_uses_the_winners_module(monkeypatch, tmp_path):
+    """Two processes building at once: the second rename fails, and the second process loads
+    the first one's whole module and removes its own folder."""
+    calls = []
+    copy = _copy_builder(calls)
+    final = tmp_path / fused_aot.cache_key()
+
+    def race(outdir):
+        copy(outdir)
+        final.mkdir()                                   # the other process finishes first
+        copy(final)
+    monkeypatch.setattr(fused_aot, "_build", race)
+    monkeypatch.setenv("NUMPYVAE_CACHE_DIR", str(tmp_path))
+    path, built = fused_aot.find_or_build()
+    assert built and path.parent == final and [p.name for p in tmp_path.iterdir()] == [final.name]
+    path2, built2 = fused_aot.find_or_build()           # from now on: found, not built
+    assert path2 == path and not built2 and len(calls) == 2
+
+
+@needs_pycc
+@pytest.mark.parametrize("bad", ["dtype", "order", "axes", "length", "read-only output", "count"])
+def test_the_compiled_module_refuses_arguments_its_signature_does_not_describe(bad):
+    """The compiled functions would read any memory they are handed; the checks in front of
+    them raise first, and nothing is written."""
+    k = _compiled()
+    rng = np.random.default_rng(0)
+    dy, y = rng.standard_normal((2, 4, 6)).astype(np.float32)
+    dx, db = np.zeros((4, 6), np.float32), np.zeros(6, np.float32)
+    args = [dy, y, dx, db]
+    if bad == "dtype":
+        args[1] = y.astype(np.float64)
+    elif bad == "order":
+        args[1] = np.asfortranarray(y)
+    elif bad == "axes":
+        args[1] = y[None]
+    elif bad == "length":
+        args[3] = np.zeros(5, np.float32)
+    elif bad == "read-only output":
+        args[2] = dx.copy()
+        args[2].flags.writeable = False
+    else:
+        args = args[:3]
+    with pytest.raises(TypeError):
+        k.relu_back(*args)
+    assert not dx.any() and not db.any()
+    y.flags.writeable = False                           # inputs may be read-only
+    k.relu_back(dy, y, dx, db)                          # the right arguments run
+    np.testing.assert_array_equal(dx, dy * (y > 0))

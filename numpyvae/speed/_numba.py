@@ -1,4 +1,4 @@
-"""The numba loops behind ``fused``: each one pass over its arrays, compiled on first use.
+"""The numba loops behind ``fused``: each one pass over its arrays.
 
 Every loop here is the plain NumPy expression it replaces written element by element, so one
 read and one write of each array replaces the several passes (and temporaries) NumPy makes.
@@ -6,8 +6,11 @@ Sums over a few terms (samples, latent dimensions, rows of a batch) are accumula
 the sum over pixels runs in the arrays' dtype, reordered into vector lanes, as NumPy's own
 pairwise sum is (``tests/test_fused.py`` bounds the difference).
 
-Nothing here is imported unless numba is installed: ``fused.py`` imports this module inside a
-``try`` and falls back to the plain path when the import or a compilation fails.
+This file is the source a reader reads; the training process does not import it. ``_aot.py``
+compiles these functions, in a child process, into an extension module that ``fused.py`` loads
+without numba; only when that build fails does ``fused.py`` import this module and let numba
+compile the loops in process (``cache=True``: the compiled code is kept beside this file). Any
+change here changes the compiled module's cache key, so it is rebuilt.
 """
 from __future__ import annotations
 

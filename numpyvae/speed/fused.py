@@ -7,8 +7,15 @@ numbers as the plain functions of the core in one compiled loop (numba), reading
 each array once. The core keeps the readable forms; these are their fused twins, tested equal
 to them to the dtype's rounding (``tests/test_fused.py``).
 
-When numba is not installed, or a kernel fails to compile, every function here runs the plain
-NumPy path instead and one line says so (once); the numbers are then exactly the core's. Inputs
+The loops are written in ``_numba.py``. They are not compiled in the training process: importing
+numba there would cost about 130 MB of memory, more than the plain step uses. ``_aot.py`` compiles
+them ahead of time, once per machine, in a child process, into an extension module kept in
+``$NUMPYVAE_CACHE_DIR`` (else ``~/.cache/numpyvae``), and this module imports that file alone.
+If that build cannot be done (no C compiler, numba without ``numba.pycc``), numba compiles the
+loops in this process instead and one line says so.
+
+When numba is not installed, or the kernels fail to compile both ways, every function here runs
+the plain NumPy path instead and one line says so (once); the numbers are then exactly the core's. Inputs
 the kernels do not take (mixed dtypes, non-contiguous arrays, integer data) go the plain way
 too, silently: that is a routing rule, not a failure.
 
@@ -21,6 +28,7 @@ Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
 """
 from __future__ import annotations
 
+import importlib.util
 import sys
 import threading
 import time
@@ -45,6 +53,9 @@ _kernels = None
 #: why the kernels are off ("" while on), and seconds the last load took (import + compile)
 reason = ""
 load_seconds = 0.0
+#: where the kernels came from: "cache" or "built" (the module compiled ahead of time, loaded
+#: from the cache or built now), "in process" (numba's own compiler, in this process), "" (off)
+source = ""
 
 
 def _say(msg):
@@ -52,51 +63,78 @@ def _say(msg):
 
 
 def _switch_off(why):
-    global _kernels, reason
-    _kernels, reason = False, why
+    global _kernels, reason, source
+    _kernels, reason, source = False, why, ""
     _say(f"{why}; the fused kernels are off and the plain NumPy path runs (same numbers)")
 
 
 def _warm(k):
-    """Run every kernel once on tiny float32 and float64 arrays: compiles them (or loads them
-    from numba's cache) now, so a compile failure shows here and not in a step."""
+    """Run every kernel once on tiny float32 and float64 arrays: a kernel that cannot run (or,
+    in process, compile) fails here and not in a step. Scalars are typed as the callers type
+    them, so the in-process compiler makes only the versions a step uses."""
     for dt in _FLOATS:
         a = np.ones(4, dt)
         k.adam(a.copy(), a, a.copy(), a.copy(), *(dt(c) for c in (1e-3, 0.9, 0.999, 0.1, 0.001, 1e-8, 0, 0)))
         x2, l3 = np.ones((2, 2), dt), np.ones((1, 2, 2), dt)
-        k.bernoulli(x2, l3, l3, l3, np.empty((1, 2), dt), np.empty_like(l3), 1.0)
-        k.bias_relu(x2.copy(), a[:2])
+        k.bernoulli(x2, l3, l3.copy(), l3.copy(), np.empty((1, 2), dt), np.empty_like(l3), dt(1.0))
+        k.bias_relu(x2.copy(), a[:2].copy())
         k.relu_back(x2, x2, np.empty_like(x2), np.empty(2, dt))
         k.tanh_back(x2, x2, np.empty_like(x2), np.empty(2, dt))
         k.reparam_kl(x2, x2, x2, x2, l3, np.empty_like(l3), np.empty(2, dt))
         k.reparam_kl_back(l3, x2, x2, x2, l3, 1.0, np.empty_like(x2), np.empty_like(x2))
 
 
+def _first_line(e):
+    return f"{type(e).__name__}: {str(e).splitlines()[0]}" if str(e) else type(e).__name__
+
+
+def _load_in_process():
+    """numba's just-in-time kernels (``_numba.py``), compiled in this process."""
+    from . import _numba
+    _warm(_numba)
+    return _numba
+
+
 def _load():
-    """The kernel module, or None (switched off, with one message the first time)."""
-    global _kernels, reason, load_seconds
-    if _kernels is None:
-        t0 = time.perf_counter()
+    """The kernels, or None (switched off, with one message the first time).
+
+    First the module compiled ahead of time (``_aot.py``: from the cache, or built now in a child
+    process), which keeps numba out of this process; if that cannot be had, numba's kernels
+    compiled in this process; if those fail too, none.
+    """
+    global _kernels, reason, load_seconds, source
+    if _kernels is not None:
+        return _kernels or None
+    t0 = time.perf_counter()
+    if importlib.util.find_spec("numba") is None:
+        _switch_off("numba is not installed (no module named 'numba'); "
+                    "pip install -e \".[fast]\" to get it")
+        return None
+    try:
+        from . import _aot
+        kernels, built = _aot.load()
+        _warm(kernels)
+        source = "built" if built else "cache"
+    except Exception as e:               # no pycc, no C compiler, a failed build: compile here
+        aot_failed = _first_line(e)
         try:
-            from . import _numba
-        except ImportError as e:
-            _switch_off(f"numba is not installed ({e}); pip install -e \".[fast]\" to get it")
+            kernels = _load_in_process()
+        except ImportError as e2:
+            _switch_off(f"numba could not be imported ({_first_line(e2)})")
             return None
-        except Exception as e:           # numba present but broken
-            _switch_off(f"numba could not be imported ({type(e).__name__}: {e})")
+        except Exception as e2:
+            _switch_off(f"numba could not compile the fused kernels ({_first_line(e2)}; "
+                        f"ahead of time: {aot_failed})")
             return None
-        try:
-            _warm(_numba)
-        except Exception as e:
-            _switch_off(f"numba could not compile the fused kernels ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''})")
-            return None
-        _kernels, reason, load_seconds = _numba, "", time.perf_counter() - t0
-    return _kernels or None
+        _say(f"the fused kernels were compiled in this process (numba loaded, about 130 MB), "
+             f"as the ahead-of-time build failed: {aot_failed}")
+        source = "in process"
+    _kernels, reason, load_seconds = kernels, "", time.perf_counter() - t0
+    return _kernels
 
 
 def available() -> bool:
-    """True when the fused kernels are on (numba imported and every kernel compiled).
+    """True when the fused kernels are on (numba installed and every kernel compiled).
 
     Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
     """
@@ -104,10 +142,11 @@ def available() -> bool:
 
 
 def warm_up() -> float:
-    """Load and compile every kernel now; the seconds that took (0 when they are off).
+    """Load (and compile, the first time) every kernel now; the seconds that took (0 when they
+    are off).
 
-    With numba's cache (``cache=True``) a second process loads the compiled code from disk,
-    so its warm-up is the import alone.
+    The compiled module is kept in a cache folder (``$NUMPYVAE_CACHE_DIR``, else
+    ``~/.cache/numpyvae``), so a second process only imports it: milliseconds.
 
     Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
     """
@@ -122,16 +161,16 @@ def _ok(*arrays):
 
 
 def _call(name, *args):
-    """Run kernel ``name``; False (and the kernels switched off) if it cannot compile for these
-    arguments. A compile error comes before the loop runs, so no array is half written."""
+    """Run kernel ``name``; False (and the kernels switched off) if it refuses these arguments
+    (the compiled module checks them, the in-process compiler types them, before the loop runs,
+    so no array is half written)."""
     k = _load()
     if k is None:
         return False
     try:
         getattr(k, name)(*args)
     except Exception as e:
-        _switch_off(f"the fused kernel {name} failed ({type(e).__name__}: "
-                    f"{str(e).splitlines()[0] if str(e) else ''})")
+        _switch_off(f"the fused kernel {name} failed ({_first_line(e)})")
         return False
     return True
 
