@@ -692,3 +692,28 @@ def test_process_split_fused_adam_is_the_one_process_fused_update_bit_for_bit(dt
     assert not np.any(ob.m[:40]) and not np.any(ob.v[:40])    # flushed (decay alone leaves them > 0)
     u = np.finfo(dtype).eps                  # and it is Adam: the blocked NumPy update to rounding
     np.testing.assert_allclose(a.flat_params, p_plain, rtol=0, atol=1e3 * u * np.abs(p_plain).max())
+
+
+@needs_numba
+def test_cli_says_what_the_fused_kernels_do_and_trains_as_the_plain_step(tmp_path, capsys, monkeypatch):
+    """With the fast extra the command line says the kernels run (and where they came from);
+    its run equals the same run with them switched off (Speed(fused=False)) to rounding."""
+    from numpyvae.cli.main import main
+    from numpyvae.speed import fused
+    from numpyvae.training import checkpoint as ck
+    if not fused.available():
+        pytest.skip(f"the fused kernels are off here: {fused.reason}")
+    args = ["train", "--max-train", "400", "--epochs", "1", "--hidden", "16", "--z-dim", "2", "--no-progress",
+            "--batch-size", "100", "--threads", "1"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "fused kernels: the step's elementwise work and Adam, " in err
+    assert any(f"{how} in " in err for how in ("loaded from the cache", "compiled for this machine",
+                                              "compiled by numba in this process"))
+    monkeypatch.setattr(Speed, "fused", property(lambda self: False))     # the extra switched off
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    assert "fused kernels" not in capsys.readouterr().err
+    on, off = ck.load(tmp_path / "a" / "checkpoint.npz"), ck.load(tmp_path / "b" / "checkpoint.npz")
+    for name, v in off.params.items():
+        np.testing.assert_allclose(on.params[name], v, rtol=1e-4, atol=1e-5)   # float32 runs, 4 steps
+        assert np.abs(v).max() > 0

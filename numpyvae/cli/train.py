@@ -22,7 +22,7 @@ from .errors import CLIError
 from .models import build_model, check_family_flags, check_train_memory, train_mode
 from .parser import TRAIN_DEFAULTS
 from .runs import RUN_FILES, RUNS_ROOT, check_out_is_free, open_run_to_resume, resume_command
-from ..speed import Speed, heap, threads
+from ..speed import Speed, fused, heap, threads
 from ..speed.split import MIN_ROWS, split_sizes
 from ..training import checkpoint as ck
 from ..training import plots, rundir
@@ -77,6 +77,15 @@ def _resumed_trainer(a: argparse.Namespace, given: set[str], saved: ck.Checkpoin
     for k, (old, new) in changed.items():
         say(f"--resume: {k} {old} -> {new} (recorded in {sidecar(ckpt_path)})")
     return trainer
+
+
+def _fused_line(model: object) -> str:
+    """What the fast extra's fused kernels do in this run, and where they came from."""
+    how = {"cache": "loaded from the cache", "built": "compiled for this machine",
+           "in process": "compiled by numba in this process"}.get(fused.source, fused.source)
+    what = ("the step's elementwise work and Adam" if fused.fits(model)
+            else "Adam only (the fused step takes the plain Bernoulli VAE with ReLU or tanh)")
+    return f"fused kernels: {what}, {how} in {fused.load_seconds:.1f} s (the plain step's numbers, to rounding)"
 
 
 def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
@@ -178,6 +187,8 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
     heap_line = heap.keep_freed_heap()
     if heap_line:
         say(heap_line)
+    if trainer.speed.fused:          # the fast extra is installed and its kernels load
+        say(_fused_line(trainer.model))
 
     def report(tr: Trainer, row: dict[str, float]) -> None:
         print(f"epoch {row['epoch']:>3}/{tr.config.epochs}  train -ELBO {row['train_neg_elbo']:8.2f}  "

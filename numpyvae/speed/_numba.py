@@ -48,7 +48,8 @@ def bernoulli(x, logits, e, sp, logp, grad, scale):
     sp = log1p(e) come in (NumPy's vector exp and log1p are several times faster here than
     a compiled loop's scalar calls). logp[k, b] = sum_d x l - max(l, 0) - sp;
     grad = scale (x - sigmoid(l)) with sigmoid(l) = 1 / (1 + e) for l >= 0, e / (1 + e) below.
-    ``grad`` may be ``e`` itself: each e is read before its gradient is written. Constants are
+    ``grad`` must not be ``e``: with a store that may hit what it reads the loop runs one lane
+    at a time (``fused.bernoulli_log_prob_and_grad`` gives it an array of its own). Constants are
     float32 so that float32 arrays are computed in float32 (in float64 they widen to float64)."""
     K, B, D = logits.shape
     zero, one = np.float32(0), np.float32(1)
