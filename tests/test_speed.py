@@ -717,3 +717,29 @@ def test_cli_says_what_the_fused_kernels_do_and_trains_as_the_plain_step(tmp_pat
     for name, v in off.params.items():
         np.testing.assert_allclose(on.params[name], v, rtol=1e-4, atol=1e-5)   # float32 runs, 4 steps
         assert np.abs(v).max() > 0
+
+
+def test_speed_without_the_split_runs_whole_steps_on_n_blas_threads(monkeypatch):
+    """Speed(n, split=False): no split step is made (what the benchmarks weigh the split
+    against), the BLAS gets n threads, and the run is the one-thread run's."""
+    made = []
+    monkeypatch.setattr("numpyvae.speed.make_split", lambda *a, **k: made.append(a) or None)
+    seen = []
+    from numpyvae.speed import threads as speed_threads
+    orig = speed_threads.blas_threads
+
+    def spy(n):
+        seen.append(n)
+        return orig(n)
+    monkeypatch.setattr("numpyvae.speed.blas_threads", spy)
+    x = _data(300, 20, 1)
+    runs = []
+    for speed in (Speed(1), Speed(2, split=False)):
+        vae = VAE(20, 4, hidden=(24,), activation="tanh", seed=3, dtype=np.float64)
+        tr = Trainer(vae, x, None, TrainConfig(epochs=2, batch_size=100, seed=3, progress=False), speed=speed)
+        tr.fit()
+        runs.append(vae.flat_params.copy())
+    assert made == [] and seen == [1, 2]
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="split: expected True or False"):
+        Speed(2, split="no")
