@@ -543,19 +543,11 @@ def test_the_kernels_come_from_the_compiled_module():
     assert (k.path.parent / "built-for.txt").read_text().count("\n") == len(fused_aot.key_parts())
 
 
-@needs_pycc
-def test_a_second_process_loads_the_module_from_the_cache_without_numba():
-    """A new process finds the module built (here, by this one) and never imports numba,
-    through warm-up and two fused training steps; its numbers are this process's."""
-    _compiled()
-    root = fused_aot.cache_root()
-    before = sorted(p.name for p in root.iterdir())
-    code = r"""
-import json, sys
+#: two fused training steps of a small model, from fixed data and noise (run here and in a child)
+_TWO_STEPS = r"""
 import numpy as np
 from numpyvae import VAE
 from numpyvae.speed import fused
-seconds = fused.warm_up()
 vae = VAE(30, 4, hidden=(16,), seed=1, dtype=np.float32)
 assert fused.attach(vae)
 opt = fused.FusedAdam(1e-2)
@@ -565,6 +557,17 @@ for _ in range(2):
     loss = vae.forward(x, eps=eps).loss
     vae.backward()
     opt.step(vae.flat_params, vae.flat_grads)
+"""
+
+
+@needs_pycc
+def test_a_second_process_loads_the_module_from_the_cache_without_numba():
+    """A new process finds the module built (here, by this one) and never imports numba,
+    through warm-up and two fused training steps; its numbers are this process's."""
+    _compiled()
+    root = fused_aot.cache_root()
+    before = sorted(p.name for p in root.iterdir())
+    code = "import json, sys\nfrom numpyvae.speed import fused\nseconds = fused.warm_up()\n" + _TWO_STEPS + r"""
 print(json.dumps(dict(seconds=seconds, source=fused.source, loss=loss,
                       params=vae.flat_params[:8].tolist(), t=opt.t,
                       numba="numba" in sys.modules, llvmlite="llvmlite" in sys.modules)))
@@ -577,18 +580,9 @@ print(json.dumps(dict(seconds=seconds, source=fused.source, loss=loss,
     assert child["source"] == "cache" and child["seconds"] > 0 and child["t"] == 2
     assert not child["numba"] and not child["llvmlite"]
     assert sorted(p.name for p in root.iterdir()) == before        # nothing built
-    # the same two steps here give the same numbers, bit for bit
-    from numpyvae import VAE
-    vae = VAE(30, 4, hidden=(16,), seed=1, dtype=np.float32)
-    assert fused.attach(vae)
-    opt = fused.FusedAdam(1e-2)
-    x = (np.random.default_rng(2).random((10, 30)) < 0.3).astype(np.float32)
-    eps = np.random.default_rng(3).standard_normal((1, 10, 4)).astype(np.float32)
-    for _ in range(2):
-        loss = vae.forward(x, eps=eps).loss
-        vae.backward()
-        opt.step(vae.flat_params, vae.flat_grads)
-    assert child["loss"] == loss and child["params"] == vae.flat_params[:8].tolist()
+    here = {}
+    exec(_TWO_STEPS, here)                  # the same two steps here: the same numbers, bit for bit
+    assert child["loss"] == here["loss"] and child["params"] == here["vae"].flat_params[:8].tolist()
 
 
 @needs_numba
