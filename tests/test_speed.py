@@ -743,3 +743,27 @@ def test_speed_without_the_split_runs_whole_steps_on_n_blas_threads(monkeypatch)
     np.testing.assert_allclose(runs[1], runs[0], rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="split: expected True or False"):
         Speed(2, split="no")
+
+
+@pytest.mark.parametrize("how", ["processes", "threads"])
+def test_a_conv_vae_on_two_threads_follows_the_one_thread_run(how, monkeypatch):
+    """The convolutional VAE splits like the MLP one (its layers share the flat buffer)."""
+    from numpyvae import ConvVAE
+    monkeypatch.setenv("NUMPYVAE_SPLIT", how)
+    made = []
+    real = make_split
+    monkeypatch.setattr("numpyvae.speed.make_split", lambda *a, **k: made.append(type(a[0]).__name__) or real(*a, **k))
+    x = _data(240, 49, 2)
+    runs = {}
+    for th in (1, 2):
+        vae = ConvVAE((1, 7, 7), 3, channels=(2, 3), kernel_size=3, stride=2, padding=1, seed=3,
+                      dtype=np.float64)
+        tr = Trainer(vae, x, x[:40], TrainConfig(epochs=2, batch_size=80, seed=3, progress=False), speed=Speed(th))
+        tr.fit()
+        runs[th] = (vae.flat_params.copy(), tr.history)
+    (p1, h1), (p2, h2) = runs[1], runs[2]
+    assert made == ["ConvVAE"] and split_sizes(80, 1, 2) == [40, 40]      # the two-thread run split
+    np.testing.assert_allclose(p2, p1, rtol=1e-9, atol=1e-12)
+    assert np.abs(p1).max() > 0
+    np.testing.assert_allclose(h2["train_loss"], h1["train_loss"], rtol=1e-10)
+    np.testing.assert_allclose(h2["val_neg_elbo"], h1["val_neg_elbo"], rtol=1e-10)
