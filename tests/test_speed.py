@@ -622,18 +622,22 @@ def test_a_stopped_or_dead_worker_ends_the_run_on_its_last_epoch(tmp_path, capsy
 
 
 # ------------------------------------------------ the fused kernels inside a split step
-needs_numba = pytest.mark.skipif(__import__("importlib").util.find_spec("numba") is None,
-                                 reason="numba is not installed (the 'fast' extra)")
-
-
-@needs_numba
-@pytest.mark.parametrize("kind", KINDS)
-def test_a_split_of_a_fused_model_runs_every_part_fused_and_equals_the_plain_step(kind, monkeypatch):
-    """Each part's forward goes through the fused step (counted in shared memory, so the
-    child's calls count too), and the split step's gradient is the plain one-thread step's."""
+@pytest.fixture
+def fused():
+    """numpyvae.speed.fused with its kernels on; the test skips where they cannot be (no numba,
+    the 'fast' extra, or kernels that did not load)."""
+    if __import__("importlib").util.find_spec("numba") is None:
+        pytest.skip("numba is not installed (the 'fast' extra)")
     from numpyvae.speed import fused
     if not fused.available():
         pytest.skip(f"the fused kernels are off here: {fused.reason}")
+    return fused
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_split_of_a_fused_model_runs_every_part_fused_and_equals_the_plain_step(kind, monkeypatch, fused):
+    """Each part's forward goes through the fused step (counted in shared memory, so the
+    child's calls count too), and the split step's gradient is the plain one-thread step's."""
     calls = parallel._shared(1, np.int64)
     real = fused.fused_forward
 
@@ -648,7 +652,8 @@ def test_a_split_of_a_fused_model_runs_every_part_fused_and_equals_the_plain_ste
     one.backward()
     assert fused.attach(many) and fused.attached(many) and not fused.attached(one)
     with _split(kind, many, 2, 120, 1) as split:
-        assert fused.attached(split.replicas[-1]) if kind == "threads" else True
+        if kind == "threads":               # (the child's replica is counted below)
+            assert fused.attached(split.replicas[-1])
         t2 = split.step(x)
     assert calls[0] == 2                     # the parent's part and the other part, both fused
     np.testing.assert_allclose(many.flat_grads, one.flat_grads, rtol=1e-9, atol=1e-12)
@@ -656,15 +661,11 @@ def test_a_split_of_a_fused_model_runs_every_part_fused_and_equals_the_plain_ste
     assert t2.loss == pytest.approx(t1.loss, rel=1e-12)
 
 
-@needs_numba
 @FORK
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_process_split_fused_adam_is_the_one_process_fused_update_bit_for_bit(dtype):
+def test_process_split_fused_adam_is_the_one_process_fused_update_bit_for_bit(dtype, fused):
     """FusedAdam's update cut in halves across two processes (moments flushed after the
     kernel) equals its one-pass update with the flush inside the kernel, over the flush step."""
-    from numpyvae.speed import fused
-    if not fused.available():
-        pytest.skip(f"the fused kernels are off here: {fused.reason}")
     x = _data(100, 12, 4)
     a = VAE(12, 3, hidden=(10,), activation="relu", seed=4, dtype=dtype)
     b = a.copy()
@@ -694,15 +695,11 @@ def test_process_split_fused_adam_is_the_one_process_fused_update_bit_for_bit(dt
     np.testing.assert_allclose(a.flat_params, p_plain, rtol=0, atol=1e3 * u * np.abs(p_plain).max())
 
 
-@needs_numba
-def test_cli_says_what_the_fused_kernels_do_and_trains_as_the_plain_step(tmp_path, capsys, monkeypatch):
+def test_cli_says_what_the_fused_kernels_do_and_trains_as_the_plain_step(tmp_path, capsys, monkeypatch, fused):
     """With the fast extra the command line says the kernels run (and where they came from);
     its run equals the same run with them switched off (Speed(fused=False)) to rounding."""
     from numpyvae.cli.main import main
-    from numpyvae.speed import fused
     from numpyvae.training import checkpoint as ck
-    if not fused.available():
-        pytest.skip(f"the fused kernels are off here: {fused.reason}")
     args = ["train", "--max-train", "400", "--epochs", "1", "--hidden", "16", "--z-dim", "2", "--no-progress",
             "--batch-size", "100", "--threads", "1"]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
