@@ -92,12 +92,21 @@ class _Optimizer:
             setattr(self, name, buf)
         return buf
 
-    def state_dict(self) -> dict:
-        """The optimizer's state as arrays (for checkpoints)."""
+    def state_dict(self, into: dict | None = None) -> dict:
+        """The optimizer's state as arrays of its own (for checkpoints). With ``into``, an earlier
+        ``state_dict`` of it, the state is copied into that dict's arrays where shapes and dtypes
+        match, instead of new ones (the trainer's snapshot at every epoch's end)."""
         d = {"t": np.array(self.t)}
         for name in self._buffers:
-            if getattr(self, name) is not None:
-                d[name] = getattr(self, name).copy()
+            buf = getattr(self, name)
+            if buf is None:
+                continue
+            old = None if into is None else into.get(name)
+            if isinstance(old, np.ndarray) and old.shape == buf.shape and old.dtype == buf.dtype:
+                np.copyto(old, buf)
+                d[name] = old
+            else:
+                d[name] = buf.copy()
         return d
 
     def load_state_dict(self, state: dict) -> None:

@@ -31,6 +31,39 @@ def test_adam_blocked_equals_plain_over_many_steps(dtype, rtol, n, block):
                                    atol=rtol * np.abs(getattr(plain, name)).max())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocked_flush_zeroes_what_adams_does_without_a_buffer_sized_temporary(dtype):
+    """``BlockedAdam._flush_moments`` zeroes exactly the entries ``Adam``'s one-line flush
+    does, in every block (the ragged last one too), on flushing steps only, and makes no
+    temporary the size of the buffer (the split step's processes flush their halves)."""
+    import tracemalloc
+    rng = np.random.default_rng(3)
+    n = 20 * BlockedAdam.BLOCK + 123
+    tiny = optim._tiny(dtype)
+    m = rng.standard_normal(n).astype(dtype)
+    v = np.abs(rng.standard_normal(n)).astype(dtype)
+    small = np.r_[rng.choice(n, 400, replace=False), n - 1, BlockedAdam.BLOCK]
+    m[small] = (tiny * rng.uniform(-0.9, 0.9, small.size)).astype(dtype)
+    v[small[::2]] = (tiny * 0.5) if dtype == np.float64 else np.float32(tiny * 0.5)
+    fast, plain = BlockedAdam(), optim.Adam()
+    period = min(optim._flush_period(fast.b1), optim._flush_period(fast.b2))
+    for t, flushes in ((period - 1, False), (period, True)):
+        fast.t = plain.t = t
+        mf, vf, mp, vp = m.copy(), v.copy(), m.copy(), v.copy()
+        tracemalloc.start()
+        fast._flush_moments(mf, vf)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        plain._flush_moments(mp, vp)
+        plain_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert np.array_equal(mf, mp) and np.array_equal(vf, vp)
+        assert np.count_nonzero(mf == 0) == (small.size if flushes else np.count_nonzero(m == 0))
+        assert np.count_nonzero(vf == 0) == (small[::2].size if flushes else 0)
+        assert peak < m.nbytes / 8
+        assert plain_peak > (m.nbytes if flushes else 0)      # the one-line form's |m| is seen
+
+
 def test_adam_blocked_detects_a_wrong_factor():
     """The comparison above can fail: a fast path with eps not rescaled drifts off the plain one."""
     rng = np.random.default_rng(1)

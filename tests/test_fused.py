@@ -570,7 +570,8 @@ def test_a_second_process_loads_the_module_from_the_cache_without_numba():
     code = "import json, sys\nfrom numpyvae.speed import fused\nseconds = fused.warm_up()\n" + _TWO_STEPS + r"""
 print(json.dumps(dict(seconds=seconds, source=fused.source, loss=loss,
                       params=vae.flat_params[:8].tolist(), t=opt.t,
-                      numba="numba" in sys.modules, llvmlite="llvmlite" in sys.modules)))
+                      numba="numba" in sys.modules, llvmlite="llvmlite" in sys.modules,
+                      metadata="importlib.metadata" in sys.modules)))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(os.environ), timeout=300)
@@ -579,6 +580,7 @@ print(json.dumps(dict(seconds=seconds, source=fused.source, loss=loss,
     child = json.loads(done.stdout)
     assert child["source"] == "cache" and child["seconds"] > 0 and child["t"] == 2
     assert not child["numba"] and not child["llvmlite"]
+    assert not child["metadata"]           # the cache key's versions come from the folder names
     assert sorted(p.name for p in root.iterdir()) == before        # nothing built
     here = {}
     exec(_TWO_STEPS, here)                  # the same two steps here: the same numbers, bit for bit
@@ -600,6 +602,25 @@ def test_the_cache_key_changes_with_what_the_code_depends_on(monkeypatch):
     parts = fused_aot.key_parts()
     for name in ("numba", "numpy", "python", "abi", "machine"):
         assert fused_aot.cache_key(dict(parts, **{name: parts[name] + "x"})) != key, name
+
+
+def test_versions_are_read_from_the_dist_info_folders(monkeypatch, tmp_path):
+    """``_version`` reads what ``importlib.metadata`` would, from the folder names pip writes."""
+    import importlib.metadata
+    import importlib.util
+    for name in ("numpy", "numba", "llvmlite"):
+        if importlib.util.find_spec(name) is not None:
+            assert fused_aot._version(name) == importlib.metadata.version(name)
+    site = tmp_path / "site"
+    (site / "fakepkg").mkdir(parents=True)
+    (site / "fakepkg" / "__init__.py").write_text("")
+    (site / "fakepkg-1.2.3.dist-info").mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    assert fused_aot._version("fakepkg") == "1.2.3"
+    (site / "fakepkg-1.10.0.dist-info").mkdir()            # a stale folder left beside it
+    assert fused_aot._version("fakepkg") == "1.10.0+1.2.3"
+    with pytest.raises(ModuleNotFoundError):
+        fused_aot._version("no_such_package_here")
 
 
 def test_the_cache_folder_is_chosen_by_the_environment(monkeypatch, tmp_path):

@@ -161,6 +161,21 @@ def test_state_dict_round_trip(make):
         if k != "t":
             st[k][...] = 1e9
     assert not any(np.any(v == 1e9) for k, v in a.state_dict().items())
+    # into=: the same values, written into an earlier state_dict's arrays, still copies
+    old = a.state_dict()
+    a.step(p, grads[0])
+    again = a.state_dict(into=old)
+    fresh = a.state_dict()
+    assert set(again) == set(fresh)
+    for k in fresh:
+        np.testing.assert_array_equal(again[k], fresh[k])
+        if k != "t":
+            assert again[k] is old[k] and not np.shares_memory(again[k], getattr(a, k))
+    # arrays that do not fit (another shape or dtype) are replaced, not written into
+    if len(fresh) > 1:
+        k = next(k for k in fresh if k != "t")
+        odd = {k: np.zeros(5), "t": old["t"]}
+        assert a.state_dict(into=odd)[k] is not odd[k] and not odd[k].any()
 
 
 def test_make_optimizer_names():

@@ -293,6 +293,21 @@ def test_process_split_moves_the_parameters_to_shared_memory_unchanged():
 
 
 @FORK
+def test_the_parents_objects_are_frozen_while_a_split_child_lives():
+    """The collector leaves the objects of the fork's moment alone while a child lives (a
+    collection would write into their pages and turn shared pages into private copies), and
+    has them back once the last child is gone; two live splits share one freeze."""
+    import gc
+    assert gc.get_freeze_count() == 0
+    with ProcessSplitStep(VAE(6, 2, hidden=(5,), seed=2), 64, 1):
+        assert gc.get_freeze_count() > 1000     # the modules' functions, classes, dicts...
+        with ProcessSplitStep(VAE(6, 2, hidden=(5,), seed=3), 64, 1):
+            assert gc.get_freeze_count() > 1000
+        assert gc.get_freeze_count() > 1000     # the first child still lives
+    assert gc.get_freeze_count() == 0
+
+
+@FORK
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_process_split_adam_is_the_one_process_update_bit_for_bit(dtype):
     """Both halves of the update, each in its own process, over enough steps to pass the

@@ -347,6 +347,34 @@ def test_keyboard_interrupt_returns_to_the_last_good_state():
     assert tr.epoch == 1 and np.array_equal(tr.vae.flat_params, good) and len(tr.history["lr"]) == 1
 
 
+def test_each_epochs_snapshot_reuses_the_last_ones_arrays():
+    """The last-good snapshot is written into the same arrays at every epoch's end (no new
+    memory each epoch), and an interruption still returns to the latest epoch's state."""
+    xt, xv = _data()
+    tr = Trainer(_vae(), xt, xv, _cfg(epochs=4))
+    seen = []
+
+    def keep(trainer, row):
+        seen.append({"params": trainer._good["params"], **trainer._good["opt"]})
+    tr.fit(3, callbacks=[keep])
+    good = {"params": tr.vae.flat_params.copy(), "m": tr.optimizer.m.copy(), "v": tr.optimizer.v.copy()}
+    assert len(seen) == 3 and {"params", "m", "v"} <= set(seen[0])
+    for k in good:
+        assert seen[2][k] is seen[1][k] is seen[0][k] and np.array_equal(seen[2][k], good[k])
+    now = seen[2]
+    orig = tr._step
+
+    def interrupted(xb, yb, beta, prepare=None):
+        orig(xb, yb, beta, prepare)
+        raise KeyboardInterrupt
+    tr._step = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit()
+    assert tr.epoch == 3 and int(tr.optimizer.t) == int(now["t"])
+    for k, a in good.items():
+        assert np.array_equal(tr.vae.flat_params if k == "params" else getattr(tr.optimizer, k), a)
+
+
 def test_resume_may_change_the_learning_rate_and_records_it(tmp_path):
     xt, xv = _data()
     path = tmp_path / "ck.npz"

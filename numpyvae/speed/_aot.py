@@ -14,7 +14,10 @@ anything runs) arguments the signature does not describe. Each lets go of the in
 while its loop runs, as the in-process kernels do (``nogil=True``). The code is compiled for this machine's
 CPU (``target_cpu = 'host'``), so the cache folder is named by a hash of everything the compiled
 code depends on: the source of both files, the numba, llvmlite, numpy and Python versions, and the
-CPU's model and flags. The cache folder is ``$NUMPYVAE_CACHE_DIR``, else ``$XDG_CACHE_HOME/numpyvae``,
+CPU's model and flags. The versions are read from the names of pip's ``.dist-info`` folders:
+``importlib.metadata`` would bring the email parser and zipfile into every training process
+(about 1 MB of resident memory) for a name computed once. The cache folder is
+``$NUMPYVAE_CACHE_DIR``, else ``$XDG_CACHE_HOME/numpyvae``,
 else ``~/.cache/numpyvae``; a module folder appears in it only whole: it is built under a temporary
 name beside its final one and renamed into place.
 """
@@ -22,14 +25,13 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import importlib.metadata
+import importlib.machinery
 import importlib.util
 import os
 import platform
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -85,15 +87,31 @@ def _source_text() -> str:
     return "".join((_HERE / f).read_text() for f in ("_numba.py", "_aot.py"))
 
 
+def _version(name: str) -> str:
+    """The installed version of package ``name``, from the ``name-VERSION.dist-info`` folder pip
+    writes beside it (all of them, if stale ones linger); ``importlib.metadata`` where there is
+    none. Raises ``ModuleNotFoundError`` when ``name`` is not installed."""
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        raise ModuleNotFoundError(f"no module named {name!r}")
+    found = sorted({d.name[len(name) + 1:-len(".dist-info")]
+                    for loc in spec.submodule_search_locations or ()
+                    for d in Path(loc).parent.glob(f"{name}-*.dist-info")})
+    if found:
+        return "+".join(found)
+    from importlib.metadata import version       # an install laid out some other way
+    return version(name)
+
+
 def key_parts() -> dict:
-    """What the compiled code depends on (raises PackageNotFoundError when numba is absent)."""
+    """What the compiled code depends on (raises ModuleNotFoundError when numba is absent)."""
     return {
         "source": hashlib.sha256(_source_text().encode()).hexdigest(),
-        "numba": importlib.metadata.version("numba"),
-        "llvmlite": importlib.metadata.version("llvmlite"),
+        "numba": _version("numba"),
+        "llvmlite": _version("llvmlite"),
         "numpy": np.__version__,
         "python": sys.version,
-        "abi": f"{sys.implementation.cache_tag} {sysconfig.get_config_var('EXT_SUFFIX')}",
+        "abi": f"{sys.implementation.cache_tag} {importlib.machinery.EXTENSION_SUFFIXES[0]}",
         "machine": platform.machine(),
         "cpu": _cpu(),
     }

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import optim
 from ..optim import Adam
 
 __all__ = ["BlockedAdam"]
@@ -61,6 +62,19 @@ class BlockedAdam(Adam):
                 self.update_blocked(*(a[pieces[j]] for a in flat), key=j)
             list(self.pool.map(update, range(len(pieces))))
         self._flush_moments(m, v)
+
+    def _flush_moments(self, m, v):
+        """``Adam._flush_moments`` a block at a time: its one-line form makes two temporaries
+        the size of the buffer (|m| and the mask) on every flushing step, and in a split step's
+        two processes those set the peak of each one's heap."""
+        if self.t % min(optim._flush_period(self.b1), optim._flush_period(self.b2)) == 0:
+            tiny = optim._tiny(m.dtype)
+            for buf in (m, v) if self.eps > 0 else (m,):
+                if buf.ndim != 1:
+                    optim._flush_tiny(buf, tiny)
+                    continue
+                for i in range(0, buf.size, self.BLOCK):
+                    optim._flush_tiny(buf[i:i + self.BLOCK], tiny)
 
     def update_blocked(self, theta, g, m, v, key=0):
         """The update of step ``self.t`` on 1-D arrays, in place, one block at a time (a piece
