@@ -305,6 +305,14 @@ def test_the_parents_objects_are_frozen_while_a_split_child_lives():
             assert gc.get_freeze_count() > 1000
         assert gc.get_freeze_count() > 1000     # the first child still lives
     assert gc.get_freeze_count() == 0
+    gc.freeze()                 # a program that froze its objects itself keeps them frozen
+    try:
+        before = gc.get_freeze_count()
+        with ProcessSplitStep(VAE(6, 2, hidden=(5,), seed=4), 64, 1):
+            pass
+        assert gc.get_freeze_count() >= before - 100
+    finally:
+        gc.unfreeze()
 
 
 @FORK

@@ -358,8 +358,10 @@ class _Worker:
             _unfreeze()
 
 
-#: how many live children keep the parent's objects frozen (``_freeze``)
+#: how many live children keep the parent's objects frozen (``_freeze``), and whether the
+#: freeze is ours: objects someone else froze before are theirs to thaw
 _frozen = 0
+_ours = False
 
 
 def _freeze() -> None:
@@ -367,19 +369,21 @@ def _freeze() -> None:
     (``gc.freeze``) while a child lives. A collection writes into the header of each object it
     visits, and a written page shared with the child becomes a private copy in both processes;
     with the objects of the fork's moment frozen, collections in either process visit only
-    newer ones. Measured on the 784-400-20 model: the child's private memory after 2,000 steps
-    6.9 MB instead of 7.8."""
-    global _frozen
+    newer ones (``docs/benchmarks.md``: with Adam's flush done a block at a time, the child's
+    own memory on the 784-400-20 model fell from 10 MB to 8)."""
+    global _frozen, _ours
     if _frozen == 0:
-        gc.freeze()
+        _ours = gc.get_freeze_count() == 0
+        if _ours:
+            gc.freeze()
     _frozen += 1
 
 
 def _unfreeze() -> None:
-    """The child is gone: the frozen objects are the collector's again (``gc.unfreeze``)."""
+    """The last child is gone: the objects frozen for it are the collector's again."""
     global _frozen
     _frozen -= 1
-    if _frozen == 0:
+    if _frozen == 0 and _ours:
         gc.unfreeze()
 
 
