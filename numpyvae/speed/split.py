@@ -340,22 +340,24 @@ class _Worker:
                           f"(exit code {self.proc.exitcode})")
 
     def close(self) -> None:
-        if self.proc.is_alive():
-            if self.busy:       # interrupted mid-step: its answer is not wanted
-                self.proc.terminate()
-            else:
-                try:
-                    self.conn.send(None)
-                except OSError:
-                    self.proc.terminate()
-            self.proc.join(5)
+        try:
             if self.proc.is_alive():
-                self.proc.kill()
-                self.proc.join()
-        self.conn.close()
-        if self.frozen:
-            self.frozen = False
-            _unfreeze()
+                if self.busy:       # interrupted mid-step: its answer is not wanted
+                    self.proc.terminate()
+                else:
+                    try:
+                        self.conn.send(None)
+                    except OSError:
+                        self.proc.terminate()
+                self.proc.join(5)
+                if self.proc.is_alive():
+                    self.proc.kill()
+                    self.proc.join()
+            self.conn.close()
+        finally:                    # even when a second Ctrl-C lands in the join above
+            if self.frozen:
+                self.frozen = False
+                _unfreeze()
 
 
 #: how many live children keep the parent's objects frozen (``_freeze``), and whether the
