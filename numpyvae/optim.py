@@ -206,9 +206,13 @@ class Adam(_Optimizer):
         v would divide 0 by 0, so it is left alone."""
         if self.t % min(_flush_period(self.b1), _flush_period(self.b2)) == 0:
             tiny = _tiny(m.dtype)
-            _flush_tiny(m, tiny)
+            self._zero_tiny(m, tiny)
             if self.eps > 0:
-                _flush_tiny(v, tiny)
+                self._zero_tiny(v, tiny)
+
+    def _zero_tiny(self, buf, tiny):
+        """``_flush_tiny`` (the blocked fast path, ``speed/adam.py``, does it a block at a time)."""
+        _flush_tiny(buf, tiny)
 
     def step(self, params, grads):
         """One Adam update of ``params`` in place from ``grads`` (same shape)."""

@@ -33,7 +33,7 @@ def test_adam_blocked_equals_plain_over_many_steps(dtype, rtol, n, block):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_blocked_flush_zeroes_what_adams_does_without_a_buffer_sized_temporary(dtype):
-    """``BlockedAdam._flush_moments`` zeroes exactly the entries ``Adam``'s one-line flush
+    """``BlockedAdam``'s flush zeroes exactly the entries ``Adam``'s one-line flush
     does, in every block (the ragged last one too), on flushing steps only, and makes no
     temporary the size of the buffer (the split step's processes flush their halves)."""
     import tracemalloc

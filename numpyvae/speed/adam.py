@@ -63,18 +63,14 @@ class BlockedAdam(Adam):
             list(self.pool.map(update, range(len(pieces))))
         self._flush_moments(m, v)
 
-    def _flush_moments(self, m, v):
-        """``Adam._flush_moments`` a block at a time: its one-line form makes two temporaries
-        the size of the buffer (|m| and the mask) on every flushing step, and in a split step's
-        two processes those set the peak of each one's heap."""
-        if self.t % min(optim._flush_period(self.b1), optim._flush_period(self.b2)) == 0:
-            tiny = optim._tiny(m.dtype)
-            for buf in (m, v) if self.eps > 0 else (m,):
-                if buf.ndim != 1:
-                    optim._flush_tiny(buf, tiny)
-                    continue
-                for i in range(0, buf.size, self.BLOCK):
-                    optim._flush_tiny(buf[i:i + self.BLOCK], tiny)
+    def _zero_tiny(self, buf, tiny):
+        """``optim._flush_tiny`` a block at a time: its one-line form makes two temporaries the
+        size of the buffer (|m| and the mask) on every flushing step, and in a split step's two
+        processes those set the peak of each one's heap."""
+        if buf.ndim != 1:
+            return super()._zero_tiny(buf, tiny)
+        for i in range(0, buf.size, self.BLOCK):
+            optim._flush_tiny(buf[i:i + self.BLOCK], tiny)
 
     def update_blocked(self, theta, g, m, v, key=0):
         """The update of step ``self.t`` on 1-D arrays, in place, one block at a time (a piece
