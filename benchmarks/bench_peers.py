@@ -26,7 +26,8 @@ At one thread every side runs pinned to one CPU (``os.sched_setaffinity``): a si
 threads (JAX's dispatch, a BLAS pool) cannot borrow the second core, so "one thread" means one
 core for all of them. Each run: one warm-up epoch (it also pays JAX's and numba's compile), then ``--epochs`` timed
 epochs; numpyvae's sides train them all in one ``Trainer.fit``, as ``numpyvae train`` does (one
-split child for the whole run), timed from the warm-up epoch's end to the last epoch's. Sides
+split child for the whole run, a checkpoint and a history row written at every epoch's end, in
+a temporary folder), timed from the warm-up epoch's end to the last epoch's. Sides
 are visited round-robin ``--rounds`` times, median reported. Two rates are printed:
 samples per second of wall time, and, at one thread, samples per second of the process's CPU
 time, which a loaded machine disturbs less (a side waiting for a core is not charged for it).
@@ -46,6 +47,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -93,12 +95,15 @@ def run_numpyvae(m, n, epochs, threads, fused_path, split=True):
         compile_s = fused.warm_up()
         if not fused.available():
             raise RuntimeError(f"the fused path is off: {fused.reason}")
-    with threadpool_limits(limits=threads, user_api="blas"):
+    with tempfile.TemporaryDirectory(prefix="bench_peers.") as run, \
+            threadpool_limits(limits=threads, user_api="blas"):
         vae = VAE(784, m["z_dim"], hidden=m["hidden"], activation=m["activation"], seed=0,
                   dtype=np.float32)
         speed = Speed(threads, fused=fused_path, split=split)    # the command line's speed layer
         tr = Trainer(vae, x, None, TrainConfig(epochs=1 + epochs, batch_size=m["batch"], progress=False),
-                     optimizer=Adam(1e-3), speed=speed)
+                     optimizer=Adam(1e-3), speed=speed,
+                     checkpoint_path=os.path.join(run, "checkpoint.npz"),    # as the command line does
+                     history_path=os.path.join(run, "history.csv"))
 
         # one fit over every epoch, as the command line runs it (one split child for the whole
         # run); the clock starts at the warm-up epoch's end and stops at the last epoch's

@@ -23,6 +23,8 @@ still add to an update is negligible (with the default eps, below 1e-20 of the l
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = ["SGD", "Adagrad", "Adam", "make_optimizer", "OPTIMIZERS"]
@@ -34,6 +36,7 @@ def _check_lr(lr):
     return float(lr)
 
 
+@functools.cache
 def _flush_period(decay: float) -> int:
     """Steps within which a state entry multiplied by ``decay`` each step falls by at most
     2**-24: from ``_tiny`` (flushed below) it then stays above the smallest normal number."""
@@ -92,14 +95,20 @@ class _Optimizer:
             setattr(self, name, buf)
         return buf
 
-    def state_dict(self, into: dict | None = None) -> dict:
+    def state_dict(self, into: dict | None = None, copy: bool = True) -> dict:
         """The optimizer's state as arrays of its own (for checkpoints). With ``into``, an earlier
         ``state_dict`` of it, the state is copied into that dict's arrays where shapes and dtypes
-        match, instead of new ones (the trainer's snapshot at every epoch's end)."""
+        match, instead of new ones (the trainer's snapshot at every epoch's end). With
+        ``copy=False``, read-only views of the live buffers, valid until the next step (a
+        checkpoint written at once needs no copy)."""
         d = {"t": np.array(self.t)}
         for name in self._buffers:
             buf = getattr(self, name)
             if buf is None:
+                continue
+            if not copy:
+                d[name] = buf.view()
+                d[name].flags.writeable = False
                 continue
             old = None if into is None else into.get(name)
             if isinstance(old, np.ndarray) and old.shape == buf.shape and old.dtype == buf.dtype:

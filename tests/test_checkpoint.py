@@ -315,3 +315,28 @@ def test_a_checkpoint_of_another_format_version_is_refused_in_one_line(tmp_path)
         ck.load(p)
     msg = str(info.value)
     assert "\n" not in msg and "version 1" in msg and f"version {ck.VERSION}" in msg and ck.VERSION == 2
+
+
+def test_save_writes_the_arrays_without_copying_them_first(tmp_path):
+    """At an epoch's end a checkpoint is written while training holds its memory: save copies
+    neither the parameters nor Adam's moments (``state_dict(copy=False)``). Its peak allocation
+    stays below one array's bytes (what np.savez stages per array) and a little; a copy of the
+    parameters or of the moments would exceed it."""
+    import tracemalloc
+    vae = nv.VAE(x_dim=784, z_dim=20, hidden=(400,), seed=0, dtype=np.float32)
+    opt = nv.optim.make_optimizer("adam", 1e-3)
+    vae.forward((np.random.default_rng(0).random((8, 784)) < 0.5).astype(np.float32))
+    vae.backward()
+    opt.step(vae.flat_params, vae.flat_grads)
+    largest = max(opt.m.nbytes, max(a.nbytes for a in vae.params.values()))
+    ck.save(tmp_path / "warm.npz", vae, opt)          # imports and caches outside the measurement
+    tracemalloc.start()
+    try:
+        ck.save(tmp_path / "c.npz", vae, opt)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < largest + 256 * 1024, (peak, largest)
+    back = ck.load(str(tmp_path / "c.npz"))
+    assert all(np.array_equal(back.params[k], v) for k, v in vae.params.items())
+    assert np.array_equal(back.opt_state["m"], opt.m) and np.array_equal(back.opt_state["v"], opt.v)

@@ -375,6 +375,111 @@ def test_each_epochs_snapshot_reuses_the_last_ones_arrays():
         assert np.array_equal(tr.vae.flat_params if k == "params" else getattr(tr.optimizer, k), a)
 
 
+def _state(tr):
+    return {"params": tr.vae.flat_params.copy(), "m": tr.optimizer.m.copy(), "v": tr.optimizer.v.copy(),
+            "t": int(tr.optimizer.t), "batch": tr.rngs["batch"].bit_generator.state,
+            "vae": tr.vae.rng.bit_generator.state, "epoch": tr.epoch, "step": tr.step}
+
+
+def _same_state(a, b):
+    return all(np.array_equal(a[k], b[k]) if isinstance(a[k], np.ndarray) else a[k] == b[k] for k in a)
+
+
+def _stop_at_step(tr, n, error=None):
+    """Make the trainer's ``n``-th step from now raise ``error`` (Ctrl-C) after its update."""
+    orig, calls = tr._step, {"n": 0}
+
+    def stopping(xb, yb, beta, prepare=None):
+        t = orig(xb, yb, beta, prepare)
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt if error is None else error
+        return t
+    tr._step = stopping
+
+
+@pytest.mark.parametrize("stop", ["interrupt", "diverge"])
+def test_with_a_checkpoint_the_last_good_state_is_read_back_from_it(tmp_path, stop):
+    """With a checkpoint_path the snapshot keeps no second copy of the parameters or Adam's
+    moments; a stop in the middle of an epoch returns to the last epoch's end exactly
+    (parameters, moments, step count, generators) by reading that epoch's checkpoint."""
+    xt, xv = _data()
+    tr = Trainer(_vae(), xt, xv, _cfg(epochs=4), checkpoint_path=tmp_path / "c.npz")
+    ends = []
+    tr.fit(2, callbacks=[lambda trainer, row: ends.append(_state(trainer))])
+    assert tr._good["params"] is None and tr._good["opt"] is None
+    error = KeyboardInterrupt() if stop == "interrupt" else TrainingDiverged(
+        "made up", epoch=3, step=tr.step + 2, parameter=None, checkpoint=None, quantity="loss", good_epoch=2)
+    _stop_at_step(tr, 2, error)
+    with pytest.raises(type(error)):
+        tr.fit()
+    assert _same_state(_state(tr), ends[-1]) and len(tr.history["epoch"]) == 2
+    # and training on from there is the run that never stopped
+    tr.fit()
+    ref = Trainer(_vae(), xt, xv, _cfg(epochs=4))
+    ref.fit()
+    assert np.array_equal(tr.vae.flat_params, ref.vae.flat_params)
+    assert tr.history["train_loss"] == ref.history["train_loss"]
+
+
+def test_without_updates_since_the_snapshot_nothing_is_read_back(tmp_path, monkeypatch):
+    """A stop after an epoch's end but before the next update (here: in the checkpoint write)
+    keeps the live arrays, which are that epoch's state, and writes its checkpoint."""
+    xt, xv = _data()
+    path = tmp_path / "c.npz"
+    tr = Trainer(_vae(), xt, xv, _cfg(epochs=3), checkpoint_path=path)
+    tr.fit(1)
+    end = _state(tr)
+    reads = []
+    monkeypatch.setattr(ck, "load", lambda *a, **k: reads.append(a))
+    save, hit = Trainer.save_checkpoint, []
+
+    def stop_in_write(self, *a, **k):
+        if self.epoch == 2 and not hit:
+            hit.append(_state(self))
+            raise KeyboardInterrupt
+        return save(self, *a, **k)
+    monkeypatch.setattr(Trainer, "save_checkpoint", stop_in_write)
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit()
+    assert hit and not reads and tr.epoch == 2 and _same_state(_state(tr), hit[0])
+    assert not _same_state(_state(tr), end)
+    monkeypatch.undo()
+    assert ck.load(str(path)).epoch == 2
+
+
+def test_a_checkpoint_changed_during_training_is_refused_not_restored(tmp_path):
+    """If the file that holds the last good state is replaced during training (here by an
+    older epoch's), the trainer says so instead of going back to the wrong state."""
+    xt, xv = _data()
+    path = tmp_path / "c.npz"
+    tr = Trainer(_vae(), xt, xv, _cfg(epochs=4), checkpoint_path=path)
+    tr.fit(1)
+    older = path.read_bytes()
+    tr.fit(2)
+    path.write_bytes(older)
+    _stop_at_step(tr, 1)
+    with pytest.raises(ck.CheckpointError, match="holds epoch 1.*not the last good state.*epoch 2"):
+        tr.fit()
+
+
+def test_fit_after_manual_steps_first_writes_the_state_it_starts_from(tmp_path):
+    """Steps taken outside fit move the state away from the last checkpoint; fit writes a
+    checkpoint first, so a stop in its first epoch returns to where it started, not further back."""
+    xt, xv = _data()
+    path = tmp_path / "c.npz"
+    tr = Trainer(_vae(), xt, xv, _cfg(epochs=3), checkpoint_path=path)
+    tr.fit(1)
+    for _ in range(3):
+        tr.train_step(tr._minibatch(np.arange(32), np.float32))
+    start = _state(tr)
+    _stop_at_step(tr, 2)
+    with pytest.raises(KeyboardInterrupt):
+        tr.fit()
+    assert _same_state(_state(tr), start)
+    assert ck.load(str(path)).step == start["step"]
+
+
 def test_resume_may_change_the_learning_rate_and_records_it(tmp_path):
     xt, xv = _data()
     path = tmp_path / "ck.npz"

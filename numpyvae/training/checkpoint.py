@@ -23,6 +23,7 @@ Files are read with ``np.load(..., allow_pickle=False)``: no Python objects are 
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import tempfile
@@ -225,16 +226,19 @@ def save(path: str | os.PathLike, vae: Any, optimizer: Any, trainer_state: Mappi
     arrays: dict[str, np.ndarray] = {}
     param_shapes: dict[str, list] = {}
     param_dtypes: dict[str, str] = {}
+    # no copies: the arrays are written before this returns (a copy of each would raise the
+    # memory of a run at every epoch's end)
     for name, value in vae.params.items():
-        a = np.array(value, copy=True)
+        a = np.asarray(value)
         arrays[f"param/{name}"] = a
         param_shapes[name] = list(a.shape)
         param_dtypes[name] = str(a.dtype)
 
     opt_shapes: dict[str, list] = {}
     if optimizer is not None:
-        for key, value in optimizer.state_dict().items():
-            a = np.array(value, copy=True)
+        live = "copy" in inspect.signature(optimizer.state_dict).parameters    # numpyvae's optimizers
+        for key, value in (optimizer.state_dict(copy=False) if live else optimizer.state_dict()).items():
+            a = np.asarray(value)
             if a.dtype == object:
                 raise TypeError(f"optimizer state {key!r}: object arrays cannot be stored")
             arrays[f"opt/{key}"] = a

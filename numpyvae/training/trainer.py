@@ -45,10 +45,11 @@ a multi-threaded matrix product may sum in a different order with another thread
 
 Non-finite losses or gradients stop the run with ``TrainingDiverged``, which names the step and
 the quantity that went non-finite (the loss and which of its parts, a gradient, a parameter).
-The trainer keeps an in-memory copy of the state at the end of the last finished epoch
-(parameters, optimizer, generators, counters, rows of history); on divergence or ``KeyboardInterrupt``
-it returns to that state before re-raising, so ``trainer.vae`` is the last good model and the
-checkpoint of the last finished epoch is never overwritten by a diverged state.
+The trainer keeps the state at the end of the last finished epoch (parameters, optimizer,
+generators, counters, rows of history): with a checkpoint path, the parameters and the optimizer's
+state are that epoch's checkpoint on disk, without one a copy in memory. On divergence or
+``KeyboardInterrupt`` it returns to that state before re-raising, so ``trainer.vae`` is the last
+good model and the checkpoint of the last finished epoch is never overwritten by a diverged state.
 """
 
 from __future__ import annotations
@@ -379,8 +380,9 @@ class Trainer:
     ``speed``: None (the plain step on the calling thread, the BLAS as it is set) or a
     ``numpyvae.speed.Speed`` (thread count, minibatch split, blocked Adam): the same steps to
     float rounding, faster. When
-    ``checkpoint_path`` is given a checkpoint is written before the first step and after every
-    epoch: parameters, optimizer state, generators and counters, the same size at every epoch.
+    ``checkpoint_path`` is given a checkpoint is written when ``fit`` starts from a state not yet
+    on disk and after every epoch: parameters, optimizer state, generators and counters, the same
+    size at every epoch; a stopped ``fit`` reads the last one back.
     ``history_path``: a CSV file that gets one row per finished epoch, appended just before
     that epoch's checkpoint (a resume drops rows its checkpoint does not reach). ``fit()`` runs up to
     ``config.epochs`` (or a given total) and returns ``history`` (dict column -> list, see
@@ -425,6 +427,8 @@ class Trainer:
         self.epoch_times: list[float] = []
         self.last_checkpoint: str | None = None
         self._good: dict[str, Any] | None = None  # state at the end of the last finished epoch
+        self._updates = 0       # optimizer updates so far: which state the parameters hold
+        self._saved: tuple[str, int] | None = None    # (file, _updates) of the last checkpoint written
 
     # -- bookkeeping --------------------------------------------------------------------------
     @property
@@ -489,6 +493,7 @@ class Trainer:
             raise ValueError("path: no checkpoint path given and the trainer has none")
         _ckpt.save(path, self.vae, self.optimizer, self.trainer_state())
         self.last_checkpoint = path
+        self._saved = (path, self._updates)
         if path == self.checkpoint_path:
             self._saved_epoch = self.epoch
         return path
@@ -575,6 +580,7 @@ class Trainer:
         if tr.history_path is not None:
             tr.history = tr._read_history(tr.history_path, ck.epoch)
         tr.last_checkpoint = os.fspath(path)
+        tr._saved = (tr.last_checkpoint, tr._updates)     # the file holds the state just loaded
         return tr
 
     # -- evaluation ---------------------------------------------------------------------------
@@ -623,21 +629,27 @@ class Trainer:
                   "the learning rate is probably too large)", big, "loss")
 
     def _snapshot(self) -> None:
-        """Keep the current (good) state in memory: parameters, optimizer, generators, counters.
+        """Keep the current (good) state: parameters, optimizer, generators, counters.
 
-        The parameters and the optimizer's state go into the last snapshot's arrays: no moment
-        holds two snapshots, and no epoch allocates new ones (for 784-400-20 with Adam, a
-        snapshot is 7.5 MiB)."""
-        fp = self.vae.flat_params
+        With a ``checkpoint_path`` the parameters and the optimizer's state are not copied: until
+        the next update they are the live arrays, and from then on the checkpoint that ``_fit``
+        writes right after this snapshot holds them (a second copy in memory is 7.5 MiB for
+        784-400-20 with Adam, 3% of a run's memory). Without one, they are copied into the last
+        snapshot's arrays: no moment holds two snapshots, and no epoch allocates new ones."""
         last, self._good = self._good, None
-        params = None if last is None else last["params"]
-        if params is None or params.shape != fp.shape or params.dtype != fp.dtype:
-            params = fp.copy()
-        else:
-            np.copyto(params, fp)
+        params = opt = None
+        if self.checkpoint_path is None:
+            fp = self.vae.flat_params
+            params = None if last is None else last["params"]
+            if params is None or params.shape != fp.shape or params.dtype != fp.dtype:
+                params = fp.copy()
+            else:
+                np.copyto(params, fp)
+            opt = self.optimizer.state_dict(into=None if last is None or last["opt"] is None else last["opt"])
         self._good = {
             "params": params,
-            "opt": self.optimizer.state_dict(into=None if last is None else last["opt"]),
+            "opt": opt,
+            "updates": self._updates,
             "rngs": {name: g.bit_generator.state for name, g in self.rngs.items()},
             "vae_rng": self.vae.rng.bit_generator.state,
             "epoch": self.epoch,
@@ -646,12 +658,29 @@ class Trainer:
         }
 
     def restore_last_good(self) -> bool:
-        """Return to the state at the end of the last finished epoch (False if none was kept)."""
+        """Return to the state at the end of the last finished epoch (False if none was kept).
+
+        The parameters and the optimizer's state come from the snapshot's copies, or, with a
+        ``checkpoint_path``, from the live arrays if no update has touched them since, else from
+        the checkpoint written at that epoch's end (read back and checked to be that state)."""
         g = self._good
         if g is None:
             return False
-        self.vae.flat_params[...] = g["params"]
-        self.optimizer.load_state_dict({k: v.copy() for k, v in g["opt"].items()})
+        if g["params"] is not None:
+            self.vae.flat_params[...] = g["params"]
+            self.optimizer.load_state_dict({k: v.copy() for k, v in g["opt"].items()})
+        elif self._updates != g["updates"]:
+            if self._saved is None or self._saved[1] != g["updates"]:
+                raise RuntimeError(f"cannot return to the end of epoch {g['epoch']}: no checkpoint of "
+                                   "it was written")
+            ck = _ckpt.load(self._saved[0])
+            if (ck.epoch, ck.step) != (g["epoch"], g["step"]):
+                raise _ckpt.CheckpointError(
+                    f"{ck.path}: holds epoch {ck.epoch} (step {ck.step}), not the last good state "
+                    f"(epoch {g['epoch']}, step {g['step']}); it was changed during training")
+            self.vae.load_state_dict(ck.params)
+            self.optimizer.load_state_dict(dict(ck.opt_state or {"t": np.array(0)}))
+        self._updates = g["updates"]
         for name, state in g["rngs"].items():
             self.rngs[name].bit_generator.state = state
         self.vae.rng.bit_generator.state = g["vae_rng"]
@@ -713,6 +742,7 @@ class Trainer:
             name = bad[0] if bad else "<unknown>"
             raise self._diverged(f"the gradient of parameter {name!r} is non-finite (the loss was {float(t.loss):.4g})"
                                  + (f" (also: {', '.join(bad[1:])})" if len(bad) > 1 else ""), name, "gradient")
+        self._updates += 1      # from here on the parameters are not the snapshot's
         if session is None or not session.update(self.optimizer):
             self.optimizer.step(self.vae.flat_params, self.vae.flat_grads)
         self.step += 1
@@ -736,6 +766,8 @@ class Trainer:
         if stop_after is not None and not (isinstance(stop_after, (int, float)) and stop_after > 0):
             raise ValueError(f"stop_after: expected a positive number of seconds or None, got {stop_after!r}")
         self._good = None    # the last snapshot's copies go before a split forks (no copy in its child)
+        if self.checkpoint_path is not None and (self._saved is None or self._saved[1] != self._updates):
+            self.save_checkpoint()  # the state fit starts from is on disk: the snapshot's copy of it
         try:
             with self._speed_session():
                 return self._fit(epochs, callbacks, stop_after)
@@ -763,8 +795,6 @@ class Trainer:
         total = self.config.epochs if epochs is None else int(epochs)
         if total < 0:
             raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
-        if self.checkpoint_path is not None and self.last_checkpoint is None:
-            self.save_checkpoint()  # so that a divergence in epoch 1 still leaves a good state
         if self.history_path is not None and self.epoch == 0:
             self._start_history()
         self._snapshot()
