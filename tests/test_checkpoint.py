@@ -319,9 +319,9 @@ def test_a_checkpoint_of_another_format_version_is_refused_in_one_line(tmp_path)
 
 def test_save_writes_the_arrays_without_copying_them_first(tmp_path):
     """At an epoch's end a checkpoint is written while training holds its memory: save copies
-    neither the parameters nor Adam's moments (``state_dict(copy=False)``). Its peak allocation
-    stays below one array's bytes (what np.savez stages per array) and a little; a copy of the
-    parameters or of the moments would exceed it."""
+    neither the parameters nor Adam's moments (``state_dict(copy=False)``), and does not stage
+    them through ``tobytes`` as np.savez does. Its peak allocation stays under a tenth of the
+    largest array (Adam's m, 2.6 MB here); any copy of one would exceed it."""
     import tracemalloc
     vae = nv.VAE(x_dim=784, z_dim=20, hidden=(400,), seed=0, dtype=np.float32)
     opt = nv.optim.make_optimizer("adam", 1e-3)
@@ -336,7 +336,27 @@ def test_save_writes_the_arrays_without_copying_them_first(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < largest + 256 * 1024, (peak, largest)
+    assert peak < largest / 10, (peak, largest)
     back = ck.load(str(tmp_path / "c.npz"))
     assert all(np.array_equal(back.params[k], v) for k, v in vae.params.items())
     assert np.array_equal(back.opt_state["m"], opt.m) and np.array_equal(back.opt_state["v"], opt.v)
+
+
+def test_the_checkpoint_archive_is_what_np_savez_writes(tmp_path):
+    """``save`` writes its arrays without np.savez's staging copies; the archive is still the
+    one np.savez makes of them, member for member and byte for byte, for every kind of array a
+    checkpoint holds (and some it does not: Fortran order, a strided view, an empty array)."""
+    import zipfile
+    arrays = {"param/W": np.arange(12, dtype=np.float32).reshape(3, 4), "opt/t": np.array(7),
+              "meta": np.array('{"format": "x"}'), "f": np.asfortranarray(np.ones((3, 2))),
+              "view": np.arange(9.0)[::2], "empty": np.zeros((0, 5)), "b": np.array([True, False])}
+    with open(tmp_path / "ours.npz", "wb") as fh:
+        ck._write_npz(fh, arrays)
+    with open(tmp_path / "numpy.npz", "wb") as fh:
+        np.savez(fh, **arrays)
+    with zipfile.ZipFile(tmp_path / "ours.npz") as a, zipfile.ZipFile(tmp_path / "numpy.npz") as b:
+        assert a.namelist() == b.namelist() == [k + ".npy" for k in arrays]
+        for name in a.namelist():
+            assert a.read(name) == b.read(name), name
+    back = np.load(tmp_path / "ours.npz", allow_pickle=False)
+    assert all(np.array_equal(back[k], v) and back[k].dtype == v.dtype for k, v in arrays.items())
