@@ -422,32 +422,6 @@ def test_with_a_checkpoint_the_last_good_state_is_read_back_from_it(tmp_path, st
     assert tr.history["train_loss"] == ref.history["train_loss"]
 
 
-def test_without_updates_since_the_snapshot_nothing_is_read_back(tmp_path, monkeypatch):
-    """A stop after an epoch's end but before the next update (here: in the checkpoint write)
-    keeps the live arrays, which are that epoch's state, and writes its checkpoint."""
-    xt, xv = _data()
-    path = tmp_path / "c.npz"
-    tr = Trainer(_vae(), xt, xv, _cfg(epochs=3), checkpoint_path=path)
-    tr.fit(1)
-    end = _state(tr)
-    reads = []
-    monkeypatch.setattr(ck, "load", lambda *a, **k: reads.append(a))
-    save, hit = Trainer.save_checkpoint, []
-
-    def stop_in_write(self, *a, **k):
-        if self.epoch == 2 and not hit:
-            hit.append(_state(self))
-            raise KeyboardInterrupt
-        return save(self, *a, **k)
-    monkeypatch.setattr(Trainer, "save_checkpoint", stop_in_write)
-    with pytest.raises(KeyboardInterrupt):
-        tr.fit()
-    assert hit and not reads and tr.epoch == 2 and _same_state(_state(tr), hit[0])
-    assert not _same_state(_state(tr), end)
-    monkeypatch.undo()
-    assert ck.load(str(path)).epoch == 2
-
-
 def test_a_checkpoint_changed_during_training_is_refused_not_restored(tmp_path):
     """If the file that holds the last good state is replaced during training (here by an
     older epoch's), the trainer says so instead of going back to the wrong state."""
@@ -461,6 +435,14 @@ def test_a_checkpoint_changed_during_training_is_refused_not_restored(tmp_path):
     _stop_at_step(tr, 1)
     with pytest.raises(ck.CheckpointError, match="holds epoch 1.*not the last good state.*epoch 2"):
         tr.fit()
+
+
+def test_a_negative_epoch_count_is_refused_before_anything_is_written(tmp_path):
+    xt, xv = _data()
+    tr = Trainer(_vae(), xt, xv, _cfg(), checkpoint_path=tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="epochs: expected a non-negative integer, got -1"):
+        tr.fit(-1)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_fit_after_manual_steps_first_writes_the_state_it_starts_from(tmp_path):
@@ -587,20 +569,22 @@ def test_resume_drops_history_rows_its_checkpoint_does_not_reach(tmp_path):
 
 def test_a_stop_between_an_epochs_snapshot_and_its_checkpoint_keeps_that_epoch_on_disk(tmp_path, monkeypatch):
     """Ctrl-C after epoch 2's snapshot but before its checkpoint: the trainer returns to epoch 2
-    and writes epoch 2's checkpoint, so the file on disk and the state in memory agree."""
+    and writes epoch 2's checkpoint, so the file on disk and the state in memory agree. No
+    update came after the snapshot, so the live arrays are kept and no file is read back."""
     xt, xv = _data()
     path = tmp_path / "c.npz"
     tr = Trainer(_vae(), xt, xv, _cfg(epochs=3), checkpoint_path=path)
-    save = Trainer.save_checkpoint
-    hit = []
+    save, hit, reads = Trainer.save_checkpoint, [], []
 
     def interrupted_once(self, *a, **k):
         if self.epoch == 2 and not hit:
-            hit.append(True)
+            hit.append(_state(self))
             raise KeyboardInterrupt
         return save(self, *a, **k)
     monkeypatch.setattr(Trainer, "save_checkpoint", interrupted_once)
+    monkeypatch.setattr(ck, "load", lambda *a, **k: reads.append(a))
     with pytest.raises(KeyboardInterrupt):
         tr.fit()
-    assert hit and tr.epoch == 2
+    assert hit and not reads and tr.epoch == 2 and _same_state(_state(tr), hit[0])
+    monkeypatch.undo()
     assert ck.load(str(path)).epoch == 2

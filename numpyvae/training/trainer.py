@@ -428,7 +428,7 @@ class Trainer:
         self.last_checkpoint: str | None = None
         self._good: dict[str, Any] | None = None  # state at the end of the last finished epoch
         self._updates = 0       # optimizer updates so far: which state the parameters hold
-        self._saved: tuple[str, int] | None = None    # (file, _updates) of the last checkpoint written
+        self._saved_updates: int | None = None      # _updates when last_checkpoint was written
 
     # -- bookkeeping --------------------------------------------------------------------------
     @property
@@ -493,7 +493,7 @@ class Trainer:
             raise ValueError("path: no checkpoint path given and the trainer has none")
         _ckpt.save(path, self.vae, self.optimizer, self.trainer_state())
         self.last_checkpoint = path
-        self._saved = (path, self._updates)
+        self._saved_updates = self._updates
         if path == self.checkpoint_path:
             self._saved_epoch = self.epoch
         return path
@@ -580,7 +580,7 @@ class Trainer:
         if tr.history_path is not None:
             tr.history = tr._read_history(tr.history_path, ck.epoch)
         tr.last_checkpoint = os.fspath(path)
-        tr._saved = (tr.last_checkpoint, tr._updates)     # the file holds the state just loaded
+        tr._saved_updates = tr._updates     # the file holds the state just loaded
         return tr
 
     # -- evaluation ---------------------------------------------------------------------------
@@ -645,7 +645,7 @@ class Trainer:
                 params = fp.copy()
             else:
                 np.copyto(params, fp)
-            opt = self.optimizer.state_dict(into=None if last is None or last["opt"] is None else last["opt"])
+            opt = self.optimizer.state_dict(into=None if last is None else last["opt"])
         self._good = {
             "params": params,
             "opt": opt,
@@ -670,16 +670,16 @@ class Trainer:
             self.vae.flat_params[...] = g["params"]
             self.optimizer.load_state_dict({k: v.copy() for k, v in g["opt"].items()})
         elif self._updates != g["updates"]:
-            if self._saved is None or self._saved[1] != g["updates"]:
+            if self._saved_updates != g["updates"]:
                 raise RuntimeError(f"cannot return to the end of epoch {g['epoch']}: no checkpoint of "
                                    "it was written")
-            ck = _ckpt.load(self._saved[0])
+            ck = _ckpt.load(self.last_checkpoint)
             if (ck.epoch, ck.step) != (g["epoch"], g["step"]):
                 raise _ckpt.CheckpointError(
                     f"{ck.path}: holds epoch {ck.epoch} (step {ck.step}), not the last good state "
                     f"(epoch {g['epoch']}, step {g['step']}); it was changed during training")
             self.vae.load_state_dict(ck.params)
-            self.optimizer.load_state_dict(dict(ck.opt_state or {"t": np.array(0)}))
+            self.optimizer.load_state_dict(ck.opt_state)     # written by this trainer: never None
         self._updates = g["updates"]
         for name, state in g["rngs"].items():
             self.rngs[name].bit_generator.state = state
@@ -765,8 +765,10 @@ class Trainer:
         """
         if stop_after is not None and not (isinstance(stop_after, (int, float)) and stop_after > 0):
             raise ValueError(f"stop_after: expected a positive number of seconds or None, got {stop_after!r}")
+        if epochs is not None and int(epochs) < 0:      # before anything is written
+            raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
         self._good = None    # the last snapshot's copies go before a split forks (no copy in its child)
-        if self.checkpoint_path is not None and (self._saved is None or self._saved[1] != self._updates):
+        if self.checkpoint_path is not None and self._saved_updates != self._updates:
             self.save_checkpoint()  # the state fit starts from is on disk: the snapshot's copy of it
         try:
             with self._speed_session():
@@ -792,9 +794,7 @@ class Trainer:
     def _fit(self, epochs: int | None, callbacks: Sequence[Callable[[Trainer, dict[str, float]], None]],
              stop_after: float | None = None) -> dict[str, list[float]]:
         t_begin = time.perf_counter()
-        total = self.config.epochs if epochs is None else int(epochs)
-        if total < 0:
-            raise ValueError(f"epochs: expected a non-negative integer, got {epochs!r}")
+        total = self.config.epochs if epochs is None else int(epochs)     # checked in fit
         if self.history_path is not None and self.epoch == 0:
             self._start_history()
         self._snapshot()
