@@ -71,6 +71,31 @@ def test_train_end_to_end_writes_every_file(tiny_run, capsys):
     assert c.train_config["binarize"] is True and c.epoch == 1
 
 
+def test_train_loads_matplotlib_only_for_the_figures(tmp_path):
+    """matplotlib is about 40 MB of resident memory that training does not use: ``numpyvae
+    train`` imports it after the last epoch, to draw the figures (in a fresh process, since
+    this one has it already)."""
+    code = f"""
+import json, sys
+from numpyvae.cli import main
+from numpyvae.training import trainer
+seen, fit = [], trainer.Trainer.fit
+def watched(self, *a, **kw):
+    seen.append("matplotlib" in sys.modules)
+    out = fit(self, *a, **kw)
+    seen.append("matplotlib" in sys.modules)
+    return out
+trainer.Trainer.fit = watched
+rc = main({["train", "--out", str(tmp_path / "run")] + TINY!r})
+print(json.dumps(dict(rc=rc, seen=seen, after="matplotlib" in sys.modules)))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got == {"rc": 0, "seen": [False, False], "after": True}
+    assert _is_png(tmp_path / "run" / "samples.png")
+
+
 @pytest.mark.slow
 def test_train_summary_is_printed(tmp_path, capsys):
     rc = main(["train", "--out", str(tmp_path / "r"), "--z-dim", "3", "--hidden", ""] + TINY[:4] + ["--no-progress"])

@@ -25,7 +25,7 @@ from .runs import RUN_FILES, RUNS_ROOT, check_out_is_free, open_run_to_resume, r
 from ..speed import Speed, fused, heap, threads
 from ..speed.split import MIN_ROWS, split_sizes
 from ..training import checkpoint as ck
-from ..training import plots, rundir
+from ..training import rundir
 from ..training.presets import apply_preset_config, preset_epilogue
 from ..training.trainer import TrainConfig, Trainer, TrainingDiverged, TrainingStopped
 
@@ -213,6 +213,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
             fig_y = y_val if trainer.val_data is not None else ds.y_train
             if conditional:
                 fig_y = trainer.y_val if trainer.val_data is not None else trainer.y_train
+            from ..training import plots    # only now: matplotlib is 40 MB that training does not need
             figs = plots.make_figures(trainer.vae, fig_x, out, history=history, y_val=fig_y,
                                       image_shape=ds.image_shape, seed=data_seed)
     if stopped is not None:
