@@ -208,12 +208,18 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
                 f"({'whole steps measured faster at the end' if not gov.best else 'probes, or a busy spell'})")
         _write_history_json(history, out)
         figs: dict[str, str] = {}
+        n_train = trainer.x_train.shape[0]
         if trainer.epoch > 0:
             fig_x = trainer.val_data if trainer.val_data is not None else x_train
             fig_y = y_val if trainer.val_data is not None else ds.y_train
             if conditional:
                 fig_y = trainer.y_val if trainer.val_data is not None else trainer.y_train
-            from ..training import plots    # only now: matplotlib is 40 MB that training does not need
+            if trainer.val_data is not None and not getattr(a, "preset", None):
+                # the figures read the validation rows: the training rows (157 MB for MNIST)
+                # are let go before matplotlib (about 40 MB, imported only now) comes in
+                # (a preset's report still counts them)
+                x_train = ds.x_train = trainer.x_train = None
+            from ..training import plots
             figs = plots.make_figures(trainer.vae, fig_x, out, history=history, y_val=fig_y,
                                       image_shape=ds.image_shape, seed=data_seed)
     if stopped is not None:
@@ -227,7 +233,7 @@ def _train(a: argparse.Namespace, held: list[rundir.RunLock]) -> int:
 
     last = {c: history[c][-1] for c in history}
     print(f"finished {trainer.epoch} epochs ({trainer.step} steps) on {name} "
-          f"[{trainer.x_train.shape[0]} train / {0 if x_val is None else x_val.shape[0]} val] "
+          f"[{n_train} train / {0 if x_val is None else x_val.shape[0]} val] "
           f"in {t_train:.1f}s (with figures {t_total:.1f}s)")
     print(f"validation negative ELBO: {fmt(last['val_neg_elbo'])} nats "
           f"= reconstruction {fmt(last['val_recon'])} + KL {fmt(last['val_kl'])}{extras(last)}")
