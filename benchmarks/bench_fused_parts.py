@@ -2,10 +2,14 @@
 
 One thread, float32, the best of many repeats in this thread's CPU time (a loaded machine
 disturbs the best repeat least). For the two models of ``bench_vs_torch.py``: Adam over the
-whole parameter buffer, the Bernoulli term with its gradient on (B, 784), bias and activation
+whole parameter buffer, the Bernoulli term with its gradient on (B, 784) (exp and log1p from
+NumPy), the same with the output layer's bias and its gradient (the step's kernel, with exp and
+log1p of its own; the fused column includes copying the logits it writes), bias and activation
 forward and backward on the first hidden layer's (B, H), the reparameterization with the KL and
 their backward on (B, Z); then a whole ``Trainer.train_step`` plain and fused, and its matrix
-products alone (``bench_vs_torch.run_matmul``'s products, timed the same way).
+products alone (``bench_vs_torch.run_matmul``'s products, timed the same way). Last, float32 exp,
+log1p and tanh one element at a time: NumPy's, the C library's called from a compiled loop, and
+the kernels' own arithmetic (note 18, eq. (18.10)).
 
     python benchmarks/bench_fused_parts.py
 """
@@ -61,6 +65,8 @@ def parts(m, repeats):
     mu, lv = rng.standard_normal((B, Z), dtype=f4), rng.standard_normal((B, Z), dtype=f4) * f4(0.1)
     eps, dz = rng.standard_normal((1, B, Z), dtype=f4), rng.standard_normal((1, B, Z), dtype=f4)
     t = [1]
+    out_b = rng.standard_normal(784, dtype=f4)
+    _, _, sig, em1 = fused._reparameterize_kl(mu, lv, eps)     # what the step's backward reuses
 
     def fused_adam():
         t[0] += 1
@@ -83,18 +89,25 @@ def parts(m, repeats):
         gm, gl = kl.kl_normal_std_grad(mu, lv)
         dm += (1 / B) * gm
         dl += (1 / B) * gl
+    def plain_output():
+        lg = logits + out_b                                      # Linear.forward's bias
+        grad = (-1 / B) * likelihoods.bernoulli_log_prob_grad(x, lg)
+        return likelihoods.bernoulli_log_prob(x, lg), grad, grad.sum(axis=(0, 1))
     plain_bias_act()
     rows = [
         ("Adam's update", lambda: plain_adam.step(theta, g), fused_adam),
         ("Bernoulli log p and gradient",
          lambda: (likelihoods.bernoulli_log_prob(x, logits), likelihoods.bernoulli_log_prob_grad(x, logits)),
          lambda: fused.bernoulli_log_prob_and_grad(x, logits, -1 / B)),
+        ("+ output bias, its gradient; own exp", plain_output,
+         lambda: fused.bernoulli_output(x, logits.copy(), out_b, -1 / B)),
         ("bias + activation forward", plain_bias_act,
          lambda: fused.bias_act_forward(y0.copy(), b, m["activation"])),
         ("activation backward + bias sum", plain_back,
          lambda: fused.act_bias_backward(dy, y0, m["activation"])),
         ("reparameterization + KL", plain_rkl, lambda: fused.reparameterize_kl(mu, lv, eps)),
-        ("their backward", plain_rkl_back, lambda: fused.reparameterize_kl_backward(dz, mu, lv, eps, 1 / B)),
+        ("their backward", plain_rkl_back,
+         lambda: fused.reparameterize_kl_backward(dz, mu, lv, eps, 1 / B, sig, em1)),
     ]
     return [(name, best(p, repeats), best(f, repeats)) for name, p, f in rows]
 
@@ -135,6 +148,33 @@ def steps(m, repeats):
     return out
 
 
+def functions(repeats, n=100_352):
+    """exp, log1p and tanh over n float32 numbers (128 x 784): NumPy's, a compiled loop calling
+    the C library's (``math``), and a compiled loop of the kernels' own arithmetic (``_numba``)."""
+    import math
+
+    import numba
+
+    from numpyvae.speed import _numba as k
+    rng = np.random.default_rng(0)
+    a = -np.abs(rng.standard_normal(n, dtype=np.float32)) * np.float32(4)    # exp(-|l|)'s range
+    t, y, out = np.exp(a), rng.standard_normal(n, dtype=np.float32), np.empty(n, np.float32)
+    rows = []
+    for name, arg, np_f, lib_f, own_f in (("exp", a, np.exp, math.exp, k.exp_f32),
+                                          ("log1p", t, np.log1p, math.log1p, k.log1p_unit_f32),
+                                          ("tanh", y, np.tanh, math.tanh, k.tanh_f32)):
+        def loop(f):
+            @numba.njit
+            def each(v, o):
+                for i in range(v.size):
+                    o[i] = f(v[i])
+            return each
+        lib, own = loop(lib_f), loop(own_f)
+        rows.append((name, best(lambda f=np_f, v=arg: f(v, out=out), repeats),
+                     best(lambda f=lib, v=arg: f(v, out), repeats), best(lambda f=own, v=arg: f(v, out), repeats)))
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=30, help="repeats per measurement (the best is kept)")
@@ -155,6 +195,10 @@ def main(argv=None):
         print(f"  whole step: plain {s['plain']:.2f} ms, fused {s['fused']:.2f} ms; products alone "
               f"{s['products']:.2f} ms: numpyvae / matmul plain {s['products'] / s['plain']:.3f}, "
               f"fused {s['products'] / s['fused']:.3f}")
+    print("\nexp, log1p and tanh of 100,352 float32 numbers, ms: NumPy, a compiled loop calling the C "
+          "library, a compiled loop of the kernels' own (eq. (18.10))")
+    for name, p, lib, own in functions(args.repeats):
+        print(f"  {name:<6} {p:7.3f} {lib:7.3f} {own:7.3f}")
     print(f"\nload {os.getloadavg()[0]:.2f}")
 
 

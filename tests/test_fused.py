@@ -91,6 +91,75 @@ def test_bernoulli_equals_plain(dtype, data, shp, scale):
     np.testing.assert_array_equal(g2, grad[0])
 
 
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=30)
+@given(data=st.data(), shp=shapes(), scale=st.sampled_from([1.0, -0.25, 1 / 128]),
+       spread=st.sampled_from([3.0, 30.0, 120.0]))
+def test_bernoulli_output_equals_bias_then_plain(dtype, data, shp, scale, spread):
+    K, B, D = shp
+    hw = _arr(data.draw, (K, B, D), -spread, spread, dtype)
+    b = _arr(data.draw, (D,), -2, 2, dtype, "b seed")
+    x = (_arr(data.draw, (B, D), 0, 1, dtype, "x seed") > 0.5).astype(dtype)
+    logits = hw.copy()
+    logp, grad, db = fused.bernoulli_output(x, logits, b, scale)
+    lg = hw + b                                # Linear.forward's sum, in the dtype
+    np.testing.assert_array_equal(logits, lg)   # the logits are left in place, bit for bit
+    ref_logp = likelihoods.bernoulli_log_prob(x, lg)
+    ref_grad = scale * likelihoods.bernoulli_log_prob_grad(x, lg)
+    assert logp.shape == (K, B) and grad.shape == lg.shape and db.shape == (D,)
+    assert logp.dtype == grad.dtype == db.dtype == dtype
+    u = _u(dtype)
+    # exp and log1p from the kernel's polynomials (float32) or NumPy (float64), each within
+    # about 1 u; then the same few roundings a term and a sum of D terms as above
+    mag = np.sum(np.abs(x * lg) + np.abs(lg) + np.log1p(np.exp(-np.abs(lg))), axis=-1)
+    assert np.all(np.abs(logp - ref_logp) <= (D + 8) * u * mag)
+    assert np.all(np.abs(grad - ref_grad) <= 8 * u * (np.abs(x) + 1) * abs(scale))
+    # the bias's gradient: the kernel's own grad summed row after row, as Linear.backward does
+    ref_db = ref_grad.reshape(K * B, D).sum(axis=0)
+    assert np.all(np.abs(db - ref_db) <= (K * B + 8) * u * np.abs(ref_grad).reshape(K * B, D).sum(axis=0)
+                  + 8 * u * abs(scale) * K * B)
+
+
+_F32_FUNCS = {   # name: (grid, exact in float64, bound in float32 roundings of the result)
+    "exp_f32": (np.linspace(-80, 88, 400_001), np.exp, 1.0),
+    "expm1_f32": (np.concatenate([np.linspace(-80, 88, 400_001), np.geomspace(1e-30, 1, 50_001),
+                                  -np.geomspace(1e-30, 1, 50_001)]), np.expm1, 3.0),
+    "log1p_unit_f32": (np.concatenate([np.geomspace(1e-30, 1e-3, 50_001), np.linspace(0, 1, 400_001)]),
+                       np.log1p, 1.5),
+    "tanh_f32": (np.concatenate([np.linspace(-12, 12, 400_001), np.geomspace(1e-30, 1, 50_001)]),
+                 np.tanh, 1.5),
+}
+
+
+@needs_numba
+@pytest.mark.parametrize("name", sorted(_F32_FUNCS))
+def test_the_kernels_float32_exp_log1p_and_tanh_are_within_a_rounding_or_so(name):
+    """On a dense grid (and its smallest numbers), each of ``_numba``'s float32 functions is
+    within ``bound`` roundings of the exact value in float64; NumPy's own are within 1. A wrong
+    coefficient, a range reduction off by one or a dropped term is off by thousands."""
+    import numba
+
+    from numpyvae.speed import _numba
+    f = getattr(_numba, name)
+    grid, exact_fn, bound = _F32_FUNCS[name]
+    t = grid.astype(np.float32)
+
+    @numba.njit
+    def each(t, out):
+        for i in range(t.size):
+            out[i] = f(t[i])
+    out = np.empty_like(t)
+    each(t, out)
+    exact = exact_fn(t.astype(np.float64))
+    err = np.abs(out - exact) / np.maximum(np.abs(exact), np.finfo(np.float32).tiny)
+    assert out.dtype == np.float32
+    assert err.max() <= bound * _u(np.float32), (t[err.argmax()], out[err.argmax()], exact[err.argmax()])
+    if name in ("exp_f32", "expm1_f32"):   # held to [-80, 88]: see their docstrings
+        np.testing.assert_array_equal(f(np.float32(-300)), f(np.float32(-80)))
+        np.testing.assert_array_equal(f(np.float32(300)), f(np.float32(88)))
+
+
 # ---------------------------------------------------------- bias and activation
 @needs_numba
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -99,13 +168,20 @@ def test_bernoulli_equals_plain(dtype, data, shp, scale):
 @given(data=st.data(), shp=shapes())
 def test_bias_act_equals_linear_then_activation(dtype, act, data, shp):
     _, B, H = shp
+    u_f32 = _u(np.float32)
     xw = _arr(data.draw, (B, H), -3, 3, dtype)
     b = _arr(data.draw, (H,), -3, 3, dtype, "b seed")
     y = fused.bias_act_forward(xw.copy(), b, act)
     layer = layers.make_activation(act)
     ref = layer.forward(xw + b)              # Linear.forward adds b, then the activation
-    # one IEEE addition, then max(., 0) or NumPy's own tanh on the same sums: bit for bit
-    np.testing.assert_array_equal(y, ref)
+    if act == "relu" or dtype == np.float64:
+        # one IEEE addition, then max(., 0) or NumPy's own tanh on the same sums: bit for bit
+        np.testing.assert_array_equal(y, ref)
+    else:
+        # float32 tanh is the kernels' own polynomial: within 2 u of the exact tanh of the same
+        # float32 sums, as NumPy's is within 1 u (tanh_f32's test below looks closer)
+        exact = np.tanh((xw + b).astype(np.float64))
+        assert np.all(np.abs(y - exact) <= 2 * u_f32 * np.abs(exact))
 
     dy = _arr(data.draw, (B, H), -2, 2, dtype, "dy seed")
     dx, db = fused.act_bias_backward(dy, ref, act)
@@ -151,6 +227,37 @@ def test_reparameterize_kl_equals_plain(dtype, data, shp, c):
     assert np.all(np.abs(dmu - ref_dmu) <= bound_mu)
     bound_lv = (K + 8) * u * (sigma * np.abs(dz * eps).sum(axis=0) + abs(c) * np.abs(np.expm1(logvar)))
     assert np.all(np.abs(dlogvar - ref_dlogvar) <= bound_lv)
+    # the fused step hands the backward the forward's sigma and expm1 (for float32 the kernel's
+    # own, each within a few u): the same bounds hold
+    z2, kl2, sig, em1 = fused._reparameterize_kl(mu, logvar, eps)
+    np.testing.assert_array_equal(z2, z)
+    np.testing.assert_array_equal(kl2, kl)
+    dmu2, dlogvar2 = fused.reparameterize_kl_backward(dz, mu, logvar, eps, c, sig, em1)
+    assert np.all(np.abs(dmu2 - ref_dmu) <= bound_mu)
+    assert np.all(np.abs(dlogvar2 - ref_dlogvar) <= bound_lv)
+
+
+# ----------------------------------------------------- the split step's gradient merge
+@needs_numba
+@pytest.mark.parametrize("dtype", DTYPES)
+@settings(max_examples=20)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 3000),
+       weights=st.sampled_from([(0.5, 0.5), (33 / 64, 31 / 64), (0.75, 0.25)]))
+def test_the_merge_kernel_is_the_plain_merge(dtype, seed, n, weights):
+    from numpyvae.speed import split
+    rng = np.random.default_rng(seed)
+    g, other = (rng.standard_normal(n).astype(dtype) for _ in range(2))
+    g_plain, other_plain = g.copy(), other.copy()
+    assert fused._merge_kernel(g.copy(), other.copy(), *weights) is not None   # the kernel runs
+    sq_plain = split._merge(g_plain, other_plain, list(weights))
+    sq = split._merge(g, other.copy(), list(weights), kernel=True)
+    # the same roundings in the same order: the merged gradient bit for bit
+    np.testing.assert_array_equal(g, g_plain)
+    # g . g: a float64 sum against BLAS's in the dtype, n terms of size g^2
+    assert abs(sq - sq_plain) <= (n + 2) * _u(dtype) * float(np.sum(g.astype(np.float64) ** 2))
+    # a non-finite gradient shows in the sum, as the trainer's check needs
+    g[n // 2] = np.inf
+    assert not np.isfinite(split._merge(g, other, list(weights), kernel=True))
 
 
 # ------------------------------------------------------------------------------- Adam

@@ -8,18 +8,18 @@ imports only that file, and numba never enters it.
 
     python -m numpyvae.speed._aot OUTDIR      # compile the module into OUTDIR (what the child runs)
 
-Each kernel is exported twice, ``<name>_f4`` and ``<name>_f8``, for C-contiguous arrays of one
-dtype; ``Kernels`` calls the one that matches the first array and refuses (``TypeError``, before
-anything runs) arguments the signature does not describe. Each lets go of the interpreter lock
-while its loop runs, as the in-process kernels do (``nogil=True``). The code is compiled for this machine's
-CPU (``target_cpu = 'host'``), so the cache folder is named by a hash of everything the compiled
-code depends on: the source of both files, the numba, llvmlite, numpy and Python versions, and the
-CPU's model and flags. The versions are read from the names of pip's ``.dist-info`` folders:
-``importlib.metadata`` would bring the email parser and zipfile into every training process
-(about 1 MB of resident memory) for a name computed once. The cache folder is
-``$NUMPYVAE_CACHE_DIR``, else ``$XDG_CACHE_HOME/numpyvae``,
-else ``~/.cache/numpyvae``; a module folder appears in it only whole: it is built under a temporary
-name beside its final one and renamed into place.
+Each kernel is exported once a dtype, ``<name>_f4`` and (most of them) ``<name>_f8``, for
+C-contiguous arrays of one dtype; ``Kernels`` calls the one that matches the first array and
+refuses (``TypeError``, before anything runs) arguments the signature does not describe. Each lets
+go of the interpreter lock while its loop runs, as the in-process kernels do (``nogil=True``). The
+code is compiled for this machine's CPU (``target_cpu = 'host'``), so the cache folder is named by
+a hash of everything the compiled code depends on: the source of both files, the numba, llvmlite,
+numpy and Python versions, and the CPU's model and flags. The versions are read from the names of
+pip's ``.dist-info`` folders: ``importlib.metadata`` would bring the email parser and zipfile into
+every training process (about 1 MB of resident memory) for a name computed once. The cache folder
+is ``$NUMPYVAE_CACHE_DIR``, else ``$XDG_CACHE_HOME/numpyvae``, else ``~/.cache/numpyvae``; a
+module folder appears in it only whole: it is built under a temporary name beside its final one
+and renamed into place.
 """
 from __future__ import annotations
 
@@ -40,15 +40,20 @@ import numpy as np
 MODULE = "_numpyvae_kernels"
 #: each kernel's arguments: letters name the axes of a C-contiguous array of the export's dtype
 #: (arrays sharing a letter share that length), "s" is a scalar of that dtype, "d" a float64;
-#: then which arguments the kernel writes
+#: then which arguments the kernel writes; then the dtypes it is exported for (the kernels
+#: built on ``_numba``'s float32 exp, log1p and tanh exist for float32 alone)
 SIGNATURES = {
-    "adam": (("N", "N", "N", "N", "s", "s", "s", "s", "s", "s", "s", "s"), (0, 2, 3)),
-    "bernoulli": (("BD", "KBD", "KBD", "KBD", "KB", "KBD", "s"), (4, 5)),
-    "bias_relu": (("BH", "H"), (0,)),
-    "relu_back": (("BH", "BH", "BH", "H"), (2, 3)),
-    "tanh_back": (("BH", "BH", "BH", "H"), (2, 3)),
-    "reparam_kl": (("BZ", "BZ", "BZ", "BZ", "KBZ", "KBZ", "B"), (5, 6)),
-    "reparam_kl_back": (("KBZ", "BZ", "BZ", "BZ", "KBZ", "d", "BZ", "BZ"), (6, 7)),
+    "adam": (("N", "N", "N", "N", "s", "s", "s", "s", "s", "s", "s", "s"), (0, 2, 3), ("f4", "f8")),
+    "bernoulli": (("BD", "KBD", "KBD", "KBD", "KB", "KBD", "s"), (4, 5), ("f4", "f8")),
+    "bernoulli_out": (("BD", "KBD", "D", "KB", "KBD", "D", "s"), (1, 3, 4, 5), ("f4",)),
+    "bias_relu": (("BH", "H"), (0,), ("f4", "f8")),
+    "bias_tanh": (("BH", "H"), (0,), ("f4",)),
+    "relu_back": (("BH", "BH", "BH", "H"), (2, 3), ("f4", "f8")),
+    "tanh_back": (("BH", "BH", "BH", "H"), (2, 3), ("f4", "f8")),
+    "reparam_kl": (("BZ", "BZ", "BZ", "BZ", "KBZ", "KBZ", "B"), (5, 6), ("f4", "f8")),
+    "reparam_kl_f32": (("BZ", "BZ", "KBZ", "KBZ", "B", "BZ", "BZ"), (3, 4, 5, 6), ("f4",)),
+    "reparam_kl_back": (("KBZ", "BZ", "BZ", "BZ", "KBZ", "d", "BZ", "BZ"), (6, 7), ("f4", "f8")),
+    "merge": (("N", "N", "s", "s", "O"), (0, 4), ("f4", "f8")),
 }
 DTYPES = {"f4": np.dtype(np.float32), "f8": np.dtype(np.float64)}
 _HERE = Path(__file__).resolve().parent
@@ -246,8 +251,8 @@ class Kernels:
 
     def __init__(self, module, path):
         self.module, self.path = module, path
-        for name, (sig, written) in SIGNATURES.items():
-            exports = {dt: getattr(module, f"{name}_{tag}") for tag, dt in DTYPES.items()}
+        for name, (sig, written, tags) in SIGNATURES.items():
+            exports = {DTYPES[tag]: getattr(module, f"{name}_{tag}") for tag in tags}
             setattr(self, name, _checked(name, sig, written, exports))
 
 
@@ -297,7 +302,7 @@ def export({args}):
 
 
 def compile_module(outdir) -> None:
-    """Export every kernel of ``_numba.py`` for both dtypes into ``outdir`` (imports numba).
+    """Export every kernel of ``_numba.py`` for its dtypes into ``outdir`` (imports numba).
 
     Each export is a thin function that calls the kernel: the kernel keeps its own compiler
     options (fastmath, error model), which ``pycc`` would not give it if exported directly.
@@ -315,12 +320,12 @@ def compile_module(outdir) -> None:
     cc = CC(MODULE)
     cc.output_dir = str(outdir)
     cc.target_cpu = "host"
-    for name, (sig, _) in SIGNATURES.items():
+    for name, (sig, _, tags) in SIGNATURES.items():
         disp = getattr(_numba, name)
         kernel = numba.njit(**disp.targetoptions)(disp.py_func)   # the same loop, not cached
         local = dict(scope, kernel=kernel)
         exec(_EXPORT.format(args=", ".join(f"a{i}" for i in range(len(sig)))), local)  # noqa: S102
-        for tag in DTYPES:
+        for tag in tags:
             types_ = ", ".join(_numba_type(axes, tag) for axes in sig)
             cc.export(f"{name}_{tag}", f"void({types_})")(local["export"])
     cc.compile()

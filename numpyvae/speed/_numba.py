@@ -67,6 +67,133 @@ def bernoulli(x, logits, e, sp, logp, grad, scale):
             logp[k, b] = acc
 
 
+# ------------------------------------------------ float32 exp, log1p and tanh as arithmetic
+# A loop that calls the C library's expf or log1pf makes one call per element. Written as
+# arithmetic (a range reduction, then a short polynomial), the compiler runs the same formula on
+# 8 elements at once (AVX2), as NumPy's own vector code does where it has it (AVX-512 builds)
+# and as XLA does everywhere. The polynomials are the float32 ones of the Cephes library (expf,
+# logf, tanhf); each function is within about one float32 rounding of the exact value
+# (``tests/test_fused.py`` checks against NumPy in float64). The constants are float32
+# globals, so float32 arithmetic stays float32: these helpers serve float32 arrays only.
+_F = np.float32
+_ZERO, _HALF, _ONE, _TWO = _F(0), _F(0.5), _F(1), _F(2)
+_LOG2E, _LN2_HI, _LN2_LO, _EXP_MIN = _F(1.44269504), _F(0.693359375), _F(-2.12194440e-4), _F(-80)
+_EXP_MAX = _F(88)
+_F127, _TWO23 = _F(127), _F(8388608)
+_E1, _E2, _E3, _E4, _E5, _E6 = (_F(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                                 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+_LN2, _SQRT2_M1, _TINY = _F(0.693147180559945), _F(0.414213562373095), _F(2.0 ** -25)
+_L1, _L2, _L3, _L4, _L5, _L6, _L7, _L8, _L9 = (_F(c) for c in (
+    7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+    -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1))
+_T1, _T2, _T3, _T4, _T5 = (_F(c) for c in (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2,
+                                            1.33314422036e-1, -3.33332819422e-1))
+_TANH_SMALL = _F(0.625)
+
+
+@_jit
+def exp_f32(a):
+    """exp(a) for float32 a, held to [exp(-80), exp(88)]: below, what the callers add it to
+    cannot tell the difference, and smaller results would be subnormal (their products run
+    many times slower); above 88.7, float32 overflows."""
+    a = min(max(a, _EXP_MIN), _EXP_MAX)
+    n, q = _exp_reduced(a)
+    return (_ONE + q) * _pow2(n)
+
+
+@_jit
+def expm1_f32(a):
+    """exp(a) - 1 for float32 a (held as ``exp_f32`` holds it), to float32's relative precision
+    near 0 too: there n = 0 and exp(a) - 1 is the polynomial part q itself, no subtraction."""
+    a = min(max(a, _EXP_MIN), _EXP_MAX)
+    n, q = _exp_reduced(a)
+    return q if n == _ZERO else (_ONE + q) * _pow2(n) - _ONE
+
+
+@_jit
+def _exp_reduced(a):
+    """(n, q) with exp(a) = 2^n (1 + q): a = n ln2 + r, |r| <= ln2 / 2 (ln2 split in two, so
+    that n ln2 is exact to float32), q = r + r^2 P(r), P of degree 5."""
+    n = np.floor(a * _LOG2E + _HALF)
+    r = (a - n * _LN2_HI) - n * _LN2_LO
+    p = ((((_E1 * r + _E2) * r + _E3) * r + _E4) * r + _E5) * r + _E6
+    return n, p * (r * r) + r
+
+
+@_jit
+def _pow2(n):
+    """2^n for a whole float32 n in [-126, 127], written straight into a float's exponent bits."""
+    return np.int32((n + _F127) * _TWO23).view(np.float32)
+
+
+@_jit
+def log1p_unit_f32(t):
+    """log(1 + t) for float32 t in [0, 1]. 1 + t = 2^k (1 + f) with k = 0 and f = t (exact:
+    small t keeps its relative precision) or, above sqrt(2) - 1, k = 1 and f = (t - 1) / 2;
+    so -0.3 < f < 0.42, and log(1 + f) = f - f^2 / 2 + f^3 P(f), P of degree 8."""
+    big = t > _SQRT2_M1
+    tiny = t < _TINY           # log(1 + t) rounds to t; f^2 would leave float32's normal range,
+    f = (t - _ONE) * _HALF if big else (_ZERO if tiny else t)   # and such numbers are slow
+    k = _LN2 if big else _ZERO
+    z = f * f
+    p = (((((((_L1 * f + _L2) * f + _L3) * f + _L4) * f + _L5) * f + _L6) * f + _L7) * f + _L8) * f + _L9
+    return t if tiny else k + (f + (f * z * p - _HALF * z))
+
+
+@_jit
+def tanh_f32(y):
+    """tanh(y) for float32 y: y + y^3 P(y^2), P of degree 4, below |y| = 0.625; above,
+    (1 - e) / (1 + e) with e = exp(-2 |y|) (no cancellation there: e < 0.29), signed as y."""
+    a = abs(y)
+    z = y * y
+    small = ((((_T1 * z + _T2) * z + _T3) * z + _T4) * z + _T5) * z * y + y
+    e = exp_f32(-_TWO * a)
+    q = (_ONE - e) / (_ONE + e)
+    large = q if y >= _ZERO else -q
+    return small if a < _TANH_SMALL else large
+
+
+@_jit_sum
+def bernoulli_out(x, logits, b, logp, grad, db, scale):
+    """The decoder's output bias and the Bernoulli term in one pass, float32 arrays only.
+    x: (B, D); logits, grad: (K, B, D); b, db: (D,); logp: (K, B).
+    ``logits`` comes in as the product h W and leaves as l = h W + b;
+    with e = exp(-|l|): logp[k, i] = sum_d x l - max(l, 0) - log1p(e);
+    grad = scale (x - sigmoid(l)), sigmoid(l) = 1 / (1 + e) for l >= 0, e / (1 + e) below;
+    db = the sum of grad over k and i, row after row (the order of NumPy's sum over axis 0)."""
+    K, B, D = logits.shape
+    for k in range(K):
+        for i in range(B):
+            acc = _ZERO
+            for d in range(D):
+                li = logits[k, i, d] + b[d]
+                logits[k, i, d] = li
+                xi = x[i, d]
+                ei = exp_f32(-abs(li))
+                acc += xi * li - max(li, _ZERO) - log1p_unit_f32(ei)
+                r = _ONE / (_ONE + ei)
+                s = r if li >= _ZERO else ei * r
+                grad[k, i, d] = scale * (xi - s)
+            logp[k, i] = acc
+    # the bias sum in a loop of its own: in the loop above, its stores (which the compiler
+    # cannot prove miss the arrays read there) made that loop run at half speed
+    for d in range(D):
+        db[d] = _ZERO
+    for k in range(K):
+        for i in range(B):
+            for d in range(D):
+                db[d] += grad[k, i, d]
+
+
+@_jit
+def bias_tanh(y, b):
+    """y: (B, H) float32, in place <- tanh(y + b)."""
+    B, H = y.shape
+    for i in range(B):
+        for j in range(H):
+            y[i, j] = tanh_f32(y[i, j] + b[j])
+
+
 @_jit
 def bias_relu(y, b):
     """y: (B, H) in place <- max(y + b, 0)."""
@@ -123,6 +250,27 @@ def reparam_kl(mu, logvar, sigma, em1, eps, z, kl):
         kl[b] = 0.5 * acc
 
 
+@_jit_sum
+def reparam_kl_f32(mu, logvar, eps, z, kl, sigma, em1):
+    """``reparam_kl`` for float32, with sigma = exp(logvar / 2) and em1 = expm1(logvar) made
+    here (``exp_f32``, ``expm1_f32``) and written out for the backward to reuse.
+    mu, logvar, sigma, em1: (B, Z); eps, z: (K, B, Z); kl: (B,)."""
+    K, B, Z = eps.shape
+    lv, s, e = logvar.reshape(B * Z), sigma.reshape(B * Z), em1.reshape(B * Z)
+    for i in range(B * Z):      # first on their own, over all B Z at once: a loop of vectors
+        s[i] = exp_f32(_HALF * lv[i])
+        e[i] = expm1_f32(lv[i])
+    for b in range(B):
+        acc = 0.0
+        for j in range(Z):
+            m = mu[b, j]
+            sj = sigma[b, j]
+            for k in range(K):
+                z[k, b, j] = m + sj * eps[k, b, j]
+            acc += m * m + (em1[b, j] - logvar[b, j])
+        kl[b] = 0.5 * acc
+
+
 @_jit
 def reparam_kl_back(dz, mu, sigma, em1, eps, c, dmu, dlogvar):
     """dz, eps: (K, B, Z); mu, sigma = exp(logvar / 2), em1 = expm1(logvar), dmu, dlogvar: (B, Z).
@@ -138,3 +286,22 @@ def reparam_kl_back(dz, mu, sigma, em1, eps, c, dmu, dlogvar):
                 se += d * eps[k, b, j]
             dmu[b, j] = sm + c * mu[b, j]
             dlogvar[b, j] = 0.5 * sigma[b, j] * se + c * (0.5 * em1[b, j])
+
+
+@_jit_sum
+def merge(g, other, w0, w1, sq):
+    """g, other: 1-D. g <- (g + other) w0 when w0 == w1, else w0 g + w1 other (each rounded as
+    NumPy's in-place passes round it), and sq[0] = g . g, summed in float64: a split step's two
+    gradients combined, and the trainer's finiteness check of the result, in one pass."""
+    acc = 0.0
+    if w0 == w1:
+        for i in range(g.size):
+            gi = (g[i] + other[i]) * w0
+            g[i] = gi
+            acc += gi * gi
+    else:
+        for i in range(g.size):
+            gi = w0 * g[i] + w1 * other[i]
+            g[i] = gi
+            acc += gi * gi
+    sq[0] = acc

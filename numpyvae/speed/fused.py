@@ -19,10 +19,13 @@ the plain NumPy path instead and one line says so (once); the numbers are then e
 the kernels do not take (mixed dtypes, non-contiguous arrays, integer data) go the plain way
 too, silently: that is a routing rule, not a failure.
 
-Where a NumPy ufunc is faster than a compiled loop it stays NumPy: on this machine NumPy's
-vector exp, log1p and tanh for float32 run 5-40 times faster than the scalar library calls a
-numba loop makes, so the Bernoulli kernel takes exp(-|l|) and its log1p from NumPy and fuses
-everything else, and tanh's forward is NumPy's tanh applied in place.
+A loop that calls the C library's exp, log1p or tanh makes one scalar call an element. So for
+float32 the kernels compute these three themselves, as a range reduction and a short polynomial
+that the compiler runs eight lanes wide (``_numba.py``, note 18, eq. (18.10)). NumPy's own
+ran as vector code on an AVX-512 machine, but on an AVX2 one at the cost of a scalar call an
+element (log1p five times slower than that; note 18 has the measurements). For float64
+the Bernoulli kernel takes exp(-|l|) and its log1p from NumPy, and tanh's forward is NumPy's
+tanh applied in place.
 
 Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
 """
@@ -42,7 +45,7 @@ from ..likelihoods import bernoulli_log_prob, bernoulli_log_prob_grad
 from ..model import VAE, Terms
 from ..reparam import reparameterize, reparameterize_backward
 
-__all__ = ["available", "warm_up", "adam_update", "bernoulli_log_prob_and_grad",
+__all__ = ["available", "warm_up", "adam_update", "bernoulli_log_prob_and_grad", "bernoulli_output",
            "bias_act_forward", "act_bias_backward", "reparameterize_kl",
            "reparameterize_kl_backward", "FusedAdam", "fits", "attach", "fused_forward",
            "fused_backward", "attached", "detach"]
@@ -78,10 +81,17 @@ def _warm(k):
         x2, l3 = np.ones((2, 2), dt), np.ones((1, 2, 2), dt)
         k.bernoulli(x2, l3, l3.copy(), l3.copy(), np.empty((1, 2), dt), np.empty_like(l3), dt(1.0))
         k.bias_relu(x2.copy(), a[:2].copy())
+        if dt is np.float32:                      # built on _numba's float32 exp, log1p, tanh
+            k.bernoulli_out(x2, l3.copy(), a[:2], np.empty((1, 2), dt), np.empty_like(l3),
+                            np.empty(2, dt), dt(1.0))
+            k.bias_tanh(x2.copy(), a[:2].copy())
+            k.reparam_kl_f32(x2, x2, l3, np.empty_like(l3), np.empty(2, dt), np.empty_like(x2),
+                             np.empty_like(x2))
         k.relu_back(x2, x2, np.empty_like(x2), np.empty(2, dt))
         k.tanh_back(x2, x2, np.empty_like(x2), np.empty(2, dt))
         k.reparam_kl(x2, x2, x2, x2, l3, np.empty_like(l3), np.empty(2, dt))
         k.reparam_kl_back(l3, x2, x2, x2, l3, 1.0, np.empty_like(x2), np.empty_like(x2))
+        k.merge(a.copy(), a, dt(0.5), dt(0.5), np.empty(1, dt))
 
 
 def _first_line(e):
@@ -256,18 +266,44 @@ def bernoulli_log_prob_and_grad(x, logits, scale=1.0):
     return bernoulli_log_prob(x, logits), grad
 
 
+def bernoulli_output(x, hw, b, scale=1.0):
+    """The decoder's output bias and the Bernoulli term with its gradient, in one pass.
+
+    x: (B, D); hw: (K, B, D), the product h W of the output layer, which becomes the logits
+    l = h W + b in place; b: (D,). Returns (log p(x|z) (K, B), g = scale * d log p / d l
+    (K, B, D), the bias's gradient sum_{k,i} g (D,)). Equal to ``bernoulli_log_prob(x, l)``,
+    ``scale * bernoulli_log_prob_grad(x, l)`` (note 05, eqs. (5.1), (5.2)) and that gradient's
+    column sum to rounding. For float32 the kernel computes exp(-|l|) and log1p of it itself,
+    as arithmetic the compiler runs eight lanes wide (no C library call an element); float64
+    takes ``bernoulli_log_prob_and_grad``.
+
+    Derivation: derivations/18_where_the_time_goes.md, eq. (18.7)
+    """
+    if (hw.ndim == 3 and x.ndim == 2 and hw.shape[1:] == x.shape and b.shape == x.shape[1:]
+            and hw.dtype == np.float32 and _ok(x, hw, b)):
+        K, B, D = hw.shape
+        logp, grad, db = np.empty((K, B), hw.dtype), np.empty_like(hw), np.empty(D, hw.dtype)
+        if _call("bernoulli_out", x, hw, b, logp, grad, db, np.float32(scale)):
+            return logp, grad, db
+    hw += b
+    logp, grad = bernoulli_log_prob_and_grad(x, hw, scale)
+    return logp, grad, grad.sum(axis=tuple(range(grad.ndim - 1)))
+
+
 # ------------------------------------------------------------------ bias and activation
 def bias_act_forward(y, b, activation):
     """y <- act(y + b) in place (y: (B, H) the product x W; b: (H,)); returns y.
 
-    The bias add and the activation in one pass for ReLU; for tanh, NumPy's vector tanh
-    applied in place after the add (faster than a compiled loop's scalar tanh here).
+    The bias add and the activation in one pass: for tanh in float32, with the kernels' own
+    tanh written as arithmetic (a compiled loop calling the C library's tanhf, one element at
+    a time, is slower than NumPy); for tanh in float64, NumPy's tanh in place after the add.
 
     Derivation: derivations/18_where_the_time_goes.md, eq. (18.8)
     """
     if activation not in ("relu", "tanh"):
         raise ValueError(f"activation must be 'relu' or 'tanh', got {activation!r}")
-    if activation == "relu" and y.ndim == 2 and _ok(y, b) and _call("bias_relu", y, b):
+    if y.ndim == 2 and _ok(y, b) and (activation == "relu" or y.dtype == np.float32) and _call(
+            "bias_relu" if activation == "relu" else "bias_tanh", y, b):
         return y
     y += b
     if activation == "relu":
@@ -304,28 +340,41 @@ def reparameterize_kl(mu, logvar, eps):
 
     Derivation: derivations/18_where_the_time_goes.md, eq. (18.9)
     """
+    z, kl, _, _ = _reparameterize_kl(mu, logvar, eps)
+    return z, kl
+
+
+def _reparameterize_kl(mu, logvar, eps):
+    """``reparameterize_kl`` plus sigma = exp(logvar / 2) and em1 = expm1(logvar) (B, Z), which
+    the backward needs too (None, None on the plain path). For float32 the kernel makes both
+    itself; for float64 they come from NumPy."""
     if (mu.ndim == 2 and eps.ndim == 3 and mu.shape == logvar.shape == eps.shape[1:]
             and _ok(mu, logvar, eps)):
         z, kl = np.empty_like(eps), np.empty(mu.shape[0], mu.dtype)
+        sigma, em1 = np.empty_like(mu), np.empty_like(mu)
+        if mu.dtype == np.float32 and _call("reparam_kl_f32", mu, logvar, eps, z, kl, sigma, em1):
+            return z, kl, sigma, em1
         sigma, em1 = np.exp(0.5 * logvar), np.expm1(logvar)
         if _call("reparam_kl", mu, logvar, sigma, em1, eps, z, kl):
-            return z, kl
-    return reparameterize(mu, logvar, eps), kl_normal_std(mu, logvar)
+            return z, kl, sigma, em1
+    return reparameterize(mu, logvar, eps), kl_normal_std(mu, logvar), None, None
 
 
-def reparameterize_kl_backward(dz, mu, logvar, eps, c):
+def reparameterize_kl_backward(dz, mu, logvar, eps, c, sigma=None, em1=None):
     """(dmu, dlogvar) of  loss(z) + c KL(mu, logvar)  with z = mu + sigma eps, eps held fixed.
 
     dmu = sum_k dz_k + c mu;  dlogvar = sigma / 2 sum_k dz_k eps_k + c (exp(logvar) - 1) / 2:
     ``reparameterize_backward`` plus c times ``kl_normal_std_grad`` (note 04, eq. (4.2);
-    note 02, eq. (2.4)), the model's steps 3 and 4 of note 07 with c = beta / B.
+    note 02, eq. (2.4)), the model's steps 3 and 4 of note 07 with c = beta / B. ``sigma``
+    = exp(logvar / 2) and ``em1`` = expm1(logvar), when the forward made them, are not made again.
 
     Derivation: derivations/18_where_the_time_goes.md, eq. (18.9)
     """
     if (dz.ndim == 3 and dz.shape == eps.shape and mu.shape == logvar.shape == eps.shape[1:]
             and _ok(dz, mu, logvar, eps)):
         dmu, dlogvar = np.empty_like(mu), np.empty_like(mu)
-        sigma, em1 = np.exp(0.5 * logvar), np.expm1(logvar)
+        if sigma is None or em1 is None:
+            sigma, em1 = np.exp(0.5 * logvar), np.expm1(logvar)
         if _call("reparam_kl_back", dz, mu, sigma, em1, eps, float(c), dmu, dlogvar):
             return dmu, dlogvar
     dmu, dlogvar = reparameterize_backward(dz, logvar, eps)
@@ -333,6 +382,17 @@ def reparameterize_kl_backward(dz, mu, logvar, eps, c):
     dmu += c * dmu_kl
     dlogvar += c * dlogvar_kl
     return dmu, dlogvar
+
+
+# ------------------------------------------------------------ the split step's gradients
+def _merge_kernel(g, other, w0, w1):
+    """g <- w0 g + w1 other in place (1-D, as ``split._merge`` computes it) and g . g, in one
+    pass; None (nothing written) when the kernels are off or refuse these arrays."""
+    if g.ndim == 1 and g.shape == other.shape and _ok(g, other):
+        sq = np.empty(1, g.dtype)
+        if _call("merge", g, other, g.dtype.type(w0), g.dtype.type(w1), sq):
+            return float(sq[0])
+    return None
 
 
 # ------------------------------------------------------------------------ the optimizer
@@ -419,17 +479,19 @@ def fused_forward(vae, x, eps=None, k=None, beta=1.0, kl="closed", q=None) -> Te
     act, enc_h, dec_h = vae.activation, [], []
     h = _trunk_forward(vae.enc, x, act, enc_h)
     mu, logvar = vae.enc_mu.forward(h), vae.enc_logvar.forward(h)
-    z, kl_pe = reparameterize_kl(mu, logvar, eps)
+    z, kl_pe, sigma, em1 = _reparameterize_kl(mu, logvar, eps)
     hd = _trunk_forward(vae.dec, z.reshape(K * B, Z), act, dec_h)
-    logits = vae.dec_out.forward(hd).reshape(K, B, vae.x_dim)
-    # the gradient of the loss, -(1/(K B)) d log p / d logits, made in the same pass
-    log_px_z, dlogits = bernoulli_log_prob_and_grad(x, logits, -1.0 / (K * B))
+    out = vae.dec_out
+    out.x = hd                                      # what the backward's dW reads
+    logits = (hd @ out.W).reshape(K, B, vae.x_dim)  # + b inside the pass below
+    # the gradient of the loss, -(1/(K B)) d log p / d logits, and its bias sum, in one pass
+    log_px_z, dlogits, dlogits_b = bernoulli_output(x, logits, out.b, -1.0 / (K * B))
     recon = -log_px_z[0] if K == 1 else -log_px_z.mean(axis=0)
     # the four averages from two sums: at B = 100, np.mean's call costs more than its sum
     s_recon, s_kl = float(np.add.reduce(recon)), float(np.add.reduce(kl_pe))
     vae._cache = dict(fused=True, x=x, mu=mu, logvar=logvar, eps=eps, outs=(logits,),
                       beta=float(beta), kl=kl, mc=None, encoder=True, dlogits=dlogits,
-                      enc_h=enc_h, dec_h=dec_h)
+                      dlogits_b=dlogits_b, sigma=sigma, em1=em1, enc_h=enc_h, dec_h=dec_h)
     elbo_pe = -(recon + kl_pe)
     return Terms(loss=(s_recon + beta * s_kl) / B, elbo=-(s_recon + s_kl) / B, recon=s_recon / B,
                  kl=s_kl / B, beta=float(beta), elbo_per_example=elbo_pe,
@@ -448,9 +510,12 @@ def fused_backward(vae) -> None:
     mu, logvar, eps, beta = (cache[n] for n in ("mu", "logvar", "eps", "beta"))
     K, B, Z = eps.shape
     act = vae.activation
-    d = vae.dec_out.backward(cache["dlogits"].reshape(K * B, vae.x_dim))
+    out, dlogits = vae.dec_out, cache["dlogits"].reshape(K * B, vae.x_dim)
+    np.matmul(out.x.T, dlogits, out=out.dW)
+    out.db[...] = cache["dlogits_b"]
+    d = dlogits @ out.W.T
     dz = _trunk_backward(vae.dec, d, act, cache["dec_h"]).reshape(K, B, Z)
-    dmu, dlogvar = reparameterize_kl_backward(dz, mu, logvar, eps, beta / B)
+    dmu, dlogvar = reparameterize_kl_backward(dz, mu, logvar, eps, beta / B, cache["sigma"], cache["em1"])
     vae.dmu, vae.dlogvar = dmu, dlogvar
     dh = vae.enc_mu.backward(dmu)
     dh += vae.enc_logvar.backward(dlogvar)
