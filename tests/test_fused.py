@@ -237,29 +237,6 @@ def test_reparameterize_kl_equals_plain(dtype, data, shp, c):
     assert np.all(np.abs(dlogvar2 - ref_dlogvar) <= bound_lv)
 
 
-# ----------------------------------------------------- the split step's gradient merge
-@needs_numba
-@pytest.mark.parametrize("dtype", DTYPES)
-@settings(max_examples=20)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 3000),
-       weights=st.sampled_from([(0.5, 0.5), (33 / 64, 31 / 64), (0.75, 0.25)]))
-def test_the_merge_kernel_is_the_plain_merge(dtype, seed, n, weights):
-    from numpyvae.speed import split
-    rng = np.random.default_rng(seed)
-    g, other = (rng.standard_normal(n).astype(dtype) for _ in range(2))
-    g_plain, other_plain = g.copy(), other.copy()
-    assert fused._merge_kernel(g.copy(), other.copy(), *weights) is not None   # the kernel runs
-    sq_plain = split._merge(g_plain, other_plain, list(weights))
-    sq = split._merge(g, other.copy(), list(weights), kernel=True)
-    # the same roundings in the same order: the merged gradient bit for bit
-    np.testing.assert_array_equal(g, g_plain)
-    # g . g: a float64 sum against BLAS's in the dtype, n terms of size g^2
-    assert abs(sq - sq_plain) <= (n + 2) * _u(dtype) * float(np.sum(g.astype(np.float64) ** 2))
-    # a non-finite gradient shows in the sum, as the trainer's check needs
-    g[n // 2] = np.inf
-    assert not np.isfinite(split._merge(g, other, list(weights), kernel=True))
-
-
 # ------------------------------------------------------------------------------- Adam
 def _adam_flush(opt, t, dtype):
     """The thresholds the plain Adam flushes with at step t (0: no flush at this step)."""

@@ -53,7 +53,6 @@ SIGNATURES = {
     "reparam_kl": (("BZ", "BZ", "BZ", "BZ", "KBZ", "KBZ", "B"), (5, 6), ("f4", "f8")),
     "reparam_kl_f32": (("BZ", "BZ", "KBZ", "KBZ", "B", "BZ", "BZ"), (3, 4, 5, 6), ("f4",)),
     "reparam_kl_back": (("KBZ", "BZ", "BZ", "BZ", "KBZ", "d", "BZ", "BZ"), (6, 7), ("f4", "f8")),
-    "merge": (("N", "N", "s", "s", "O"), (0, 4), ("f4", "f8")),
 }
 DTYPES = {"f4": np.dtype(np.float32), "f8": np.dtype(np.float64)}
 _HERE = Path(__file__).resolve().parent

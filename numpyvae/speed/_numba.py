@@ -255,20 +255,12 @@ def reparam_kl_f32(mu, logvar, eps, z, kl, sigma, em1):
     """``reparam_kl`` for float32, with sigma = exp(logvar / 2) and em1 = expm1(logvar) made
     here (``exp_f32``, ``expm1_f32``) and written out for the backward to reuse.
     mu, logvar, sigma, em1: (B, Z); eps, z: (K, B, Z); kl: (B,)."""
-    K, B, Z = eps.shape
+    B, Z = mu.shape
     lv, s, e = logvar.reshape(B * Z), sigma.reshape(B * Z), em1.reshape(B * Z)
-    for i in range(B * Z):      # first on their own, over all B Z at once: a loop of vectors
+    for i in range(B * Z):      # on their own, over all B Z at once: a loop of vectors
         s[i] = exp_f32(_HALF * lv[i])
         e[i] = expm1_f32(lv[i])
-    for b in range(B):
-        acc = 0.0
-        for j in range(Z):
-            m = mu[b, j]
-            sj = sigma[b, j]
-            for k in range(K):
-                z[k, b, j] = m + sj * eps[k, b, j]
-            acc += m * m + (em1[b, j] - logvar[b, j])
-        kl[b] = 0.5 * acc
+    reparam_kl(mu, logvar, sigma, em1, eps, z, kl)
 
 
 @_jit
@@ -287,21 +279,3 @@ def reparam_kl_back(dz, mu, sigma, em1, eps, c, dmu, dlogvar):
             dmu[b, j] = sm + c * mu[b, j]
             dlogvar[b, j] = 0.5 * sigma[b, j] * se + c * (0.5 * em1[b, j])
 
-
-@_jit_sum
-def merge(g, other, w0, w1, sq):
-    """g, other: 1-D. g <- (g + other) w0 when w0 == w1, else w0 g + w1 other (each rounded as
-    NumPy's in-place passes round it), and sq[0] = g . g, summed in float64: a split step's two
-    gradients combined, and the trainer's finiteness check of the result, in one pass."""
-    acc = 0.0
-    if w0 == w1:
-        for i in range(g.size):
-            gi = (g[i] + other[i]) * w0
-            g[i] = gi
-            acc += gi * gi
-    else:
-        for i in range(g.size):
-            gi = w0 * g[i] + w1 * other[i]
-            g[i] = gi
-            acc += gi * gi
-    sq[0] = acc

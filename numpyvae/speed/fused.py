@@ -91,7 +91,6 @@ def _warm(k):
         k.tanh_back(x2, x2, np.empty_like(x2), np.empty(2, dt))
         k.reparam_kl(x2, x2, x2, x2, l3, np.empty_like(l3), np.empty(2, dt))
         k.reparam_kl_back(l3, x2, x2, x2, l3, 1.0, np.empty_like(x2), np.empty_like(x2))
-        k.merge(a.copy(), a, dt(0.5), dt(0.5), np.empty(1, dt))
 
 
 def _first_line(e):
@@ -382,17 +381,6 @@ def reparameterize_kl_backward(dz, mu, logvar, eps, c, sigma=None, em1=None):
     dmu += c * dmu_kl
     dlogvar += c * dlogvar_kl
     return dmu, dlogvar
-
-
-# ------------------------------------------------------------ the split step's gradients
-def _merge_kernel(g, other, w0, w1):
-    """g <- w0 g + w1 other in place (1-D, as ``split._merge`` computes it) and g . g, in one
-    pass; None (nothing written) when the kernels are off or refuse these arrays."""
-    if g.ndim == 1 and g.shape == other.shape and _ok(g, other):
-        sq = np.empty(1, g.dtype)
-        if _call("merge", g, other, g.dtype.type(w0), g.dtype.type(w1), sq):
-            return float(sq[0])
-    return None
 
 
 # ------------------------------------------------------------------------ the optimizer

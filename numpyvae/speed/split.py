@@ -416,14 +416,9 @@ def _recv(conn: Any) -> Any:
     return conn.recv()
 
 
-def _merge(g: np.ndarray, other: np.ndarray, weights: list[float], kernel: bool = False) -> float:
+def _merge(g: np.ndarray, other: np.ndarray, weights: list[float]) -> float:
     """g <- w0 g + w1 other, in place (``other`` may be overwritten: it is rewritten next step).
-    Returns g . g, the trainer's finiteness check of this slice, taken while g is in cache.
-    ``kernel``: a fused step's, whose processes do it in one pass (the same g)."""
-    if kernel:
-        sq = fused._merge_kernel(g, other, *weights)
-        if sq is not None:
-            return sq
+    Returns g . g, the trainer's finiteness check of this slice, taken while g is in cache."""
     if weights[0] == weights[1]:        # parts of equal size: two passes instead of three
         g += other
         g *= weights[0]
@@ -461,7 +456,7 @@ def _serve(conn: _Pipe, parents: _Pipe, rep: Any, x: np.ndarray, eps: np.ndarray
                 _send_terms(conn, t, out)
             elif msg[0] == "merge":
                 _, lo, hi, weights = msg
-                conn.send(_merge(shared["grads"][lo:hi], mine[lo:hi], weights, fused.attached(rep)))
+                conn.send(_merge(shared["grads"][lo:hi], mine[lo:hi], weights))
             elif msg[0] == "adam" and len(msg) == 9:
                 adam = adams[msg[3]]
                 _, lo, hi, _, adam.lr, adam.b1, adam.b2, adam.eps, adam.t = msg
@@ -564,7 +559,7 @@ class ProcessSplitStep(SplitStep):
                 with contextlib.suppress(RuntimeError):
                     w.result()
             raise
-        sq = _merge(vae.flat_grads[:self.mid], w.grads[:self.mid], wts, fused.attached(vae))
+        sq = _merge(vae.flat_grads[:self.mid], w.grads[:self.mid], wts)
         self.grad_sq = sq + w.result()
         return _join(terms, wts)
 
