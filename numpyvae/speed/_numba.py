@@ -94,8 +94,9 @@ _TANH_SMALL = _F(0.625)
 @_jit
 def exp_f32(a):
     """exp(a) for float32 a, held to [exp(-80), exp(88)]: below, what the callers add it to
-    cannot tell the difference, and smaller results would be subnormal (their products run
-    many times slower); above 88.7, float32 overflows."""
+    cannot tell the difference, and from about exp(-87) on the results, or the products the
+    callers make of them, are subnormal (which runs many times slower); above 88.7, float32
+    overflows."""
     a = min(max(a, _EXP_MIN), _EXP_MAX)
     n, q = _exp_reduced(a)
     return (_ONE + q) * _pow2(n)
