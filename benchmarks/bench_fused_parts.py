@@ -99,7 +99,7 @@ def parts(m, repeats):
         ("Bernoulli log p and gradient",
          lambda: (likelihoods.bernoulli_log_prob(x, logits), likelihoods.bernoulli_log_prob_grad(x, logits)),
          lambda: fused.bernoulli_log_prob_and_grad(x, logits, -1 / B)),
-        ("+ output bias, its gradient; own exp", plain_output,
+        ("the same + output bias, own exp", plain_output,
          lambda: fused.bernoulli_output(x, logits.copy(), out_b, -1 / B)),
         ("bias + activation forward", plain_bias_act,
          lambda: fused.bias_act_forward(y0.copy(), b, m["activation"])),

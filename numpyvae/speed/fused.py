@@ -23,7 +23,7 @@ A loop that calls the C library's exp, log1p or tanh makes one scalar call an el
 float32 the kernels compute these three themselves, as a range reduction and a short polynomial
 that the compiler runs eight lanes wide (``_numba.py``, note 18, eq. (18.10)). NumPy's own
 ran as vector code on an AVX-512 machine, but on an AVX2 one at the cost of a scalar call an
-element (log1p five times slower than that; note 18 has the measurements). For float64
+element (note 18 has the measurements). For float64
 the Bernoulli kernel takes exp(-|l|) and its log1p from NumPy, and tanh's forward is NumPy's
 tanh applied in place.
 
@@ -441,12 +441,18 @@ def _trunk_forward(mlp, h, act, keep):
     return h
 
 
+def _linear_backward(lin, dy, db):
+    """``Linear.backward`` with the bias gradient ``db`` already summed by a kernel: writes
+    dW = x^T dy and db, returns dx = dy W^T (None when the layer needs no input gradient)."""
+    np.matmul(lin.x.T, dy, out=lin.dW)
+    lin.db[...] = db
+    return dy @ lin.W.T if lin.input_grad else None
+
+
 def _trunk_backward(mlp, d, act, kept):
     for lin, y in zip(reversed(mlp.linears), reversed(kept)):
         dpre, db = act_bias_backward(d, y, act)     # through the activation, bias sum in the pass
-        np.matmul(lin.x.T, dpre, out=lin.dW)
-        lin.db[...] = db
-        d = dpre @ lin.W.T if lin.input_grad else None
+        d = _linear_backward(lin, dpre, db)
     return d
 
 
@@ -498,10 +504,7 @@ def fused_backward(vae) -> None:
     mu, logvar, eps, beta = (cache[n] for n in ("mu", "logvar", "eps", "beta"))
     K, B, Z = eps.shape
     act = vae.activation
-    out, dlogits = vae.dec_out, cache["dlogits"].reshape(K * B, vae.x_dim)
-    np.matmul(out.x.T, dlogits, out=out.dW)
-    out.db[...] = cache["dlogits_b"]
-    d = dlogits @ out.W.T
+    d = _linear_backward(vae.dec_out, cache["dlogits"].reshape(K * B, vae.x_dim), cache["dlogits_b"])
     dz = _trunk_backward(vae.dec, d, act, cache["dec_h"]).reshape(K, B, Z)
     dmu, dlogvar = reparameterize_kl_backward(dz, mu, logvar, eps, beta / B, cache["sigma"], cache["em1"])
     vae.dmu, vae.dlogvar = dmu, dlogvar
