@@ -198,32 +198,33 @@ def test_the_search_index_lists_every_page(site):
 
 # ------------------------------------------------------------------ in the browser
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    """The site's files, except that the theme's search index comes with no documents: each
-    page's search worker parses the whole index (1.6 MB) and builds it again, the largest single
+def _site_handler(site):
+    """The site's files, quietly; but the theme's search index comes with no documents. Each
+    page's search worker parses the whole index (1.6 MB) and builds it again: the largest single
     cost of opening a page here, and no test below searches
-    (``test_the_search_index_lists_every_page`` checks the real one)."""
-    search_config = b"{}"
+    (``test_the_search_index_lists_every_page`` checks the real index)."""
+    config = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))["config"]
+    empty = json.dumps({"config": config, "docs": []}).encode()
 
-    def log_message(self, *args):
-        pass
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
 
-    def do_GET(self):
-        if urlparse(self.path).path != "/search/search_index.json":
-            return super().do_GET()
-        body = b'{"config": ' + self.search_config + b', "docs": []}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        def do_GET(self):
+            if urlparse(self.path).path != "/search/search_index.json":
+                return super().do_GET()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(empty)))
+            self.end_headers()
+            self.wfile.write(empty)
+
+    return functools.partial(Handler, directory=str(site))
 
 
 @pytest.fixture(scope="module")
 def server(site):
-    config = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))["config"]
-    handler = functools.partial(type("Handler", (_Quiet,), {"search_config": json.dumps(config).encode()}),
-                                directory=str(site))
+    handler = _site_handler(site)
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"
