@@ -231,6 +231,22 @@ def server(site):
     httpd.shutdown()
 
 
+def _remote_requests(ctx):
+    """The URLs of requests ``ctx``'s pages make to another host (a list that fills as they
+    load). Watched, not routed: a route handler would switch off the browser's cache and fetch
+    every script, style sheet and font again on each page; CHROMIUM_ARGS already keep every
+    such request from leaving the machine."""
+    remote = []
+
+    def request(r):
+        local = urlparse(r.url).hostname in ("127.0.0.1", "localhost")
+        if not (local or r.url.startswith(("file:", "data:", "blob:"))):
+            remote.append(r.url)
+
+    ctx.on("request", request)
+    return remote
+
+
 @pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -270,15 +286,7 @@ IMAGES_OK = """() => Array.from(document.querySelectorAll("article img")).map(
 def test_every_page_in_the_browser(site, server, browser):
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("index.html"))
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    remote = []
-
-    def request(r):
-        # watched, not routed: a route handler would switch off the browser's cache and fetch
-        # every script, style sheet and font again on each page
-        if urlparse(r.url).hostname not in ("127.0.0.1", "localhost") and not r.url.startswith(("data:", "blob:")):
-            remote.append(r.url)
-
-    ctx.on("request", request)
+    remote = _remote_requests(ctx)
     page = ctx.new_page()
     js_errors = []
     page.on("pageerror", lambda e: js_errors.append(str(e)))
@@ -412,19 +420,9 @@ def test_the_home_page_points_to_the_explorer_first(site):
 
 
 def _browser_context(browser, viewport):
-    """A context that refuses every request to another host, and collects console errors."""
+    """A context that records every request to another host, and collects console errors."""
     ctx = browser.new_context(viewport=viewport)
-    remote, errors = [], []
-
-    def route(r):
-        url = r.request.url
-        if urlparse(url).hostname in ("127.0.0.1", "localhost") or url.startswith(("file:", "data:", "blob:")):
-            r.continue_()
-        else:
-            remote.append(url)
-            r.abort()
-
-    ctx.route("**/*", route)
+    remote, errors = _remote_requests(ctx), []
     page = ctx.new_page()
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
