@@ -10,6 +10,9 @@ jax loads), on the two models of ``bench_vs_torch.py`` and its random binary dat
 * ``numpyvae-fused-nosplit`` -- at N >= 2 threads only: the fused step without the split,
   ``Speed(threads=N, fused=True, split=False)``: whole steps on an N-thread BLAS, the simpler
   design the split is weighed against;
+* ``numpyvae-fused-auto`` -- at N >= 2 threads only: the split with ``Speed(adapt=True)``, as
+  ``numpyvae train --threads auto`` runs it: whole one-thread steps while they measure faster
+  (with ``--busy``, another process spinning on a core, that is where it differs);
 * ``jax``             -- the same model, loss and Adam in one ``jax.jit`` step (forward, grad,
   Adam written out), float32, minibatches gathered by index; skipped with a note without jax;
   at N >= 2 threads XLA's products use N threads;
@@ -35,8 +38,19 @@ Peak memory is each process's peak resident set, plus what the split's child pro
 privately. Compile time is reported on its own: numba's (``fused.warm_up()``, from its cache after the
 first run) and the first JAX step's.
 
+On a shared machine the rate of one side can change by a third from one minute to the next, and
+a ratio of two medians taken minutes apart inherits that. ``--paired`` measures ratios another
+way: every side is started and warmed up at once, then in each of ``--rounds`` rounds each side
+in turn trains one epoch while the others wait (A B C, then C B A, ...), and each ratio is taken
+round by round, between epochs run seconds apart. It reports the median ratio, its range and
+in how many rounds the first side was ahead; ``--epochs`` is not used.
+
     python benchmarks/bench_peers.py                                  # 60,000 examples, 3 epochs, 3 rounds
     python benchmarks/bench_peers.py --n 8192 --epochs 1 --rounds 1   # small, on a busy machine
+    python benchmarks/bench_peers.py --paired --n 30000 --rounds 15 \
+        --sides numpyvae-fused,jax,jax-async,torch-careful,matmul
+    python benchmarks/bench_peers.py --paired --busy --threads 2 --n 20000 --rounds 5 \
+        --sides numpyvae-fused,numpyvae-fused-auto,numpyvae-fused-nosplit
 """
 from __future__ import annotations
 
@@ -64,9 +78,12 @@ from bench_vs_torch import (  # noqa: E402
     run_torch,
 )
 
-SIDES = ("numpyvae", "numpyvae-fused", "numpyvae-fused-nosplit", "jax", "jax-async", "torch-careful", "torch", "matmul")
-NEEDS = {"numpyvae-fused": "numba", "numpyvae-fused-nosplit": "numba", "jax": "jax", "jax-async": "jax",
-         "torch-careful": "torch", "torch": "torch"}
+SIDES = ("numpyvae", "numpyvae-fused", "numpyvae-fused-nosplit", "numpyvae-fused-auto", "jax", "jax-async",
+         "torch-careful", "torch", "matmul")
+NEEDS = {"numpyvae-fused": "numba", "numpyvae-fused-nosplit": "numba", "numpyvae-fused-auto": "numba",
+         "jax": "jax", "jax-async": "jax", "torch-careful": "torch", "torch": "torch"}
+#: sides that exist at two threads or more only
+TWO_THREADS = ("jax-async", "numpyvae-fused-nosplit", "numpyvae-fused-auto")
 
 
 def _timed(epoch, epochs):
@@ -78,8 +95,37 @@ def _timed(epoch, epochs):
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+# ------------------------------------------------------- --paired: the worker's side of it
+def _tell(**msg):
+    """One message to the driver: a JSON line on standard output."""
+    print(json.dumps(msg), flush=True)
+
+
+def _await_go():
+    """Block until the driver writes "go" (its turn has come); exit if the driver is gone."""
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit("bench_peers worker: the driver went away")
+
+
+def _served(epoch, epochs):
+    """``_timed`` for a paired run: one warm-up call, then each of the ``epochs`` timed calls
+    waits for the driver's "go" and reports its own (wall, CPU) seconds at once; returns their
+    sums."""
+    epoch()                                               # warm-up (and compile)
+    _tell(ready=True)
+    wall = cpu = 0.0
+    for _ in range(epochs):
+        _await_go()
+        t0, c0 = time.perf_counter(), time.process_time()
+        epoch()
+        w, c = time.perf_counter() - t0, time.process_time() - c0
+        _tell(wall=w, cpu=c)
+        wall, cpu = wall + w, cpu + c
+    return wall, cpu
+
+
 # ------------------------------------------------------------------------------ numpyvae
-def run_numpyvae(m, n, epochs, threads, fused_path, split=True):
+def run_numpyvae(m, n, epochs, threads, fused_path, split=True, paired=False, adapt=False):
     import numpy as np
     from threadpoolctl import threadpool_limits
     sys.path.insert(0, ROOT)
@@ -99,7 +145,7 @@ def run_numpyvae(m, n, epochs, threads, fused_path, split=True):
             threadpool_limits(limits=threads, user_api="blas"):
         vae = VAE(784, m["z_dim"], hidden=m["hidden"], activation=m["activation"], seed=0,
                   dtype=np.float32)
-        speed = Speed(threads, fused=fused_path, split=split)    # the command line's speed layer
+        speed = Speed(threads, fused=fused_path, split=split, adapt=adapt)   # the command line's speed layer
         tr = Trainer(vae, x, None, TrainConfig(epochs=1 + epochs, batch_size=m["batch"], progress=False),
                      optimizer=Adam(1e-3), speed=speed,
                      checkpoint_path=os.path.join(run, "checkpoint.npz"),    # as the command line does
@@ -107,20 +153,34 @@ def run_numpyvae(m, n, epochs, threads, fused_path, split=True):
 
         # one fit over every epoch, as the command line runs it (one split child for the whole
         # run); the clock starts at the warm-up epoch's end and stops at the last epoch's
-        child, marks = [0.0], []
+        child, marks, spent = [0.0], [], [0.0, 0.0]
 
         def watch(trainer, row):
-            marks.append((time.perf_counter(), time.process_time()))
+            now = (time.perf_counter(), time.process_time())
             child[0] = max(child[0], _children_private_mb())     # the split's child, while it lives
+            if paired:       # --paired: report the epoch just ended, then wait for this side's turn
+                if marks:
+                    w, c = now[0] - marks[-1][0], now[1] - marks[-1][1]
+                    spent[0], spent[1] = spent[0] + w, spent[1] + c
+                    _tell(wall=w, cpu=c)
+                else:
+                    _tell(ready=True)
+                if trainer.epoch < 1 + epochs:
+                    _await_go()
+                    now = (time.perf_counter(), time.process_time())
+            marks.append(now)
 
         tr.fit(1 + epochs, callbacks=[watch])
-        wall, cpu = marks[-1][0] - marks[0][0], marks[-1][1] - marks[0][1]
+        if paired:        # the epochs alone, without the waits between them
+            wall, cpu = spent
+        else:
+            wall, cpu = marks[-1][0] - marks[0][0], marks[-1][1] - marks[0][1]
     return dict(samples_per_s=n * epochs / wall, cpu_samples_per_s=n * epochs / cpu,
                 compile_s=compile_s, final_loss=tr.history["train_loss"][-1], child_mb=child[0])
 
 
 # ------------------------------------------------------------------------------- JAX
-def run_jax(m, n, epochs, threads, one_op_thread=False):
+def run_jax(m, n, epochs, threads, one_op_thread=False, timer=_timed):
     if threads == 1 or one_op_thread:     # XLA's CPU backend otherwise uses every core for its products
         os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     import jax
@@ -191,13 +251,13 @@ def run_jax(m, n, epochs, threads, one_op_thread=False):
             state["p"], state["m"], state["v"], loss, state["key"] = step(
                 state["p"], state["m"], state["v"], float(state["t"]), x[order[i:i + B]], state["key"])
         state["loss"] = float(loss)
-    wall, cpu = _timed(epoch, epochs)
+    wall, cpu = timer(epoch, epochs)
     return dict(samples_per_s=n * epochs / wall, cpu_samples_per_s=n * epochs / cpu,
                 compile_s=compile_s, final_loss=state["loss"] * 1.0)
 
 
 # ---------------------------------------------------------------------- PyTorch, careful
-def run_torch_careful(m, n, epochs, threads):
+def run_torch_careful(m, n, epochs, threads, timer=_timed):
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -232,13 +292,14 @@ def run_torch_careful(m, n, epochs, threads):
             opt.step()
             total += loss.detach()
         return float(total) * B / n
-    wall, cpu = _timed(epoch, epochs)
+    wall, cpu = timer(epoch, epochs)
     return dict(samples_per_s=n * epochs / wall, cpu_samples_per_s=n * epochs / cpu, compile_s=0.0)
 
 
 # ----------------------------------------------------------------------------- driver
-def worker(side, model, n, epochs, threads):
+def worker(side, model, n, epochs, threads, paired=False):
     m = MODELS[model]
+    timer = _served if paired else _timed
     if threads == 1 and hasattr(os, "sched_setaffinity"):     # one thread = one core, every side
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     if side == "matmul":           # imports before the clock: only the products' CPU time counts
@@ -248,17 +309,19 @@ def worker(side, model, n, epochs, threads):
         import numpyvae  # noqa: F401
     c0 = time.process_time()
     if side.startswith("numpyvae"):
-        out = run_numpyvae(m, n, epochs, threads, side != "numpyvae", split=not side.endswith("nosplit"))
+        out = run_numpyvae(m, n, epochs, threads, side != "numpyvae", split=not side.endswith("nosplit"),
+                           paired=paired, adapt=side.endswith("auto"))
     elif side in ("jax", "jax-async"):
-        out = run_jax(m, n, epochs, threads, one_op_thread=side == "jax-async")
+        out = run_jax(m, n, epochs, threads, one_op_thread=side == "jax-async", timer=timer)
     elif side == "torch-careful":
-        out = run_torch_careful(m, n, epochs, threads)
+        out = run_torch_careful(m, n, epochs, threads, timer=timer)
     elif side == "torch":
-        out = run_torch(m, n, epochs, threads, "float32")      # times wall only
+        out = run_torch(m, n, epochs, threads, "float32", timer=_served if paired else None)  # wall only
     else:
-        out = run_matmul(m, n, epochs, threads)
-        # CPU seconds of the whole call: the model's construction (small) and the warm-up epoch too
-        out["cpu_samples_per_s"] = n * (epochs + 1) / max(time.process_time() - c0, 1e-9)
+        out = run_matmul(m, n, epochs, threads, timer=_served if paired else None)
+        if not paired:
+            # CPU seconds of the whole call: the model's construction (small) and the warm-up epoch too
+            out["cpu_samples_per_s"] = n * (epochs + 1) / max(time.process_time() - c0, 1e-9)
     out["peak_rss_mb"] = _peak_rss_mb() + out.get("child_mb", 0.0)     # with the split's child
     print(json.dumps(out))
 
@@ -275,6 +338,96 @@ def _spawn(side, model, n, epochs, threads):
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+# ------------------------------------------------------- --paired: the driver's side of it
+def _start(side, model, n, epochs, threads):
+    """A worker that times one epoch each time it is told "go" (``_served``)."""
+    env = dict(os.environ)
+    for v in THREAD_VARS:
+        env[v] = str(threads)
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", side, "--model", model, "--paired",
+           "--n", str(n), "--epochs", str(epochs), "--threads", str(threads)]
+    # its error output to a file: a pipe nobody reads would stop it once full
+    return subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=tempfile.TemporaryFile(mode="w+"), text=True)
+
+
+def _expect(side, proc, key):
+    """The worker's next message holding ``key``; its error output if it ended first."""
+    for line in proc.stdout:
+        if line.startswith("{"):
+            msg = json.loads(line)
+            if key in msg:
+                return msg
+    proc.wait()
+    proc.stderr.seek(0)
+    raise RuntimeError(f"{side} worker failed (exit code {proc.returncode}):\n{proc.stderr.read()[-2000:]}")
+
+
+def _paired(model, threads, sides, n, rounds):
+    """Every side started and warmed up at once; then ``rounds`` rounds in which each side in
+    turn trains one epoch while the others wait, in alternating order (A B C, C B A, ...).
+    Two sides' rates in one round were measured seconds apart, under nearly the same load from
+    the rest of the machine: their ratio round by round is steadier than a ratio of medians
+    taken minutes apart. Returns ({side: [{"wall": /s, "cpu": /s} a round]}, {side: final})."""
+    procs = {}
+    try:
+        for s in sides:
+            procs[s] = _start(s, model, n, rounds, threads)
+        for s in sides:
+            _expect(s, procs[s], "ready")
+        rates = {s: [] for s in sides}
+        for r in range(rounds):
+            for s in (sides if r % 2 == 0 else sides[::-1]):
+                procs[s].stdin.write("go\n")
+                procs[s].stdin.flush()
+                msg = _expect(s, procs[s], "wall")
+                rates[s].append({"wall": n / msg["wall"], "cpu": n / msg["cpu"]})
+        final = {s: _expect(s, procs[s], "samples_per_s") for s in sides}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return rates, final
+
+
+#: the ratios a paired run reports, each round by round
+PAIRS = (("numpyvae-fused", "jax"), ("numpyvae-fused", "torch-careful"), ("numpyvae-fused", "torch"),
+         ("numpyvae-fused", "matmul"), ("numpyvae-fused", "numpyvae"), ("numpyvae-fused", "numpyvae-fused-nosplit"),
+         ("numpyvae-fused-auto", "jax"), ("numpyvae-fused-auto", "numpyvae-fused"),
+         ("numpyvae-fused-auto", "numpyvae-fused-nosplit"),
+         ("numpyvae", "jax"), ("numpyvae", "matmul"))
+
+
+def _paired_report(model, t, rates, final, n, rounds):
+    print(f"\n{MODELS[model]['label']}, {t} thread(s): {rounds} rounds, each side one epoch of {n} "
+          f"examples a round, load {os.getloadavg()[0]:.2f}")
+    print(f"  {'side':<24} {'wall /s: median':>15} {'(min-max)':>15} {'CPU /s':>8} {'RSS MB':>7}")
+    for s, rs in rates.items():
+        w = [r["wall"] for r in rs]
+        print(f"  {s:<24} {statistics.median(w):>15.0f} {f'({min(w):.0f}-{max(w):.0f})':>15} "
+              f"{statistics.median(r['cpu'] for r in rs):>8.0f} {final[s]['peak_rss_mb']:>7.0f}")
+    series = {s: [r["wall"] for r in rs] for s, rs in rates.items()}
+    cpu = {s: [r["cpu"] for r in rs] for s, rs in rates.items()}
+    if "jax" in series and "jax-async" in series:       # the faster JAX, round by round
+        sync = [a >= b for a, b in zip(series["jax"], series["jax-async"])]
+        cpu["jax"] = [c if f else d for f, c, d in zip(sync, cpu["jax"], cpu["jax-async"])]
+        series["jax"] = [max(a, b) for a, b in zip(series["jax"], series["jax-async"])]
+    elif "jax-async" in series:
+        series["jax"], cpu["jax"] = series["jax-async"], cpu["jax-async"]
+    print("  round-by-round ratios, wall (at one thread also CPU): median (min-max), rounds ahead"
+          + ("; jax: the faster of jax and jax-async in each round" if "jax-async" in rates else ""))
+    for a, b in PAIRS:
+        if a in series and b in series:
+            r = [x / y for x, y in zip(series[a], series[b])]
+            line = (f"    {a}/{b}: {statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f}), "
+                    f"ahead in {sum(x > 1 for x in r)} of {len(r)}")
+            if t == 1:
+                rc = [x / y for x, y in zip(cpu[a], cpu[b])]
+                line += f"; CPU {statistics.median(rc):.2f} ({min(rc):.2f}-{max(rc):.2f})"
+            print(line)
+
+
 def _present(side):
     need = NEEDS.get(side)
     return need is None or importlib.util.find_spec(need) is not None
@@ -288,12 +441,17 @@ def main(argv=None):
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--models", default="relu,tanh", help="comma-separated: relu, tanh")
     ap.add_argument("--sides", default=",".join(SIDES), help="comma-separated, from: " + ", ".join(SIDES))
+    ap.add_argument("--paired", action="store_true",
+                    help="keep every side running and alternate one epoch of each, --rounds times; "
+                         "report the ratios round by round")
+    ap.add_argument("--busy", action="store_true",
+                    help="keep one other process spinning on a core for the whole run (a busy machine)")
     ap.add_argument("--json", help="write all samples to this file")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.model, args.n, args.epochs, int(args.threads))
+        worker(args.worker, args.model, args.n, args.epochs, int(args.threads), args.paired)
         return
     try:
         threads = [int(t) for t in args.threads.split(",")]
@@ -310,6 +468,22 @@ def main(argv=None):
     for s in asked:
         if s not in sides:
             print(f"note: {s} is skipped: {NEEDS[s]} is not installed")
+    hog = None
+    if args.busy:
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        print(f"busy: another process (pid {hog.pid}) spins on one core for the whole run")
+    try:
+        if args.paired:
+            _paired_main(args, models, threads, sides)
+        else:
+            _round_robin(args, models, threads, sides)
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+
+
+def _round_robin(args, models, threads, sides):
     print(f"peers: {args.n} random binary examples/epoch, 1 warm-up + {args.epochs} timed epochs, "
           f"median of {args.rounds} round(s); cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}")
     samples, loads = {}, []
@@ -318,7 +492,7 @@ def main(argv=None):
         for model in models:
             for t in threads:
                 for side in sides:
-                    if side in ("jax-async", "numpyvae-fused-nosplit") and t == 1:
+                    if side in TWO_THREADS and t == 1:
                         continue          # at one core it is the "jax" side; nothing to split
                     out = _spawn(side, model, args.n, args.epochs, t)
                     samples.setdefault((model, t, side), []).append(out)
@@ -331,6 +505,21 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "loads": loads,
                        "samples": {"|".join(map(str, k)): v for k, v in samples.items()}}, f, indent=1)
+
+
+def _paired_main(args, models, threads, sides):
+    print(f"peers, paired: {args.n} random binary examples an epoch, 1 warm-up epoch, then {args.rounds} "
+          f"rounds of one epoch a side; cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}", flush=True)
+    out = {}
+    for model in models:
+        for t in threads:
+            here = [s for s in sides if not (t == 1 and s in TWO_THREADS)]
+            rates, final = _paired(model, t, here, args.n, args.rounds)
+            _paired_report(model, t, rates, final, args.n, args.rounds)
+            out[f"{model}|{t}"] = {"rates": rates, "final": final}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "paired": out}, f, indent=1)
 
 
 def _report(models, threads, sides, samples, loads):
@@ -356,6 +545,7 @@ def _report(models, threads, sides, samples, loads):
                 base["jax"], cpu["jax"] = base["jax-async"], cpu["jax-async"]      # the faster JAX
             parts = []
             for a, b in (("numpyvae-fused", "numpyvae"), ("numpyvae-fused", "numpyvae-fused-nosplit"),
+                         ("numpyvae-fused-auto", "numpyvae-fused-nosplit"),
                          ("numpyvae-fused", "jax"), ("numpyvae-fused", "torch-careful"),
                          ("numpyvae", "jax"), ("numpyvae-fused", "matmul"), ("numpyvae", "matmul")):
                 if a in base and b in base:

@@ -136,7 +136,7 @@ def run_numpyvae(m, n, epochs, threads, storage, fast_adam=True, adapt=False):
                 child_mb=child[0])
 
 
-def run_torch(m, n, epochs, threads, storage):
+def run_torch(m, n, epochs, threads, storage, timer=None):
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -198,6 +198,9 @@ def run_torch(m, n, epochs, threads, storage):
             opt.step()
         return total / n
 
+    if timer is not None:            # bench_peers.py --paired: its clock, (wall, CPU) seconds
+        dt, _ = timer(epoch, epochs)
+        return dict(samples_per_s=n * epochs / dt, seconds=dt)
     epoch()                                          # warm-up epoch
     t0 = time.perf_counter()
     for _ in range(epochs):
@@ -206,7 +209,7 @@ def run_torch(m, n, epochs, threads, storage):
     return dict(samples_per_s=n * epochs / dt, seconds=dt, final_loss=last)
 
 
-def run_matmul(m, n, epochs, threads):
+def run_matmul(m, n, epochs, threads, timer=None):
     import numpy as np
     from threadpoolctl import threadpool_limits
     sys.path.insert(0, ROOT)
@@ -233,6 +236,9 @@ def run_matmul(m, n, epochs, threads):
                     dy @ W.T
 
     with threadpool_limits(limits=threads, user_api="blas"):
+        if timer is not None:        # bench_peers.py --paired: its clock, (wall, CPU) seconds
+            dt, cpu = timer(epoch, epochs)
+            return dict(samples_per_s=n * epochs / dt, cpu_samples_per_s=n * epochs / cpu, seconds=dt)
         epoch()
         t0 = time.perf_counter()
         for _ in range(epochs):

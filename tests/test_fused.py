@@ -524,9 +524,7 @@ def test_a_fused_training_run_equals_the_plain_run(act, hidden):
     assert s0.keys() == s1.keys() and int(s0["t"]) == int(s1["t"]) == 5
 
 
-@needs_numba
-def test_the_peers_benchmark_runs_at_tiny_size():
-    """Keeps benchmarks/bench_peers.py from rotting; it times nothing that is asserted."""
+def _bench_peers():
     from pathlib import Path
     bench = Path(__file__).resolve().parents[1] / "benchmarks"
     sys.path.insert(0, str(bench))
@@ -534,10 +532,33 @@ def test_the_peers_benchmark_runs_at_tiny_size():
         import bench_peers
     finally:
         sys.path.remove(str(bench))
+    return bench_peers
+
+
+@needs_numba
+def test_the_peers_benchmark_runs_at_tiny_size():
+    """Keeps benchmarks/bench_peers.py from rotting; it times nothing that is asserted."""
+    bench_peers = _bench_peers()
     out = bench_peers.run_numpyvae(bench_peers.MODELS["tanh"], 256, 1, 1, True)
     assert out["samples_per_s"] > 0 and np.isfinite(out["final_loss"]) and out["compile_s"] >= 0
     with pytest.raises(SystemExit):
         bench_peers.main(["--sides", "numpyvae,nonsense"])
+
+
+def test_the_paired_peers_benchmark_times_every_side_every_round(tmp_path, capsys):
+    """``bench_peers.py --paired`` at tiny size: each side's worker times one epoch a round on
+    the driver's word, and the report gives the ratio round by round (no time is asserted)."""
+    bench_peers = _bench_peers()
+    out = tmp_path / "paired.json"
+    bench_peers.main(["--paired", "--n", "200", "--rounds", "3", "--threads", "1", "--models", "tanh",
+                      "--sides", "numpyvae,matmul", "--json", str(out)])
+    got = json.loads(out.read_text())["paired"]["tanh|1"]
+    assert {s: len(r) for s, r in got["rates"].items()} == {"numpyvae": 3, "matmul": 3}
+    assert all(r["wall"] > 0 and r["cpu"] > 0 for rs in got["rates"].values() for r in rs)
+    # the worker's own rate is over the epochs it reported, without the waits between them
+    walls = sum(200 / r["wall"] for r in got["rates"]["numpyvae"])
+    assert got["final"]["numpyvae"]["samples_per_s"] == pytest.approx(600 / walls, rel=1e-6)
+    assert "numpyvae/matmul: " in capsys.readouterr().out
 
 
 # ------------------------------------------------------------- wired into the speed layer
