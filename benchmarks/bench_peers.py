@@ -74,6 +74,7 @@ from bench_vs_torch import (  # noqa: E402
     _children_private_mb,
     _data,
     _peak_rss_mb,
+    busy_core,
     run_matmul,
     run_torch,
 )
@@ -326,12 +327,18 @@ def worker(side, model, n, epochs, threads, paired=False):
     print(json.dumps(out))
 
 
-def _spawn(side, model, n, epochs, threads):
+def _worker_command(side, model, n, epochs, threads, paired=False):
+    """(argv, environment) of a worker process, its BLAS thread count set before anything loads."""
     env = dict(os.environ)
     for v in THREAD_VARS:
         env[v] = str(threads)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", side, "--model", model,
-           "--n", str(n), "--epochs", str(epochs), "--threads", str(threads)]
+           "--n", str(n), "--epochs", str(epochs), "--threads", str(threads)] + (["--paired"] if paired else [])
+    return cmd, env
+
+
+def _spawn(side, model, n, epochs, threads):
+    cmd, env = _worker_command(side, model, n, epochs, threads)
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"{side} worker failed:\n{res.stderr[-2000:]}")
@@ -341,11 +348,7 @@ def _spawn(side, model, n, epochs, threads):
 # ------------------------------------------------------- --paired: the driver's side of it
 def _start(side, model, n, epochs, threads):
     """A worker that times one epoch each time it is told "go" (``_served``)."""
-    env = dict(os.environ)
-    for v in THREAD_VARS:
-        env[v] = str(threads)
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", side, "--model", model, "--paired",
-           "--n", str(n), "--epochs", str(epochs), "--threads", str(threads)]
+    cmd, env = _worker_command(side, model, n, epochs, threads, paired=True)
     # its error output to a file: a pipe nobody reads would stop it once full
     return subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=tempfile.TemporaryFile(mode="w+"), text=True)
@@ -366,9 +369,9 @@ def _expect(side, proc, key):
 def _paired(model, threads, sides, n, rounds):
     """Every side started and warmed up at once; then ``rounds`` rounds in which each side in
     turn trains one epoch while the others wait, in alternating order (A B C, C B A, ...).
-    Two sides' rates in one round were measured seconds apart, under nearly the same load from
-    the rest of the machine: their ratio round by round is steadier than a ratio of medians
-    taken minutes apart. Returns ({side: [{"wall": /s, "cpu": /s} a round]}, {side: final})."""
+    Two sides' rates in one round were measured seconds apart, and a round costs one epoch a
+    side (no new process, warm-up or compile), so a run can afford many rounds.
+    Returns ({side: [{"wall": /s, "cpu": /s} a round]}, {side: final})."""
     procs = {}
     try:
         for s in sides:
@@ -468,19 +471,11 @@ def main(argv=None):
     for s in asked:
         if s not in sides:
             print(f"note: {s} is skipped: {NEEDS[s]} is not installed")
-    hog = None
-    if args.busy:
-        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        print(f"busy: another process (pid {hog.pid}) spins on one core for the whole run")
-    try:
+    with busy_core(args.busy):
         if args.paired:
             _paired_main(args, models, threads, sides)
         else:
             _round_robin(args, models, threads, sides)
-    finally:
-        if hog is not None:
-            hog.kill()
-            hog.wait()
 
 
 def _round_robin(args, models, threads, sides):

@@ -36,6 +36,7 @@ round: on a shared machine say so next to the numbers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -324,17 +325,24 @@ def main(argv=None):
           f"1 warm-up + {args.epochs} timed epochs, median of {args.rounds} rounds round-robin")
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {torch_note}, "
           f"cpus {os.cpu_count()}")
-    hog = None
-    if args.busy:
-        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        print(f"busy: another process (pid {hog.pid}) spins on one core for the whole run")
-    try:
+    with busy_core(args.busy):
         samples, loads = _rounds(args, models, threads, sides)
-    finally:
-        if hog is not None:
-            hog.kill()
-            hog.wait()
     _report(args, models, threads, sides, samples, loads)
+
+
+@contextlib.contextmanager
+def busy_core(busy=True):
+    """With ``busy``, another process spinning on a core for the duration (a busy machine)."""
+    if not busy:
+        yield
+        return
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    print(f"busy: another process (pid {hog.pid}) spins on one core for the whole run")
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
 
 
 def _rounds(args, models, threads, sides):
