@@ -194,11 +194,17 @@ def bernoulli_out(x, logits, b, logp, grad, db, scale):
 
 @_jit
 def bias_tanh(y, b):
-    """y: (B, H) float32, in place <- tanh(y + b)."""
+    """y: (B, H) float32, in place <- tanh(y + b). The bias first, row by row; then tanh over
+    all B H entries as one flat loop. Row by row, every row ended in the vector loop's scalar
+    remainder, where one tanh costs about as much as eight lanes; the flat loop has a single
+    remainder and takes about a sixth less time on the tanh model's (100, 200) layers."""
     B, H = y.shape
     for i in range(B):
         for j in range(H):
-            y[i, j] = tanh_f32(y[i, j] + b[j])
+            y[i, j] += b[j]
+    flat = y.reshape(B * H)
+    for i in range(B * H):
+        flat[i] = tanh_f32(flat[i])
 
 
 @_jit
@@ -244,16 +250,22 @@ def tanh_back(dy, y, dx, db):
 def reparam_kl(mu, logvar, sigma, em1, eps, z, kl):
     """mu, logvar, sigma = exp(logvar / 2), em1 = expm1(logvar): (B, Z) (the two exps from
     NumPy's vector loops); eps, z: (K, B, Z); kl: (B,).
-    z = mu + sigma eps; kl[b] = 1/2 sum_j mu^2 + em1 - logvar."""
+    z = mu + sigma eps; kl[b] = 1/2 sum_j mu^2 + em1 - logvar.
+    Two loops: z over all B Z entries of a sample at once, then the KL row by row. With z's
+    loop over the K samples inside the KL's, neither loop ran in vector lanes: 5 to 7 times
+    slower at the tanh model's (100, 50)."""
     K, B, Z = eps.shape
+    n = B * Z
+    m, s = mu.reshape(n), sigma.reshape(n)
+    for k in range(K):
+        e, zk = eps[k].reshape(n), z[k].reshape(n)
+        for i in range(n):
+            zk[i] = m[i] + s[i] * e[i]
     for b in range(B):
         acc = 0.0
         for j in range(Z):
-            m = mu[b, j]
-            s = sigma[b, j]
-            for k in range(K):
-                z[k, b, j] = m + s * eps[k, b, j]
-            acc += m * m + (em1[b, j] - logvar[b, j])
+            mj = mu[b, j]
+            acc += mj * mj + (em1[b, j] - logvar[b, j])
         kl[b] = 0.5 * acc
 
 
@@ -275,13 +287,22 @@ def reparam_kl_back(dz, mu, sigma, em1, eps, c, dmu, dlogvar):
     """dz, eps: (K, B, Z); mu, sigma = exp(logvar / 2), em1 = expm1(logvar), dmu, dlogvar: (B, Z).
     dmu = sum_k dz + c mu;  dlogvar = sigma / 2 sum_k dz eps + c em1 / 2."""
     K, B, Z = dz.shape
+    if K == 1:       # the usual case, as one flat loop in vector lanes: 2 to 5 times faster
+        n = B * Z
+        d, e = dz.reshape(n), eps.reshape(n)
+        m, s, e1 = mu.reshape(n), sigma.reshape(n), em1.reshape(n)
+        dm, dl = dmu.reshape(n), dlogvar.reshape(n)
+        for i in range(n):
+            dm[i] = d[i] + c * m[i]
+            dl[i] = 0.5 * s[i] * (d[i] * e[i]) + c * (0.5 * e1[i])
+        return
     for b in range(B):
         for j in range(Z):
             sm = 0.0
             se = 0.0
             for k in range(K):
-                d = dz[k, b, j]
-                sm += d
-                se += d * eps[k, b, j]
+                dk = dz[k, b, j]
+                sm += dk
+                se += dk * eps[k, b, j]
             dmu[b, j] = sm + c * mu[b, j]
             dlogvar[b, j] = 0.5 * sigma[b, j] * se + c * (0.5 * em1[b, j])
