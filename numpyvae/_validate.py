@@ -13,6 +13,8 @@ def _is_int(v) -> bool:
 
 def positive_int(name, v) -> int:
     """``v`` as an int >= 1; else "``name`` must be a positive integer"."""
+    if type(v) is int and v >= 1:      # the usual case, without the slower ABC check below
+        return v
     if not _is_int(v) or v < 1:
         raise ValueError(f"{name} must be a positive integer, got {v!r}")
     return int(v)

@@ -476,6 +476,48 @@ def test_fused_step_equals_the_models_step(dtype, act, hidden, z_dim):
 
 
 @needs_numba
+@pytest.mark.parametrize("act, dtype", [("relu", np.float32), ("relu", np.float64), ("tanh", np.float32)])
+@pytest.mark.parametrize("fails_in", ["forward", "backward"])
+def test_a_kernel_failing_inside_the_fused_step_gives_the_models_own_step(act, dtype, fails_in, capsys):
+    """The fused step calls its kernels without the public functions' routing, so a kernel
+    that refuses (as a typing error would) must switch the kernels off, say so in one line, and
+    leave the model's own numbers: nothing half written, in the forward or the backward. (A
+    float64 tanh model's forward calls no activation kernel: NumPy's tanh is used there.)"""
+    plain, fast = _pair(act, (10, 8), 4, dtype)
+    assert fused.attach(fast)
+    rng = np.random.default_rng(5)
+    x = (rng.random((7, 30)) < 0.3).astype(dtype)
+    eps = rng.standard_normal((1, 7, 4)).astype(dtype)
+    fast.forward(x, eps=eps)                         # a first fused step makes the model's _Step
+    fast.backward()
+    k = fused._load()
+    broken = f"{act}_back" if fails_in == "backward" else f"bias_{act}"
+
+    class Broken:
+        def __getattr__(self, name):
+            if name != broken:
+                return getattr(k, name)
+
+            def fail(*a):
+                raise TypeError(f"simulated: cannot type {name}")
+            return fail
+    fused._kernels = Broken()
+    capsys.readouterr()
+    tf = fast.forward(x, eps=eps, beta=0.7)
+    fast.backward()
+    tp = plain.forward(x, eps=eps, beta=0.7)
+    plain.backward()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fused step failed" in err[0] and "simulated" in err[0], err
+    assert not fused.available()
+    np.testing.assert_array_equal(fast.flat_grads, plain.flat_grads)     # the model's own step
+    if fails_in == "forward":
+        assert tf.loss == tp.loss
+    else:          # the forward ran fused (its terms to rounding), the gradients are the plain ones
+        assert abs(tf.loss - tp.loss) <= 1e3 * _u(dtype) * abs(tp.loss)
+
+
+@needs_numba
 def test_models_the_fused_step_does_not_fit_run_their_own():
     from numpyvae import VAE
     for vae in (VAE(30, 3, hidden=(8,), activation="sigmoid", seed=0),

@@ -433,27 +433,131 @@ def fits(vae) -> bool:
             and np.dtype(vae.dtype) in _FLOATS)
 
 
-def _trunk_forward(mlp, h, act, keep):
-    for lin in mlp.linears:
-        lin.x = h                                   # what Linear.backward reads
-        h = bias_act_forward(h @ lin.W, lin.b, act)
-        keep.append(h)
-    return h
+class _Step:
+    """One model's fused step, with what a call would look up found once, when it is made.
+
+    A kernel here runs for 5-250 microseconds, and the public functions above wrap each call in
+    a few microseconds of Python (do the arrays fit a kernel, which kernel, what if it refuses).
+    A step makes about twenty calls. Here the arrays are the step's own, made in the model's
+    dtype, so they fit by construction and go straight to the kernel: on a model so small that
+    products and kernels cost nothing, the step's Python fell from about 200 to 155
+    microseconds. Float32 runs every kernel; float64 takes the public functions above, which
+    route as they always do (there is no float64 tanh, exp or log1p kernel).
+    """
+
+    def __init__(self, vae, kernels):
+        self.vae, self.k = vae, kernels
+        self.f32 = np.dtype(vae.dtype) == np.float32
+        relu = vae.activation == "relu"
+        self.act_back = kernels.relu_back if relu else kernels.tanh_back
+        if relu or self.f32:
+            self.act = kernels.bias_relu if relu else kernels.bias_tanh
+        else:
+            self.act = lambda y, b: bias_act_forward(y, b, "tanh")
+
+    def forward(self, x, eps, beta):
+        """Terms of the step on x (B, D) and eps (K, B, Z), both C-contiguous in the model's
+        dtype; leaves the cache ``backward`` reads in ``vae._cache``."""
+        vae, k, act = self.vae, self.k, self.act
+        K, B, Z = eps.shape
+        dt = x.dtype
+        h = x
+        enc_h = []
+        for lin in vae.enc.linears:                  # h <- act(h W + b), one pass after the product
+            lin.x = h                                # what the backward's dW reads
+            h = h @ lin.W
+            act(h, lin.b)
+            enc_h.append(h)
+        head_mu, head_logvar = vae.enc_mu, vae.enc_logvar
+        head_mu.x = head_logvar.x = h
+        mu = h @ head_mu.W
+        mu += head_mu.b
+        logvar = h @ head_logvar.W
+        logvar += head_logvar.b
+        if self.f32:                                 # z = mu + sigma eps and the KL (18.9)
+            z, kl_pe = np.empty_like(eps), np.empty(B, dt)
+            sigma, em1 = np.empty_like(mu), np.empty_like(mu)
+            k.reparam_kl_f32(mu, logvar, eps, z, kl_pe, sigma, em1)
+        else:
+            z, kl_pe, sigma, em1 = _reparameterize_kl(mu, logvar, eps)
+        h = z.reshape(K * B, Z)
+        dec_h = []
+        for lin in vae.dec.linears:
+            lin.x = h
+            h = h @ lin.W
+            act(h, lin.b)
+            dec_h.append(h)
+        out = vae.dec_out
+        out.x = h
+        logits = (h @ out.W).reshape(K, B, vae.x_dim)         # + b inside the pass below
+        # the Bernoulli term, the loss's gradient -(1/(K B)) d log p / d logits and its bias
+        # sum, in one pass (18.7)
+        scale = -1.0 / (K * B)
+        if self.f32:
+            log_px_z, dlogits, dlogits_b = np.empty((K, B), dt), np.empty_like(logits), np.empty(vae.x_dim, dt)
+            k.bernoulli_out(x, logits, out.b, log_px_z, dlogits, dlogits_b, np.float32(scale))
+        else:
+            log_px_z, dlogits, dlogits_b = bernoulli_output(x, logits, out.b, scale)
+        recon = -log_px_z[0] if K == 1 else -log_px_z.mean(axis=0)
+        # the four averages from two sums: at B = 100, np.mean's call costs more than its sum
+        s_recon, s_kl = float(np.add.reduce(recon)), float(np.add.reduce(kl_pe))
+        vae._cache = dict(fused=self, x=x, mu=mu, logvar=logvar, eps=eps, outs=(logits,),
+                          beta=beta, kl="closed", mc=None, encoder=True, dlogits=dlogits,
+                          dlogits_b=dlogits_b, sigma=sigma, em1=em1, enc_h=enc_h, dec_h=dec_h)
+        elbo_pe = -(recon + kl_pe)
+        return Terms(loss=(s_recon + beta * s_kl) / B, elbo=-(s_recon + s_kl) / B, recon=s_recon / B,
+                     kl=s_kl / B, beta=beta, elbo_per_example=elbo_pe,
+                     recon_per_example=recon, kl_per_example=kl_pe, log_px_z=log_px_z,
+                     mu=mu, logvar=logvar, z=z, eps=eps)
+
+    def backward(self, cache):
+        """The gradients of ``forward``'s loss into ``vae.grads`` (note 07's five steps)."""
+        vae = self.vae
+        mu, logvar, eps = cache["mu"], cache["logvar"], cache["eps"]
+        K, B, Z = eps.shape
+        out = vae.dec_out
+        d = cache["dlogits"].reshape(K * B, vae.x_dim)
+        np.matmul(out.x.T, d, out=out.dW)
+        out.db[...] = cache["dlogits_b"]
+        d = d @ out.W.T
+        d = self._trunk_backward(vae.dec.linears, cache["dec_h"], d)
+        c, dz = cache["beta"] / B, d.reshape(K, B, Z)       # steps 3 and 4 in one pass (18.9)
+        if self.f32:
+            dmu, dlogvar = np.empty_like(mu), np.empty_like(mu)
+            self.k.reparam_kl_back(dz, mu, cache["sigma"], cache["em1"], eps, c, dmu, dlogvar)
+        else:
+            dmu, dlogvar = reparameterize_kl_backward(dz, mu, logvar, eps, c, cache["sigma"], cache["em1"])
+        vae.dmu, vae.dlogvar = dmu, dlogvar
+        for lin, dy in ((vae.enc_mu, dmu), (vae.enc_logvar, dlogvar)):   # step 5: the encoder
+            np.matmul(lin.x.T, dy, out=lin.dW)
+            np.add.reduce(dy, axis=0, out=lin.db)
+        dh = dmu @ vae.enc_mu.W.T
+        dh += dlogvar @ vae.enc_logvar.W.T
+        self._trunk_backward(vae.enc.linears, cache["enc_h"], dh)
+
+    def _trunk_backward(self, linears, kept, d):
+        """Back through act(x W + b) layer by layer: the activation's derivative and the bias
+        sum in one pass (18.8), written into the layer's db, then dW = x^T d and d W^T."""
+        for lin, y in zip(reversed(linears), reversed(kept)):
+            dpre = np.empty_like(d)
+            self.act_back(d, y, dpre, lin.db)
+            np.matmul(lin.x.T, dpre, out=lin.dW)
+            d = dpre @ lin.W.T if lin.input_grad else None
+        return d
 
 
-def _linear_backward(lin, dy, db):
-    """``Linear.backward`` with the bias gradient ``db`` already summed by a kernel: writes
-    dW = x^T dy and db, returns dx = dy W^T (None when the layer needs no input gradient)."""
-    np.matmul(lin.x.T, dy, out=lin.dW)
-    lin.db[...] = db
-    return dy @ lin.W.T if lin.input_grad else None
-
-
-def _trunk_backward(mlp, d, act, kept):
-    for lin, y in zip(reversed(mlp.linears), reversed(kept)):
-        dpre, db = act_bias_backward(d, y, act)     # through the activation, bias sum in the pass
-        d = _linear_backward(lin, dpre, db)
-    return d
+def _step_of(vae):
+    """The model's ``_Step`` (made once and kept while attached), or None when the fused step
+    does not take the model or the kernels are off."""
+    step = vars(vae).get("_fused_step")
+    if step is not None and step.k is _kernels:
+        return step
+    if not (fits(vae) and available()):
+        return None
+    step = _Step(vae, _kernels)
+    if attached(vae):
+        vae._fused_step = step
+    return step
 
 
 def fused_forward(vae, x, eps=None, k=None, beta=1.0, kl="closed", q=None) -> Terms:
@@ -466,31 +570,16 @@ def fused_forward(vae, x, eps=None, k=None, beta=1.0, kl="closed", q=None) -> Te
 
     Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
     """
-    if not (fits(vae) and kl == "closed" and q is None and available()):
+    step = _step_of(vae) if kl == "closed" and q is None else None
+    if step is None:
         return type(vae).forward(vae, x, eps=eps, k=k, beta=beta, kl=kl, q=q)
     x, eps, _ = vae._forward_args(x, eps, k, beta, kl, q)
-    K, B, Z = eps.shape
-    act, enc_h, dec_h = vae.activation, [], []
-    h = _trunk_forward(vae.enc, x, act, enc_h)
-    mu, logvar = vae.enc_mu.forward(h), vae.enc_logvar.forward(h)
-    z, kl_pe, sigma, em1 = _reparameterize_kl(mu, logvar, eps)
-    hd = _trunk_forward(vae.dec, z.reshape(K * B, Z), act, dec_h)
-    out = vae.dec_out
-    out.x = hd                                      # what the backward's dW reads
-    logits = (hd @ out.W).reshape(K, B, vae.x_dim)  # + b inside the pass below
-    # the gradient of the loss, -(1/(K B)) d log p / d logits, and its bias sum, in one pass
-    log_px_z, dlogits, dlogits_b = bernoulli_output(x, logits, out.b, -1.0 / (K * B))
-    recon = -log_px_z[0] if K == 1 else -log_px_z.mean(axis=0)
-    # the four averages from two sums: at B = 100, np.mean's call costs more than its sum
-    s_recon, s_kl = float(np.add.reduce(recon)), float(np.add.reduce(kl_pe))
-    vae._cache = dict(fused=True, x=x, mu=mu, logvar=logvar, eps=eps, outs=(logits,),
-                      beta=float(beta), kl=kl, mc=None, encoder=True, dlogits=dlogits,
-                      dlogits_b=dlogits_b, sigma=sigma, em1=em1, enc_h=enc_h, dec_h=dec_h)
-    elbo_pe = -(recon + kl_pe)
-    return Terms(loss=(s_recon + beta * s_kl) / B, elbo=-(s_recon + s_kl) / B, recon=s_recon / B,
-                 kl=s_kl / B, beta=float(beta), elbo_per_example=elbo_pe,
-                 recon_per_example=recon, kl_per_example=kl_pe, log_px_z=log_px_z,
-                 mu=mu, logvar=logvar, z=z, eps=eps)
+    x, eps = np.ascontiguousarray(x), np.ascontiguousarray(eps)   # as the kernels take them
+    try:
+        return step.forward(x, eps, float(beta))
+    except Exception as e:           # a kernel refused: nothing of the model's was written
+        _switch_off(f"the fused step failed ({_first_line(e)})")
+        return type(vae).forward(vae, x, eps=eps, beta=beta, kl=kl)
 
 
 def fused_backward(vae) -> None:
@@ -501,16 +590,12 @@ def fused_backward(vae) -> None:
     cache = vae._cache
     if cache is None or not cache.get("fused"):
         return type(vae).backward(vae)
-    mu, logvar, eps, beta = (cache[n] for n in ("mu", "logvar", "eps", "beta"))
-    K, B, Z = eps.shape
-    act = vae.activation
-    d = _linear_backward(vae.dec_out, cache["dlogits"].reshape(K * B, vae.x_dim), cache["dlogits_b"])
-    dz = _trunk_backward(vae.dec, d, act, cache["dec_h"]).reshape(K, B, Z)
-    dmu, dlogvar = reparameterize_kl_backward(dz, mu, logvar, eps, beta / B, cache["sigma"], cache["em1"])
-    vae.dmu, vae.dlogvar = dmu, dlogvar
-    dh = vae.enc_mu.backward(dmu)
-    dh += vae.enc_logvar.backward(dlogvar)
-    _trunk_backward(vae.enc, dh, act, cache["enc_h"])
+    try:
+        cache["fused"].backward(cache)
+    except Exception as e:           # a kernel refused: the model's own step, same x and eps
+        _switch_off(f"the fused step failed ({_first_line(e)})")
+        type(vae).forward(vae, cache["x"], eps=cache["eps"], beta=cache["beta"])
+        type(vae).backward(vae)
 
 
 def attach(vae) -> bool:
@@ -543,7 +628,7 @@ def detach(vae) -> None:
 
     Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
     """
-    for name in ("forward", "backward"):
+    for name in ("forward", "backward", "_fused_step"):
         vars(vae).pop(name, None)
     if vae._cache is not None and vae._cache.get("fused"):
         vae._cache = None            # a fused cache is not the model's own backward's
