@@ -460,7 +460,9 @@ def test_fused_step_equals_the_models_step(dtype, act, hidden, z_dim):
     tp = plain.forward(x, eps=eps, beta=0.7)
     plain.backward()
     tf = fast.forward(x, eps=eps, beta=0.7)
+    assert fast._cache.get("fused")            # the fused step ran (it did not fall back)
     fast.backward()
+    assert fused.available()                   # and no kernel refused on the way
     u = _u(dtype)
     # the same products; the kernels round a few elementwise steps differently (a few u each),
     # carried through at most six layers: far inside 1e3 u of the largest entry

@@ -563,7 +563,8 @@ def _step_of(vae):
 def fused_forward(vae, x, eps=None, k=None, beta=1.0, kl="closed", q=None) -> Terms:
     """``vae.forward`` with the fused kernels: the same arguments, checks and Terms.
 
-    Runs the model's own forward when ``fits(vae)`` is False, for kl="mc" and for a given q.
+    Runs the model's own forward when ``fits(vae)`` is False, for kl="mc" and for a given q,
+    and when a kernel refuses its arguments (then the kernels are switched off, with one line).
     The step is note 07's: encoder, z = mu + sigma eps and the KL (18.9), decoder with the bias
     and activation fused (18.8), the Bernoulli term with its gradient (18.7), which the backward
     then only reads.
