@@ -37,9 +37,9 @@ DTYPES = [np.float32, np.float64]
 @pytest.fixture(autouse=True)
 def _fresh_switch():
     """Each test starts from the module's real state and leaves it as it found it."""
-    saved = (fused._kernels, fused.reason, fused.source, fused.load_seconds)
+    saved = (fused._kernels, fused.reason, fused.source, fused.load_seconds, fused._sgemm)
     yield
-    fused._kernels, fused.reason, fused.source, fused.load_seconds = saved
+    fused._kernels, fused.reason, fused.source, fused.load_seconds, fused._sgemm = saved
 
 
 def _arr(draw, shape, lo, hi, dtype, seed_name="seed"):
@@ -448,10 +448,28 @@ def _pair(act, hidden, z_dim, dtype):
     return [VAE(30, z_dim, hidden=hidden, activation=act, seed=4, dtype=dtype) for _ in range(2)]
 
 
+#: which step object runs: float64 and (without NumPy's BLAS to call) float32 call the kernels
+#: one at a time from Python (_Step); float32 with it runs the compiled step
+STEPS = [(np.float64, "_Step"), (np.float32, "_Step"), (np.float32, "_CompiledStep")]
+needs_compiled_step = pytest.mark.skipif(
+    numba_missing or not fused._sgemm_address(),
+    reason="NumPy's BLAS is not an OpenBLAS with 64-bit integers the compiled step can call")
+
+
+def _use(step_name, monkeypatch):
+    """Make the fused step of a model attached from now on a ``step_name``."""
+    if step_name == "_CompiledStep":
+        if not fused._sgemm_address():
+            pytest.skip("NumPy's BLAS cannot be called from the compiled step here")
+    else:
+        monkeypatch.setattr(fused, "_sgemm", 0)
+
+
 @needs_numba
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype, step_name", STEPS)
 @pytest.mark.parametrize("act, hidden, z_dim", [("relu", (12,), 3), ("tanh", (10, 8), 4)])
-def test_fused_step_equals_the_models_step(dtype, act, hidden, z_dim):
+def test_fused_step_equals_the_models_step(dtype, step_name, act, hidden, z_dim, monkeypatch):
+    _use(step_name, monkeypatch)
     plain, fast = _pair(act, hidden, z_dim, dtype)
     assert fused.attach(fast)
     rng = np.random.default_rng(0)
@@ -460,7 +478,7 @@ def test_fused_step_equals_the_models_step(dtype, act, hidden, z_dim):
     tp = plain.forward(x, eps=eps, beta=0.7)
     plain.backward()
     tf = fast.forward(x, eps=eps, beta=0.7)
-    assert fast._cache.get("fused")            # the fused step ran (it did not fall back)
+    assert type(fast._cache.get("fused")).__name__ == step_name   # it ran (it did not fall back)
     fast.backward()
     assert fused.available()                   # and no kernel refused on the way
     u = _u(dtype)
@@ -478,22 +496,31 @@ def test_fused_step_equals_the_models_step(dtype, act, hidden, z_dim):
 
 
 @needs_numba
-@pytest.mark.parametrize("act, dtype", [("relu", np.float32), ("relu", np.float64), ("tanh", np.float32)])
+@pytest.mark.parametrize("act, dtype, step_name", [
+    ("relu", np.float32, "_Step"), ("relu", np.float64, "_Step"), ("tanh", np.float32, "_Step"),
+    ("relu", np.float32, "_CompiledStep"), ("tanh", np.float32, "_CompiledStep")])
 @pytest.mark.parametrize("fails_in", ["forward", "backward"])
-def test_a_kernel_failing_inside_the_fused_step_gives_the_models_own_step(act, dtype, fails_in, capsys):
+def test_a_kernel_failing_inside_the_fused_step_gives_the_models_own_step(act, dtype, step_name,
+                                                                         fails_in, capsys, monkeypatch):
     """The fused step calls its kernels without the public functions' routing, so a kernel
     that refuses (as a typing error would) must switch the kernels off, say so in one line, and
     leave the model's own numbers: nothing half written, in the forward or the backward. (A
-    float64 tanh model's forward calls no activation kernel: NumPy's tanh is used there.)"""
+    float64 tanh model's forward calls no activation kernel: NumPy's tanh is used there.) The
+    compiled step is one kernel call a direction: the call that fails is that one."""
+    _use(step_name, monkeypatch)
     plain, fast = _pair(act, (10, 8), 4, dtype)
     assert fused.attach(fast)
     rng = np.random.default_rng(5)
     x = (rng.random((7, 30)) < 0.3).astype(dtype)
     eps = rng.standard_normal((1, 7, 4)).astype(dtype)
-    fast.forward(x, eps=eps)                         # a first fused step makes the model's _Step
+    fast.forward(x, eps=eps)                         # a first fused step makes the model's step
     fast.backward()
+    assert type(fast._cache["fused"]).__name__ == step_name
     k = fused._load()
-    broken = f"{act}_back" if fails_in == "backward" else f"bias_{act}"
+    if step_name == "_CompiledStep":
+        broken = f"step_{fails_in}"
+    else:
+        broken = f"{act}_back" if fails_in == "backward" else f"bias_{act}"
 
     class Broken:
         def __getattr__(self, name):
@@ -517,6 +544,69 @@ def test_a_kernel_failing_inside_the_fused_step_gives_the_models_own_step(act, d
         assert tf.loss == tp.loss
     else:          # the forward ran fused (its terms to rounding), the gradients are the plain ones
         assert abs(tf.loss - tp.loss) <= 1e3 * _u(dtype) * abs(tp.loss)
+
+
+@needs_compiled_step
+@settings(max_examples=25, deadline=None)
+@given(act=st.sampled_from(["relu", "tanh"]),
+       hidden=st.lists(st.integers(1, 12), min_size=1, max_size=3).map(tuple),
+       z_dim=st.integers(1, 5), k=st.integers(1, 3), b=st.integers(1, 9),
+       beta=st.floats(0, 2), seed=st.integers(0, 2**16))
+def test_the_compiled_step_makes_the_numbers_of_the_step_it_compiles(act, hidden, z_dim, k, b, beta, seed):
+    """``_CompiledStep`` calls the BLAS routine NumPy's matmul calls (sgemm), on the same arrays,
+    and the same kernels in the same order as ``_Step``: every output is the same to the last
+    bit (the mu and logvar heads' input gradient adds the second product in the BLAS call,
+    beta = 1, where ``_Step`` adds it afterwards: one rounding of the same two numbers either
+    way). Where a matrix has a side of length 1, NumPy calls the matrix-vector routine instead,
+    which sums in another order: there the two agree to rounding, the bound of the test above."""
+    from numpyvae import VAE
+    runs = []
+    for compiled in (False, True):
+        vae = VAE(11, z_dim, hidden=hidden, activation=act, seed=seed, dtype=np.float32)
+        step = fused._CompiledStep(vae, fused._load(), fused._sgemm) if compiled else fused._Step(
+            vae, fused._load())
+        rng = np.random.default_rng(seed)
+        x = (rng.random((b, 11)) < 0.4).astype(np.float32)
+        eps = rng.standard_normal((k, b, z_dim), dtype=np.float32)
+        t = step.forward(x, eps, beta)
+        step.backward(vae._cache)
+        runs.append((t, vae.flat_grads.copy(), vae.dmu, vae.dlogvar))
+    (t0, g0, dmu0, dlv0), (t1, g1, dmu1, dlv1) = runs
+    assert np.any(g1 != 0)
+    if min(hidden + (z_dim, b)) >= 2:
+        for name in ("loss", "elbo", "recon", "kl"):
+            assert getattr(t1, name) == getattr(t0, name), name
+        for name in ("elbo_per_example", "log_px_z", "mu", "logvar", "z"):
+            np.testing.assert_array_equal(getattr(t1, name), getattr(t0, name), err_msg=name)
+        for a1, a0 in ((g1, g0), (dmu1, dmu0), (dlv1, dlv0)):
+            np.testing.assert_array_equal(a1, a0)
+    else:
+        u = _u(np.float32)
+        assert abs(t1.loss - t0.loss) <= 1e3 * u * abs(t0.loss)
+        assert np.all(np.abs(g1 - g0) <= 1e3 * u * np.abs(g0).max())
+
+
+@needs_compiled_step
+@pytest.mark.parametrize("bad", ["x's width", "a row past p", "n_enc", "table's columns"])
+def test_the_compiled_step_refuses_a_table_that_does_not_fit_its_arrays(bad):
+    """The compiled step reads its layers where the table says; what does not fit raises before
+    any product reads past an array (numba does not check indices: the step does)."""
+    from numpyvae import VAE
+    vae = VAE(11, 3, hidden=(6, 5), activation="tanh", seed=0, dtype=np.float32)
+    step = fused._CompiledStep(vae, fused._load(), fused._sgemm)
+    x = (np.random.default_rng(0).random((4, 11)) < 0.4).astype(np.float32)
+    eps = np.random.default_rng(1).standard_normal((1, 4, 3), dtype=np.float32)
+    step.forward(x, eps, 1.0)                       # as made, it runs
+    if bad == "x's width":
+        step.table[0, 1] += 1
+    elif bad == "a row past p":
+        step.table[-1, 0] = vae.flat_params.size - 3
+    elif bad == "n_enc":
+        step.n_enc = step.table.shape[0] - 3
+    else:
+        step.table = np.ascontiguousarray(step.table[:, :3])
+    with pytest.raises(RuntimeError, match="shapes do not fit"):
+        step.forward(x, eps, 1.0)
 
 
 @needs_numba

@@ -39,9 +39,10 @@ import numpy as np
 
 MODULE = "_numpyvae_kernels"
 #: each kernel's arguments: letters name the axes of a C-contiguous array of the export's dtype
-#: (arrays sharing a letter share that length), "s" is a scalar of that dtype, "d" a float64;
-#: then which arguments the kernel writes; then the dtypes it is exported for (the kernels
-#: built on ``_numba``'s float32 exp, log1p and tanh exist for float32 alone)
+#: (arrays sharing a letter share that length), "s" is a scalar of that dtype, "d" a float64,
+#: "i" an int64; "i" before letters, an int64 array; then which arguments the kernel writes;
+#: then the dtypes it is exported for (the kernels built on ``_numba``'s float32 exp, log1p and
+#: tanh, and the whole step, which calls float32 BLAS, exist for float32 alone)
 SIGNATURES = {
     "adam": (("N", "N", "N", "N", "s", "s", "s", "s", "s", "s", "s", "s"), (0, 2, 3), ("f4", "f8")),
     "bernoulli": (("BD", "KBD", "KBD", "KBD", "KB", "KBD", "s"), (4, 5), ("f4", "f8")),
@@ -53,6 +54,10 @@ SIGNATURES = {
     "reparam_kl": (("BZ", "BZ", "BZ", "BZ", "KBZ", "KBZ", "B"), (5, 6), ("f4", "f8")),
     "reparam_kl_f32": (("BZ", "BZ", "KBZ", "KBZ", "B", "BZ", "BZ"), (3, 4, 5, 6), ("f4",)),
     "reparam_kl_back": (("KBZ", "BZ", "BZ", "BZ", "KBZ", "d", "BZ", "BZ"), (6, 7), ("f4", "f8")),
+    "step_forward": (("i", "P", "iLR", "i", "i", "BD", "KBZ", "S", "BZ", "BZ", "KBZ", "B", "BZ", "BZ",
+                      "KBD", "KB", "KBD", "D", "s"), tuple(range(7, 18)), ("f4",)),
+    "step_backward": (("i", "P", "P", "iLR", "i", "i", "i", "BD", "KBZ", "S", "KBZ", "BZ", "BZ", "BZ",
+                       "KBD", "D", "d", "BZ", "BZ"), (2, 17, 18), ("f4",)),
 }
 DTYPES = {"f4": np.dtype(np.float32), "f8": np.dtype(np.float64)}
 _HERE = Path(__file__).resolve().parent
@@ -214,11 +219,18 @@ def _checked(name, sig, written, exports):
     microseconds a call, a noticeable part of the smallest kernels' time; this costs about one.
     """
     params = ", ".join(f"a{i}" for i in range(len(sig)))
+    first = next(i for i, axes in enumerate(sig) if axes not in ("s", "d", "i") and axes[0] != "i")
     tests, bind, shapes, bound = [], [], [], set()
     for i, axes in enumerate(sig):
         if axes in ("s", "d"):
             continue
-        tests += [f"type(a{i}) is ndarray", f"a{i}.dtype == dt", f"a{i}.ndim == {len(axes)}",
+        if axes == "i":
+            tests.append(f"type(a{i}) is int")
+            continue
+        dtype = "dt"
+        if axes.startswith("i"):
+            axes, dtype = axes[1:], "i8"
+        tests += [f"type(a{i}) is ndarray", f"a{i}.dtype == {dtype}", f"a{i}.ndim == {len(axes)}",
                   f"a{i}.flags.c_contiguous"] + ([f"a{i}.flags.writeable"] if i in written else [])
         new = [ax for ax in axes if ax not in bound]
         if new and len(new) == len(axes):
@@ -228,7 +240,7 @@ def _checked(name, sig, written, exports):
             shapes.append(f"a{i}.shape != ({', '.join(axes)},)")
         bound.update(axes)
     text = (f"def {name}({params}):\n"
-            f"    dt = getattr(a0, 'dtype', None)\n"
+            f"    dt = getattr(a{first}, 'dtype', None)\n"
             f"    fn = exports.get(dt)\n"
             f"    if fn is None or not ({' and '.join(tests)}):\n"
             f"        raise refuse(({params},))\n"
@@ -239,7 +251,7 @@ def _checked(name, sig, written, exports):
     def refuse(args):
         return TypeError(f"{name}: the arguments {', '.join(map(_describe, args))} do not match "
                          f"{sig} of one float dtype (writing {list(written)})")
-    scope = {"ndarray": np.ndarray, "exports": exports, "refuse": refuse}
+    scope = {"ndarray": np.ndarray, "exports": exports, "refuse": refuse, "i8": np.dtype(np.int64)}
     exec(text, scope)  # noqa: S102 - text made above from SIGNATURES
     return scope[name]
 
@@ -279,10 +291,10 @@ def load() -> tuple[Kernels, bool]:
 
 # ----------------------------------------------------------------- the child: the compiler
 def _numba_type(axes, tag):
-    if axes == "s":
-        return tag
-    if axes == "d":
-        return "f8"
+    if axes in ("s", "d", "i"):
+        return {"s": tag, "d": "f8", "i": "i8"}[axes]
+    if axes.startswith("i"):
+        axes, tag = axes[1:], "i8"
     return f"{tag}[{', '.join([':'] * (len(axes) - 1) + ['::1'])}]"
 
 
@@ -292,11 +304,12 @@ def export({args}):
     failed = False
     try:
         kernel({args})
-    except Exception:            # (only an allocation can fail) never return without the lock
+    except Exception:            # an allocation, or the step's shape checks: keep the lock's order
         failed = True
     take_gil(state)
     if failed:
-        raise MemoryError("a fused kernel could not allocate its work array")
+        raise RuntimeError("a fused kernel stopped: it could not allocate a work array, or its "
+                           "arrays' shapes do not fit one another")
 """
 
 

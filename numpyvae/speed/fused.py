@@ -27,6 +27,12 @@ element (note 18 has the measurements). For float64
 the Bernoulli kernel takes exp(-|l|) and its log1p from NumPy, and tanh's forward is NumPy's
 tanh applied in place.
 
+A float32 model's step runs as two compiled calls, forward and backward (``_CompiledStep``),
+which make the products through the BLAS routine NumPy's own matmul calls (OpenBLAS's
+``cblas_sgemm``, by its address) and the kernels in between with no Python among them: the same
+numbers as the step that calls each kernel from Python (``_Step``), which runs for float64 and
+wherever NumPy's BLAS cannot be called that way.
+
 Derivation: derivations/18_where_the_time_goes.md, eq. (18.5)
 """
 from __future__ import annotations
@@ -138,6 +144,7 @@ def _load():
         _say(f"the fused kernels were compiled in this process (numba loaded, about 130 MB), "
              f"as the ahead-of-time build failed: {aot_failed}")
         source = "in process"
+    _warm_step(kernels)
     _kernels, reason, load_seconds = kernels, "", time.perf_counter() - t0
     return _kernels
 
@@ -498,12 +505,18 @@ class _Step:
             k.bernoulli_out(x, logits, out.b, log_px_z, dlogits, dlogits_b, np.float32(scale))
         else:
             log_px_z, dlogits, dlogits_b = bernoulli_output(x, logits, out.b, scale)
-        recon = -log_px_z[0] if K == 1 else -log_px_z.mean(axis=0)
-        # the four averages from two sums: at B = 100, np.mean's call costs more than its sum
-        s_recon, s_kl = float(np.add.reduce(recon)), float(np.add.reduce(kl_pe))
         vae._cache = dict(fused=self, x=x, mu=mu, logvar=logvar, eps=eps, outs=(logits,),
                           beta=beta, kl="closed", mc=None, encoder=True, dlogits=dlogits,
                           dlogits_b=dlogits_b, sigma=sigma, em1=em1, enc_h=enc_h, dec_h=dec_h)
+        return self._terms(log_px_z, kl_pe, mu, logvar, z, eps, beta)
+
+    @staticmethod
+    def _terms(log_px_z, kl_pe, mu, logvar, z, eps, beta):
+        """The step's Terms from the Bernoulli term (K, B) and the KL (B,)."""
+        K, B = log_px_z.shape
+        recon = -log_px_z[0] if K == 1 else -log_px_z.mean(axis=0)
+        # the four averages from two sums: at B = 100, np.mean's call costs more than its sum
+        s_recon, s_kl = float(np.add.reduce(recon)), float(np.add.reduce(kl_pe))
         elbo_pe = -(recon + kl_pe)
         return Terms(loss=(s_recon + beta * s_kl) / B, elbo=-(s_recon + s_kl) / B, recon=s_recon / B,
                      kl=s_kl / B, beta=beta, elbo_per_example=elbo_pe,
@@ -546,15 +559,165 @@ class _Step:
         return d
 
 
+class _CompiledStep(_Step):
+    """``_Step`` for a float32 model as two compiled calls, ``_numba.step_forward`` and
+    ``step_backward``, which make the same products (through the BLAS routine NumPy's matmul
+    calls) and run the same kernels in the same order: the same numbers, without the forty-odd
+    calls from Python between them (docs/benchmarks.md: "The whole step compiled").
+
+    The compiled functions find each layer's W and b by their offsets in the flat parameter
+    buffer (``table``, a row a layer); each trunk layer's output lives in one flat array.
+    """
+
+    def __init__(self, vae, kernels, sgemm):
+        super().__init__(vae, kernels)
+        self.sgemm = sgemm
+        self.n_enc = len(vae.enc.linears)
+        self.act_code = 0 if vae.activation == "relu" else 1
+        self.first_grad = int(vae.enc.linears[0].input_grad)
+        self._bind()
+
+    def _bind(self):
+        """The layers' offsets in the flat buffers; ValueError if a parameter or its gradient is
+        not where the compiled step would look for it (it then never reads the wrong memory)."""
+        vae = self.vae
+        p, g = vae.flat_params, vae.flat_grads
+        rows = []
+        for name, lin in vae._named_linears():
+            row = []
+            for a, da in ((lin.W, lin.dW), (lin.b, lin.db)):
+                o = _offset(a, p)
+                if o is None or _offset(da, g) != o:
+                    raise ValueError(f"{name}: a parameter outside the flat buffers")
+                row.append(o)
+            rows.append((row[0], *lin.W.shape, row[1]))
+        self.table = np.array(rows, np.int64)
+        widths = self.table[:, 2]
+        self.enc_width = int(widths[:self.n_enc].sum())
+        self.dec_width = int(widths[self.n_enc + 2:-1].sum())
+        self.p, self.g = p, g
+
+    def forward(self, x, eps, beta):
+        vae = self.vae
+        if vae.flat_params is not self.p or vae.flat_grads is not self.g:
+            self._bind()                             # the buffers were replaced (a split step)
+        K, B, Z = eps.shape
+        D, dt = vae.x_dim, x.dtype
+        hs = np.empty(B * self.enc_width + K * B * self.dec_width, dt)
+        mu, logvar, sigma, em1 = np.empty((B, Z), dt), np.empty((B, Z), dt), np.empty((B, Z), dt), np.empty((B, Z), dt)
+        z, kl_pe = np.empty_like(eps), np.empty(B, dt)
+        logits, log_px_z = np.empty((K, B, D), dt), np.empty((K, B), dt)
+        dlogits, dlogits_b = np.empty_like(logits), np.empty(D, dt)
+        self.k.step_forward(self.sgemm, self.p, self.table, self.n_enc, self.act_code, x, eps, hs,
+                            mu, logvar, z, kl_pe, sigma, em1, logits, log_px_z, dlogits, dlogits_b,
+                            np.float32(-1.0 / (K * B)))
+        vae._cache = dict(fused=self, x=x, mu=mu, logvar=logvar, eps=eps, z=z, hs=hs, outs=(logits,),
+                          beta=beta, kl="closed", mc=None, encoder=True, dlogits=dlogits,
+                          dlogits_b=dlogits_b, sigma=sigma, em1=em1)
+        return self._terms(log_px_z, kl_pe, mu, logvar, z, eps, beta)
+
+    def backward(self, cache):
+        vae = self.vae
+        if vae.flat_params is not self.p or vae.flat_grads is not self.g:
+            self._bind()
+        mu, eps = cache["mu"], cache["eps"]
+        dmu, dlogvar = np.empty_like(mu), np.empty_like(mu)
+        self.k.step_backward(self.sgemm, self.p, self.g, self.table, self.n_enc, self.act_code,
+                             self.first_grad, cache["x"], cache["z"], cache["hs"], eps, mu,
+                             cache["sigma"], cache["em1"], cache["dlogits"], cache["dlogits_b"],
+                             cache["beta"] / eps.shape[1], dmu, dlogvar)
+        vae.dmu, vae.dlogvar = dmu, dlogvar
+
+
+def _offset(a, flat):
+    """Where the C-contiguous view ``a`` starts in the 1-D array ``flat``, in elements; None
+    when it is not a view lying wholly inside it."""
+    if not (a.flags.c_contiguous and a.dtype == flat.dtype):
+        return None
+    o, r = divmod(a.ctypes.data - flat.ctypes.data, a.itemsize)
+    return o if r == 0 and 0 <= o and o + a.size <= flat.size else None
+
+
+#: the address of cblas_sgemm in the OpenBLAS NumPy calls (64-bit integers); 0 when there is
+#: none to be had; None before the first look
+_sgemm = None
+
+
+def _sgemm_address():
+    """The address of ``cblas_sgemm`` in the OpenBLAS library NumPy's own wheel carries, built
+    with 64-bit integers (its name ends in ``64_``), or 0: then ``_Step`` runs, calling NumPy."""
+    global _sgemm
+    if _sgemm is None:
+        import ctypes
+        from pathlib import Path
+
+        from threadpoolctl import threadpool_info
+        _sgemm = 0
+        here = Path(np.__file__).resolve().parent
+        for info in threadpool_info():
+            path = Path(info.get("filepath", ""))
+            # NumPy's wheel keeps its BLAS in numpy.libs beside it (numpy/.dylibs on macOS)
+            if info.get("internal_api") != "openblas" or not (
+                    path.parent == here.parent / "numpy.libs" or path.parent.parent == here):
+                continue
+            try:
+                lib = ctypes.CDLL(str(path))
+            except OSError:
+                continue
+            for name in ("scipy_cblas_sgemm64_", "cblas_sgemm64_"):
+                if hasattr(lib, name):
+                    _sgemm = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0
+                    break
+            if _sgemm:
+                break
+    return _sgemm
+
+
+def _has_step(k):
+    """Whether the kernels ``k`` can run the compiled step here."""
+    return bool(_sgemm_address()) and hasattr(k, "step_forward")
+
+
+def _warm_step(k):
+    """Run the compiled step once on a tiny model of each activation (the in-process compiler
+    compiles it here); on any failure the compiled step is left out, with one line, and
+    ``_Step`` runs the kernels one call at a time."""
+    global _sgemm
+    if not _has_step(k):
+        return
+    rng = np.random.default_rng(0)
+    try:
+        for act in ("relu", "tanh"):
+            vae = VAE(3, 2, hidden=(4,), activation=act, seed=0, dtype=np.float32)
+            step = _CompiledStep(vae, k, _sgemm)
+            step.forward((rng.random((2, 3)) < 0.5).astype(np.float32),
+                         rng.standard_normal((1, 2, 2), dtype=np.float32), 1.0)
+            step.backward(vae._cache)
+            if not np.all(np.isfinite(vae.flat_grads)):
+                raise ValueError("non-finite gradients on a tiny model")
+    except Exception as e:
+        _sgemm = 0
+        _say(f"the compiled whole step could not run ({_first_line(e)}); "
+             "the fused step calls its kernels one at a time")
+
+
 def _step_of(vae):
     """The model's ``_Step`` (made once and kept while attached), or None when the fused step
-    does not take the model or the kernels are off."""
+    does not take the model or the kernels are off. A float32 model gets the compiled step when
+    the kernels have it and NumPy's BLAS can be called from it."""
     step = vars(vae).get("_fused_step")
     if step is not None and step.k is _kernels:
         return step
     if not (fits(vae) and available()):
         return None
-    step = _Step(vae, _kernels)
+    step = None
+    if np.dtype(vae.dtype) == np.float32 and _has_step(_kernels):
+        try:
+            step = _CompiledStep(vae, _kernels, _sgemm)
+        except ValueError:           # parameters outside the flat buffers: the step below
+            step = None
+    if step is None:
+        step = _Step(vae, _kernels)
     if attached(vae):
         vae._fused_step = step
     return step
