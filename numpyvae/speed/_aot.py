@@ -168,7 +168,7 @@ def find_or_build() -> tuple[Path, bool]:
     found = _module_file(final)
     if found is not None:
         return found, False
-    _say(f"compiling the fused kernels for this machine, once (about 10 s), into {final}")
+    _say(f"compiling the fused kernels for this machine, once (about 30 s), into {final}")
     try:
         root.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=root))
