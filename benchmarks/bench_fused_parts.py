@@ -6,9 +6,10 @@ whole parameter buffer, the Bernoulli term with its gradient on (B, 784) (exp an
 NumPy), the same with the output layer's bias and its gradient (the step's kernel, with exp and
 log1p of its own; the fused column includes copying the logits it writes), bias and activation
 forward and backward on the first hidden layer's (B, H), the reparameterization with the KL and
-their backward on (B, Z); then a whole ``Trainer.train_step`` plain and fused, and its matrix
-products alone (``bench_vs_torch.run_matmul``'s products, timed the same way). Last, float32 exp,
-log1p and tanh one element at a time: NumPy's, the C library's called from a compiled loop, and
+their backward on (B, Z); then a whole ``Trainer.train_step`` plain, fused with each kernel
+called from Python (``fused._Step``), fused as two compiled calls (``fused._CompiledStep``), and its
+matrix products alone (``bench_vs_torch.run_matmul``'s products, timed the same way). Last, float32
+exp, log1p and tanh one element at a time: NumPy's, the C library's called from a compiled loop, and
 the kernels' own arithmetic (note 18, eq. (18.10)).
 
     python benchmarks/bench_fused_parts.py
@@ -116,10 +117,13 @@ def steps(m, repeats):
     x = _data(4096)
     B = m["batch"]
     out = {}
-    for mode in ("plain", "fused"):
+    sgemm = fused._sgemm_address()
+    # "calls": the fused step calling each kernel and product from Python (fused._Step);
+    # "fused": the compiled step, when NumPy's BLAS can be called from it (fused._CompiledStep)
+    for mode in ("plain", "calls", "fused"):
         vae = VAE(784, m["z_dim"], hidden=m["hidden"], activation=m["activation"], seed=0, dtype=np.float32)
         opt = optim.Adam(1e-3)
-        if mode == "fused":
+        if mode != "plain":
             fused.attach(vae)
             opt = fused.FusedAdam(1e-3)
         tr = Trainer(vae, x, None, TrainConfig(epochs=1, batch_size=B, progress=False), optimizer=opt)
@@ -129,7 +133,11 @@ def steps(m, repeats):
         def step(tr=tr, batches=batches, i=i):
             tr.train_step(batches[i[0] % 8])
             i[0] += 1
-        out[mode] = best(step, repeats)
+        fused._sgemm = 0 if mode == "calls" else sgemm     # read when the model's step is made
+        try:
+            out[mode] = best(step, repeats)
+        finally:
+            fused._sgemm = sgemm
     vae = VAE(784, m["z_dim"], hidden=m["hidden"], activation=m["activation"], seed=0, dtype=np.float32)
     rng = np.random.default_rng(0)
     prods = []
@@ -192,9 +200,12 @@ def main(argv=None):
         for name, p, f in parts(m, args.repeats):
             print(f"  {name:<34} {p:7.3f} {f:7.3f} {p / f:6.2f}")
         s = steps(m, max(3, args.repeats // 3))
-        print(f"  whole step: plain {s['plain']:.2f} ms, fused {s['fused']:.2f} ms; products alone "
-              f"{s['products']:.2f} ms: numpyvae / matmul plain {s['products'] / s['plain']:.3f}, "
-              f"fused {s['products'] / s['fused']:.3f}")
+        print(f"  whole step: plain {s['plain']:.2f} ms, kernels called from Python {s['calls']:.2f} ms, "
+              f"compiled {s['fused']:.2f} ms; products alone {s['products']:.2f} ms; products / step: "
+              f"plain {s['products'] / s['plain']:.3f}, kernels called {s['products'] / s['calls']:.3f}, "
+              f"compiled {s['products'] / s['fused']:.3f}")
+        if not fused._sgemm_address():
+            print("  (NumPy's BLAS cannot be called from compiled code here: 'compiled' is the kernels called)")
     print("\nexp, log1p and tanh of 100,352 float32 numbers, ms: NumPy, a compiled loop calling the C "
           "library, a compiled loop of the kernels' own (eq. (18.10))")
     for name, p, lib, own in functions(args.repeats):
