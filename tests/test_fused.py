@@ -587,6 +587,39 @@ def test_the_compiled_step_makes_the_numbers_of_the_step_it_compiles(act, hidden
 
 
 @needs_compiled_step
+@pytest.mark.parametrize("fault", ["raises", "other numbers"])
+def test_a_compiled_step_that_fails_its_warm_up_is_left_out(fault, capsys, monkeypatch):
+    """The warm-up runs the compiled step beside the step of calls on a tiny model: if it raises,
+    or its gradients are not the other's (as a BLAS routine called with the wrong arguments would
+    give), one line says so and models get ``_Step``; the other kernels stay on."""
+    k = fused._load()
+
+    class Faulty:
+        def __getattr__(self, name):
+            return getattr(k, name)
+
+        def step_backward(self, *a):
+            if fault == "raises":
+                raise RuntimeError("simulated: a fused kernel stopped")
+            k.step_backward(*a)
+            a[2][::2] *= 2                         # g, the flat gradients: half of them doubled
+    monkeypatch.setattr(fused, "_sgemm", fused._sgemm_address())
+    capsys.readouterr()
+    fused._warm_step(Faulty())
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "compiled whole step could not run" in err[0], err
+    assert fused._sgemm == 0 and fused.available()
+    from numpyvae import VAE
+    vae = VAE(11, 3, hidden=(6,), seed=0, dtype=np.float32)
+    assert fused.attach(vae)
+    vae.forward((np.random.default_rng(0).random((4, 11)) < 0.4).astype(np.float32))
+    assert type(vae._cache["fused"]) is fused._Step
+    monkeypatch.setattr(fused, "_sgemm", fused._find_sgemm())
+    fused._warm_step(k)                            # the real kernels pass it, saying nothing
+    assert capsys.readouterr().err == "" and fused._sgemm
+
+
+@needs_compiled_step
 @pytest.mark.parametrize("bad", ["x's width", "a row past p", "n_enc", "table's columns"])
 def test_the_compiled_step_refuses_a_table_that_does_not_fit_its_arrays(bad):
     """The compiled step reads its layers where the table says; what does not fit raises before

@@ -325,7 +325,7 @@ def reparam_kl_back(dz, mu, sigma, em1, eps, c, dmu, dlogvar):
 # ``fused._Step`` is written once more as two compiled functions, forward and backward, that
 # call the same BLAS routine NumPy's matmul calls (OpenBLAS's cblas_sgemm, found by
 # ``fused._sgemm_address``) through its address: the same products, the same loops, no Python
-# between them. Each function below mirrors a method of ``fused._Step`` line for line.
+# between them. ``step_forward`` and ``step_backward`` follow ``fused._Step``'s two methods.
 @intrinsic
 def _sgemm(typingctx, fn, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
     """cblas_sgemm(RowMajor, ta, tb, m, n, k, 1, a, lda, b, ldb, beta, c, ldc) through the
@@ -402,6 +402,16 @@ def _bias_act(y, b, act):
 
 
 @_jit
+def _trunk_layer(fn, p, table, n_enc, act, B, N, i, h, hs):
+    """Trunk layer i forward, y = act(h W + b), written into its place in hs; returns y."""
+    W, b = _layer(p, table, i)
+    y = _kept(hs, table, n_enc, B, N, i)
+    matmul(fn, h, 0, W, 0, y, _ZERO)
+    _bias_act(y, b, act)
+    return y
+
+
+@_jit
 def step_forward(fn, p, table, n_enc, act, x, eps, hs, mu, logvar, z, kl, sigma, em1, logits,
                  logp, dlogits, dlogits_b, scale):
     """``fused._Step.forward`` as one compiled call, float32. p: the model's flat parameters;
@@ -415,11 +425,7 @@ def step_forward(fn, p, table, n_enc, act, x, eps, hs, mu, logvar, z, kl, sigma,
     L = table.shape[0]
     h = x
     for i in range(n_enc):                            # h <- act(h W + b)
-        W, b = _layer(p, table, i)
-        y = _kept(hs, table, n_enc, B, N, i)
-        matmul(fn, h, 0, W, 0, y, _ZERO)
-        _bias_act(y, b, act)
-        h = y
+        h = _trunk_layer(fn, p, table, n_enc, act, B, N, i, h, hs)
     for i, out in ((n_enc, mu), (n_enc + 1, logvar)):
         W, b = _layer(p, table, i)
         matmul(fn, h, 0, W, 0, out, _ZERO)
@@ -429,11 +435,7 @@ def step_forward(fn, p, table, n_enc, act, x, eps, hs, mu, logvar, z, kl, sigma,
     reparam_kl_f32(mu, logvar, eps, z, kl, sigma, em1)   # z = mu + sigma eps and the KL (18.9)
     h = z.reshape(N, z.shape[2])
     for i in range(n_enc + 2, L - 1):
-        W, b = _layer(p, table, i)
-        y = _kept(hs, table, n_enc, B, N, i)
-        matmul(fn, h, 0, W, 0, y, _ZERO)
-        _bias_act(y, b, act)
-        h = y
+        h = _trunk_layer(fn, p, table, n_enc, act, B, N, i, h, hs)
     W, b = _layer(p, table, L - 1)                    # the logits; + b in the pass below (18.7)
     matmul(fn, h, 0, W, 0, logits.reshape(N, W.shape[1]), _ZERO)
     bernoulli_out(x, logits, b, logp, dlogits, dlogits_b, scale)
@@ -449,7 +451,7 @@ def step_backward(fn, p, g, table, n_enc, act, first_grad, x, z, hs, eps, mu, si
     B = x.shape[0]
     N = eps.shape[0] * B
     L = table.shape[0]
-    rows = max(N, B) * np.max(table[:, 1])
+    rows = N * np.max(table[:, 1])                   # N = K B >= B: the longest d a layer takes
     down, pre = np.empty(rows, np.float32), np.empty(rows, np.float32)   # d and act' d, per layer
     W, b = _layer(p, table, L - 1)                    # the output head: dW = h^T d, db, d W^T
     dW, db = _layer(g, table, L - 1)

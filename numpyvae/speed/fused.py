@@ -592,15 +592,20 @@ class _CompiledStep(_Step):
                 row.append(o)
             rows.append((row[0], *lin.W.shape, row[1]))
         self.table = np.array(rows, np.int64)
+        # the trunk layers' outputs, one after another in one array, as _numba._kept reads them
         widths = self.table[:, 2]
         self.enc_width = int(widths[:self.n_enc].sum())
         self.dec_width = int(widths[self.n_enc + 2:-1].sum())
         self.p, self.g = p, g
 
+    def _rebind(self):
+        """Find the layers again if the model's flat buffers were replaced (a split step does)."""
+        if self.vae.flat_params is not self.p or self.vae.flat_grads is not self.g:
+            self._bind()
+
     def forward(self, x, eps, beta):
         vae = self.vae
-        if vae.flat_params is not self.p or vae.flat_grads is not self.g:
-            self._bind()                             # the buffers were replaced (a split step)
+        self._rebind()
         K, B, Z = eps.shape
         D, dt = vae.x_dim, x.dtype
         hs = np.empty(B * self.enc_width + K * B * self.dec_width, dt)
@@ -618,8 +623,7 @@ class _CompiledStep(_Step):
 
     def backward(self, cache):
         vae = self.vae
-        if vae.flat_params is not self.p or vae.flat_grads is not self.g:
-            self._bind()
+        self._rebind()
         mu, eps = cache["mu"], cache["eps"]
         dmu, dlogvar = np.empty_like(mu), np.empty_like(mu)
         self.k.step_backward(self.sgemm, self.p, self.g, self.table, self.n_enc, self.act_code,
@@ -648,29 +652,33 @@ def _sgemm_address():
     with 64-bit integers (its name ends in ``64_``), or 0: then ``_Step`` runs, calling NumPy."""
     global _sgemm
     if _sgemm is None:
-        import ctypes
-        from pathlib import Path
-
-        from threadpoolctl import threadpool_info
-        _sgemm = 0
-        here = Path(np.__file__).resolve().parent
-        for info in threadpool_info():
-            path = Path(info.get("filepath", ""))
-            # NumPy's wheel keeps its BLAS in numpy.libs beside it (numpy/.dylibs on macOS)
-            if info.get("internal_api") != "openblas" or not (
-                    path.parent == here.parent / "numpy.libs" or path.parent.parent == here):
-                continue
-            try:
-                lib = ctypes.CDLL(str(path))
-            except OSError:
-                continue
-            for name in ("scipy_cblas_sgemm64_", "cblas_sgemm64_"):
-                if hasattr(lib, name):
-                    _sgemm = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0
-                    break
-            if _sgemm:
-                break
+        try:
+            _sgemm = _find_sgemm()
+        except Exception:            # anything unexpected while looking: the step of calls
+            _sgemm = 0
     return _sgemm
+
+
+def _find_sgemm():
+    import ctypes
+    from pathlib import Path
+
+    from threadpoolctl import threadpool_info
+    here = Path(np.__file__).resolve().parent
+    for info in threadpool_info():
+        path = Path(info.get("filepath", ""))
+        # NumPy's wheel keeps its BLAS in numpy.libs beside it (numpy/.dylibs on macOS)
+        if info.get("internal_api") != "openblas" or not (
+                path.parent == here.parent / "numpy.libs" or path.parent.parent == here):
+            continue
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError:
+            continue
+        for name in ("scipy_cblas_sgemm64_", "cblas_sgemm64_"):
+            if hasattr(lib, name):
+                return ctypes.cast(getattr(lib, name), ctypes.c_void_p).value or 0
+    return 0
 
 
 def _has_step(k):
@@ -680,21 +688,27 @@ def _has_step(k):
 
 def _warm_step(k):
     """Run the compiled step once on a tiny model of each activation (the in-process compiler
-    compiles it here); on any failure the compiled step is left out, with one line, and
-    ``_Step`` runs the kernels one call at a time."""
+    compiles it here) and hold its gradients to those of ``_Step`` on the same model (a BLAS
+    routine called with the wrong arguments would give other numbers); on any failure the
+    compiled step is left out, with one line, and ``_Step`` runs the kernels one call at a time."""
     global _sgemm
     if not _has_step(k):
         return
     rng = np.random.default_rng(0)
+    x = (rng.random((2, 3)) < 0.5).astype(np.float32)
+    eps = rng.standard_normal((1, 2, 2), dtype=np.float32)
     try:
         for act in ("relu", "tanh"):
-            vae = VAE(3, 2, hidden=(4,), activation=act, seed=0, dtype=np.float32)
-            step = _CompiledStep(vae, k, _sgemm)
-            step.forward((rng.random((2, 3)) < 0.5).astype(np.float32),
-                         rng.standard_normal((1, 2, 2), dtype=np.float32), 1.0)
-            step.backward(vae._cache)
-            if not np.all(np.isfinite(vae.flat_grads)):
-                raise ValueError("non-finite gradients on a tiny model")
+            grads = []
+            for make in (lambda v: _Step(v, k), lambda v: _CompiledStep(v, k, _sgemm)):
+                vae = VAE(3, 2, hidden=(4,), activation=act, seed=0, dtype=np.float32)
+                step = make(vae)
+                step.forward(x, eps, 1.0)
+                step.backward(vae._cache)
+                grads.append(vae.flat_grads)
+            # the same products and loops: equal up to a rounding or so (tests/test_fused.py)
+            if not np.allclose(grads[1], grads[0], rtol=1e-5, atol=1e-5 * np.abs(grads[0]).max()):
+                raise ValueError("its gradients on a tiny model are not the step of calls'")
     except Exception as e:
         _sgemm = 0
         _say(f"the compiled whole step could not run ({_first_line(e)}); "
